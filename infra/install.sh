@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Installs everything Reelytics needs on a fresh machine, reusing what is already cached:
+#   - a virtualenv keyed by the hash of uv.lock, under the cache dir, linked from ./.venv
+#   - the Kafka broker jars and Spark's Kafka-connector and Delta jars, fetched by Maven from Maven Central
+#   - Redis from Debian's packages, when redis-server is missing
+# The cache dir is $REELYTICS_CACHE_DIR (default ~/.cache/reelytics); nothing expensive lives in the clone.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="${REELYTICS_CACHE_DIR:-$HOME/.cache/reelytics}"
+uv_version="0.13.9"
+mkdir -p "$cache"
+
+step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+fail() { printf 'install: %s\n' "$*" >&2; exit 1; }
+
+# --- prerequisites -------------------------------------------------------------------------------
+command -v python3.11 >/dev/null || command -v python3 >/dev/null || fail "Python 3.11 is required (python3.11 not found)."
+py="$(command -v python3.11 || command -v python3)"
+"$py" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || fail "Python 3.11 is required; $py is $("$py" -V 2>&1)."
+command -v java >/dev/null || fail "Java 17+ is required for Kafka and Spark: install a JDK (e.g. apt-get install openjdk-17-jdk-headless)."
+jv="$(java -version 2>&1 | awk -F'"' '/version/ {split($2, v, "."); print v[1]; exit}')"
+[ "${jv:-0}" -ge 17 ] 2>/dev/null || fail "Java 17+ is required; java -version says ${jv:-unknown}."
+command -v mvn >/dev/null || fail "Maven is required to fetch the Kafka and Spark jars: apt-get install maven."
+
+# --- uv, the installer ---------------------------------------------------------------------------
+uv="$cache/tools/bin/uv"
+if [ ! -x "$uv" ] || ! "$uv" --version 2>/dev/null | grep -q " $uv_version"; then
+  step "installing uv $uv_version into $cache/tools"
+  "$py" -m venv "$cache/tools"
+  "$cache/tools/bin/pip" install -q "uv==$uv_version" || fail "could not install uv from PyPI; check that PyPI is reachable."
+fi
+export UV_CACHE_DIR="$cache/uv"
+
+# --- the virtualenv, keyed by the lock file -----------------------------------------------------
+lock_hash="$(sha256sum "$here/uv.lock" "$here/pyproject.toml" | sha256sum | cut -c1-16)"
+venv="$cache/venv-$lock_hash"
+if [ ! -f "$venv/.complete" ]; then
+  step "creating the virtualenv $venv from uv.lock"
+  rm -rf "$venv"
+  UV_PROJECT_ENVIRONMENT="$venv" "$uv" sync --project "$here" --frozen --all-extras --python "$py" \
+    || fail "uv sync failed; see above. Delete $venv and run again once PyPI is reachable."
+  touch "$venv/.complete"
+else
+  # The environment is cached; only re-link this clone's sources (an editable install is a .pth file).
+  UV_PROJECT_ENVIRONMENT="$venv" "$uv" sync --project "$here" --frozen --all-extras --python "$py" --offline -q \
+    || fail "uv sync (offline) failed for the cached environment $venv; delete it and run again."
+fi
+ln -sfn "$venv" "$here/.venv"
+
+# --- jars from Maven Central ---------------------------------------------------------------------
+fetch_jars() {  # $1 = pom name under infra/maven, $2 = target dir
+  local pom="$here/infra/maven/$1.xml" dest="$2" stamp
+  stamp="$(sha256sum "$pom" | cut -c1-16)"
+  if [ -f "$dest/.complete" ] && [ "$(cat "$dest/.complete")" = "$stamp" ]; then return 0; fi
+  step "fetching $1 jars from Maven Central into $dest"
+  rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
+  mvn -q -B -f "$pom" -Dmaven.repo.local="$cache/m2" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$dest.tmp" \
+    || fail "Maven could not fetch the $1 jars; check that Maven Central is reachable, then run again."
+  rm -rf "$dest" && mv "$dest.tmp" "$dest" && echo "$stamp" > "$dest/.complete"
+}
+fetch_jars kafka-broker "$cache/jars/kafka-broker"
+fetch_jars spark-connectors "$cache/jars/spark-connectors"
+
+# --- Redis from Debian's packages ----------------------------------------------------------------
+if ! command -v redis-server >/dev/null; then
+  step "installing redis-server from Debian's packages"
+  if [ "$(id -u)" -ne 0 ]; then fail "redis-server is missing; install it with: sudo apt-get install -y redis-server"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq redis-server >/dev/null \
+    || fail "apt-get could not install redis-server; check Debian's package mirror."
+  # Debian's package starts its own redis on 6379; Reelytics runs its own with infra/redis.conf.
+  (service redis-server stop || systemctl stop redis-server || true) >/dev/null 2>&1
+fi
+
+step "ready: $("$venv/bin/python" -V), venv $venv, jars under $cache/jars"

@@ -1,0 +1,195 @@
+"""The one settings object: every endpoint and directory Reelytics uses.
+
+Values come from environment variables prefixed ``REELYTICS_`` (e.g. ``REELYTICS_KAFKA_BOOTSTRAP_SERVERS``)
+or from keyword arguments; the defaults run everything on one machine over loopback. Nothing reads the
+environment at import time: call :func:`load_settings` (or build :class:`Settings`) where it is needed.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from warehouse_models.redis_keys import KeyLayout
+    from warehouse_models.topics import Topics
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "reelytics"
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "reelytics"
+
+
+class Settings(BaseSettings):
+    """Where every service is and where every file goes."""
+
+    model_config = SettingsConfigDict(env_prefix="REELYTICS_", extra="forbid", frozen=True)
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    """Root of the mutable state the embedded services keep (Kafka log dirs, Redis AOF, Dagster home, Delta)."""
+
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    """Where `infra/install.sh` put the virtualenv and the Maven jars; read to find the jars."""
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    """Comma-separated host:port list of Kafka brokers."""
+
+    kafka_controller_port: int = 9093
+    """Port of the embedded KRaft controller listener (only used when Reelytics starts the broker)."""
+
+    kafka_topic_prefix: str = "reelytics"
+    """Prefix of every topic name, so several deployments (or tests) can share one cluster."""
+
+    kafka_partitions: int = Field(default=6, ge=1)
+    """Partitions of the high-volume topics when Reelytics creates them."""
+
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    """Replication factor of topics Reelytics creates (1 on one machine, 3 on a cluster)."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """Redis URL (redis://host:port/db). A password here or in `redis_password`."""
+
+    redis_password: SecretStr | None = None
+    """Password for Redis (`requirepass`); None for none."""
+
+    redis_key_prefix: str = "rl"
+    """Prefix of every Redis key Reelytics writes."""
+
+    spark_master: str = "local[2]"
+    """Spark master URL: local[N] on one machine, spark://, yarn or k8s:// on a cluster."""
+
+    spark_driver_memory: str = "2g"
+    """Driver memory for local mode (the driver is the executor there)."""
+
+    spark_shuffle_partitions: int = Field(default=4, ge=1)
+    """spark.sql.shuffle.partitions: small on one machine, larger on a cluster."""
+
+    delta_root: str | None = None
+    """Root of the Delta tables: a path or an object-store URI (s3a://...). Default: <data_dir>/delta."""
+
+    dagster_home: Path | None = None
+    """DAGSTER_HOME for the local Dagster instance. Default: <data_dir>/dagster."""
+
+    dagster_webserver_host: str = "127.0.0.1"
+    dagster_webserver_port: int = 3000
+
+    serving_host: str = "127.0.0.1"
+    """Bind address of the serving API and the collector."""
+
+    serving_port: int = 8080
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("kafka_topic_prefix", "redis_key_prefix")
+    @classmethod
+    def _no_separators(cls, value: str) -> str:
+        if not value or any(ch in value for ch in " :/"):
+            raise ValueError("must be non-empty without spaces, ':' or '/'")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if urlparse(value).scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    # --- derived locations ------------------------------------------------------------------------
+    @property
+    def delta_root_uri(self) -> str:
+        """The Delta root as a string (a path or an URI)."""
+        return self.delta_root or str(self.data_dir / "delta")
+
+    @property
+    def dagster_home_dir(self) -> Path:
+        return self.dagster_home or self.data_dir / "dagster"
+
+    @property
+    def jars_dir(self) -> Path:
+        return self.cache_dir / "jars"
+
+    @property
+    def run_dir(self) -> Path:
+        """PID files and logs of the services Reelytics started."""
+        return self.data_dir / "run"
+
+    @property
+    def kafka_bootstrap_list(self) -> list[str]:
+        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+    @cached_property
+    def topics(self) -> "Topics":
+        from warehouse_models.topics import Topics
+
+        return Topics(self.kafka_topic_prefix, partitions=self.kafka_partitions)
+
+    @cached_property
+    def keys(self) -> "KeyLayout":
+        from warehouse_models.redis_keys import KeyLayout
+
+        return KeyLayout(self.redis_key_prefix)
+
+    # --- client configurations -----------------------------------------------------------------------
+    def kafka_producer_config(self, **overrides: Any) -> dict[str, Any]:
+        """kafka-python KafkaProducer config: acks=all, idempotent, compressed."""
+        config: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap_list,
+            "acks": "all",
+            "enable_idempotence": True,
+            "compression_type": "lz4",
+            "linger_ms": 5,
+            "batch_size": 256 * 1024,
+            "client_id": "reelytics",
+        }
+        config.update(overrides)
+        return config
+
+    def kafka_consumer_config(self, **overrides: Any) -> dict[str, Any]:
+        """kafka-python KafkaConsumer config."""
+        config: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap_list,
+            "auto_offset_reset": "earliest",
+            "enable_auto_commit": False,
+            "client_id": "reelytics",
+        }
+        config.update(overrides)
+        return config
+
+    def kafka_admin_config(self, **overrides: Any) -> dict[str, Any]:
+        config: dict[str, Any] = {"bootstrap_servers": self.kafka_bootstrap_list, "client_id": "reelytics-admin"}
+        config.update(overrides)
+        return config
+
+    def spark_kafka_options(self) -> dict[str, str]:
+        """Options for Spark's Kafka source and sink (`kafka.`-prefixed client settings)."""
+        return {"kafka.bootstrap.servers": ",".join(self.kafka_bootstrap_list)}
+
+    def redis_client(self, *, db: int | None = None, decode_responses: bool = False) -> Any:
+        """A redis-py client for `redis_url` (password from `redis_password` when set)."""
+        import redis
+
+        kwargs: dict[str, Any] = {"decode_responses": decode_responses}
+        if self.redis_password is not None:
+            kwargs["password"] = self.redis_password.get_secret_value()
+        if db is not None:
+            kwargs["db"] = db
+        return redis.Redis.from_url(self.redis_url, **kwargs)
+
+    @property
+    def redis_host_port(self) -> tuple[str, int]:
+        parsed = urlparse(self.redis_url)
+        return parsed.hostname or "127.0.0.1", parsed.port or 6379
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment (``REELYTICS_*``), with keyword overrides on top."""
+    return Settings(**overrides)
+

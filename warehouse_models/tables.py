@@ -1,0 +1,169 @@
+"""Every Delta table: its layer, columns, partitioning and place under the Delta root.
+
+Bronze keeps what Kafka held (raw value plus the fields that validate, and topic/partition/offset);
+silver is typed and deduplicated by ``event_id`` in hourly event-time partitions; gold is the star schema
+analysts query (``fact_stream_events``, ``dim_content``, ``dim_users``) and its marts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from warehouse_models.dead_letter import DEAD_LETTER_COLUMNS
+from warehouse_models.events import ENVELOPE_COLUMNS, TopicKind
+from warehouse_models.types import Column, arrow_schema, spark_ddl
+
+Layer = Literal["bronze", "silver", "gold"]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    layer: Layer
+    columns: tuple[Column, ...]
+    partition_by: tuple[str, ...]
+    doc: str
+    source_topic: TopicKind | None = None
+
+    def path(self, delta_root: str) -> str:
+        """Location of the table under a Delta root (a path or an URI)."""
+        return f"{delta_root.rstrip('/')}/{self.layer}/{self.name}"
+
+    def spark_ddl(self) -> str:
+        return spark_ddl(self.columns)
+
+    def arrow_schema(self):  # -> pa.Schema
+        return arrow_schema(self.columns)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def __post_init__(self) -> None:
+        missing = set(self.partition_by) - {c.name for c in self.columns}
+        if missing:
+            raise ValueError(f"{self.name}: partition columns {sorted(missing)} are not columns")
+
+
+KAFKA_METADATA_COLUMNS: tuple[Column, ...] = (
+    Column("kafka_topic", "string", "Topic the record was read from.", nullable=False),
+    Column("kafka_partition", "int", "Partition of the record.", nullable=False),
+    Column("kafka_offset", "long", "Offset of the record: (topic, partition, offset) is unique in bronze.",
+           nullable=False),
+    Column("kafka_timestamp", "timestamp", "Kafka record timestamp (producer create time).", nullable=False),
+    Column("kafka_key", "string", "Record key (the account id for viewer events)."),
+    Column("raw_value", "string", "The record value exactly as read (UTF-8).", nullable=False),
+    Column("ingest_date", "date", "Date the bronze job wrote the record (processing time); the partition.",
+           nullable=False),
+    Column("ingested_at", "timestamp", "When the bronze job wrote the record.", nullable=False),
+)
+
+_PARSE_COLUMNS: tuple[Column, ...] = (
+    Column("parse_error", "string", "Null when the value validated; else the reason (the record is kept)."),
+)
+
+
+def _bronze(kind: TopicKind, doc: str) -> TableSpec:
+    name = f"bronze_{kind.value.replace('-', '_')}"
+    return TableSpec(name, "bronze", KAFKA_METADATA_COLUMNS + _PARSE_COLUMNS + ENVELOPE_COLUMNS,
+                     ("ingest_date",), doc, kind)
+
+
+BRONZE_PLAYBACK = _bronze(TopicKind.PLAYBACK, "Raw playback records with their parsed envelope.")
+BRONZE_INTERACTIONS = _bronze(TopicKind.INTERACTIONS, "Raw interaction records with their parsed envelope.")
+BRONZE_CATALOG = _bronze(TopicKind.CATALOG, "Raw catalog records (titles, channels, users).")
+BRONZE_DERIVED = _bronze(TopicKind.DERIVED, "Raw records the speed layer derived (view_end).")
+DEAD_LETTER = TableSpec(
+    "dead_letter", "bronze",
+    KAFKA_METADATA_COLUMNS + DEAD_LETTER_COLUMNS,
+    ("ingest_date",),
+    "Every refused record with its reason, raw payload and origin.",
+    TopicKind.DEAD_LETTER,
+)
+
+_EVENT_HOUR = Column("event_hour", "timestamp", "Event time truncated to the hour; the partition.", nullable=False)
+
+SILVER_EVENTS = TableSpec(
+    "silver_events", "silver",
+    (_EVENT_HOUR, Column("event_date", "date", "Event-time date.", nullable=False)) + ENVELOPE_COLUMNS + (
+        Column("kafka_timestamp", "timestamp", "When Kafka got it; with event_timestamp, how late it was."),
+        Column("is_late", "boolean", "Arrived after its event hour had closed."),
+    ),
+    ("event_hour",),
+    "Viewer events (playback, interactions, derived) typed and deduplicated by event_id, by event hour.",
+)
+
+FACT_STREAM_EVENTS = TableSpec(
+    "fact_stream_events", "gold",
+    (
+        Column("event_id", "string", "Unique event id.", nullable=False),
+        Column("user_id", "string", "Profile (-> dim_users).", nullable=False),
+        Column("content_id", "string", "Title or channel (-> dim_content)."),
+        Column("event_timestamp", "timestamp", "Event time (UTC).", nullable=False),
+        Column("event_type", "string", "What happened.", nullable=False),
+        Column("position_seconds", "double", "Playhead position."),
+        Column("quality_level", "string", "Rendition."),
+        Column("device_type", "string", "Device kind."),
+        Column("network_quality", "string", "Client's connection quality."),
+        Column("session_id", "string", "Viewing session."),
+        Column("created_at", "timestamp", "When the row was written to gold (processing time).", nullable=False),
+        Column("account_id", "string", "Paying account."),
+        Column("country", "string", "Country of the event."),
+        Column("bitrate_kbps", "int", "Bitrate at the event."),
+        Column("stall_ms", "long", "Rebuffering stall length (buffer_end)."),
+        Column("startup_ms", "long", "Startup time (first_frame)."),
+        Column("watch_seconds", "double", "Seconds of playing this event accounts for."),
+        Column("is_live", "boolean", "Live channel."),
+        Column("event_date", "date", "Event-time date; the partition.", nullable=False),
+    ),
+    ("event_date",),
+    "One row per viewer event: the fact table of the star schema.",
+)
+
+DIM_CONTENT = TableSpec(
+    "dim_content", "gold",
+    (
+        Column("content_id", "string", "Title or channel id.", nullable=False),
+        Column("content_title", "string", "Title."),
+        Column("content_type", "string", "vod or live."),
+        Column("genre_primary", "string", "Main genre."),
+        Column("genre_secondary", "string", "Second genre."),
+        Column("release_date", "date", "Release date."),
+        Column("duration_minutes", "int", "Running time (null for live)."),
+        Column("language", "string", "Language."),
+        Column("age_rating", "string", "Age rating."),
+        Column("cast_members", "array<string>", "Main cast."),
+        Column("director", "string", "Director."),
+        Column("description", "string", "Synopsis."),
+        Column("updated_at", "timestamp", "Event time of the newest catalog record."),
+    ),
+    (),
+    "One row per title or live channel (newest catalog record).",
+)
+
+DIM_USERS = TableSpec(
+    "dim_users", "gold",
+    (
+        Column("user_key", "string", "Surrogate key of this version of the user (SCD type 2).", nullable=False),
+        Column("user_id", "string", "Profile id.", nullable=False),
+        Column("account_id", "string", "Paying account."),
+        Column("user_name", "string", "Display name."),
+        Column("age_group", "string", "Age band."),
+        Column("location_country", "string", "Home country."),
+        Column("subscription_type", "string", "Plan in this version."),
+        Column("max_streams", "int", "Plan's concurrent-stream limit in this version."),
+        Column("join_date", "date", "Sign-up date."),
+        Column("preferences", "array<string>", "Declared favourite genres."),
+        Column("valid_from", "timestamp", "Start of this version (event time).", nullable=False),
+        Column("valid_to", "timestamp", "End of this version; null while current."),
+        Column("is_current", "boolean", "True for the current version.", nullable=False),
+    ),
+    (),
+    "Users with their plan history (SCD type 2: one row per version).",
+)
+
+BRONZE_TABLES: tuple[TableSpec, ...] = (BRONZE_PLAYBACK, BRONZE_INTERACTIONS, BRONZE_CATALOG, BRONZE_DERIVED,
+                                        DEAD_LETTER)
+ALL_TABLES: tuple[TableSpec, ...] = BRONZE_TABLES + (SILVER_EVENTS, FACT_STREAM_EVENTS, DIM_CONTENT, DIM_USERS)
+TABLES_BY_NAME: dict[str, TableSpec] = {t.name: t for t in ALL_TABLES}
