@@ -1,2 +1,48 @@
+"""`reelytics`: the one command for the platform (services, simulator, demo, benchmarks)."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from reelytics.commands import services
+
+app = typer.Typer(
+    name="reelytics",
+    help=(
+        "Reelytics: Lambda-architecture analytics for video on demand and live TV.\n\n"
+        "Typical first run: `reelytics up` (start Kafka, Redis, Dagster), `reelytics status`, "
+        "`reelytics simulate --minutes 10` (a simulated audience into Kafka), `reelytics down`. "
+        "`reelytics demo` does all of it in one go. Every address is a REELYTICS_* setting "
+        "(e.g. REELYTICS_KAFKA_BOOTSTRAP_SERVERS, REELYTICS_REDIS_URL, REELYTICS_SPARK_MASTER)."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def configure_logging(level: str) -> None:
+    """Configure logging once, at the entry point; client libraries stay at WARNING."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("kafka", "py4j", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if level.upper() != "DEBUG" else logging.DEBUG)
+
+
+@app.callback()
+def _root(log_level: str = typer.Option("WARNING", "--log-level", help="DEBUG, INFO, WARNING or ERROR.",
+                                        case_sensitive=False)) -> None:
+    configure_logging(log_level)
+
+
+app.command("up")(services.up)
+app.command("down")(services.down)
+app.command("status")(services.status)
+
+
 def main() -> None:
-    pass
+    app()
+
+
+if __name__ == "__main__":
+    main()

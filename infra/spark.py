@@ -1,0 +1,88 @@
+"""The SparkSession: local mode by default, with the Kafka connector and Delta Lake jars from the cache.
+
+The jars are fetched once from Maven Central by `infra/install.sh` into ``<cache>/jars/spark-connectors``;
+jars the pyspark wheel already ships (Spark's own, Hadoop, Jackson, ...) are left out so one version of each
+class is on the classpath. ``spark.master`` comes from the settings, so the same code runs on a cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from infra.process import ServiceError
+from warehouse_models.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+logger = logging.getLogger(__name__)
+
+_JAR_RE = re.compile(r"^(?P<artifact>.+?)-(?P<version>\d[^-]*(?:-.*)?)\.jar$")
+
+
+def _artifact(jar: Path) -> str:
+    match = _JAR_RE.match(jar.name)
+    return match.group("artifact") if match else jar.stem
+
+
+def connector_jars(settings: Settings) -> list[Path]:
+    """The connector jars to add to Spark: those of the cache the pyspark wheel does not already ship."""
+    import pyspark
+
+    cache = settings.jars_dir / "spark-connectors"
+    if not (cache / ".complete").exists():
+        raise ServiceError(f"Spark's Kafka and Delta jars are not in {cache}. Run `bash infra/install.sh` first.")
+    shipped = {_artifact(j) for j in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
+    return sorted(j for j in cache.glob("*.jar") if _artifact(j) not in shipped)
+
+
+def spark_conf(settings: Settings, *, app_name: str, ui: bool = True) -> dict[str, str]:
+    """Every Spark setting Reelytics uses, as one dict (also shown by `reelytics status`)."""
+    return {
+        "spark.app.name": app_name,
+        "spark.master": settings.spark_master,
+        "spark.jars": ",".join(str(j) for j in connector_jars(settings)),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.ui.enabled": str(ui).lower(),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.streaming.stateStore.providerClass":
+            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        "spark.sql.warehouse.dir": str(settings.data_dir / "spark-warehouse"),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={settings.data_dir / 'spark-derby'}",
+    }
+
+
+def build_spark_session(settings: Settings, *, app_name: str = "reelytics", ui: bool = True) -> SparkSession:
+    """Build (or return the running) SparkSession with Delta's SQL extension and catalog on."""
+    import shutil
+
+    from pyspark.sql import SparkSession
+
+    if shutil.which("java") is None:
+        raise ServiceError("Spark needs Java 17+: install a JDK (apt-get install openjdk-17-jdk-headless).")
+    builder = SparkSession.builder
+    for key, value in spark_conf(settings, app_name=app_name, ui=ui).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    logger.info("Spark %s session on %s", session.version, settings.spark_master)
+    return session
+
+
+def status(settings: Settings) -> tuple[bool, str]:
+    """Spark runs inside each job (local mode) or on the cluster: report whether jobs can start."""
+    try:
+        jars = connector_jars(settings)
+    except ServiceError as exc:
+        return False, str(exc)
+    import pyspark
+
+    return True, f"pyspark {pyspark.__version__}, {len(jars)} connector jars cached, master {settings.spark_master}"

@@ -1,0 +1,1 @@
+"""Ingest domain: the Kafka topics and (later) the bronze Delta tables."""

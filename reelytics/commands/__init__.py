@@ -1,0 +1,1 @@
+"""One module per `reelytics` subcommand; each is thin and calls library functions."""

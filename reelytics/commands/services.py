@@ -1,0 +1,64 @@
+"""`reelytics up | down | status`: the embedded services."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra import services
+from infra.process import ServiceError
+from warehouse_models.settings import load_settings
+
+console = Console()
+
+_ONLY_HELP = "Only these services (repeatable): kafka, redis, spark, dagster. Default: all."
+
+
+def _names(only: list[str] | None) -> tuple[str, ...]:
+    names = tuple(only or services.SERVICE_NAMES)
+    unknown = set(names) - set(services.SERVICE_NAMES)
+    if unknown:
+        raise typer.BadParameter(f"unknown service(s) {', '.join(sorted(unknown))}; "
+                                 f"choose from {', '.join(services.SERVICE_NAMES)}")
+    return names
+
+
+def up(only: list[str] = typer.Option(None, "--only", help=_ONLY_HELP)) -> None:
+    """Start Kafka (KRaft), Redis and Dagster (webserver + daemon) on this machine and create the topics.
+
+    A service that already answers at its configured address is left as it is. Settings come from
+    REELYTICS_* environment variables (see `reelytics status` for the addresses in use).
+    """
+    settings = load_settings()
+    try:
+        services.up(settings, _names(only),
+                    on_step=lambda name, what: console.print(f"[green]✓[/] {name:<8} {what}"))
+    except ServiceError as exc:
+        console.print(f"[red]✗[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"Dagster UI: http://{settings.dagster_webserver_host}:{settings.dagster_webserver_port}  "
+                  "· next: `reelytics simulate` or `reelytics demo`")
+
+
+def down(only: list[str] = typer.Option(None, "--only", help=_ONLY_HELP)) -> None:
+    """Stop the services that `reelytics up` started (never one it did not start). Data is kept."""
+    settings = load_settings()
+    for name, stopped in services.down(settings, _names(only)).items():
+        console.print(f"{name:<8} {'stopped' if stopped else 'was not running (started by Reelytics)'}")
+
+
+def status() -> None:
+    """Show each service, its address and its health; exits 1 when one is unhealthy."""
+    settings = load_settings()
+    table = Table(title="Reelytics services")
+    for column in ("service", "address", "health", "pid", "detail"):
+        table.add_column(column)
+    report = services.status(settings)
+    for s in report:
+        table.add_row(s.name, s.address, "[green]healthy[/]" if s.healthy else "[red]down[/]",
+                      str(s.pid or "-"), s.detail)
+    console.print(table)
+    console.print(f"data dir: {settings.data_dir}   delta root: {settings.delta_root_uri}")
+    if not all(s.healthy for s in report):
+        raise typer.Exit(1)
