@@ -92,7 +92,8 @@ def healthy(settings: Settings, *, timeout_s: float = 3.0) -> bool:
     if not port_in_use(host, port):  # the client would retry its bootstrap for 30 s; a closed port is a quick no
         return False
     try:
-        admin = KafkaAdminClient(**settings.kafka_admin_config(request_timeout_ms=int(timeout_s * 1000)))
+        ms = int(timeout_s * 1000)
+        admin = KafkaAdminClient(**settings.kafka_admin_config(request_timeout_ms=ms, bootstrap_timeout_ms=ms))
     except Exception:
         return False
     try:

@@ -7,7 +7,6 @@ environment at import time: call :func:`load_settings` (or build :class:`Setting
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
@@ -125,13 +124,13 @@ class Settings(BaseSettings):
     def kafka_bootstrap_list(self) -> list[str]:
         return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
 
-    @cached_property
+    @property
     def topics(self) -> "Topics":
         from warehouse_models.topics import Topics
 
         return Topics(self.kafka_topic_prefix, partitions=self.kafka_partitions)
 
-    @cached_property
+    @property
     def keys(self) -> "KeyLayout":
         from warehouse_models.redis_keys import KeyLayout
 
