@@ -183,3 +183,21 @@ def address(settings: Settings) -> str:
 
 def managed_pid(settings: Settings) -> int | None:
     return _process(settings).pid()
+
+
+def topic_record_counts(settings: Settings) -> dict[str, int]:
+    """Records currently held per topic of the layout (end minus beginning offsets, summed over partitions)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(**settings.kafka_consumer_config())
+    try:
+        counts: dict[str, int] = {}
+        for name in settings.topics.names():
+            partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or ())]
+            if not partitions:
+                continue
+            end, begin = consumer.end_offsets(partitions), consumer.beginning_offsets(partitions)
+            counts[name] = sum(end[tp] - begin[tp] for tp in partitions)
+        return counts
+    finally:
+        consumer.close()

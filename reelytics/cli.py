@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from reelytics.commands import services
+from reelytics.commands import demo, services, simulate
 
 app = typer.Typer(
     name="reelytics",
@@ -38,6 +38,8 @@ def _root(log_level: str = typer.Option("WARNING", "--log-level", help="DEBUG, I
 app.command("up")(services.up)
 app.command("down")(services.down)
 app.command("status")(services.status)
+app.command("simulate")(simulate.simulate)
+app.command("demo")(demo.demo)
 
 
 def main() -> None:
