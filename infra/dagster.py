@@ -69,11 +69,9 @@ def _env(settings: Settings) -> dict[str, str]:
     return {"DAGSTER_HOME": str(prepare_home(settings))}
 
 
-def _bin(name: str) -> str:
-    path = Path(sys.executable).parent / name
-    if not path.exists():
-        raise ServiceError(f"{name} is not installed next to {sys.executable}; run `bash infra/install.sh`.")
-    return str(path)
+def _python_module(module: str) -> list[str]:
+    """Run a Dagster entry point with this interpreter, so it sees the same packages and sources."""
+    return [sys.executable, "-m", module]
 
 
 def start(settings: Settings) -> str:
@@ -82,7 +80,8 @@ def start(settings: Settings) -> str:
     done = []
     cwd = Path(__file__).resolve().parent.parent
     if not daemon.running():
-        daemon.start([_bin("dagster-daemon"), "run", "-m", DEFINITIONS_MODULE], env=_env(settings), cwd=cwd)
+        daemon.start([*_python_module("dagster._daemon"), "run", "-m", DEFINITIONS_MODULE],
+                     env=_env(settings), cwd=cwd)
         done.append(f"daemon pid {daemon.pid()}")
     if healthy(settings):
         return "already running" + (f" ({', '.join(done)})" if done else "")
@@ -91,7 +90,7 @@ def start(settings: Settings) -> str:
         raise ServiceError(f"Port {port} on {host} is taken by {port_owner(port)}; stop it or set "
                            "REELYTICS_DAGSTER_WEBSERVER_PORT.")
     if not web.running():
-        web.start([_bin("dagster-webserver"), "-h", host, "-p", str(port), "-m", DEFINITIONS_MODULE],
+        web.start([*_python_module("dagster_webserver"), "-h", host, "-p", str(port), "-m", DEFINITIONS_MODULE],
                   env=_env(settings), cwd=cwd)
     wait_until(lambda: healthy(settings), timeout=START_TIMEOUT_S, what=f"Dagster webserver on {host}:{port}",
                alive=web.running, log_path=web.log_path, interval=1.0)

@@ -33,20 +33,27 @@ fi
 export UV_CACHE_DIR="$cache/uv"
 
 # --- the virtualenv, keyed by the lock file -----------------------------------------------------
-lock_hash="$(sha256sum "$here/uv.lock" "$here/pyproject.toml" | sha256sum | cut -c1-16)"
+# The third-party packages live in one virtualenv per hash of uv.lock, shared by every clone. Each clone gets
+# a small ./.venv of its own that sees those packages and the clone's sources (a .pth file), so two clones
+# never fight over one editable install.
+lock_hash="$(sha256sum "$here/uv.lock" | cut -c1-16)"
 venv="$cache/venv-$lock_hash"
 if [ ! -f "$venv/.complete" ]; then
   step "creating the virtualenv $venv from uv.lock"
   rm -rf "$venv"
-  UV_PROJECT_ENVIRONMENT="$venv" "$uv" sync --project "$here" --frozen --all-extras --python "$py" \
-    || fail "uv sync failed; see above. Delete $venv and run again once PyPI is reachable."
+  UV_PROJECT_ENVIRONMENT="$venv" "$uv" sync --project "$here" --frozen --all-extras --no-install-project \
+      --python "$py" || fail "uv sync failed; see above. Run again once PyPI is reachable."
   touch "$venv/.complete"
-else
-  # The environment is cached; only re-link this clone's sources (an editable install is a .pth file).
-  UV_PROJECT_ENVIRONMENT="$venv" "$uv" sync --project "$here" --frozen --all-extras --python "$py" --offline -q \
-    || fail "uv sync (offline) failed for the cached environment $venv; delete it and run again."
 fi
-ln -sfn "$venv" "$here/.venv"
+deps_site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+clone_venv="$here/.venv"
+if [ -L "$clone_venv" ]; then rm -f "$clone_venv"; fi
+[ -x "$clone_venv/bin/python" ] || "$py" -m venv --without-pip "$clone_venv"
+clone_site="$("$clone_venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+printf '%s\nimport site; site.addsitedir(%s)\n' "$here" "'$deps_site'" > "$clone_site/reelytics.pth"
+printf '#!%s\nimport sys\n\nfrom reelytics.cli import main\n\nsys.exit(main())\n' "$clone_venv/bin/python" \
+  > "$clone_venv/bin/reelytics"
+chmod +x "$clone_venv/bin/reelytics"
 
 # --- jars from Maven Central ---------------------------------------------------------------------
 fetch_jars() {  # $1 = pom name under infra/maven, $2 = target dir

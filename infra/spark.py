@@ -62,9 +62,14 @@ def spark_conf(settings: Settings, *, app_name: str, ui: bool = True) -> dict[st
 
 def build_spark_session(settings: Settings, *, app_name: str = "reelytics", ui: bool = True) -> SparkSession:
     """Build (or return the running) SparkSession with Delta's SQL extension and catalog on."""
+    import os
     import shutil
+    import sys
 
     from pyspark.sql import SparkSession
+
+    # Python workers (UDFs, applyInPandas) must run this interpreter, which has the packages.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
     if shutil.which("java") is None:
         raise ServiceError("Spark needs Java 17+: install a JDK (apt-get install openjdk-17-jdk-headless).")

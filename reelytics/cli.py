@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from reelytics.commands import demo, services, simulate
+from reelytics.commands import bench, demo, services, simulate
 
 app = typer.Typer(
     name="reelytics",
@@ -40,6 +40,7 @@ app.command("down")(services.down)
 app.command("status")(services.status)
 app.command("simulate")(simulate.simulate)
 app.command("demo")(demo.demo)
+app.command("bench")(bench.bench)
 
 
 def main() -> None:
