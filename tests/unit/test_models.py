@@ -40,7 +40,7 @@ def test_every_table_renders_to_arrow_and_spark_ddl(table):
     assert isinstance(schema, pa.Schema) and schema.names == table.column_names
     assert len(set(table.column_names)) == len(table.column_names)
     assert table.spark_ddl().count("`") == 2 * len(table.columns)
-    assert table.path("s3a://bucket/root/") == f"s3a://bucket/root/{table.layer}/{table.name}"
+    assert table.path("s3a://bucket/lake/") == f"s3a://bucket/lake/{table.layer}/{table.name}"
 
 
 def test_bronze_tables_keep_the_whole_envelope():
