@@ -85,6 +85,20 @@ class Settings(BaseSettings):
 
     serving_port: int = 8080
 
+    collector_host: str = "127.0.0.1"
+    """Bind address of the collector (player SDKs POST events here)."""
+
+    collector_port: int = 8081
+
+    collector_max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    """Largest request body the collector reads (after gzip decompression); larger answers 413."""
+
+    collector_max_batch_events: int = Field(default=5000, ge=1)
+    """Most events in one request; more answers 413."""
+
+    checkpoint_root: str | None = None
+    """Root of the Spark streaming checkpoints (a path or URI). Default: <data_dir>/checkpoints."""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("kafka_topic_prefix", "redis_key_prefix")
@@ -106,6 +120,10 @@ class Settings(BaseSettings):
     def delta_root_uri(self) -> str:
         """The Delta root as a string (a path or an URI)."""
         return self.delta_root or str(self.data_dir / "delta")
+
+    @property
+    def checkpoint_root_uri(self) -> str:
+        return self.checkpoint_root or str(self.data_dir / "checkpoints")
 
     @property
     def dagster_home_dir(self) -> Path:
