@@ -31,14 +31,15 @@ def up(only: list[str] = typer.Option(None, "--only", help=_ONLY_HELP)) -> None:
     REELYTICS_* environment variables (see `reelytics status` for the addresses in use).
     """
     settings = load_settings()
+    names = _names(only)
     try:
-        services.up(settings, _names(only),
-                    on_step=lambda name, what: console.print(f"[green]✓[/] {name:<8} {what}"))
+        services.up(settings, names, on_step=lambda name, what: console.print(f"[green]✓[/] {name:<8} {what}"))
     except ServiceError as exc:
         console.print(f"[red]✗[/] {exc}")
         raise typer.Exit(1) from exc
-    console.print(f"Dagster UI: http://{settings.dagster_webserver_host}:{settings.dagster_webserver_port}  "
-                  "· next: `reelytics simulate` or `reelytics demo`")
+    if "dagster" in names:
+        console.print(f"Dagster UI: http://{settings.dagster_webserver_host}:{settings.dagster_webserver_port}")
+    console.print("next: `reelytics status`, `reelytics simulate --minutes 10`, or `reelytics demo`")
 
 
 def down(only: list[str] = typer.Option(None, "--only", help=_ONLY_HELP)) -> None:
