@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from reelytics.commands import bench, demo, services, simulate
+from reelytics.commands import bench, collector, demo, services, simulate
 
 app = typer.Typer(
     name="reelytics",
@@ -41,6 +41,7 @@ app.command("status")(services.status)
 app.command("simulate")(simulate.simulate)
 app.command("demo")(demo.demo)
 app.command("bench")(bench.bench)
+app.command("collector")(collector.collector)
 
 
 def main() -> None:

@@ -114,3 +114,84 @@ def write_kafka(events: Iterable[Mapping[str, Any]], settings: Settings, *, rate
         )
     logger.info("produced %d events to %s", sum(counts.values()), settings.kafka_bootstrap_servers)
     return dict(counts)
+
+
+_COLLECTOR_TIMEOUT_S = 60.0
+_COLLECTOR_RETRY_BUDGET_S = 300.0
+"""How long a batch may keep getting 503s (Kafka down) before the collector sink gives up."""
+
+
+def write_collector(
+    events: Iterable[Mapping[str, Any]],
+    settings: Settings,
+    *,
+    batch_size: int = 500,
+    rate: float = 0.0,
+    url: str | None = None,
+) -> dict[str, int]:
+    """POST events to the collector as gzip NDJSON batches; returns ``{"accepted": n, "rejected": m}``.
+
+    A 503 (Kafka did not acknowledge some events) is retried after its ``Retry-After``, resending only the
+    events the answer marked ``retry``, so an accepted event is never sent twice. Catalog upserts are sent in
+    batches of their own ahead of the viewer events, as with :func:`write_kafka`.
+
+    Args:
+        events: the stream to send (wire form or simulator events).
+        settings: where the collector listens (``collector_host``/``collector_port``).
+        batch_size: events per request (at most ``settings.collector_max_batch_events``).
+        rate: events per second of wall clock (0: as fast as the collector answers).
+        url: the collector's base URL, when not the one of the settings.
+    """
+    import gzip
+
+    import httpx
+
+    from serving.collector.service import collector_url
+
+    if not 1 <= batch_size <= settings.collector_max_batch_events:
+        raise ValueError(f"batch_size must be 1..{settings.collector_max_batch_events}, got {batch_size}")
+    endpoint = (url.rstrip("/") if url else collector_url(settings)) + "/v1/events"
+    headers = {"content-type": "application/x-ndjson", "content-encoding": "gzip"}
+    counts: Counter[str] = Counter({"accepted": 0, "rejected": 0})
+
+    def post(client: httpx.Client, lines: list[bytes]) -> None:
+        deadline = time.monotonic() + _COLLECTOR_RETRY_BUDGET_S
+        while lines:
+            body = gzip.compress(b"\n".join(lines) + b"\n", compresslevel=1)
+            try:
+                response = client.post(endpoint, content=body, headers=headers)
+            except httpx.TransportError as exc:
+                raise SinkError(f"the collector at {endpoint} did not answer ({exc.__class__.__name__}: {exc}). "
+                                "Start it with `reelytics collector` and try again.") from exc
+            if response.status_code not in (200, 503):
+                raise SinkError(f"the collector refused a batch of {len(lines)} events: {response.status_code} "
+                                f"{response.text[:300]}")
+            answer = response.json()
+            counts["accepted"] += answer["accepted"]
+            counts["rejected"] += answer["rejected"]
+            if response.status_code == 200:
+                return
+            retry = [r["index"] for r in answer["results"] if r["status"] == "retry"]
+            if time.monotonic() > deadline:
+                raise SinkError(f"Kafka behind the collector did not acknowledge {len(retry)} events for "
+                                f"{_COLLECTOR_RETRY_BUDGET_S:.0f} s; check `reelytics status`")
+            wait = float(response.headers.get("retry-after", "1") or 1)
+            logger.warning("collector: %d events not acknowledged by Kafka; resending in %.0f s", len(retry), wait)
+            time.sleep(wait)
+            lines = [lines[i] for i in retry]
+
+    with httpx.Client(timeout=_COLLECTOR_TIMEOUT_S) as client:
+        batch: list[bytes] = []
+        batch_is_catalog = True
+        for event in paced(events, rate):
+            is_catalog = topic_kind(event) is TopicKind.CATALOG
+            if batch and (len(batch) >= batch_size or is_catalog != batch_is_catalog):
+                post(client, batch)
+                batch = []
+            batch_is_catalog = is_catalog
+            batch.append(encode(event))
+        if batch:
+            post(client, batch)
+    logger.info("sent %d events to %s: %d accepted, %d rejected", counts["accepted"] + counts["rejected"], endpoint,
+                counts["accepted"], counts["rejected"])
+    return dict(counts)
