@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_OUT_DIR = Path("bench/results")
 """Where results go, relative to the working directory (the repository root when run from there)."""
 
-BENCHMARK_MODULES: tuple[str, ...] = ("bench.baselines",)
+BENCHMARK_MODULES: tuple[str, ...] = ("bench.baselines", "bench.ingestion")
 """Modules whose import registers the built-in benchmarks."""
 
 ALWAYS_REPORTED_PACKAGES: tuple[str, ...] = ("reelytics",)

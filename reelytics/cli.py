@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from reelytics.commands import bench, collector, demo, services, simulate
+from reelytics.commands import bench, bronze, collector, demo, dlq, services, simulate
 
 app = typer.Typer(
     name="reelytics",
@@ -42,6 +42,8 @@ app.command("simulate")(simulate.simulate)
 app.command("demo")(demo.demo)
 app.command("bench")(bench.bench)
 app.command("collector")(collector.collector)
+app.command("bronze")(bronze.bronze)
+app.command("dlq")(dlq.dlq)
 
 
 def main() -> None:

@@ -52,6 +52,7 @@ def isolated(service_settings: Settings, tmp_path: Path) -> Settings:
         "kafka_topic_prefix": f"test-{tag}",
         "redis_key_prefix": f"test-{tag}",
         "delta_root": str(tmp_path / "delta"),
+        "checkpoint_root": str(tmp_path / "checkpoints"),
         "kafka_partitions": 3,
     })
 

@@ -66,8 +66,9 @@ _PARSE_COLUMNS: tuple[Column, ...] = (
 
 def _bronze(kind: TopicKind, doc: str) -> TableSpec:
     name = f"bronze_{kind.value.replace('-', '_')}"
-    return TableSpec(name, "bronze", KAFKA_METADATA_COLUMNS + _PARSE_COLUMNS + ENVELOPE_COLUMNS,
-                     ("ingest_date",), doc, kind)
+    # Bronze keeps records that failed validation, so even the envelope's required fields may be null here.
+    envelope = tuple(Column(c.name, c.type, c.doc, nullable=True) for c in ENVELOPE_COLUMNS)
+    return TableSpec(name, "bronze", KAFKA_METADATA_COLUMNS + _PARSE_COLUMNS + envelope, ("ingest_date",), doc, kind)
 
 
 BRONZE_PLAYBACK = _bronze(TopicKind.PLAYBACK, "Raw playback records with their parsed envelope.")
