@@ -139,21 +139,10 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def _memory_gb() -> float | None:
-    try:
-        import psutil
+def _memory_gb() -> float:
+    import psutil
 
-        return round(psutil.virtual_memory().total / 1024**3, 1)
-    except ImportError:
-        pass
-    try:
-        with open("/proc/meminfo", encoding="utf-8") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemTotal:"):
-                    return round(int(line.split()[1]) * 1024 / 1024**3, 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    return round(psutil.virtual_memory().total / 1024**3, 1)
 
 
 def machine_info() -> dict[str, Any]:

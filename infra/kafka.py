@@ -6,6 +6,7 @@ formatted on first start; the topics are created from :class:`warehouse_models.t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 from pathlib import Path
@@ -156,11 +157,9 @@ def ensure_topics(settings: Settings, *, prefix: str | None = None) -> list[str]
         ]
         created: list[str] = []
         for topic in new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # made meanwhile by another process
                 admin.create_topics([topic])
                 created.append(topic.name)
-            except TopicAlreadyExistsError:
-                pass
         if created:
             logger.info("created topics %s", ", ".join(created))
         return created
