@@ -10,8 +10,62 @@ from rich.table import Table
 
 from infra import kafka, services
 from infra.process import ServiceError
+from reelytics.commands.dlq import DlqSource, dlq
 from reelytics.commands.simulate import SinkKind, simulate
-from warehouse_models.settings import load_settings
+from warehouse_models.settings import Settings, load_settings
+
+MALFORMED_EVENTS: tuple[object, ...] = (
+    {"event_id": "demo-bad-1", "schema_version": 1, "event_type": "teleport",
+     "event_timestamp": "2026-01-01T00:00:00Z"},
+    {"event_id": "demo-bad-2", "schema_version": 9, "event_type": "heartbeat"},
+    {"event_id": "demo-bad-3", "schema_version": 1, "event_type": "heartbeat", "account_id": "acc-x",
+     "user_id": "usr-x", "session_id": "ses-x", "content_id": "vod-x", "device_type": "tv",
+     "player_state": "playing", "position_seconds": -5, "event_timestamp": "2026-01-01T00:00:00Z"},
+    ["not", "an", "object"],
+)
+"""A few events a buggy player might send: the demo shows them refused with their reasons."""
+
+
+def _through_collector(settings: Settings, *, minutes: float, seed: int) -> None:
+    """Start the collector, post a slice of simulated viewing and the malformed events, show the answers."""
+    from datetime import datetime, timedelta, timezone
+
+    import httpx
+
+    from serving.collector.service import collector_url, start_collector
+    from simulator import SimulationConfig, simulate as simulate_events
+    from simulator.sinks import write_collector
+
+    console.print(f"[green]✓[/] collector {start_collector(settings)}")
+    end = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    config = SimulationConfig(start=end - timedelta(minutes=minutes), duration=timedelta(minutes=minutes),
+                              users=200, seed=seed + 1, spike=False)
+    counts = write_collector(simulate_events(config), settings)
+    console.print(f"players posted {minutes:g} simulated minutes of 200 profiles: "
+                  f"{counts.get('accepted', 0):,} accepted, {counts.get('rejected', 0):,} rejected")
+    body = "\n".join(json.dumps(e) for e in MALFORMED_EVENTS)
+    answer = httpx.post(collector_url(settings, "/v1/events"), content=body,
+                        headers={"Content-Type": "application/x-ndjson"}, timeout=30).json()
+    console.print(f"a buggy player posted {len(MALFORMED_EVENTS)} malformed events: "
+                  f"{answer['rejected']} rejected, each to the dead-letter topic with its reason:")
+    for result in answer["results"]:
+        console.print(f"  {result.get('event_id') or '-':<12} {result['reason']}")
+
+
+def _bronze(settings: Settings) -> None:
+    """Land every topic in the bronze Delta tables (available-now) and say how many rows each got."""
+    from batch_layer.bronze.job import run_bronze_available_now
+    from infra.spark import build_spark_session
+
+    console.print("starting Spark and landing the topics in bronze (the first run of each query takes a while)")
+    spark = build_spark_session(settings, app_name="reelytics-demo-bronze", ui=False)
+    try:
+        added = run_bronze_available_now(settings, spark)
+    finally:
+        spark.stop()
+    for table, rows in added.items():
+        console.print(f"  {table:<22} +{rows:,} rows")
+    console.print(f"Delta root: {settings.delta_root_uri}")
 
 console = Console()
 
@@ -21,7 +75,8 @@ def demo(
     users: int = typer.Option(2000, "--users", min=1, help="Simulated profiles."),
     seed: int = typer.Option(42, "--seed", help="Seed of the simulated world."),
 ) -> None:
-    """Start Kafka, Redis and Dagster, feed a simulated hour into Kafka, and show what landed where.
+    """Start everything, feed a simulated hour into Kafka, post players' events (and a few malformed ones) to
+    the collector, land the topics in bronze Delta, and show the dead letters with their reasons.
 
     The services keep running afterwards: look around with `reelytics status`, the Dagster UI, or
     `redis-cli`; stop them with `reelytics down`.
@@ -55,10 +110,20 @@ def demo(
                       f"{expected:,}")
     console.print(table)
 
+    console.rule("4. players through the collector")
+    _through_collector(settings, minutes=min(minutes, 5.0), seed=seed)
+
+    console.rule("5. Kafka -> bronze Delta")
+    _bronze(settings)
+
+    console.rule("6. dead letters (from the dead_letter table)")
+    dlq(source=DlqSource.table, limit=5, scan=100_000, width=70)
+
     console.rule("where to look")
     console.print(f"Dagster UI        http://{settings.dagster_webserver_host}:{settings.dagster_webserver_port}")
     console.print(f"Kafka             {settings.kafka_bootstrap_servers}  (topics {settings.kafka_topic_prefix}.*)")
     console.print(f"Redis             {settings.redis_url}")
     console.print(f"ground truth      {truth_path}")
     console.print(f"service logs      {settings.run_dir}")
+    console.print(f"collector         http://{settings.collector_host}:{settings.collector_port}/v1/events")
     console.print("services          `reelytics status`; stop with `reelytics down`")

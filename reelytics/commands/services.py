@@ -44,7 +44,11 @@ def up(only: list[str] = typer.Option(None, "--only", help=_ONLY_HELP)) -> None:
 
 def down(only: list[str] = typer.Option(None, "--only", help=_ONLY_HELP)) -> None:
     """Stop the services that `reelytics up` started (never one it did not start). Data is kept."""
+    from serving.collector.service import stop_collector
+
     settings = load_settings()
+    if not only and stop_collector(settings):
+        console.print(f"{'collector':<8} stopped")
     for name, stopped in services.down(settings, _names(only)).items():
         console.print(f"{name:<8} {'stopped' if stopped else 'was not running (started by Reelytics)'}")
 
