@@ -9,6 +9,7 @@ notes``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import json
@@ -128,14 +129,12 @@ def get(name: str) -> Benchmark:
 
 
 def _cpu_model() -> str:
-    try:
+    with contextlib.suppress(OSError):  # not Linux, or /proc not mounted
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
             for line in cpuinfo:
                 key, _, value = line.partition(":")
                 if key.strip() in ("model name", "Model", "Hardware") and value.strip():
                     return value.strip()
-    except OSError:
-        pass
     return platform.processor() or platform.machine() or "unknown"
 
 

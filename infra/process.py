@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -29,12 +30,10 @@ def port_in_use(host: str, port: int) -> bool:
 
 def port_owner(port: int) -> str:
     """Best-effort description of the process listening on a port ("pid 123 (java)")."""
-    try:
+    with contextlib.suppress(psutil.Error, OSError):  # listing sockets may need privileges we lack
         for conn in psutil.net_connections(kind="tcp"):
             if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
                 return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
-    except (psutil.Error, OSError):
-        pass
     return "another process"
 
 
@@ -86,12 +85,9 @@ class ManagedProcess:
             pid = int(self.pid_path.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        try:
-            proc = psutil.Process(pid)
-            if proc.status() != psutil.STATUS_ZOMBIE:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
                 return pid
-        except psutil.NoSuchProcess:
-            pass
         self.pid_path.unlink(missing_ok=True)
         return None
 
@@ -118,20 +114,16 @@ class ManagedProcess:
         pid = self.pid()
         if pid is None:
             return False
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         try:
             psutil.Process(pid).wait(timeout=timeout)
         except psutil.TimeoutExpired:
             logger.warning("%s (pid %d) did not stop in %.0f s; killing it", self.name, pid, timeout)
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         except psutil.NoSuchProcess:
-            pass
+            logger.debug("%s (pid %d) had already exited", self.name, pid)
         self.pid_path.unlink(missing_ok=True)
         logger.info("stopped %s (pid %d)", self.name, pid)
         return True
@@ -140,9 +132,7 @@ class ManagedProcess:
         """SIGKILL the process group at once (fault-injection tests)."""
         pid = self.pid()
         if pid is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
                 os.killpg(pid, signal.SIGKILL)
                 psutil.Process(pid).wait(timeout=10)
-            except (ProcessLookupError, psutil.NoSuchProcess):
-                pass
             self.pid_path.unlink(missing_ok=True)

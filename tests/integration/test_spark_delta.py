@@ -12,6 +12,16 @@ from tests.integration.test_services import _events
 pytestmark = pytest.mark.integration
 
 
+def _available_now(stream, path: str, checkpoint: str) -> None:
+    """Write everything the stream can read now to the Delta table at `path`, then stop."""
+    query = stream.writeStream.format("delta").option("checkpointLocation", checkpoint) \
+        .trigger(availableNow=True).start(path)
+    try:
+        query.awaitTermination(180)
+    finally:
+        query.stop()
+
+
 def test_kafka_topic_to_delta_and_back(kafka_service, isolated, spark, tmp_path):
     import duckdb
     from deltalake import DeltaTable
@@ -43,16 +53,7 @@ def test_kafka_topic_to_delta_and_back(kafka_service, isolated, spark, tmp_path)
         )
         .select("topic", "partition", "offset", "raw_value", "e.*")
     )
-    query = (
-        stream.writeStream.format("delta")
-        .option("checkpointLocation", str(tmp_path / "checkpoint"))
-        .trigger(availableNow=True)
-        .start(path)
-    )
-    try:
-        query.awaitTermination(180)
-    finally:
-        query.stop()
+    _available_now(stream, path, str(tmp_path / "checkpoint"))
 
     table = DeltaTable(path)
     arrow = table.to_pyarrow_table()
@@ -68,14 +69,5 @@ def test_kafka_topic_to_delta_and_back(kafka_service, isolated, spark, tmp_path)
     assert rows == (7, float(sum(e["position_seconds"] for e in events)), True)
 
     # The same checkpoint run again reads nothing new: no record is written twice.
-    again = (
-        stream.writeStream.format("delta")
-        .option("checkpointLocation", str(tmp_path / "checkpoint"))
-        .trigger(availableNow=True)
-        .start(path)
-    )
-    try:
-        again.awaitTermination(180)
-    finally:
-        again.stop()
+    _available_now(stream, path, str(tmp_path / "checkpoint"))
     assert DeltaTable(path).to_pyarrow_table().num_rows == len(events)
