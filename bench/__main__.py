@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("kafka", "urllib3"):
+    for noisy in ("kafka", "urllib3", "httpx", "httpcore", "py4j"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if args.log_level == "DEBUG" else logging.WARNING)
 
     if args.name is None:

@@ -1,7 +1,7 @@
 """How fast the collector takes events in, against librdkafka writing the same events straight to Kafka.
 
-:func:`measure_collector` starts the collector as a background process (uvicorn, one worker) on a free port
-with throw-away topics, and drives it with a load client: a few threads, each with its own keep-alive httpx
+:func:`measure_collector` starts the collector as a background process (uvicorn, two workers by default) on
+a free port with throw-away topics, and drives it with a load client: a few threads, each with its own keep-alive httpx
 connection, posting pre-built NDJSON bodies (gzip from 100 events up, as players batch them). For each batch
 size it reports events per second (first request sent to last answer received) and the accept latency, i.e.
 the time from sending a request to its answer, which the collector gives only after Kafka acknowledged every
@@ -12,9 +12,11 @@ read against. Every run checks that the playback topic grew by exactly the event
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import math
+import resource
 import socket
 import tempfile
 import threading
@@ -35,8 +37,11 @@ DEFAULT_EVENTS = 50_000
 """Events sent per batch size (batch size 1 sends ``DEFAULT_SINGLE_EVENTS``: one request each)."""
 
 DEFAULT_SINGLE_EVENTS = 3_000
-DEFAULT_CONCURRENCY = 4
-"""Requests in flight at once: enough to keep one collector worker busy while it waits for Kafka."""
+DEFAULT_CONCURRENCY = 8
+"""Requests in flight at once: enough to keep the collector's workers busy while they wait for Kafka."""
+
+DEFAULT_WORKERS = 2
+"""Collector worker processes: one per core of the machine the figures are quoted for."""
 
 GZIP_FROM_BATCH = 100
 WARMUP_REQUESTS = 5
@@ -166,6 +171,29 @@ def _delete_topics(settings: Settings) -> None:
         admin.close()
 
 
+def _tree_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of a process and its live children (0 when it is gone)."""
+    import psutil
+
+    if pid is None:
+        return 0.0
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        return total
+    except psutil.Error:
+        return 0.0
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure_collector(
     settings: Settings,
     *,
@@ -173,6 +201,7 @@ def measure_collector(
     events: int = DEFAULT_EVENTS,
     single_events: int = DEFAULT_SINGLE_EVENTS,
     concurrency: int = DEFAULT_CONCURRENCY,
+    workers: int = DEFAULT_WORKERS,
 ) -> dict[str, float]:
     """Measure the collector's events/s and accept latency per batch size, and the raw producer's events/s.
 
@@ -182,6 +211,7 @@ def measure_collector(
         events: events sent per batch size above 1.
         single_events: events sent with batch size 1 (one request each, so far slower).
         concurrency: requests in flight at once.
+        workers: collector worker processes (uvicorn workers, each with its own producer).
 
     Returns:
         ``collector_eps_batch<N>``, ``collector_p50_ms_batch<N>``, ``collector_p99_ms_batch<N>`` for each batch
@@ -189,7 +219,8 @@ def measure_collector(
         producer's).
     """
     from infra.kafka import ensure_topics
-    from serving.collector.service import collector_url, start_collector, stop_collector
+    from infra.kafka import managed_pid as kafka_pid
+    from serving.collector.service import collector_url, managed_pid, start_collector, stop_collector
 
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="reelytics-bench-collector-") as run_root:
@@ -206,20 +237,30 @@ def measure_collector(
         payload = encoded_events(max(events, single_events) + WARMUP_REQUESTS)
         values = [value for _, value in payload.pairs]
         try:
-            logger.info("starting the collector: %s", start_collector(run))
+            logger.info("starting the collector: %s", start_collector(run, workers=workers))
             url = collector_url(run, "/v1/events")
             post_bodies(url, request_bodies(values[:WARMUP_REQUESTS], 1), concurrency=1, batch_size=1)
             for size in batch_sizes:
                 count = single_events if size == 1 else events
                 bodies = request_bodies(values[WARMUP_REQUESTS:WARMUP_REQUESTS + count], size)
                 before, _ = end_offset_total(run, topic)
+                pids = {"collector": managed_pid(run), "kafka": kafka_pid(settings)}
+                cpu_before = {name: _tree_cpu_seconds(pid) for name, pid in pids.items()}
+                client_before = _own_cpu_seconds()
                 load = post_bodies(url, bodies, concurrency=concurrency, batch_size=size)
+                client_cpu = _own_cpu_seconds() - client_before
+                cpu = {name: _tree_cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
                 after, _ = end_offset_total(run, topic)
                 if after - before != load.events:
                     raise RuntimeError(f"{topic} grew by {after - before:,} for {load.events:,} accepted events")
                 figures[f"collector_eps_batch{size}"] = round(load.events_per_second)
                 figures[f"collector_p50_ms_batch{size}"] = round(load.percentile_ms(50), 2)
                 figures[f"collector_p99_ms_batch{size}"] = round(load.percentile_ms(99), 2)
+                # Where the two cores went, in CPU microseconds per event: what limits the rate on one machine.
+                per_event = 1e6 / load.events
+                figures[f"collector_cpu_us_per_event_batch{size}"] = round(cpu["collector"] * per_event, 1)
+                figures[f"kafka_cpu_us_per_event_batch{size}"] = round(cpu["kafka"] * per_event, 1)
+                figures[f"load_client_cpu_us_per_event_batch{size}"] = round(client_cpu * per_event, 1)
                 logger.info("batch %d: %.0f events/s, p50 %.1f ms, p99 %.1f ms", size, load.events_per_second,
                             load.percentile_ms(50), load.percentile_ms(99))
         finally:

@@ -25,7 +25,14 @@ from typing import Any, Literal
 import orjson
 
 from warehouse_models.dead_letter import dead_letter_record
-from warehouse_models.events import EventType, TopicKind, kafka_key, to_wire, topic_kind, validate_event
+from warehouse_models.events import (
+    EventType,
+    TopicKind,
+    kafka_key,
+    topic_kind,
+    validate_event,
+    wire_of_validated,
+)
 from warehouse_models.topics import Topics
 
 JSON_MEDIA_TYPES = frozenset({"application/json"})
@@ -256,7 +263,8 @@ def plan_batch(
             records.append(reject(item, f"event_id: duplicate of item {first} in this request", "event_id"))
             continue
         seen[event_id] = item.index
-        records.append(Record(item.index, names[topic_kind(event)], kafka_key(event), orjson.dumps(to_wire(event)),
+        records.append(Record(item.index, names[topic_kind(event)], kafka_key(event),
+                              orjson.dumps(wire_of_validated(item.value, event)),
                               event_id, accepted=True))
     return records
 

@@ -160,7 +160,7 @@ def collector(kafka_service: Settings, isolated: Settings) -> Iterator[Settings]
         stop_collector(settings)
 
 
-def test_every_event_is_accounted_for(collector: Settings):
+def test_every_event_is_accounted_for(collector: Settings, spark, monkeypatch):
     from serving.collector.service import collector_url
 
     valid = valid_events(150)
@@ -237,6 +237,43 @@ def test_every_event_is_accounted_for(collector: Settings):
     for letter in letters:
         if letter["field"] is not None:
             assert letter["reason"].startswith(letter["field"] + ":")
+
+    # Bronze lands the same dead letters in the dead-letter Delta table, reason and raw payload intact...
+    _assert_dead_letter_table(collector, spark, letters)
+    # ...and `reelytics dlq` reports them from the table and from the topic.
+    _assert_dlq_reports(collector, monkeypatch, letters)
+
+
+def _assert_dead_letter_table(settings: Settings, spark: Any, letters: list[dict[str, Any]]) -> None:
+    from deltalake import DeltaTable
+
+    from batch_layer.bronze.job import run_bronze_available_now
+    from warehouse_models.tables import DEAD_LETTER
+
+    added = run_bronze_available_now(settings, spark, timeout_s=300)
+    assert added[DEAD_LETTER.name] == len(letters)
+    rows = DeltaTable(DEAD_LETTER.path(settings.delta_root_uri)).to_pyarrow_table().to_pylist()
+    in_table = Counter((row["dead_letter_id"], row["field"], row["reason"], row["raw_payload"]) for row in rows)
+    assert in_table == Counter((letter["dead_letter_id"], letter["field"], letter["reason"], letter["raw_payload"])
+                               for letter in letters)
+
+
+def _assert_dlq_reports(settings: Settings, monkeypatch: pytest.MonkeyPatch, letters: list[dict[str, Any]]) -> None:
+    from typer.testing import CliRunner
+
+    from reelytics.cli import app
+    from serving.collector.service import settings_environment
+
+    for name, value in settings_environment(settings).items():
+        monkeypatch.setenv(name, value)
+    fields = Counter(letter["field"] or "-" for letter in letters)
+    for source in ("table", "topic"):
+        result = CliRunner().invoke(app, ["dlq", source, "--limit", "3"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        assert f"{len(letters):,} dead letters in" in result.output
+        assert "newest 3" in result.output
+        for field in fields:
+            assert field in result.output, f"no line for {field} in `reelytics dlq {source}`"
 
 
 def _kind(event: dict[str, Any]) -> Any:
