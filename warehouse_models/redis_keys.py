@@ -18,7 +18,13 @@ SPEED_BUCKET_TTL_SECONDS = 3 * 3600
 """Speed buckets outlive the batch layer's hourly cycle (and one failed run) and then expire."""
 
 TRENDING_TTL_SECONDS = 15 * 60
-CONCURRENCY_TTL_SECONDS = 120
+"""Minute viewer sets and the trending sets: a little longer than the trending window."""
+
+CONCURRENCY_TTL_SECONDS = 6 * 3600
+"""Per-account stream sets: long enough for a long film with pauses; refreshed by every heartbeat."""
+
+TRAFFIC_TTL_SECONDS = 15 * 60
+PROGRESS_TTL_SECONDS = 24 * 3600
 RESUME_TTL_SECONDS = 90 * 24 * 3600
 RECENT_ITEMS_TTL_SECONDS = 30 * 24 * 3600
 RECENT_ITEMS_MAX = 50
@@ -41,33 +47,78 @@ class KeyLayout:
     prefix: str = "rl"
 
     # --- speed layer: additive, bucketed ------------------------------------------------------------
+    # Every additive view is *set*, not incremented: a micro-batch writes the full value of each window it
+    # touched (Spark's update output mode), so replaying a batch after a crash writes the same values again.
     def user_engagement_bucket(self, user_id: str, bucket: int) -> str:
-        """Hash: watch_seconds, events, clicks for one user in one bucket."""
+        """Hash of one user's 5-second windows inside one minute bucket.
+
+        Fields ``<window start epoch s>:watch_seconds``, ``...:events``, ``...:clicks``; the bucket's totals are
+        the sums over its fields, so the serving layer adds whole buckets at or after W.
+        """
         return f"{self.prefix}:speed:user:{user_id}:b:{bucket}"
 
     def content_views_bucket(self, content_id: str, bucket: int) -> str:
-        """Hash: views, watch_seconds for one title in one bucket."""
+        """Hash: views (sessions whose first frame fell in the bucket), watch_seconds for one title."""
         return f"{self.prefix}:speed:content:{content_id}:b:{bucket}"
 
     def ctr_bucket(self, rail_id: str, button_id: str, bucket: int) -> str:
-        """Hash: impressions, clicks for one rail/button in one bucket."""
+        """Hash of one rail/button in one minute: fields ``<content id>:impressions`` and ``<content id>:clicks``."""
         return f"{self.prefix}:speed:ctr:{rail_id}:{button_id}:b:{bucket}"
 
+    def ctr_rate(self, rail_id: str, button_id: str) -> str:
+        """Hash: impressions, clicks and rate of one rail/button over the rolling trending window, and as_of."""
+        return f"{self.prefix}:speed:ctr_rate:{rail_id}:{button_id}"
+
     def qoe_bucket(self, content_id: str, device_type: str, country: str, bucket: int) -> str:
-        """Hash of QoE sums (startup_ms, stall_ms, play_ms, ...) for one slice in one bucket."""
+        """Hash of the QoE sums of one slice in one minute (the fields are listed in docs/qoe.md)."""
         return f"{self.prefix}:speed:qoe:{content_id}:{device_type}:{country}:b:{bucket}"
 
-    # --- speed layer: latest values and sets -------------------------------------------------------
+    def traffic_bucket(self, scope: str, bucket: int) -> str:
+        """Hash of events per second of one scope (``topic:<kind>`` or ``content:<id>``) in one minute.
+
+        Fields are the second's epoch; the spike detector reads its moving baseline from here.
+        """
+        return f"{self.prefix}:speed:traffic:{scope}:b:{bucket}"
+
+    # --- speed layer: sets and latest values -------------------------------------------------------
+    def trending_viewers(self, kind: ContentKind, content_id: str, bucket: int) -> str:
+        """Set of the user ids active on one title in one minute (SADD, so replays change nothing)."""
+        return f"{self.prefix}:speed:viewers:{kind}:{content_id}:b:{bucket}"
+
     def trending(self, kind: ContentKind) -> str:
-        """Sorted set: content id -> distinct active viewers over the last 10 minutes."""
+        """Sorted set: content id -> distinct active viewers over the newest trending window."""
         return f"{self.prefix}:speed:trending:{kind}"
 
+    def trending_window(self, kind: ContentKind) -> str:
+        """Hash: start and end (epoch s) of the window :meth:`trending` holds, and when it was computed."""
+        return f"{self.prefix}:speed:trending:{kind}:window"
+
+    def account_plan_limits(self) -> str:
+        """Hash: account id -> the plan's concurrent-stream limit (from the catalog topic's user records)."""
+        return f"{self.prefix}:speed:plan_limits"
+
     def account_streams(self, account_id: str) -> str:
-        """Hash: session id -> last heartbeat event time (ms); the account's active streams."""
+        """Sorted set: session id -> last heartbeat event time (ms); only ever moves forward (ZADD GT)."""
         return f"{self.prefix}:speed:streams:{account_id}"
 
+    def account_stream_starts(self, account_id: str) -> str:
+        """Sorted set: session id -> first heartbeat event time (ms); only ever moves back (ZADD LT)."""
+        return f"{self.prefix}:speed:stream_starts:{account_id}"
+
+    def account_streams_ended(self, account_id: str) -> str:
+        """Sorted set: session id -> event time (ms) of its explicit end (play_end or a fatal error)."""
+        return f"{self.prefix}:speed:streams_ended:{account_id}"
+
+    def account_concurrency(self, account_id: str) -> str:
+        """String (JSON): the one read behind "may this stream play?".
+
+        ``{"limit", "active": [session ids, oldest first], "over_limit": [session ids, newest first],
+        "as_of_ms"}``.
+        """
+        return f"{self.prefix}:speed:concurrency:{account_id}"
+
     def account_over_limit(self, account_id: str) -> str:
-        """Sorted set of sessions over the plan limit, newest first (score = start ms)."""
+        """Sorted set of every session that started over the plan limit (score = start ms), newest first."""
         return f"{self.prefix}:speed:overlimit:{account_id}"
 
     def resume_position(self, user_id: str) -> str:
@@ -79,16 +130,25 @@ class KeyLayout:
         return f"{self.prefix}:speed:recent:{user_id}"
 
     def spike_alerts(self) -> str:
-        """Stream of traffic-spike alerts."""
+        """Stream of traffic-spike alerts (raised and cleared)."""
         return f"{self.prefix}:speed:alerts"
+
+    def spike_active(self) -> str:
+        """Hash: scope -> JSON of its open alert (what, how much over baseline, since when)."""
+        return f"{self.prefix}:speed:alerts:active"
 
     def speed_commit(self, query_name: str) -> str:
         """Last micro-batch id each streaming query committed to Redis (fencing for replays)."""
         return f"{self.prefix}:speed:commit:{query_name}"
 
     def speed_progress(self, query_name: str) -> str:
-        """Hash: the newest progress of a streaming query (rows/s, batch duration, watermark, lag)."""
+        """Hash: the newest progress of a streaming query (rows/s, batch duration, watermark, state rows,
+        rows dropped by the watermark, i.e. late events left to the batch layer)."""
         return f"{self.prefix}:speed:progress:{query_name}"
+
+    def speed_queries(self) -> str:
+        """Set: names of the streaming queries that reported progress (for `reelytics status`)."""
+        return f"{self.prefix}:speed:queries"
 
     # --- batch layer: versioned ---------------------------------------------------------------------
     def batch_pointer(self) -> str:

@@ -99,6 +99,33 @@ class Settings(BaseSettings):
     checkpoint_root: str | None = None
     """Root of the Spark streaming checkpoints (a path or URI). Default: <data_dir>/checkpoints."""
 
+    speed_trigger_seconds: float = Field(default=1.0, gt=0)
+    """Micro-batch interval of the speed layer's queries (processing time)."""
+
+    speed_allowed_lateness_seconds: int = Field(default=120, ge=0)
+    """Watermark delay of the speed layer: events later than this are left to the batch layer (and counted)."""
+
+    speed_heartbeat_timeout_seconds: int = Field(default=30, ge=1)
+    """A session is active while it heartbeats; this long without a heartbeat ends it (view_end, concurrency)."""
+
+    speed_trending_window_seconds: int = Field(default=600, ge=60)
+    """Trending counts distinct viewers over this window..."""
+
+    speed_trending_slide_seconds: int = Field(default=60, ge=1)
+    """...sliding by this much."""
+
+    speed_spike_baseline_seconds: int = Field(default=120, ge=10)
+    """The moving baseline of the traffic-spike alerts: mean events/s over this many seconds before now."""
+
+    speed_spike_factor: float = Field(default=3.0, gt=1.0)
+    """An alert is raised when events/s exceed the baseline by this factor..."""
+
+    speed_spike_min_eps: float = Field(default=5.0, ge=0)
+    """...and this many events/s (so a quiet title going from 0.1 to 1 event/s is not a spike)."""
+
+    speed_kafka_max_offsets_per_trigger: int | None = Field(default=None, ge=1)
+    """Cap on Kafka records per micro-batch (None: everything available), to bound a catch-up batch."""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("kafka_topic_prefix", "redis_key_prefix")
