@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_OUT_DIR = Path("bench/results")
 """Where results go, relative to the working directory (the repository root when run from there)."""
 
-BENCHMARK_MODULES: tuple[str, ...] = ("bench.baselines", "bench.ingestion")
+BENCHMARK_MODULES: tuple[str, ...] = ("bench.baselines", "bench.ingestion", "bench.speed")
 """Modules whose import registers the built-in benchmarks."""
 
 ALWAYS_REPORTED_PACKAGES: tuple[str, ...] = ("reelytics",)

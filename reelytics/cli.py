@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from reelytics.commands import bench, bronze, collector, demo, dlq, services, simulate
+from reelytics.commands import bench, bronze, collector, demo, dlq, services, simulate, speed
 
 app = typer.Typer(
     name="reelytics",
@@ -44,6 +44,7 @@ app.command("bench")(bench.bench)
 app.command("collector")(collector.collector)
 app.command("bronze")(bronze.bronze)
 app.command("dlq")(dlq.dlq)
+app.add_typer(speed.app, name="speed")
 
 
 def main() -> None:

@@ -56,6 +56,10 @@ class ViewQuery:
     transform: Transform
     write: Writer
     output_mode: Literal["update", "append"] = "update"
+    reads: Literal["events", "records"] = "events"
+    """``events``: the valid events (:func:`speed_layer.source.valid_events`); ``records``: the raw Kafka records
+    (:func:`batch_layer.bronze.transform.kafka_records`), for the dead-letter view."""
+
     realtime_capable: bool = False
     """Stateless (no aggregation or state): may run with Spark's real-time trigger."""
 

@@ -85,6 +85,10 @@ class KeyLayout:
         """Set of the user ids active on one title in one minute (SADD, so replays change nothing)."""
         return f"{self.prefix}:speed:viewers:{kind}:{content_id}:b:{bucket}"
 
+    def trending_titles(self, kind: ContentKind, bucket: int) -> str:
+        """Set of the content ids with a :meth:`trending_viewers` set in one minute: the trending window's titles without a SCAN."""
+        return f"{self.prefix}:speed:trending_titles:{kind}:b:{bucket}"
+
     def trending(self, kind: ContentKind) -> str:
         """Sorted set: content id -> distinct active viewers over the newest trending window."""
         return f"{self.prefix}:speed:trending:{kind}"
@@ -96,6 +100,10 @@ class KeyLayout:
     def account_plan_limits(self) -> str:
         """Hash: account id -> the plan's concurrent-stream limit (from the catalog topic's user records)."""
         return f"{self.prefix}:speed:plan_limits"
+
+    def account_plan_limit_times(self) -> str:
+        """Hash: account id -> event time (ms) of the user record behind its plan limit (newest wins)."""
+        return f"{self.prefix}:speed:plan_limits:at"
 
     def account_streams(self, account_id: str) -> str:
         """Sorted set: session id -> last heartbeat event time (ms); only ever moves forward (ZADD GT)."""

@@ -237,3 +237,15 @@ def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment (``REELYTICS_*``), with keyword overrides on top."""
     return Settings(**overrides)
 
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The ``REELYTICS_*`` variables that rebuild ``settings`` in another process (unset fields are left out)."""
+    env: dict[str, str] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"REELYTICS_{name.upper()}"] = str(value)
+    return env

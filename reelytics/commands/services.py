@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from infra import services
 from infra.process import ServiceError
-from warehouse_models.settings import load_settings
+from warehouse_models.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
 
 console = Console()
 
@@ -45,8 +49,11 @@ def up(only: list[str] = typer.Option(None, "--only", help=_ONLY_HELP)) -> None:
 def down(only: list[str] = typer.Option(None, "--only", help=_ONLY_HELP)) -> None:
     """Stop the services that `reelytics up` started (never one it did not start). Data is kept."""
     from serving.collector.service import stop_collector
+    from speed_layer.service import stop_speed
 
     settings = load_settings()
+    if not only and stop_speed(settings):
+        console.print(f"{'speed':<8} stopped")
     if not only and stop_collector(settings):
         console.print(f"{'collector':<8} stopped")
     for name, stopped in services.down(settings, _names(only)).items():
@@ -65,5 +72,33 @@ def status() -> None:
                       str(s.pid or "-"), s.detail)
     console.print(table)
     console.print(f"data dir: {settings.data_dir}   delta root: {settings.delta_root_uri}")
+    speed = _speed_progress_table(settings)
+    if speed is not None:
+        console.print(speed)
     if not all(s.healthy for s in report):
         raise typer.Exit(1)
+
+
+def _speed_progress_table(settings: Settings) -> Table | None:
+    """The speed queries' newest progress as Redis holds it (None when Redis is down or nothing ran yet)."""
+    from speed_layer.progress import read_progress
+    from speed_layer.service import speed_pid
+
+    try:
+        rows = read_progress(settings.redis_client(), settings.keys)
+    except Exception:  # Redis down: the services table above already says so
+        logger.debug("no speed progress", exc_info=True)
+        return None
+    if not rows:
+        return None
+    pid = speed_pid(settings)
+    table = Table(title=f"speed layer queries ({f'running, pid {pid}' if pid else 'no background process'})")
+    for column in ("query", "batch", "at", "rows in/s", "processed/s", "batch ms", "watermark", "state rows",
+                   "late (total)", "Kafka lag"):
+        table.add_column(column, justify="left" if column in ("query", "at", "watermark") else "right")
+    for row in rows:
+        table.add_row(row.get("name", "?").split("@")[0], row.get("batch_id", "-"), row.get("timestamp", "-")[:19],
+                      row.get("input_rows_per_second", "-"), row.get("processed_rows_per_second", "-"),
+                      row.get("batch_duration_ms", "-"), (row.get("watermark") or "-")[:19],
+                      row.get("state_rows", "-"), row.get("late_rows_total", "-"), row.get("kafka_lag", "-"))
+    return table

@@ -8,26 +8,13 @@ import sys
 from pathlib import Path
 
 from infra.process import ManagedProcess, ServiceError, port_in_use, port_owner, wait_until
-from warehouse_models.settings import Settings
+from warehouse_models.settings import Settings, settings_environment
 
 logger = logging.getLogger(__name__)
 
 APP_FACTORY = "serving.collector.app:app_from_environment"
 START_TIMEOUT_S = 30.0
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def settings_environment(settings: Settings) -> dict[str, str]:
-    """The ``REELYTICS_*`` variables that rebuild ``settings`` in another process (unset fields are left out)."""
-    env: dict[str, str] = {}
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"REELYTICS_{name.upper()}"] = str(value)
-    return env
 
 
 def collector_url(settings: Settings, path: str = "") -> str:

@@ -262,7 +262,7 @@ def _assert_dlq_reports(settings: Settings, monkeypatch: pytest.MonkeyPatch, let
     from typer.testing import CliRunner
 
     from reelytics.cli import app
-    from serving.collector.service import settings_environment
+    from warehouse_models.settings import settings_environment
 
     for name, value in settings_environment(settings).items():
         monkeypatch.setenv(name, value)

@@ -1,0 +1,338 @@
+"""The speed layer under load: end-to-end latency, the highest sustained rate, Redis memory per 100k users.
+
+:func:`measure_speed_layer` starts the whole speed layer (every view, as `reelytics speed start` runs it) as a
+background process on throw-away topics and a throw-away Redis prefix, then produces heartbeats at a fixed
+rate with librdkafka. Each simulated viewer heartbeats every 10 s, so ``rate x 10`` viewers are active at once
+(10,000 events/s is 100,000 active viewers).
+
+Latency: five times a second a *probe* heartbeat goes out for a user and title of its own, stamped with the
+time it was produced; a poller reads Redis every 20 ms and notes when the probe's effect is visible: the
+resume position (a stateless view) and the user's 5-second engagement window (a windowed aggregation). The
+figure is produce -> visible, which includes Kafka, the micro-batch trigger, Spark and the Redis write.
+
+Sustained rate: the load steps up; a step is sustained when the producer kept the rate and the probe latency
+did not grow during the step (its last third no worse than its first third plus a second, p95 under 10 s).
+
+Redis memory: ``used_memory`` after the 10,000 events/s step minus before the run, per 100,000 active viewers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench.harness import BenchContext, Outcome, benchmark
+from warehouse_models.events import format_timestamp
+from warehouse_models.redis_keys import bucket_start
+from warehouse_models.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL_S = 10
+PROBES_PER_SECOND = 5
+POLL_INTERVAL_S = 0.02
+WARMUP_TIMEOUT_S = 300.0
+PROBE_GIVE_UP_S = 60.0
+"""A probe not visible after this long counts as never seen (an infinite latency)."""
+
+_TEMPLATE = (
+    '{{"event_id":"{event_id}","schema_version":1,"event_type":"heartbeat","event_timestamp":"{ts}",'
+    '"account_id":"{account}","user_id":"{user}","device_id":"dev-{n}","device_type":"tv","country":"DE",'
+    '"session_id":"ses-{run}-{n}","content_id":"{content}","is_live":false,"position_seconds":{position},'
+    '"player_state":"playing","quality_level":"1080p","bitrate_kbps":6000}}'
+)
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(pct / 100.0 * len(ordered))))
+    return ordered[rank - 1]
+
+
+@dataclass
+class Probe:
+    """One probe heartbeat: when it was produced and when each view showed it."""
+
+    user: str
+    content: str
+    bucket_key: str
+    sent: float
+    resume_seen: float | None = None
+    engagement_seen: float | None = None
+
+
+@dataclass
+class Step:
+    """One load step: the asked and achieved rate and the probes sent during it."""
+
+    rate: int
+    seconds: float
+    sent_events: int = 0
+    elapsed: float = 0.0
+    probes: list[Probe] = field(default_factory=list)
+
+    @property
+    def achieved_eps(self) -> float:
+        return self.sent_events / self.elapsed if self.elapsed else 0.0
+
+    def latencies(self, view: str, *, part: slice = slice(None)) -> list[float]:
+        seen_attr = "resume_seen" if view == "resume" else "engagement_seen"
+        out = []
+        for probe in self.probes[part]:
+            seen = getattr(probe, seen_attr)
+            out.append((seen - probe.sent) if seen is not None else math.inf)
+        return out
+
+    def sustained(self) -> bool:
+        """Kept the rate and the latency did not grow over the step."""
+        if self.achieved_eps < 0.95 * self.rate:
+            return False
+        third = max(1, len(self.probes) // 3)
+        first = self.latencies("resume", part=slice(0, third))
+        last = self.latencies("resume", part=slice(-third, None))
+        p95 = _percentile(self.latencies("resume"), 95)
+        return p95 < 10.0 and _percentile(last, 50) <= _percentile(first, 50) + 1.0
+
+
+class Load:
+    """Produces heartbeats at a rate with probes among them, and polls Redis for the probes' effects."""
+
+    def __init__(self, settings: Settings) -> None:
+        from confluent_kafka import Producer
+
+        self.settings = settings
+        self.topic = settings.topics.playback.name
+        self.producer = Producer({"bootstrap.servers": ",".join(settings.kafka_bootstrap_list),
+                                  "linger.ms": 5, "compression.type": "lz4", "acks": "1",
+                                  "queue.buffering.max.messages": 1_000_000})
+        self.client = settings.redis_client()
+        self.keys = settings.keys
+        self.run = uuid.uuid4().hex[:6]
+        self._pending: list[Probe] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="probe-poller", daemon=True)
+        self._poller.start()
+        self._probe_seq = 0
+        self._position = 0
+
+    def close(self) -> None:
+        self._stop.set()
+        self._poller.join(timeout=5)
+        self.producer.flush(30)
+
+    def _event(self, n: int, ts: str, *, user: str | None = None, content: str | None = None) -> tuple[bytes, bytes]:
+        account = f"acc-{self.run}-{n // 2}"
+        self._position += 1
+        value = _TEMPLATE.format(event_id=f"{self.run}-{uuid.uuid4().hex[:12]}", ts=ts, account=account,
+                                 user=user or f"usr-{self.run}-{n}", n=n, run=self.run,
+                                 content=content or f"vod-{n % 5000:05d}", position=self._position % 7200)
+        return account.encode(), value.encode()
+
+    def probe(self) -> Probe:
+        """Produce one probe heartbeat and start watching for it."""
+        self._probe_seq += 1
+        now = datetime.now(timezone.utc)
+        user, content = f"probe-{self.run}-{self._probe_seq}", f"vod-probe-{self._probe_seq}"
+        window = int(now.timestamp()) // 5 * 5
+        bucket_key = self.keys.user_engagement_bucket(user, bucket_start(float(window)))
+        key, value = self._event(10_000_000 + self._probe_seq, format_timestamp(now), user=user, content=content)
+        probe = Probe(user, content, bucket_key, time.monotonic())
+        self.producer.produce(self.topic, value, key)
+        self.producer.poll(0)
+        with self._lock:
+            self._pending.append(probe)
+        return probe
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            cutoff = time.monotonic() - PROBE_GIVE_UP_S
+            with self._lock:
+                pending = [p for p in self._pending
+                           if (p.resume_seen is None or p.engagement_seen is None) and p.sent > cutoff]
+                self._pending = pending
+            if pending:
+                pipe = self.client.pipeline(transaction=False)
+                for probe in pending:
+                    pipe.hexists(self.keys.resume_position(probe.user), probe.content)
+                    pipe.exists(probe.bucket_key)
+                try:
+                    answers = pipe.execute()
+                except Exception:  # a busy Redis only delays the reading
+                    logger.debug("probe poll failed", exc_info=True)
+                    answers = []
+                now = time.monotonic()
+                for i, probe in enumerate(pending[: len(answers) // 2]):
+                    if probe.resume_seen is None and answers[2 * i]:
+                        probe.resume_seen = now
+                    if probe.engagement_seen is None and answers[2 * i + 1]:
+                        probe.engagement_seen = now
+            time.sleep(POLL_INTERVAL_S)
+
+    def run_step(self, rate: int, seconds: float, *, settle_s: float = 15.0) -> Step:
+        """Produce ``rate`` events/s for ``seconds`` (viewers = rate x 10), probing; wait ``settle_s`` for the
+        last probes."""
+        step = Step(rate, seconds)
+        viewers = max(1, rate * HEARTBEAT_INTERVAL_S)
+        tick = 0.01
+        began = time.monotonic()
+        next_probe = began
+        n = 0
+        while (now := time.monotonic()) - began < seconds:
+            due = int((now - began) * rate) - step.sent_events
+            if due > 0:
+                ts = format_timestamp(datetime.now(timezone.utc))
+                for _ in range(due):
+                    key, value = self._event(n % viewers, ts)
+                    n += 1
+                    while True:
+                        try:
+                            self.producer.produce(self.topic, value, key)
+                            break
+                        except BufferError:
+                            self.producer.poll(0.01)
+                step.sent_events += due
+            self.producer.poll(0)
+            if now >= next_probe:
+                step.probes.append(self.probe())
+                next_probe += 1.0 / PROBES_PER_SECOND
+            time.sleep(tick)
+        step.elapsed = time.monotonic() - began
+        self.producer.flush(30)
+        deadline = time.monotonic() + settle_s
+        while time.monotonic() < deadline and any(p.resume_seen is None or p.engagement_seen is None
+                                                  for p in step.probes):
+            time.sleep(0.2)
+        return step
+
+
+def _warm_up(load: Load) -> float:
+    """Send probes until one is visible in both views (the queries' first batches compile their plans)."""
+    began = time.monotonic()
+    while time.monotonic() - began < WARMUP_TIMEOUT_S:
+        probe = load.probe()
+        load.producer.flush(10)
+        time.sleep(2.0)
+        if probe.resume_seen is not None and probe.engagement_seen is not None:
+            return time.monotonic() - began
+    raise RuntimeError(f"the speed layer showed no probe within {WARMUP_TIMEOUT_S:.0f} s; see its log")
+
+
+def _step_figures(step: Step) -> dict[str, Any]:
+    resume, engagement = step.latencies("resume"), step.latencies("engagement")
+    return {
+        "rate": step.rate,
+        "achieved_eps": round(step.achieved_eps),
+        "probes": len(step.probes),
+        "resume_p50_s": round(_percentile(resume, 50), 3),
+        "resume_p95_s": round(_percentile(resume, 95), 3),
+        "resume_p99_s": round(_percentile(resume, 99), 3),
+        "engagement_p50_s": round(_percentile(engagement, 50), 3),
+        "engagement_p95_s": round(_percentile(engagement, 95), 3),
+        "sustained": step.sustained(),
+    }
+
+
+def measure_speed_layer(settings: Settings, *, quick: bool = False,
+                        ramp: tuple[int, ...] = (15_000, 20_000, 30_000)) -> dict[str, Any]:
+    """Run the load steps against a background speed layer; return figures and per-step details."""
+    from infra.kafka import ensure_topics
+    from speed_layer.service import speed_log, start_speed, stop_speed
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-speed-"))
+    tag = uuid.uuid4().hex[:8]
+    run = settings.model_copy(update={
+        "data_dir": workdir,
+        "kafka_topic_prefix": f"bench-speed-{tag}",
+        "redis_key_prefix": f"bench-speed-{tag}",
+        "checkpoint_root": str(workdir / "checkpoints"),
+        "log_level": "INFO",
+    })
+    ensure_topics(run)
+    client = run.redis_client()
+    memory_before = int(client.info("memory")["used_memory"])
+    logger.info("starting the speed layer: %s", start_speed(run))
+    load = Load(run)
+    steps: list[Step] = []
+    figures: dict[str, Any] = {}
+    try:
+        figures["warmup_s"] = round(_warm_up(load), 1)
+        logger.info("speed layer warm after %.0f s", figures["warmup_s"])
+        seconds = 20.0 if quick else 45.0
+        for rate in (2_000, 10_000):
+            steps.append(load.run_step(rate, seconds))
+            logger.info("step %s", _step_figures(steps[-1]))
+            if rate == 10_000:
+                figures["redis_bytes_after_10k"] = int(client.info("memory")["used_memory"]) - memory_before
+        for rate in ([] if quick else ramp):
+            steps.append(load.run_step(rate, seconds))
+            logger.info("step %s", _step_figures(steps[-1]))
+            if not steps[-1].sustained():
+                break
+    finally:
+        load.close()
+        stop_speed(run)
+        logger.info("speed layer log: %s", speed_log(run))
+        _cleanup(run, client)
+        shutil.rmtree(workdir, ignore_errors=True)
+    by_rate = {s.rate: s for s in steps}
+    at_10k, at_2k = by_rate[10_000], by_rate[2_000]
+    sustained = [s.achieved_eps for s in steps if s.sustained()]
+    viewers_10k = 10_000 * HEARTBEAT_INTERVAL_S
+    figures.update({
+        "e2e_p50_s_at_10k": round(_percentile(at_10k.latencies("resume"), 50), 3),
+        "e2e_p95_s_at_10k": round(_percentile(at_10k.latencies("resume"), 95), 3),
+        "e2e_p99_s_at_10k": round(_percentile(at_10k.latencies("resume"), 99), 3),
+        "e2e_p95_s_at_2k": round(_percentile(at_2k.latencies("resume"), 95), 3),
+        "e2e_windowed_p95_s_at_10k": round(_percentile(at_10k.latencies("engagement"), 95), 3),
+        "sustained_max_eps": round(max(sustained)) if sustained else 0,
+        "redis_bytes_per_100k_users": round(figures.pop("redis_bytes_after_10k") * 100_000 / viewers_10k),
+    })
+    return {"figures": figures, "steps": [_step_figures(s) for s in steps]}
+
+
+def _cleanup(settings: Settings, client: Any) -> None:
+    """Delete the run's Redis keys and topics (leftovers only cost memory and disk; the figures are measured)."""
+    try:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=f"{settings.redis_key_prefix}:*", count=5000):
+            batch.append(key)
+            if len(batch) >= 5000:
+                client.unlink(*batch)
+                batch = []
+        if batch:
+            client.unlink(*batch)
+    except Exception as exc:
+        logger.warning("could not delete the benchmark's Redis keys: %s", exc)
+    from bench.ingestion_bronze import _delete_topics
+
+    _delete_topics(settings)
+
+
+@benchmark("speed_layer", packages=("pyspark", "confluent-kafka", "redis"))
+def speed_layer(ctx: BenchContext) -> Outcome:
+    """End-to-end latency at 2k and 10k events/s, the highest sustained rate, Redis bytes per 100k viewers."""
+    ctx.progress("speed layer under load (all views running)")
+    result = measure_speed_layer(ctx.settings, quick=ctx.quick)
+    return Outcome(
+        figures=result["figures"],
+        targets={"e2e_p95_s_at_10k": "< 2", "sustained_max_eps": ">= 20000"},
+        notes={
+            "steps": result["steps"],
+            "latency": "produce -> visible in Redis; e2e_* is the resume view (stateless), "
+                       "e2e_windowed_* the 5-second engagement window",
+            "machine": "Kafka, Redis, the speed layer (every view, Spark local[2]) and the load generator share "
+                       "two cores",
+        },
+    )

@@ -1,0 +1,363 @@
+"""Concurrent streams per account from the 10-second heartbeats alone: "may this stream play?" and its history.
+
+The transform only projects and filters (no Spark state): heartbeats, explicit ends (``play_end`` and fatal
+``error``) and the plan limits of the catalog's ``user_upsert`` records. Each micro-batch then goes to Redis
+with writes whose result does not depend on the order or the batch boundaries of the events:
+
+* ``account_plan_limits``: account -> ``max_streams``; the newest user record by event time wins (its time is
+  kept in ``account_plan_limit_times``; on equal times the larger limit), so a late old record never
+  overwrites a plan change;
+* ``account_streams`` (``ZADD GT``: last heartbeat), ``account_stream_starts`` (``ZADD LT``: first heartbeat)
+  and ``account_streams_ended`` (``ZADD GT``: explicit end) per account;
+* then, for every account the batch touched, the view is recomputed from what those keys hold (read back in
+  the same pipeline, written in a second one): ``account_over_limit`` and the JSON of
+  ``account_concurrency``. Both are functions of the stored state only, and the stored state is the same
+  whatever order the events came in, so replays and late events converge to the same answer.
+
+Over the limit (``account_over_limit``) is the simulator's ground truth (``concurrency_violations``): a
+session streams from its first to its last heartbeat, both inclusive, with no timeout slack; sessions are
+taken in order of (first heartbeat, last heartbeat, id); one that starts while at least ``limit`` sessions
+stream (over-limit ones included) is over the limit, and stays recorded after it ends. Without a plan record
+the limit is unknown and nobody is over it, as the truth skips such accounts. Intentional differences:
+
+* "Active now" (the JSON's ``active``) is not the truth's interval: a session is active while its last
+  heartbeat is at most ``speed_heartbeat_timeout_seconds`` older than the account's newest event and it has
+  not ended explicitly, because a stream between two heartbeats is still on screen, and a ``play_end`` says
+  it stopped without waiting for the timeout.
+* Retention: a session whose last heartbeat is more than ``CONCURRENCY_TTL_SECONDS`` older than the
+  account's newest event is dropped from the stream sets, so an account that streams around the clock keeps
+  a bounded state. A session's verdict is recomputed while it started after that horizon (everyone who
+  overlapped it is still kept, so the verdict is exact) and frozen before it. The order independence above
+  therefore holds for events that arrive less than that long after the account's newest event.
+* Plan changes: the truth applies the last ``user_upsert`` in the stream; here the newest by event time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import weakref
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from speed_layer.query import SinkContext, ViewQuery
+from warehouse_models.events import EventType, TopicKind
+from warehouse_models.redis_keys import CONCURRENCY_TTL_SECONDS, KeyLayout
+from warehouse_models.settings import Settings
+
+if TYPE_CHECKING:
+    import redis
+    from pyspark.sql import DataFrame
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HEARTBEAT_TIMEOUT_SECONDS: int = Settings.model_fields["speed_heartbeat_timeout_seconds"].default
+"""The settings' default, for readers that are not given one."""
+
+RETENTION_MS = CONCURRENCY_TTL_SECONDS * 1000
+"""Sessions not heard of for this long (behind the account's newest event) are forgotten."""
+
+_ENDS = (EventType.PLAY_END.value, EventType.ERROR.value)
+"""Event types that end a session explicitly (the transform keeps only the fatal errors)."""
+
+# KEYS: limits hash, limit times hash. ARGV: ttl, account, event ms, limit.
+# Newest record by event time wins; equal times keep the larger limit, so the outcome is order-free.
+_PLAN_LIMIT_LUA = """
+local account, ms, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local stored_at = redis.call('HGET', KEYS[2], account)
+local newer = not stored_at or ms > tonumber(stored_at)
+if not newer and ms == tonumber(stored_at) then
+  newer = limit > tonumber(redis.call('HGET', KEYS[1], account) or '0')
+end
+if newer then
+  redis.call('HSET', KEYS[1], account, ARGV[4])
+  redis.call('HSET', KEYS[2], account, ARGV[3])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return newer and 1 or 0
+"""
+
+_scripts: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _plan_limit_script(client: redis.Redis) -> Any:
+    """The plan-limit compare-and-set script, registered once per client."""
+    script = _scripts.get(client)
+    if script is None:
+        script = _scripts[client] = client.register_script(_PLAN_LIMIT_LUA)
+    return script
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+# --- the transform ---------------------------------------------------------------------------------------
+
+
+def concurrency_rows(events: DataFrame, settings: Settings) -> DataFrame:
+    """Valid events -> the events concurrency needs, one row each (a projection and a filter, no state).
+
+    Columns: ``account_id``, ``session_id`` (null on plan records), ``event_type``, ``event_time_ms`` (long),
+    ``max_streams`` (int, only on ``user_upsert``). Kept: heartbeats, ``play_end``, fatal errors and
+    ``user_upsert`` records; everything else (``content_upsert`` included) is dropped.
+    """
+    from pyspark.sql import functions as F
+
+    kind = F.col("event_type")
+    wanted = (
+        kind.isin(EventType.HEARTBEAT.value, EventType.PLAY_END.value)
+        | ((kind == EventType.ERROR.value) & F.coalesce(F.col("error_fatal"), F.lit(False)))
+        | ((kind == EventType.USER_UPSERT.value) & F.col("max_streams").isNotNull())
+    )
+    return events.where(wanted & F.col("account_id").isNotNull()).select(
+        "account_id",
+        F.when(kind != EventType.USER_UPSERT.value, F.col("session_id")).alias("session_id"),
+        "event_type",
+        F.unix_millis(F.col("event_timestamp")).alias("event_time_ms"),
+        F.when(kind == EventType.USER_UPSERT.value, F.col("max_streams")).alias("max_streams"),
+    )
+
+
+# --- the view, as a function of what Redis holds ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AccountStreams:
+    """What Redis holds for one account after a batch's writes."""
+
+    limit: int | None
+    starts: Mapping[str, int]
+    """Session -> first heartbeat (ms)."""
+    lasts: Mapping[str, int]
+    """Session -> last heartbeat (ms)."""
+    ended: Mapping[str, int]
+    """Session -> explicit end (ms)."""
+    over_limit: Mapping[str, int]
+    """The recorded over-limit sessions -> start (ms)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountUpdate:
+    """What to write back for one account."""
+
+    view: dict[str, Any] | None
+    """The JSON of ``account_concurrency``; None when the account has no streams to speak of."""
+    over_add: dict[str, int]
+    over_remove: list[str]
+    forget_sessions: list[str]
+    forget_ended_before_ms: int | None
+
+
+def over_limit_sessions(intervals: Iterable[tuple[int, int, str]], limit: int | None) -> dict[str, int]:
+    """Sessions that started while ``limit`` others streamed -> their start (ms): the ground truth's rule.
+
+    Args:
+        intervals: (first heartbeat ms, last heartbeat ms, session id) of one account's sessions.
+        limit: the plan's limit; None (unknown) puts nobody over it.
+    """
+    if limit is None:
+        return {}
+    streaming: list[tuple[int, int, str]] = []
+    over: dict[str, int] = {}
+    for first, last, session_id in sorted(intervals):
+        streaming = [s for s in streaming if s[1] >= first]
+        if len(streaming) >= limit:
+            over[session_id] = first
+        streaming.append((first, last, session_id))
+    return over
+
+
+def account_update(state: AccountStreams, *, timeout_ms: int, retention_ms: int = RETENTION_MS) -> AccountUpdate:
+    """Recompute one account's view from its stored state (see the module docs for the rules)."""
+    # A session is in both sets unless a write was cut short; then its one known time stands for both.
+    intervals = {
+        sid: (state.starts.get(sid, state.lasts.get(sid, 0)), state.lasts.get(sid, state.starts.get(sid, 0)))
+        for sid in state.starts.keys() | state.lasts.keys()
+    }
+    newest = [*state.lasts.values(), *state.ended.values()]
+    if not newest:
+        return AccountUpdate(None, {}, [], [], None)
+    as_of = max(newest)
+    horizon = as_of - retention_ms
+    forget = sorted(sid for sid, (_, last) in intervals.items() if last < horizon)
+    kept = {sid: iv for sid, iv in intervals.items() if iv[1] >= horizon}
+    over = over_limit_sessions(((first, last, sid) for sid, (first, last) in kept.items()), state.limit)
+    # Everyone who overlapped a session that started at or after the horizon is still kept, so only those
+    # verdicts are exact; older ones stay as they were recorded.
+    exact = {sid for sid, (first, _) in kept.items() if first >= horizon}
+    over_add = {sid: start for sid, start in over.items() if sid in exact}
+    over_remove = sorted(sid for sid in state.over_limit if sid in exact and sid not in over)
+    recorded = (set(state.over_limit) - set(over_remove)) | set(over_add)
+    active = sorted(
+        (sid for sid, (_, last) in kept.items() if last >= as_of - timeout_ms and sid not in state.ended),
+        key=lambda sid: (kept[sid][0], sid),
+    )
+    view = {
+        "limit": state.limit,
+        "active": active,
+        "over_limit": [sid for sid in reversed(active) if sid in recorded],
+        "as_of_ms": as_of,
+    }
+    ended_cut = horizon if any(ms < horizon for ms in state.ended.values()) else None
+    return AccountUpdate(view, over_add, over_remove, forget, ended_cut)
+
+
+# --- the writer --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class BatchEvents:
+    """One micro-batch reduced per account: order inside the batch no longer matters."""
+
+    limits: dict[str, tuple[int, int]]
+    starts: dict[str, dict[str, int]]
+    lasts: dict[str, dict[str, int]]
+    ends: dict[str, dict[str, int]]
+
+    @property
+    def accounts(self) -> list[str]:
+        return sorted(self.limits.keys() | self.lasts.keys() | self.ends.keys())
+
+
+def reduce_batch(rows: Iterable[Mapping[str, Any]]) -> BatchEvents:
+    """Rows of :func:`concurrency_rows` -> per account: newest plan record, first/last heartbeat and end per session."""
+    out = BatchEvents({}, {}, {}, {})
+    for row in rows:
+        account, session, kind, ms = row["account_id"], row["session_id"], row["event_type"], int(row["event_time_ms"])
+        if kind == EventType.USER_UPSERT.value:
+            candidate = (ms, int(row["max_streams"]))
+            out.limits[account] = max(out.limits.get(account, candidate), candidate)
+        elif session is None:
+            continue
+        elif kind == EventType.HEARTBEAT.value:
+            starts, lasts = out.starts.setdefault(account, {}), out.lasts.setdefault(account, {})
+            starts[session] = min(starts.get(session, ms), ms)
+            lasts[session] = max(lasts.get(session, ms), ms)
+        elif kind in _ENDS:
+            ends = out.ends.setdefault(account, {})
+            ends[session] = max(ends.get(session, ms), ms)
+    return out
+
+
+def _scores(pairs: Iterable[tuple[bytes | str, float]]) -> dict[str, int]:
+    return {_text(member): int(score) for member, score in pairs}
+
+
+def write_concurrency(batch: DataFrame, ctx: SinkContext) -> None:
+    """Record one micro-batch's heartbeats, ends and plan limits, then recompute the touched accounts' view."""
+    reduced = reduce_batch(row.asDict() for row in batch.collect())
+    accounts = reduced.accounts
+    if not accounts:
+        return
+    keys, ttl = ctx.keys, CONCURRENCY_TTL_SECONDS
+    limits_key = keys.account_plan_limits()
+    script = _plan_limit_script(ctx.client)
+
+    pipe = ctx.client.pipeline(transaction=False)
+    for account, (ms, limit) in sorted(reduced.limits.items()):
+        script(keys=[limits_key, keys.account_plan_limit_times()], args=[ttl, account, ms, limit], client=pipe)
+    for account, lasts in reduced.lasts.items():
+        streams, starts = keys.account_streams(account), keys.account_stream_starts(account)
+        pipe.zadd(streams, lasts, gt=True)
+        pipe.zadd(starts, reduced.starts[account], lt=True)
+        pipe.expire(streams, ttl)
+        pipe.expire(starts, ttl)
+    for account, ends in reduced.ends.items():
+        pipe.zadd(keys.account_streams_ended(account), ends, gt=True)
+        pipe.expire(keys.account_streams_ended(account), ttl)
+    # Read back after the writes, in the same round trip: the view is a function of the stored state only.
+    for account in accounts:
+        pipe.hget(limits_key, account)
+        pipe.zrange(keys.account_stream_starts(account), 0, -1, withscores=True)
+        pipe.zrange(keys.account_streams(account), 0, -1, withscores=True)
+        pipe.zrange(keys.account_streams_ended(account), 0, -1, withscores=True)
+        pipe.zrange(keys.account_over_limit(account), 0, -1, withscores=True)
+    replies = pipe.execute()[-5 * len(accounts):]
+
+    timeout_ms = ctx.settings.speed_heartbeat_timeout_seconds * 1000
+    pipe = ctx.client.pipeline(transaction=False)
+    # The catalog may send plan records once a day; they must outlive the stream sets while the view runs.
+    pipe.expire(limits_key, ttl)
+    pipe.expire(keys.account_plan_limit_times(), ttl)
+    views = over_total = 0
+    for i, account in enumerate(accounts):
+        limit, starts, lasts, ended, over = replies[5 * i:5 * i + 5]
+        state = AccountStreams(int(limit) if limit is not None else None, _scores(starts), _scores(lasts),
+                               _scores(ended), _scores(over))
+        update = account_update(state, timeout_ms=timeout_ms)
+        if update.forget_sessions:
+            pipe.zrem(keys.account_streams(account), *update.forget_sessions)
+            pipe.zrem(keys.account_stream_starts(account), *update.forget_sessions)
+        if update.forget_ended_before_ms is not None:
+            pipe.zremrangebyscore(keys.account_streams_ended(account), "-inf", f"({update.forget_ended_before_ms}")
+        over_key = keys.account_over_limit(account)
+        if update.over_add:
+            pipe.zadd(over_key, update.over_add)
+            pipe.expire(over_key, ttl)
+        if update.over_remove:
+            pipe.zrem(over_key, *update.over_remove)
+        if update.view is not None:
+            pipe.set(keys.account_concurrency(account), json.dumps(update.view, separators=(",", ":")), ex=ttl)
+            views += 1
+            over_total += len(update.view["over_limit"])
+    pipe.execute()
+    ctx.stats.update({"accounts": len(accounts), "active_over_limit": over_total})
+    logger.debug("batch %d: %d accounts touched, %d views written, %d active streams over their limit",
+                 ctx.batch_id, len(accounts), views, over_total)
+
+
+# --- readers ---------------------------------------------------------------------------------------------
+
+
+def read_concurrency(client: redis.Redis, keys: KeyLayout, account_id: str) -> dict[str, Any] | None:
+    """The account's view: ``{"limit", "active", "over_limit", "as_of_ms"}``, or None when nothing is known."""
+    raw = client.get(keys.account_concurrency(account_id))
+    return json.loads(raw) if raw is not None else None
+
+
+def may_play(client: redis.Redis, keys: KeyLayout, account_id: str, session_id: str, *,
+             now_ms: int | None = None,
+             heartbeat_timeout_seconds: int = DEFAULT_HEARTBEAT_TIMEOUT_SECONDS) -> dict[str, Any]:
+    """May this stream play? One GET of the account's view.
+
+    A session over the limit may not; a session already active within the limit may; a new session may while
+    fewer than ``limit`` sessions are active. An unknown limit or account allows everything.
+
+    Args:
+        now_ms: the caller's clock (epoch ms); when given, a view whose newest event is older than the
+            heartbeat timeout counts as no active streams (the account went quiet since it was written).
+
+    Returns:
+        ``{"allowed": bool, "reason": str, "limit": int | None, "active": [session ids, oldest first]}``;
+        ``reason`` is one of ``no_streams``, ``limit_unknown``, ``over_limit``, ``within_limit``,
+        ``limit_reached``.
+    """
+    view = read_concurrency(client, keys, account_id)
+    if view is None:
+        return {"allowed": True, "reason": "no_streams", "limit": None, "active": []}
+    limit: int | None = view["limit"]
+    active: list[str] = view["active"]
+    over: list[str] = view["over_limit"]
+    if now_ms is not None and view["as_of_ms"] < now_ms - heartbeat_timeout_seconds * 1000:
+        active, over = [], []
+    if limit is None:
+        return {"allowed": True, "reason": "limit_unknown", "limit": None, "active": active}
+    if session_id in over:
+        return {"allowed": False, "reason": "over_limit", "limit": limit, "active": active}
+    allowed = session_id in active or len(active) < limit
+    return {"allowed": allowed, "reason": "within_limit" if allowed else "limit_reached", "limit": limit,
+            "active": active}
+
+
+QUERY = ViewQuery(
+    name="concurrency",
+    description="Concurrent streams per account from heartbeats: may a stream play, and which went over the plan",
+    topics=(TopicKind.PLAYBACK, TopicKind.CATALOG),
+    transform=concurrency_rows,
+    write=write_concurrency,
+    output_mode="append",
+    realtime_capable=True,
+)

@@ -1,0 +1,174 @@
+"""Click-through on rails: impressions and clicks per rail, button and title in 1-minute event-time windows.
+
+Redis: one hash per (rail, button, minute) (:meth:`~warehouse_models.redis_keys.KeyLayout.ctr_bucket`) with the
+fields ``<content id>:impressions`` and ``<content id>:clicks``, set to the window's full values (Spark's update
+mode re-emits a whole window when a late event changes it, so a replayed micro-batch writes the same values).
+After the buckets, the writer recomputes the rolling rate of every (rail, button) the batch touched over the
+trending window (:meth:`~warehouse_models.redis_keys.KeyLayout.ctr_rate`) from the buckets alone, so it too is
+the same after a replay.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+from speed_layer.query import SinkContext, ViewQuery
+from warehouse_models.events import MAX_CLOCK_SKEW, EventType, TopicKind
+from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
+from warehouse_models.settings import Settings
+
+if TYPE_CHECKING:
+    import redis
+    from pyspark.sql import DataFrame
+    from redis.typing import EncodableT, FieldT
+
+logger = logging.getLogger(__name__)
+
+NO_CONTENT = "-"
+"""Field prefix of a click that names no title (``content_id`` is optional on clicks); no content id starts so."""
+
+COUNTS: tuple[str, ...] = ("impressions", "clicks")
+
+
+def ctr_rows(events: DataFrame, settings: Settings) -> DataFrame:
+    """Valid events -> impressions and clicks per (rail, button, content, 1-minute window).
+
+    Columns: ``rail_id``, ``button_id``, ``content_id`` (null for a click without one), ``window_start`` (UTC
+    timestamp), ``impressions``, ``clicks`` (longs). Works on streaming and batch frames.
+    """
+    from pyspark.sql import functions as F
+
+    kind = F.col("event_type")
+    return (
+        events.where(kind.isin(EventType.IMPRESSION.value, EventType.CLICK.value))
+        .withWatermark("event_timestamp", f"{settings.speed_allowed_lateness_seconds} seconds")
+        # One window per speed bucket, so a window's values are exactly one bucket's fields.
+        .groupBy("rail_id", "button_id", "content_id",
+                 F.window("event_timestamp", f"{SPEED_BUCKET_SECONDS} seconds").alias("window"))
+        .agg(
+            F.count(F.when(kind == EventType.IMPRESSION.value, F.lit(1))).alias("impressions"),
+            F.count(F.when(kind == EventType.CLICK.value, F.lit(1))).alias("clicks"),
+        )
+        .select("rail_id", "button_id", "content_id", F.col("window.start").alias("window_start"), *COUNTS)
+    )
+
+
+def window_buckets(start: float, end: float) -> range:
+    """The minute buckets that lie wholly inside ``[start, end)`` (epoch seconds)."""
+    first = math.ceil(start / SPEED_BUCKET_SECONDS) * SPEED_BUCKET_SECONDS
+    return range(first, int(end) - SPEED_BUCKET_SECONDS + 1, SPEED_BUCKET_SECONDS)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _sum_counts(hashes: list[dict[Any, Any]]) -> dict[str, int]:
+    """Impressions and clicks summed over every title field of the given bucket hashes."""
+    totals = dict.fromkeys(COUNTS, 0)
+    for fields in hashes:
+        for field, value in fields.items():
+            # Content ids may hold ':'; the count's name is what follows the last one.
+            metric = _text(field).rpartition(":")[2]
+            if metric in totals:
+                totals[metric] += int(value)
+    return totals
+
+
+def _rate(clicks: int, impressions: int) -> float:
+    return clicks / impressions if impressions else 0.0
+
+
+def write_ctr(batch: DataFrame, ctx: SinkContext) -> None:
+    """HSET each window's counts into its bucket, then recompute the rolling rate of each (rail, button) touched.
+
+    Three round trips whatever the batch size: the bucket writes (with the stored rate windows), the bucket reads
+    of the rate windows, the rate writes. The rate window ends at the end of the newest minute in the batch, or
+    later if a previous batch recorded a later one: a batch of late events never moves the rate back in time.
+    """
+    from pyspark.sql import functions as F
+
+    rows = batch.select("rail_id", "button_id", "content_id", F.col("window_start").cast("long").alias("start"),
+                        *COUNTS).collect()
+    ctx.stats["windows_written"] = len(rows)
+    if not rows:
+        return
+    buckets: dict[str, dict[FieldT, EncodableT]] = {}
+    for row in rows:
+        fields = buckets.setdefault(ctx.keys.ctr_bucket(row["rail_id"], row["button_id"], row["start"]), {})
+        content = row["content_id"] if row["content_id"] is not None else NO_CONTENT
+        for count in COUNTS:
+            fields[f"{content}:{count}"] = int(row[count])
+    pairs = sorted({(row["rail_id"], row["button_id"]) for row in rows})
+    newest_end = max(row["start"] for row in rows) + SPEED_BUCKET_SECONDS
+
+    pipe = ctx.client.pipeline(transaction=False)
+    for key, fields in buckets.items():
+        pipe.hset(key, mapping=fields)
+        pipe.expire(key, SPEED_BUCKET_TTL_SECONDS)
+    for rail, button in pairs:
+        pipe.hget(ctx.keys.ctr_rate(rail, button), "window_end")
+    recorded = pipe.execute()[-len(pairs):]
+
+    window = ctx.settings.speed_trending_window_seconds
+    ends = [max(newest_end, int(_text(r))) if r is not None else newest_end for r in recorded]
+    spans = [window_buckets(end - window, end) for end in ends]
+    pipe = ctx.client.pipeline(transaction=False)
+    for (rail, button), span in zip(pairs, spans):
+        for bucket in span:
+            pipe.hgetall(ctx.keys.ctr_bucket(rail, button, bucket))
+    hashes = pipe.execute()
+
+    pipe = ctx.client.pipeline(transaction=False)
+    offset = 0
+    for (rail, button), span, end in zip(pairs, spans, ends):
+        totals = _sum_counts(hashes[offset:offset + len(span)])
+        offset += len(span)
+        key = ctx.keys.ctr_rate(rail, button)
+        impressions, clicks = totals["impressions"], totals["clicks"]
+        rate: dict[FieldT, EncodableT] = {"impressions": impressions, "clicks": clicks,
+                                          "rate": _rate(clicks, impressions), "window_start": end - window,
+                                          "window_end": end}
+        pipe.hset(key, mapping=rate)
+        pipe.expire(key, SPEED_BUCKET_TTL_SECONDS)
+    pipe.execute()
+    ctx.stats["rates_written"] = len(pairs)
+    logger.debug("ctr batch %d: %d windows, %d rates", ctx.batch_id, len(rows), len(pairs))
+
+
+def read_ctr(client: redis.Redis, keys: KeyLayout, rail_id: str, button_id: str, *, since_epoch: float,
+             now_epoch: float | None = None) -> dict[str, int | float]:
+    """Impressions, clicks and their rate for one rail and button over the minute buckets at or after ``since_epoch``.
+
+    Reads the buckets from ``since_epoch`` (at most :data:`SPEED_BUCKET_TTL_SECONDS` back, older ones have
+    expired) to ``now_epoch`` plus the clock skew the envelope allows, in one pipeline.
+
+    Args:
+        since_epoch: the batch layer's watermark W (epoch seconds).
+        now_epoch: the reader's clock (epoch seconds); defaults to the wall clock. A replayed day passes its own.
+
+    Returns:
+        ``{"impressions": int, "clicks": int, "rate": float}`` (rate 0.0 without impressions).
+    """
+    now = time.time() if now_epoch is None else now_epoch
+    first = max(since_epoch, now - SPEED_BUCKET_TTL_SECONDS)
+    last = bucket_start(now + MAX_CLOCK_SKEW.total_seconds())
+    pipe = client.pipeline(transaction=False)
+    for bucket in window_buckets(first, last + SPEED_BUCKET_SECONDS):
+        pipe.hgetall(keys.ctr_bucket(rail_id, button_id, bucket))
+    totals = _sum_counts(pipe.execute())
+    return {**totals, "rate": _rate(totals["clicks"], totals["impressions"])}
+
+
+QUERY = ViewQuery(
+    name="ctr",
+    description="Impressions and clicks per rail, button and title in 1-minute windows, and each rail button's "
+                "rolling click-through rate.",
+    topics=(TopicKind.INTERACTIONS,),
+    transform=ctr_rows,
+    write=write_ctr,
+    output_mode="update",
+)

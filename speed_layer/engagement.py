@@ -1,0 +1,137 @@
+"""Engagement per user in 5-second event-time windows: watch seconds, events and clicks.
+
+Watch seconds follow the simulator's ground truth: one heartbeat interval (10 s) per ``heartbeat`` whose
+``player_state`` is ``playing``. ``events`` counts every playback and interaction event of the user in the
+window, ``clicks`` the ``click`` events among them.
+
+Redis: each window is a group of fields in the user's minute bucket
+(:meth:`~warehouse_models.redis_keys.KeyLayout.user_engagement_bucket`), ``<window start>:watch_seconds``,
+``...:events`` and ``...:clicks``. Spark's update mode re-emits a window's whole aggregate whenever a late event
+changes it, so the writer sets those fields (HSET) and a replayed micro-batch writes the same values again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from simulator.sessions import HEARTBEAT_MS
+from speed_layer.query import SinkContext, ViewQuery
+from warehouse_models.events import INTERACTION_TYPES, MAX_CLOCK_SKEW, PLAYBACK_TYPES, EventType, TopicKind
+from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
+from warehouse_models.settings import Settings
+
+if TYPE_CHECKING:
+    import redis
+    from pyspark.sql import DataFrame
+    from redis.typing import EncodableT, FieldT
+
+logger = logging.getLogger(__name__)
+
+WINDOW_SECONDS = 5
+"""Width of the tumbling engagement windows (several fit in one speed bucket)."""
+
+HEARTBEAT_SECONDS = HEARTBEAT_MS // 1000
+"""Watch seconds credited per playing heartbeat: the players' heartbeat interval."""
+
+METRICS: tuple[str, ...] = ("watch_seconds", "events", "clicks")
+"""The window values, in output order; also the hash field suffixes."""
+
+
+def engagement_rows(events: DataFrame, settings: Settings) -> DataFrame:
+    """Valid events -> one row per (user, 5-second window): watch_seconds, events, clicks.
+
+    Columns: ``user_id``, ``window_start``, ``window_end`` (UTC timestamps), ``watch_seconds``, ``events``,
+    ``clicks`` (longs). Works on streaming and batch frames (the watermark is a no-op on a batch frame).
+    """
+    from pyspark.sql import functions as F
+
+    types = sorted(t.value for t in PLAYBACK_TYPES | INTERACTION_TYPES)
+    playing = (F.col("event_type") == EventType.HEARTBEAT.value) & (F.col("player_state") == "playing")
+    return (
+        events.where(F.col("event_type").isin(types) & F.col("user_id").isNotNull())
+        .withWatermark("event_timestamp", f"{settings.speed_allowed_lateness_seconds} seconds")
+        .groupBy(F.col("user_id"), F.window("event_timestamp", f"{WINDOW_SECONDS} seconds").alias("window"))
+        .agg(
+            F.sum(F.when(playing, F.lit(HEARTBEAT_SECONDS)).otherwise(F.lit(0))).cast("long").alias("watch_seconds"),
+            F.count(F.lit(1)).alias("events"),
+            F.count(F.when(F.col("event_type") == EventType.CLICK.value, F.lit(1))).alias("clicks"),
+        )
+        .select(
+            "user_id",
+            F.col("window.start").alias("window_start"),
+            F.col("window.end").alias("window_end"),
+            *METRICS,
+        )
+    )
+
+
+def write_engagement(batch: DataFrame, ctx: SinkContext) -> None:
+    """HSET each window's full values into the user's minute bucket, one pipeline per micro-batch."""
+    from pyspark.sql import functions as F
+
+    rows = batch.select("user_id", F.col("window_start").cast("long").alias("start"), *METRICS).collect()
+    mappings: dict[str, dict[FieldT, EncodableT]] = {}
+    for row in rows:
+        key = ctx.keys.user_engagement_bucket(row["user_id"], bucket_start(row["start"]))
+        fields = mappings.setdefault(key, {})
+        for metric in METRICS:
+            fields[f"{row['start']}:{metric}"] = int(row[metric])
+    if mappings:
+        pipe = ctx.client.pipeline(transaction=False)
+        for key, fields in mappings.items():
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, SPEED_BUCKET_TTL_SECONDS)
+        pipe.execute()
+    ctx.stats["windows_written"] = len(rows)
+    ctx.stats["buckets_written"] = len(mappings)
+    logger.debug("engagement batch %d: %d windows in %d buckets", ctx.batch_id, len(rows), len(mappings))
+
+
+def read_engagement(client: redis.Redis, keys: KeyLayout, user_id: str, *, since_epoch: float | None = None,
+                    now_epoch: float | None = None) -> dict[str, int]:
+    """A user's totals over the speed windows that start at or after ``since_epoch``.
+
+    Reads the minute buckets from ``since_epoch`` (at most :data:`SPEED_BUCKET_TTL_SECONDS` back, older buckets
+    have expired) to ``now_epoch`` plus the clock skew the envelope allows, in one pipeline.
+
+    Args:
+        since_epoch: the batch layer's watermark W (epoch seconds); None for every live bucket.
+        now_epoch: the reader's clock (epoch seconds); defaults to the wall clock. A replayed day passes its own.
+
+    Returns:
+        ``{"watch_seconds", "events", "clicks"}`` as ints (zeros when nothing was recorded).
+    """
+    now = time.time() if now_epoch is None else now_epoch
+    oldest = now - SPEED_BUCKET_TTL_SECONDS
+    first = bucket_start(oldest if since_epoch is None else max(since_epoch, oldest))
+    last = bucket_start(now + MAX_CLOCK_SKEW.total_seconds())
+    buckets = range(first, last + SPEED_BUCKET_SECONDS, SPEED_BUCKET_SECONDS)
+    pipe = client.pipeline(transaction=False)
+    for bucket in buckets:
+        pipe.hgetall(keys.user_engagement_bucket(user_id, bucket))
+    totals = dict.fromkeys(METRICS, 0)
+    for fields in pipe.execute():
+        for field, value in _decoded(fields):
+            start, _, metric = field.partition(":")
+            # The bucket W falls in may hold windows that start before W: those belong to the batch view.
+            if metric in totals and (since_epoch is None or int(start) >= since_epoch):
+                totals[metric] += int(value)
+    return totals
+
+
+def _decoded(fields: dict[Any, Any]) -> list[tuple[str, str]]:
+    """Hash fields as text, whether or not the client decodes responses."""
+    return [(k.decode() if isinstance(k, bytes) else k, v.decode() if isinstance(v, bytes) else v)
+            for k, v in fields.items()]
+
+
+QUERY = ViewQuery(
+    name="engagement",
+    description="Watch seconds, events and clicks per user in 5-second event-time windows.",
+    topics=(TopicKind.PLAYBACK, TopicKind.INTERACTIONS),
+    transform=engagement_rows,
+    write=write_engagement,
+    output_mode="update",
+)

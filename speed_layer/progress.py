@@ -1,0 +1,132 @@
+"""Query progress of the speed layer, logged and kept in Redis where `reelytics status` and monitoring read it.
+
+:class:`ProgressRecorder` is a Spark ``StreamingQueryListener``: after every micro-batch it stores the query's
+newest figures in ``KeyLayout.speed_progress(name)`` (input and processed rows/s, batch duration, watermark,
+state rows, rows dropped by the watermark, i.e. late events the speed layer left to the batch layer) and adds
+up the late events in ``late_rows_total``. It logs a line per query at most every ``log_every_s`` seconds
+(and every batch at DEBUG), so a long-running job says what it is doing without flooding its log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from pyspark.sql.streaming import StreamingQueryListener
+
+from warehouse_models.redis_keys import PROGRESS_TTL_SECONDS, KeyLayout
+
+logger = logging.getLogger(__name__)
+
+
+def progress_figures(progress: dict[str, Any]) -> dict[str, Any]:
+    """The figures kept per query from one ``StreamingQueryProgress`` (as a dict)."""
+    duration = progress.get("durationMs") or {}
+    event_time = progress.get("eventTime") or {}
+    states = progress.get("stateOperators") or []
+    sources = progress.get("sources") or []
+    return {
+        "name": progress.get("name") or "",
+        "batch_id": int(progress.get("batchId", -1)),
+        "timestamp": progress.get("timestamp") or "",
+        "num_input_rows": int(progress.get("numInputRows") or 0),
+        "input_rows_per_second": round(float(progress.get("inputRowsPerSecond") or 0.0), 1),
+        "processed_rows_per_second": round(float(progress.get("processedRowsPerSecond") or 0.0), 1),
+        "batch_duration_ms": int(duration.get("triggerExecution") or 0),
+        "watermark": event_time.get("watermark") or "",
+        "max_event_time": event_time.get("max") or "",
+        "state_rows": sum(int(s.get("numRowsTotal") or 0) for s in states),
+        "late_rows_dropped": sum(int(s.get("numRowsDroppedByWatermark") or 0) for s in states),
+        "kafka_lag": _kafka_lag(sources),
+    }
+
+
+def _offsets(value: Any) -> dict[str, Any]:
+    """A source offset as reported in progress (a dict, or its JSON text) as a dict; {} when unreadable."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _kafka_lag(sources: list[dict[str, Any]]) -> int:
+    """Records between the batch's end offsets and the newest offsets Kafka reported (0 when unknown)."""
+    lag = 0
+    for source in sources:
+        latest, end = _offsets(source.get("latestOffset")), _offsets(source.get("endOffset"))
+        for topic, partitions in latest.items():
+            done = end.get(topic) or {}
+            for partition, offset in (partitions or {}).items():
+                lag += max(0, int(offset) - int(done.get(partition, offset)))
+    return lag
+
+
+class ProgressRecorder(StreamingQueryListener):
+    """Keeps each speed query's newest progress in Redis and logs it (a ``StreamingQueryListener``)."""
+
+    def __init__(self, client: Any, keys: KeyLayout, *, log_every_s: float = 30.0) -> None:
+        self.client = client
+        self.keys = keys
+        self.log_every_s = log_every_s
+        self._last_log: dict[str, float] = {}
+
+    def onQueryStarted(self, event: Any) -> None:
+        logger.info("query %s started (id %s)", event.name, event.id)
+
+    def onQueryProgress(self, event: Any) -> None:
+        try:
+            figures = progress_figures(json.loads(event.progress.json))
+        except (ValueError, AttributeError):
+            logger.debug("unreadable query progress", exc_info=True)
+            return
+        name = figures["name"]
+        if not name.startswith("speed-"):
+            return
+        try:
+            key = self.keys.speed_progress(name)
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hset(key, mapping={k: str(v) for k, v in figures.items()})
+            pipe.hincrby(key, "late_rows_total", figures["late_rows_dropped"])
+            pipe.expire(key, PROGRESS_TTL_SECONDS)
+            pipe.sadd(self.keys.speed_queries(), name)
+            pipe.expire(self.keys.speed_queries(), PROGRESS_TTL_SECONDS)
+            pipe.execute()
+        except Exception:  # monitoring must never stop a query
+            logger.warning("could not store the progress of %s in Redis", name, exc_info=True)
+        now = time.monotonic()
+        level = logging.DEBUG
+        if figures["num_input_rows"] and now - self._last_log.get(name, 0.0) >= self.log_every_s:
+            self._last_log[name] = now
+            level = logging.INFO
+        logger.log(level, "%s batch %d: %d rows, %.0f rows/s in, %.0f rows/s processed, %d ms, watermark %s, "
+                   "%d state rows, %d late rows left to batch", name, figures["batch_id"],
+                   figures["num_input_rows"], figures["input_rows_per_second"],
+                   figures["processed_rows_per_second"], figures["batch_duration_ms"], figures["watermark"] or "-",
+                   figures["state_rows"], figures["late_rows_dropped"])
+
+    def onQueryIdle(self, event: Any) -> None:
+        logger.debug("query %s idle", getattr(event, "name", "?"))
+
+    def onQueryTerminated(self, event: Any) -> None:
+        if event.exception:
+            logger.error("query %s stopped with an error: %s", event.id, event.exception)
+        else:
+            logger.info("query %s stopped", event.id)
+
+
+def read_progress(client: Any, keys: KeyLayout) -> list[dict[str, str]]:
+    """Every speed query's newest progress from Redis (for `reelytics status`), sorted by name."""
+    names = sorted(n.decode() if isinstance(n, bytes) else n for n in client.smembers(keys.speed_queries()))
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.hgetall(keys.speed_progress(name))
+    out = []
+    for row in pipe.execute():
+        if row:
+            out.append({(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                        for k, v in row.items()})
+    return out

@@ -1,0 +1,98 @@
+"""Recently watched titles per user, for live recommendations: the newest ``RECENT_ITEMS_MAX`` with their time.
+
+Watching means a ``first_frame`` or a ``heartbeat`` whose ``player_state`` is ``playing`` (a paused or
+buffering player is not watching). The transform is a projection and a filter.
+
+Redis: ``recent_items(user)`` is a sorted set content id -> event time (ms) of the newest watching event.
+``ZADD GT`` only moves a title forward in time. Trimming keeps the newest ``RECENT_ITEMS_MAX`` by (time, id): a
+title trimmed away had that many newer ones, which only get newer, so an older event of it is trimmed again
+at once and only a newer event brings it back, with that newer time. The set therefore ends the same
+whatever order and batches the events come in, and a replayed batch changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, cast
+
+from speed_layer.query import SinkContext, ViewQuery
+from warehouse_models.events import EventType, TopicKind
+from warehouse_models.redis_keys import RECENT_ITEMS_MAX, RECENT_ITEMS_TTL_SECONDS, KeyLayout
+from warehouse_models.settings import Settings
+
+if TYPE_CHECKING:
+    import redis
+    from pyspark.sql import DataFrame
+
+logger = logging.getLogger(__name__)
+
+
+def recent_rows(events: DataFrame, settings: Settings) -> DataFrame:
+    """Valid events -> one row per watching event (no state).
+
+    Columns: ``user_id``, ``content_id``, ``event_time_ms`` (long).
+    """
+    from pyspark.sql import functions as F
+
+    kind = F.col("event_type")
+    watching = (kind == EventType.FIRST_FRAME.value) | (
+        (kind == EventType.HEARTBEAT.value) & (F.col("player_state") == "playing"))
+    return events.where(watching & F.col("user_id").isNotNull() & F.col("content_id").isNotNull()).select(
+        "user_id",
+        "content_id",
+        F.unix_millis(F.col("event_timestamp")).alias("event_time_ms"),
+    )
+
+
+def newest_watches(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """Rows -> user -> content -> the newest event time (ms) among them, whatever their order."""
+    out: dict[str, dict[str, int]] = {}
+    for row in rows:
+        titles = out.setdefault(row["user_id"], {})
+        ms = int(row["event_time_ms"])
+        titles[row["content_id"]] = max(titles.get(row["content_id"], ms), ms)
+    return out
+
+
+def write_recent(batch: DataFrame, ctx: SinkContext) -> None:
+    """ZADD GT each user's newest watches, trim to the newest RECENT_ITEMS_MAX; one pipeline per micro-batch."""
+    watches = newest_watches(row.asDict() for row in batch.collect())
+    if not watches:
+        return
+    pipe = ctx.client.pipeline(transaction=False)
+    for user_id, titles in sorted(watches.items()):
+        key = ctx.keys.recent_items(user_id)
+        pipe.zadd(key, titles, gt=True)
+        # Ranks run from the oldest; everything below the newest RECENT_ITEMS_MAX goes.
+        pipe.zremrangebyrank(key, 0, -(RECENT_ITEMS_MAX + 1))
+        pipe.expire(key, RECENT_ITEMS_TTL_SECONDS)
+    pipe.execute()
+    ctx.stats["users"] = len(watches)
+    logger.debug("batch %d: recent items of %d users updated", ctx.batch_id, len(watches))
+
+
+def _utc(ms: int) -> datetime:
+    # Whole seconds plus a timedelta: a float division could round the milliseconds.
+    return datetime.fromtimestamp(ms // 1000, tz=timezone.utc) + timedelta(milliseconds=ms % 1000)
+
+
+def read_recent(client: redis.Redis, keys: KeyLayout, user_id: str, n: int = 10) -> list[tuple[str, datetime]]:
+    """The user's ``n`` most recently watched titles, newest first, with when (UTC) they were last watched."""
+    if n <= 0:
+        return []
+    pairs = cast("list[tuple[bytes | str, float]]",
+                 client.zrange(keys.recent_items(user_id), 0, n - 1, desc=True, withscores=True))
+    return [(member.decode() if isinstance(member, bytes) else member, _utc(int(score))) for member, score in pairs]
+
+
+QUERY = ViewQuery(
+    name="recent",
+    description="Recently watched titles per user (newest RECENT_ITEMS_MAX), for live recommendations",
+    topics=(TopicKind.PLAYBACK,),
+    transform=recent_rows,
+    write=write_recent,
+    output_mode="append",
+    realtime_capable=True,
+)

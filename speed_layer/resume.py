@@ -1,0 +1,150 @@
+"""Resume position per user and VOD title: the newest ``position_seconds`` by event time.
+
+Every playback event that carries a position counts (heartbeat, pause, seek, play_end, ...), as in the
+simulator's ground truth; live sessions have no resume position. The transform is a projection and a filter.
+
+Redis: ``resume_position(user)`` maps content id -> ``"<event time ms>:<position seconds>"``. A Lua
+compare-and-set writes a value only when its event time is at least the stored one, so a late older event
+never moves the position back and a replayed batch writes the same values again. On equal event times the
+larger position wins: the truth takes the later event in the stream there, an order a writer cannot rely on
+across batches, and the outcome must not depend on how events fall into batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from speed_layer.query import SinkContext, ViewQuery
+from warehouse_models.events import PLAYBACK_TYPES, TopicKind
+from warehouse_models.redis_keys import RESUME_TTL_SECONDS, KeyLayout
+from warehouse_models.settings import Settings
+
+if TYPE_CHECKING:
+    import redis
+    from pyspark.sql import DataFrame
+
+logger = logging.getLogger(__name__)
+
+# KEYS: one user's resume hash. ARGV: ttl, then (content id, event ms, position, value) per title.
+# (ms, position) compared as a pair: the newest event wins, equal times keep the larger position.
+_SET_IF_NEWER_LUA = """
+local written = 0
+for i = 2, #ARGV, 4 do
+  local field, ms, pos = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local stored = redis.call('HGET', KEYS[1], field)
+  local newer = true
+  if stored then
+    local sep = string.find(stored, ':', 1, true)
+    local stored_ms, stored_pos = tonumber(string.sub(stored, 1, sep - 1)), tonumber(string.sub(stored, sep + 1))
+    newer = ms > stored_ms or (ms == stored_ms and pos >= stored_pos)
+  end
+  if newer then
+    redis.call('HSET', KEYS[1], field, ARGV[i + 3])
+    written = written + 1
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return written
+"""
+
+_scripts: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _set_if_newer_script(client: redis.Redis) -> Any:
+    """The compare-and-set script, registered once per client."""
+    script = _scripts.get(client)
+    if script is None:
+        script = _scripts[client] = client.register_script(_SET_IF_NEWER_LUA)
+    return script
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def resume_rows(events: DataFrame, settings: Settings) -> DataFrame:
+    """Valid events -> one row per playback event with a position on VOD content (no state).
+
+    Columns: ``user_id``, ``content_id``, ``event_time_ms`` (long), ``position_seconds`` (double).
+    """
+    from pyspark.sql import functions as F
+
+    return events.where(
+        F.col("event_type").isin(sorted(t.value for t in PLAYBACK_TYPES))
+        & F.col("position_seconds").isNotNull()
+        & ~F.coalesce(F.col("is_live"), F.lit(False))
+        & F.col("user_id").isNotNull()
+        & F.col("content_id").isNotNull()
+    ).select(
+        "user_id",
+        "content_id",
+        F.unix_millis(F.col("event_timestamp")).alias("event_time_ms"),
+        "position_seconds",
+    )
+
+
+def newest_positions(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, tuple[int, float]]]:
+    """Rows -> user -> content -> the newest (event ms, position) among them, whatever their order."""
+    out: dict[str, dict[str, tuple[int, float]]] = {}
+    for row in rows:
+        titles = out.setdefault(row["user_id"], {})
+        candidate = (int(row["event_time_ms"]), float(row["position_seconds"]))
+        titles[row["content_id"]] = max(titles.get(row["content_id"], candidate), candidate)
+    return out
+
+
+def write_resume(batch: DataFrame, ctx: SinkContext) -> None:
+    """Move each (user, title) position forward in event time only: one script call per user, one pipeline."""
+    positions = newest_positions(row.asDict() for row in batch.collect())
+    if not positions:
+        return
+    script = _set_if_newer_script(ctx.client)
+    pipe = ctx.client.pipeline(transaction=False)
+    for user_id, titles in sorted(positions.items()):
+        args: list[Any] = [RESUME_TTL_SECONDS]
+        for content_id, (ms, position) in sorted(titles.items()):
+            args += [content_id, ms, repr(position), f"{ms}:{position!r}"]
+        script(keys=[ctx.keys.resume_position(user_id)], args=args, client=pipe)
+    written = sum(pipe.execute())
+    ctx.stats["positions_moved"] = written
+    logger.debug("batch %d: %d resume positions moved for %d users", ctx.batch_id, written, len(positions))
+
+
+def _utc(ms: int) -> datetime:
+    # Whole seconds plus a timedelta: a float division could round the milliseconds.
+    return datetime.fromtimestamp(ms // 1000, tz=timezone.utc) + timedelta(milliseconds=ms % 1000)
+
+
+def _parse(value: bytes | str) -> dict[str, Any]:
+    ms, _, position = _text(value).partition(":")
+    return {"position_seconds": float(position), "event_timestamp": _utc(int(ms))}
+
+
+def read_resume(client: redis.Redis, keys: KeyLayout, user_id: str,
+                content_id: str | None = None) -> dict[str, Any] | dict[str, dict[str, Any]] | None:
+    """The resume position of one title, or of all the user's titles when ``content_id`` is None.
+
+    Returns:
+        ``{"position_seconds": float, "event_timestamp": datetime (UTC)}`` for one title (None if unknown), or
+        content id -> that dict for all titles (empty when none).
+    """
+    key = keys.resume_position(user_id)
+    if content_id is not None:
+        value = client.hget(key, content_id)
+        return _parse(value) if value is not None else None
+    return {_text(field): _parse(value) for field, value in sorted(client.hgetall(key).items())}
+
+
+QUERY = ViewQuery(
+    name="resume",
+    description="Resume position per user and VOD title: the newest position by event time",
+    topics=(TopicKind.PLAYBACK,),
+    transform=resume_rows,
+    write=write_resume,
+    output_mode="append",
+    realtime_capable=True,
+)

@@ -1,0 +1,157 @@
+"""Trending titles, live and VOD apart: distinct active viewers over a sliding event-time window.
+
+Spark cannot count distinct values exactly in a streaming aggregation, so the transform emits, per title and
+1-minute window, the set of users active on it (any playback event), and Redis does the distinct count: the
+writer adds each minute's users to a set (SADD, so a replay changes nothing), then recomputes the newest
+sliding window of each content kind the batch touched by counting the union of its minute sets, and swaps in
+the ranking (:meth:`~warehouse_models.redis_keys.KeyLayout.trending`) with its window in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import TYPE_CHECKING, cast
+
+from speed_layer.query import SinkContext, ViewQuery
+from warehouse_models.events import PLAYBACK_TYPES, TopicKind
+from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, TRENDING_TTL_SECONDS, ContentKind, KeyLayout
+from warehouse_models.settings import Settings
+
+if TYPE_CHECKING:
+    import redis
+    from pyspark.sql import DataFrame
+
+logger = logging.getLogger(__name__)
+
+KINDS: tuple[ContentKind, ...] = ("vod", "live")
+
+# The size of a union of sets, counted where the sets are instead of shipping every member to the writer.
+_UNION_SIZE_LUA = "return #redis.call('SUNION', unpack(KEYS))"
+
+
+def trending_rows(events: DataFrame, settings: Settings) -> DataFrame:
+    """Valid events -> the users active on each title in each minute.
+
+    Columns: ``content_kind`` (``live`` when ``is_live`` is true, else ``vod``), ``content_id``, ``window_start``
+    (UTC timestamp of the minute), ``viewers`` (sorted array of distinct user ids). Works on streaming and batch
+    frames.
+    """
+    from pyspark.sql import functions as F
+
+    types = sorted(t.value for t in PLAYBACK_TYPES)
+    kind = F.when(F.coalesce(F.col("is_live"), F.lit(False)), F.lit("live")).otherwise(F.lit("vod"))
+    return (
+        events.where(F.col("event_type").isin(types) & F.col("user_id").isNotNull() & F.col("content_id").isNotNull())
+        .withWatermark("event_timestamp", f"{settings.speed_allowed_lateness_seconds} seconds")
+        # One window per speed bucket, so each window is exactly one minute set in Redis.
+        .groupBy(kind.alias("content_kind"), F.col("content_id"),
+                 F.window("event_timestamp", f"{SPEED_BUCKET_SECONDS} seconds").alias("window"))
+        .agg(F.array_sort(F.collect_set("user_id")).alias("viewers"))
+        .select("content_kind", "content_id", F.col("window.start").alias("window_start"), "viewers")
+    )
+
+
+def _minutes(start: int, end: int) -> range:
+    """The minute buckets that lie wholly inside ``[start, end)``."""
+    first = math.ceil(start / SPEED_BUCKET_SECONDS) * SPEED_BUCKET_SECONDS
+    return range(first, end - SPEED_BUCKET_SECONDS + 1, SPEED_BUCKET_SECONDS)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def write_trending(batch: DataFrame, ctx: SinkContext) -> None:
+    """SADD each minute's viewers, then recompute and swap in the newest trending window of each kind touched.
+
+    Four round trips whatever the batch size: the set writes (with the stored window ends), the titles of the
+    window's minutes, the union sizes, and the swap. The window ends at the end of the newest minute in the
+    batch (rounded up to the slide), or later if a previous batch recorded a later end: a batch of late events
+    never moves the ranking back in time.
+    """
+    from pyspark.sql import functions as F
+
+    rows = batch.select("content_kind", "content_id", F.col("window_start").cast("long").alias("start"),
+                        "viewers").collect()
+    rows = [row for row in rows if row["viewers"]]
+    ctx.stats["minute_sets_written"] = len(rows)
+    if not rows:
+        return
+    settings = ctx.settings
+    window = settings.speed_trending_window_seconds
+    # A minute set must outlive every window it belongs to, also when the window is configured longer.
+    set_ttl = max(TRENDING_TTL_SECONDS, window + settings.speed_allowed_lateness_seconds + SPEED_BUCKET_SECONDS)
+    kinds = [k for k in KINDS if any(row["content_kind"] == k for row in rows)]
+
+    pipe = ctx.client.pipeline(transaction=False)
+    for row in rows:
+        kind, content, minute = row["content_kind"], row["content_id"], row["start"]
+        viewers_key = ctx.keys.trending_viewers(kind, content, minute)
+        titles_key = ctx.keys.trending_titles(kind, minute)
+        pipe.sadd(viewers_key, *row["viewers"])
+        pipe.expire(viewers_key, set_ttl)
+        pipe.sadd(titles_key, content)
+        pipe.expire(titles_key, set_ttl)
+    for kind in kinds:
+        pipe.hget(ctx.keys.trending_window(kind), "end")
+    recorded = pipe.execute()[-len(kinds):]
+
+    slide = settings.speed_trending_slide_seconds
+    newest_end = max(row["start"] for row in rows) + SPEED_BUCKET_SECONDS
+    batch_end = math.ceil(newest_end / slide) * slide
+    ends = {k: max(batch_end, int(_text(r))) if r is not None else batch_end for k, r in zip(kinds, recorded)}
+    minutes = {k: _minutes(ends[k] - window, ends[k]) for k in kinds}
+
+    pipe = ctx.client.pipeline(transaction=False)
+    for kind in kinds:
+        for minute in minutes[kind]:
+            pipe.smembers(ctx.keys.trending_titles(kind, minute))
+    member_sets = iter(pipe.execute())
+    titles: dict[ContentKind, list[str]] = {}
+    for kind in kinds:
+        found: set[str] = set()
+        for _minute in minutes[kind]:
+            found.update(_text(content) for content in next(member_sets))
+        titles[kind] = sorted(found)
+
+    union_size = ctx.client.register_script(_UNION_SIZE_LUA)
+    pipe = ctx.client.pipeline(transaction=False)
+    for kind in kinds:
+        for content in titles[kind]:
+            union_size(keys=[ctx.keys.trending_viewers(kind, content, m) for m in minutes[kind]], client=pipe)
+    counts = iter(pipe.execute())
+
+    computed_at = round(time.time(), 3)
+    # One transaction per batch: a reader sees the old ranking and window or the new ones, never a mix.
+    swap = ctx.client.pipeline(transaction=True)
+    for kind in kinds:
+        ranking = {content: int(next(counts)) for content in titles[kind]}
+        ranking = {content: n for content, n in ranking.items() if n > 0}
+        key, window_key = ctx.keys.trending(kind), ctx.keys.trending_window(kind)
+        swap.delete(key)
+        if ranking:
+            swap.zadd(key, ranking)
+            swap.expire(key, TRENDING_TTL_SECONDS)
+        swap.hset(window_key, mapping={"start": ends[kind] - window, "end": ends[kind], "computed_at": computed_at})
+        swap.expire(window_key, TRENDING_TTL_SECONDS)
+    swap.execute()
+    ctx.stats["trending_titles"] = sum(len(titles[k]) for k in kinds)
+    logger.debug("trending batch %d: %d minute sets, windows %s", ctx.batch_id, len(rows), ends)
+
+
+def read_trending(client: redis.Redis, keys: KeyLayout, kind: ContentKind, n: int = 10) -> list[tuple[str, int]]:
+    """The ``n`` titles of a kind with the most distinct viewers in the newest window, highest first."""
+    pairs = cast("list[tuple[bytes | str, float]]", client.zrevrange(keys.trending(kind), 0, n - 1, withscores=True))
+    return [(_text(content), int(score)) for content, score in pairs]
+
+
+QUERY = ViewQuery(
+    name="trending",
+    description="Distinct active viewers per title over a sliding window, live and VOD apart.",
+    topics=(TopicKind.PLAYBACK,),
+    transform=trending_rows,
+    write=write_trending,
+    output_mode="update",
+)
