@@ -36,12 +36,12 @@ from __future__ import annotations
 
 import json
 import logging
-import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from speed_layer.query import SinkContext, ViewQuery
+from speed_layer.redis_io import ClientScript, text
 from warehouse_models.events import EventType, TopicKind
 from warehouse_models.redis_keys import CONCURRENCY_TTL_SECONDS, KeyLayout
 from warehouse_models.settings import Settings
@@ -79,19 +79,8 @@ redis.call('EXPIRE', KEYS[2], ARGV[1])
 return newer and 1 or 0
 """
 
-_scripts: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-
-
-def _plan_limit_script(client: redis.Redis) -> Any:
-    """The plan-limit compare-and-set script, registered once per client."""
-    script = _scripts.get(client)
-    if script is None:
-        script = _scripts[client] = client.register_script(_PLAN_LIMIT_LUA)
-    return script
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+_plan_limit_script = ClientScript(_PLAN_LIMIT_LUA)
+"""The plan-limit compare-and-set script, registered once per client."""
 
 
 # --- the transform ---------------------------------------------------------------------------------------
@@ -243,7 +232,7 @@ def reduce_batch(rows: Iterable[Mapping[str, Any]]) -> BatchEvents:
 
 
 def _scores(pairs: Iterable[tuple[bytes | str, float]]) -> dict[str, int]:
-    return {_text(member): int(score) for member, score in pairs}
+    return {text(member): int(score) for member, score in pairs}
 
 
 def write_concurrency(batch: DataFrame, ctx: SinkContext) -> None:

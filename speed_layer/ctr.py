@@ -11,11 +11,11 @@ the same after a replay.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from typing import TYPE_CHECKING, Any
 
 from speed_layer.query import SinkContext, ViewQuery
+from speed_layer.redis_io import text, window_buckets
 from warehouse_models.events import MAX_CLOCK_SKEW, EventType, TopicKind
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
 from warehouse_models.settings import Settings
@@ -56,23 +56,13 @@ def ctr_rows(events: DataFrame, settings: Settings) -> DataFrame:
     )
 
 
-def window_buckets(start: float, end: float) -> range:
-    """The minute buckets that lie wholly inside ``[start, end)`` (epoch seconds)."""
-    first = math.ceil(start / SPEED_BUCKET_SECONDS) * SPEED_BUCKET_SECONDS
-    return range(first, int(end) - SPEED_BUCKET_SECONDS + 1, SPEED_BUCKET_SECONDS)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _sum_counts(hashes: list[dict[Any, Any]]) -> dict[str, int]:
     """Impressions and clicks summed over every title field of the given bucket hashes."""
     totals = dict.fromkeys(COUNTS, 0)
     for fields in hashes:
         for field, value in fields.items():
             # Content ids may hold ':'; the count's name is what follows the last one.
-            metric = _text(field).rpartition(":")[2]
+            metric = text(field).rpartition(":")[2]
             if metric in totals:
                 totals[metric] += int(value)
     return totals
@@ -114,7 +104,7 @@ def write_ctr(batch: DataFrame, ctx: SinkContext) -> None:
     recorded = pipe.execute()[-len(pairs):]
 
     window = ctx.settings.speed_trending_window_seconds
-    ends = [max(newest_end, int(_text(r))) if r is not None else newest_end for r in recorded]
+    ends = [max(newest_end, int(text(r))) if r is not None else newest_end for r in recorded]
     spans = [window_buckets(end - window, end) for end in ends]
     pipe = ctx.client.pipeline(transaction=False)
     for (rail, button), span in zip(pairs, spans):

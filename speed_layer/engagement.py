@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from simulator.sessions import HEARTBEAT_MS
 from speed_layer.query import SinkContext, ViewQuery
+from speed_layer.redis_io import text
 from warehouse_models.events import INTERACTION_TYPES, MAX_CLOCK_SKEW, PLAYBACK_TYPES, EventType, TopicKind
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
 from warehouse_models.settings import Settings
@@ -113,18 +114,12 @@ def read_engagement(client: redis.Redis, keys: KeyLayout, user_id: str, *, since
         pipe.hgetall(keys.user_engagement_bucket(user_id, bucket))
     totals = dict.fromkeys(METRICS, 0)
     for fields in pipe.execute():
-        for field, value in _decoded(fields):
-            start, _, metric = field.partition(":")
+        for field, value in fields.items():
+            start, _, metric = text(field).partition(":")
             # The bucket W falls in may hold windows that start before W: those belong to the batch view.
             if metric in totals and (since_epoch is None or int(start) >= since_epoch):
                 totals[metric] += int(value)
     return totals
-
-
-def _decoded(fields: dict[Any, Any]) -> list[tuple[str, str]]:
-    """Hash fields as text, whether or not the client decodes responses."""
-    return [(k.decode() if isinstance(k, bytes) else k, v.decode() if isinstance(v, bytes) else v)
-            for k, v in fields.items()]
 
 
 QUERY = ViewQuery(

@@ -14,7 +14,7 @@ id with :func:`fenced`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,6 +24,7 @@ from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
     import redis
+    from _typeshed import SupportsRichComparisonT
     from pyspark.sql import DataFrame
 
 
@@ -77,3 +78,15 @@ def fenced(ctx: SinkContext, pipe: Any) -> bool:
 def commit_fence(ctx: SinkContext, pipe: Any) -> None:
     """Record this batch as committed (inside the writer's transaction)."""
     pipe.set(ctx.keys.speed_commit(ctx.query_name), ctx.batch_id)
+
+
+def newest_per_title(rows: Iterable[Mapping[str, Any]],
+                     value: Callable[[Mapping[str, Any]], SupportsRichComparisonT],
+                     ) -> dict[str, dict[str, SupportsRichComparisonT]]:
+    """Rows -> user -> content -> the largest ``value`` of the (user_id, content_id) rows, whatever their order."""
+    out: dict[str, dict[str, SupportsRichComparisonT]] = {}
+    for row in rows:
+        titles = out.setdefault(row["user_id"], {})
+        candidate = value(row)
+        titles[row["content_id"]] = max(titles.get(row["content_id"], candidate), candidate)
+    return out

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from speed_layer.query import SinkContext, ViewQuery
+from speed_layer.query import SinkContext, ViewQuery, newest_per_title
+from speed_layer.redis_io import text, utc_from_ms
 from warehouse_models.events import EventType, TopicKind
 from warehouse_models.redis_keys import RECENT_ITEMS_MAX, RECENT_ITEMS_TTL_SECONDS, KeyLayout
 from warehouse_models.settings import Settings
@@ -48,12 +49,7 @@ def recent_rows(events: DataFrame, settings: Settings) -> DataFrame:
 
 def newest_watches(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
     """Rows -> user -> content -> the newest event time (ms) among them, whatever their order."""
-    out: dict[str, dict[str, int]] = {}
-    for row in rows:
-        titles = out.setdefault(row["user_id"], {})
-        ms = int(row["event_time_ms"])
-        titles[row["content_id"]] = max(titles.get(row["content_id"], ms), ms)
-    return out
+    return newest_per_title(rows, lambda row: int(row["event_time_ms"]))
 
 
 def write_recent(batch: DataFrame, ctx: SinkContext) -> None:
@@ -73,18 +69,13 @@ def write_recent(batch: DataFrame, ctx: SinkContext) -> None:
     logger.debug("batch %d: recent items of %d users updated", ctx.batch_id, len(watches))
 
 
-def _utc(ms: int) -> datetime:
-    # Whole seconds plus a timedelta: a float division could round the milliseconds.
-    return datetime.fromtimestamp(ms // 1000, tz=timezone.utc) + timedelta(milliseconds=ms % 1000)
-
-
 def read_recent(client: redis.Redis, keys: KeyLayout, user_id: str, n: int = 10) -> list[tuple[str, datetime]]:
     """The user's ``n`` most recently watched titles, newest first, with when (UTC) they were last watched."""
     if n <= 0:
         return []
     pairs = cast("list[tuple[bytes | str, float]]",
                  client.zrange(keys.recent_items(user_id), 0, n - 1, desc=True, withscores=True))
-    return [(member.decode() if isinstance(member, bytes) else member, _utc(int(score))) for member, score in pairs]
+    return [(text(member), utc_from_ms(int(score))) for member, score in pairs]
 
 
 QUERY = ViewQuery(

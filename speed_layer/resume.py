@@ -13,12 +13,11 @@ across batches, and the outcome must not depend on how events fall into batches.
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from speed_layer.query import SinkContext, ViewQuery
+from speed_layer.query import SinkContext, ViewQuery, newest_per_title
+from speed_layer.redis_io import ClientScript, text, utc_from_ms
 from warehouse_models.events import PLAYBACK_TYPES, TopicKind
 from warehouse_models.redis_keys import RESUME_TTL_SECONDS, KeyLayout
 from warehouse_models.settings import Settings
@@ -51,19 +50,8 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 return written
 """
 
-_scripts: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-
-
-def _set_if_newer_script(client: redis.Redis) -> Any:
-    """The compare-and-set script, registered once per client."""
-    script = _scripts.get(client)
-    if script is None:
-        script = _scripts[client] = client.register_script(_SET_IF_NEWER_LUA)
-    return script
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+_set_if_newer_script = ClientScript(_SET_IF_NEWER_LUA)
+"""The compare-and-set script, registered once per client."""
 
 
 def resume_rows(events: DataFrame, settings: Settings) -> DataFrame:
@@ -89,12 +77,7 @@ def resume_rows(events: DataFrame, settings: Settings) -> DataFrame:
 
 def newest_positions(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, tuple[int, float]]]:
     """Rows -> user -> content -> the newest (event ms, position) among them, whatever their order."""
-    out: dict[str, dict[str, tuple[int, float]]] = {}
-    for row in rows:
-        titles = out.setdefault(row["user_id"], {})
-        candidate = (int(row["event_time_ms"]), float(row["position_seconds"]))
-        titles[row["content_id"]] = max(titles.get(row["content_id"], candidate), candidate)
-    return out
+    return newest_per_title(rows, lambda row: (int(row["event_time_ms"]), float(row["position_seconds"])))
 
 
 def write_resume(batch: DataFrame, ctx: SinkContext) -> None:
@@ -114,14 +97,9 @@ def write_resume(batch: DataFrame, ctx: SinkContext) -> None:
     logger.debug("batch %d: %d resume positions moved for %d users", ctx.batch_id, written, len(positions))
 
 
-def _utc(ms: int) -> datetime:
-    # Whole seconds plus a timedelta: a float division could round the milliseconds.
-    return datetime.fromtimestamp(ms // 1000, tz=timezone.utc) + timedelta(milliseconds=ms % 1000)
-
-
 def _parse(value: bytes | str) -> dict[str, Any]:
-    ms, _, position = _text(value).partition(":")
-    return {"position_seconds": float(position), "event_timestamp": _utc(int(ms))}
+    ms, _, position = text(value).partition(":")
+    return {"position_seconds": float(position), "event_timestamp": utc_from_ms(int(ms))}
 
 
 def read_resume(client: redis.Redis, keys: KeyLayout, user_id: str,
@@ -136,7 +114,7 @@ def read_resume(client: redis.Redis, keys: KeyLayout, user_id: str,
     if content_id is not None:
         value = client.hget(key, content_id)
         return _parse(value) if value is not None else None
-    return {_text(field): _parse(value) for field, value in sorted(client.hgetall(key).items())}
+    return {text(field): _parse(value) for field, value in sorted(client.hgetall(key).items())}
 
 
 QUERY = ViewQuery(

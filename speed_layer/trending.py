@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, cast
 
 from speed_layer.query import SinkContext, ViewQuery
+from speed_layer.redis_io import text, window_buckets
 from warehouse_models.events import PLAYBACK_TYPES, TopicKind
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, TRENDING_TTL_SECONDS, ContentKind, KeyLayout
 from warehouse_models.settings import Settings
@@ -51,16 +52,6 @@ def trending_rows(events: DataFrame, settings: Settings) -> DataFrame:
         .agg(F.array_sort(F.collect_set("user_id")).alias("viewers"))
         .select("content_kind", "content_id", F.col("window.start").alias("window_start"), "viewers")
     )
-
-
-def _minutes(start: int, end: int) -> range:
-    """The minute buckets that lie wholly inside ``[start, end)``."""
-    first = math.ceil(start / SPEED_BUCKET_SECONDS) * SPEED_BUCKET_SECONDS
-    return range(first, end - SPEED_BUCKET_SECONDS + 1, SPEED_BUCKET_SECONDS)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def write_trending(batch: DataFrame, ctx: SinkContext) -> None:
@@ -101,8 +92,8 @@ def write_trending(batch: DataFrame, ctx: SinkContext) -> None:
     slide = settings.speed_trending_slide_seconds
     newest_end = max(row["start"] for row in rows) + SPEED_BUCKET_SECONDS
     batch_end = math.ceil(newest_end / slide) * slide
-    ends = {k: max(batch_end, int(_text(r))) if r is not None else batch_end for k, r in zip(kinds, recorded)}
-    minutes = {k: _minutes(ends[k] - window, ends[k]) for k in kinds}
+    ends = {k: max(batch_end, int(text(r))) if r is not None else batch_end for k, r in zip(kinds, recorded)}
+    minutes = {k: window_buckets(ends[k] - window, ends[k]) for k in kinds}
 
     pipe = ctx.client.pipeline(transaction=False)
     for kind in kinds:
@@ -113,7 +104,7 @@ def write_trending(batch: DataFrame, ctx: SinkContext) -> None:
     for kind in kinds:
         found: set[str] = set()
         for _minute in minutes[kind]:
-            found.update(_text(content) for content in next(member_sets))
+            found.update(text(content) for content in next(member_sets))
         titles[kind] = sorted(found)
 
     union_size = ctx.client.register_script(_UNION_SIZE_LUA)
@@ -144,7 +135,7 @@ def write_trending(batch: DataFrame, ctx: SinkContext) -> None:
 def read_trending(client: redis.Redis, keys: KeyLayout, kind: ContentKind, n: int = 10) -> list[tuple[str, int]]:
     """The ``n`` titles of a kind with the most distinct viewers in the newest window, highest first."""
     pairs = cast("list[tuple[bytes | str, float]]", client.zrevrange(keys.trending(kind), 0, n - 1, withscores=True))
-    return [(_text(content), int(score)) for content, score in pairs]
+    return [(text(content), int(score)) for content, score in pairs]
 
 
 QUERY = ViewQuery(

@@ -145,6 +145,14 @@ class KeyLayout:
         """Hash: scope -> JSON of its open alert (what, how much over baseline, since when)."""
         return f"{self.prefix}:speed:alerts:active"
 
+    def spike_counting_since(self) -> str:
+        """String: the first epoch second the spike detector counted; nothing is judged before a full baseline."""
+        return f"{self.prefix}:speed:alerts:since"
+
+    def spike_judged(self) -> str:
+        """Hash: scope -> the last epoch second the spike detector judged (each second is judged once)."""
+        return f"{self.prefix}:speed:alerts:judged"
+
     def speed_commit(self, query_name: str) -> str:
         """Last micro-batch id each streaming query committed to Redis (fencing for replays)."""
         return f"{self.prefix}:speed:commit:{query_name}"

@@ -81,24 +81,10 @@ def status() -> None:
 
 def _speed_progress_table(settings: Settings) -> Table | None:
     """The speed queries' newest progress as Redis holds it (None when Redis is down or nothing ran yet)."""
-    from speed_layer.progress import read_progress
-    from speed_layer.service import speed_pid
+    from speed_layer.terminal import progress_table
 
     try:
-        rows = read_progress(settings.redis_client(), settings.keys)
+        return progress_table(settings.redis_client(), settings)
     except Exception:  # Redis down: the services table above already says so
         logger.debug("no speed progress", exc_info=True)
         return None
-    if not rows:
-        return None
-    pid = speed_pid(settings)
-    table = Table(title=f"speed layer queries ({f'running, pid {pid}' if pid else 'no background process'})")
-    for column in ("query", "batch", "at", "rows in/s", "processed/s", "batch ms", "watermark", "state rows",
-                   "late (total)", "Kafka lag"):
-        table.add_column(column, justify="left" if column in ("query", "at", "watermark") else "right")
-    for row in rows:
-        table.add_row(row.get("name", "?").split("@")[0], row.get("batch_id", "-"), row.get("timestamp", "-")[:19],
-                      row.get("input_rows_per_second", "-"), row.get("processed_rows_per_second", "-"),
-                      row.get("batch_duration_ms", "-"), (row.get("watermark") or "-")[:19],
-                      row.get("state_rows", "-"), row.get("late_rows_total", "-"), row.get("kafka_lag", "-"))
-    return table

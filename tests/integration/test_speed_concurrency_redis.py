@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -19,12 +19,11 @@ import pytest
 from simulator import SimulationConfig, simulate
 from simulator.sessions import epoch_ms
 from simulator.truth import compute_truth
-from speed_layer.concurrency import QUERY, concurrency_rows, may_play, read_concurrency, write_concurrency
+from speed_layer.concurrency import QUERY, may_play, read_concurrency
 from speed_layer.query import SinkContext
-from speed_layer.source import events_frame
+from tests.speed_support import clear_prefix, sink_context_fixture, snapshot, write_events
 from warehouse_models.events import format_timestamp
 from warehouse_models.redis_keys import CONCURRENCY_TTL_SECONDS
-from warehouse_models.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -54,40 +53,12 @@ S2 = _heartbeats("s2", range(30, 91, 10))
 S3 = _heartbeats("s3", [140, 150])  # 50 s after s2's last heartbeat: longer than the 30 s timeout
 
 
-@pytest.fixture
-def ctx(redis_service: Settings, isolated: Settings) -> Iterator[SinkContext]:
-    client = isolated.redis_client()
-    yield SinkContext(settings=isolated, client=client, keys=isolated.keys, query_name=QUERY.name, batch_id=0)
-    _clear(client, isolated.keys.pattern())
-    client.close()
-
-
-def _clear(client: Any, pattern: str) -> None:
-    keys = list(client.scan_iter(match=pattern))
-    if keys:
-        client.delete(*keys)
-
-
-def _write(spark, ctx: SinkContext, events: list[dict[str, Any]], batch_id: int) -> None:
-    ctx.batch_id = batch_id
-    write_concurrency(concurrency_rows(events_frame(spark, events), ctx.settings), ctx)
+ctx = sink_context_fixture(QUERY.name)
 
 
 def _snapshot(ctx: SinkContext) -> dict[str, Any]:
     """Every key under the test's prefix (prefix stripped) with its value."""
-    out: dict[str, Any] = {}
-    client, prefix = ctx.client, ctx.keys.prefix
-    for raw in client.scan_iter(match=ctx.keys.pattern()):
-        key = raw.decode()
-        kind = client.type(key).decode()
-        if kind == "hash":
-            value: Any = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
-        elif kind == "zset":
-            value = {m.decode(): int(s) for m, s in client.zrange(key, 0, -1, withscores=True)}
-        else:
-            value = json.loads(client.get(key))
-        out[key.removeprefix(prefix)] = value
-    return out
+    return snapshot(ctx, strip=ctx.keys.prefix, score=int, string=json.loads)
 
 
 def _ttls(ctx: SinkContext) -> dict[str, int]:
@@ -95,7 +66,7 @@ def _ttls(ctx: SinkContext) -> dict[str, int]:
 
 
 def test_second_overlapping_session_is_over_and_a_later_third_may_play(spark, ctx):
-    _write(spark, ctx, [PLAN, *S1, *S2], batch_id=0)
+    write_events(spark, QUERY, ctx, [PLAN, *S1, *S2], batch_id=0)
     first = _snapshot(ctx)
     assert first == {
         ":speed:plan_limits": {"acc-1": "1"},
@@ -111,10 +82,10 @@ def test_second_overlapping_session_is_over_and_a_later_third_may_play(spark, ct
                                                              "active": ["s1", "s2"]}
     assert may_play(ctx.client, ctx.keys, "acc-1", "s3")["reason"] == "limit_reached"
 
-    _write(spark, ctx, [PLAN, *S1, *S2], batch_id=0)  # the same batch again, as after a crash
+    write_events(spark, QUERY, ctx, [PLAN, *S1, *S2], batch_id=0)  # the same batch again, as after a crash
     assert _snapshot(ctx) == first
 
-    _write(spark, ctx, [S1_END, *S3], batch_id=1)
+    write_events(spark, QUERY, ctx, [S1_END, *S3], batch_id=1)
     final = _snapshot(ctx)
     assert final == {
         **first,
@@ -133,29 +104,29 @@ def test_second_overlapping_session_is_over_and_a_later_third_may_play(spark, ct
 
 
 def test_the_same_events_in_other_batches_and_orders_leave_the_same_state(spark, ctx):
-    _write(spark, ctx, [PLAN, *S1, *S2], batch_id=0)
-    _write(spark, ctx, [S1_END, *S3], batch_id=1)
+    write_events(spark, QUERY, ctx, [PLAN, *S1, *S2], batch_id=0)
+    write_events(spark, QUERY, ctx, [S1_END, *S3], batch_id=1)
     in_order = _snapshot(ctx)
-    _clear(ctx.client, ctx.keys.pattern())
+    clear_prefix(ctx.client, ctx.keys.pattern())
 
     # The newest events first, the plan record and the early heartbeats of both sessions late.
     batches = [[*S3, *S2[3:]], [S1_END, *S1[3:]], [*S2[:3], *reversed(S1[:3]), PLAN]]
     for batch_id, events in enumerate(batches):
-        _write(spark, ctx, events, batch_id=batch_id)
+        write_events(spark, QUERY, ctx, events, batch_id=batch_id)
     assert _snapshot(ctx) == in_order
 
     # A replay of the last batch changes nothing.
-    _write(spark, ctx, batches[-1], batch_id=len(batches) - 1)
+    write_events(spark, QUERY, ctx, batches[-1], batch_id=len(batches) - 1)
     assert _snapshot(ctx) == in_order
 
 
 def test_limit_unknown_until_the_plan_record_arrives(spark, ctx):
-    _write(spark, ctx, [*S1, *S2], batch_id=0)
+    write_events(spark, QUERY, ctx, [*S1, *S2], batch_id=0)
     assert read_concurrency(ctx.client, ctx.keys, "acc-1") == {"limit": None, "active": ["s1", "s2"],
                                                                "over_limit": [], "as_of_ms": T0 + 90_000}
     assert may_play(ctx.client, ctx.keys, "acc-1", "s2")["reason"] == "limit_unknown"
     assert ctx.client.exists(ctx.keys.account_over_limit("acc-1")) == 0
-    _write(spark, ctx, [PLAN], batch_id=1)
+    write_events(spark, QUERY, ctx, [PLAN], batch_id=1)
     assert read_concurrency(ctx.client, ctx.keys, "acc-1")["over_limit"] == ["s2"]
 
 
@@ -169,7 +140,7 @@ def test_over_limit_history_of_a_simulated_stream_is_the_truth(spark, ctx):
     random.Random(1).shuffle(shuffled)
     third = len(shuffled) // 3
     for batch_id, lo in enumerate(range(0, len(shuffled), third)):
-        _write(spark, ctx, shuffled[lo:lo + third], batch_id=batch_id)
+        write_events(spark, QUERY, ctx, shuffled[lo:lo + third], batch_id=batch_id)
     accounts = {e["account_id"] for e in events if e["event_type"] == "heartbeat"}
     found = {}
     for account in accounts:

@@ -8,7 +8,6 @@ batch leave Redis identical; the key has a TTL; ``read_recent`` lists titles new
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -16,11 +15,10 @@ import pytest
 
 from simulator.sessions import epoch_ms
 from speed_layer.query import SinkContext
-from speed_layer.recent import QUERY, read_recent, recent_rows, write_recent
-from speed_layer.source import events_frame
+from speed_layer.recent import QUERY, read_recent
+from tests.speed_support import clear_prefix, sink_context_fixture, snapshot, write_events
 from warehouse_models.events import format_timestamp
 from warehouse_models.redis_keys import RECENT_ITEMS_MAX, RECENT_ITEMS_TTL_SECONDS
-from warehouse_models.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -53,39 +51,19 @@ EXPECTED = {
 }
 
 
-@pytest.fixture
-def ctx(redis_service: Settings, isolated: Settings) -> Iterator[SinkContext]:
-    client = isolated.redis_client()
-    yield SinkContext(settings=isolated, client=client, keys=isolated.keys, query_name=QUERY.name, batch_id=0)
-    _clear(client, isolated.keys.pattern())
-    client.close()
-
-
-def _clear(client: Any, pattern: str) -> None:
-    keys = list(client.scan_iter(match=pattern))
-    if keys:
-        client.delete(*keys)
-
-
-def _write(spark, ctx: SinkContext, events: list[dict[str, Any]], batch_id: int) -> None:
-    ctx.batch_id = batch_id
-    write_recent(recent_rows(events_frame(spark, events), ctx.settings), ctx)
+ctx = sink_context_fixture(QUERY.name)
 
 
 def _snapshot(ctx: SinkContext) -> dict[str, dict[str, int]]:
-    out = {}
-    for raw in ctx.client.scan_iter(match=ctx.keys.pattern()):
-        key = raw.decode()
-        user = key.removeprefix(ctx.keys.recent_items(""))
-        out[user] = {m.decode(): int(s) for m, s in ctx.client.zrange(key, 0, -1, withscores=True)}
-    return out
+    """User -> the user's recent items with their times (ms)."""
+    return snapshot(ctx, strip=ctx.keys.recent_items(""), score=int)
 
 
 def test_newest_titles_kept_and_a_replay_changes_nothing(spark, ctx):
-    _write(spark, ctx, EVENTS, batch_id=0)
+    write_events(spark, QUERY, ctx, EVENTS, batch_id=0)
     assert len(EXPECTED["usr-1"]) == RECENT_ITEMS_MAX
     assert _snapshot(ctx) == EXPECTED
-    _write(spark, ctx, EVENTS, batch_id=0)
+    write_events(spark, QUERY, ctx, EVENTS, batch_id=0)
     assert _snapshot(ctx) == EXPECTED
 
     for user in EXPECTED:
@@ -106,12 +84,12 @@ def test_other_batches_and_orders_end_the_same(spark, ctx):
     newest_first = sorted(EVENTS, key=lambda e: e["event_timestamp"], reverse=True)
     batches = [newest_first[:20], newest_first[20:40], newest_first[40:]]
     for batch_id, events in enumerate(batches):
-        _write(spark, ctx, events, batch_id=batch_id)
+        write_events(spark, QUERY, ctx, events, batch_id=batch_id)
     assert _snapshot(ctx) == EXPECTED
 
-    _clear(ctx.client, ctx.keys.pattern())
+    clear_prefix(ctx.client, ctx.keys.pattern())
     shuffled = EVENTS[:]
     random.Random(3).shuffle(shuffled)
     for batch_id, lo in enumerate(range(0, len(shuffled), 7)):
-        _write(spark, ctx, shuffled[lo:lo + 7], batch_id=batch_id)
+        write_events(spark, QUERY, ctx, shuffled[lo:lo + 7], batch_id=batch_id)
     assert _snapshot(ctx) == EXPECTED

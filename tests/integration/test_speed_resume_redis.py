@@ -7,7 +7,6 @@ split or order of the same events leave Redis identical; the key has a TTL; ``re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -15,11 +14,10 @@ import pytest
 
 from simulator.sessions import epoch_ms
 from speed_layer.query import SinkContext
-from speed_layer.resume import QUERY, read_resume, resume_rows, write_resume
-from speed_layer.source import events_frame
+from speed_layer.resume import QUERY, read_resume
+from tests.speed_support import sink_context_fixture, snapshot, write_events
 from warehouse_models.events import format_timestamp
 from warehouse_models.redis_keys import RESUME_TTL_SECONDS
-from warehouse_models.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -53,39 +51,18 @@ EXPECTED = {
 }
 
 
-@pytest.fixture
-def ctx(redis_service: Settings, isolated: Settings) -> Iterator[SinkContext]:
-    client = isolated.redis_client()
-    yield SinkContext(settings=isolated, client=client, keys=isolated.keys, query_name=QUERY.name, batch_id=0)
-    _clear(client, isolated.keys.pattern())
-    client.close()
-
-
-def _clear(client: Any, pattern: str) -> None:
-    keys = list(client.scan_iter(match=pattern))
-    if keys:
-        client.delete(*keys)
-
-
-def _write(spark, ctx: SinkContext, events: list[dict[str, Any]], batch_id: int) -> None:
-    ctx.batch_id = batch_id
-    write_resume(resume_rows(events_frame(spark, events), ctx.settings), ctx)
+ctx = sink_context_fixture(QUERY.name)
 
 
 def _snapshot(ctx: SinkContext) -> dict[str, dict[str, str]]:
-    out = {}
-    for raw in ctx.client.scan_iter(match=ctx.keys.pattern()):
-        key = raw.decode()
-        assert ctx.client.type(key) == b"hash", key
-        user = key.removeprefix(ctx.keys.resume_position(""))
-        out[user] = {k.decode(): v.decode() for k, v in ctx.client.hgetall(key).items()}
-    return out
+    """User -> the user's resume hash; every key under the test's prefix must be a hash."""
+    return snapshot(ctx, strip=ctx.keys.resume_position(""), only="hash")
 
 
 def test_newest_position_wins_and_a_replay_changes_nothing(spark, ctx):
-    _write(spark, ctx, EVENTS, batch_id=0)
+    write_events(spark, QUERY, ctx, EVENTS, batch_id=0)
     assert _snapshot(ctx) == EXPECTED
-    _write(spark, ctx, EVENTS, batch_id=0)
+    write_events(spark, QUERY, ctx, EVENTS, batch_id=0)
     assert _snapshot(ctx) == EXPECTED
 
     for user in EXPECTED:
@@ -107,5 +84,5 @@ def test_late_older_events_never_move_the_position_back(spark, ctx):
     batches = [[EVENTS[4], EVENTS[8], EVENTS[6]], [EVENTS[2], EVENTS[5], EVENTS[7]], [EVENTS[0], EVENTS[3]],
                [EVENTS[1]]]
     for batch_id, events in enumerate(batches):
-        _write(spark, ctx, events, batch_id=batch_id)
+        write_events(spark, QUERY, ctx, events, batch_id=batch_id)
     assert _snapshot(ctx) == EXPECTED

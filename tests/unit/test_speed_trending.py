@@ -7,35 +7,23 @@ inside the allowed lateness is still counted and one beyond it is left to the ba
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 from speed_layer.source import events_frame
 from speed_layer.trending import QUERY, trending_rows
+from tests.speed_support import T0, epoch, playback, run_stream
 from warehouse_models.events import TopicKind, format_timestamp
 from warehouse_models.settings import Settings
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 SETTINGS = Settings(speed_allowed_lateness_seconds=120)
-
-
-def _epoch(seconds: float) -> int:
-    return int((T0 + timedelta(seconds=seconds)).timestamp())
 
 
 def _playback(event_type: str, user: str, content: str, seconds: float, *, live: bool | None = None,
               **fields: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "event_id": f"ev-{uuid.uuid4().hex[:12]}", "schema_version": 1, "event_type": event_type,
-        "event_timestamp": format_timestamp(T0 + timedelta(seconds=seconds)), "account_id": f"acc-{user}",
-        "user_id": user, "device_type": "tv", "session_id": f"ses-{user}-{content}", "content_id": content,
-    }
     if live is not None:
-        event["is_live"] = live
-    event.update(fields)
-    return event
+        fields["is_live"] = live
+    return playback(event_type, user, content, seconds, **fields)
 
 
 def _heartbeat(user: str, content: str, seconds: float, *, live: bool | None = None) -> dict[str, Any]:
@@ -71,28 +59,10 @@ def test_distinct_viewers_per_title_and_minute_live_and_vod_apart(spark):
         _heartbeat("u4", "vod-A", 5),
     ]
     assert _rows(trending_rows(events_frame(spark, events), SETTINGS)) == [
-        ("live", "live-1", _epoch(0), ["u3"]),
-        ("vod", "vod-A", _epoch(0), ["u1", "u2", "u4"]),
-        ("vod", "vod-A", _epoch(60), ["u1"]),
+        ("live", "live-1", epoch(0), ["u3"]),
+        ("vod", "vod-A", epoch(0), ["u1", "u2", "u4"]),
+        ("vod", "vod-A", epoch(60), ["u1"]),
     ]
-
-
-def _run_stream(spark, batches: list[list[dict[str, Any]]], tmp_path: Path) -> list[tuple[Any, ...]]:
-    """Feed each list of events as one micro-batch of a file stream; return every row the query emitted."""
-    source = tmp_path / "events"
-    source.mkdir()
-    schema = events_frame(spark, batches[0]).schema
-    name = f"trending_{uuid.uuid4().hex[:8]}"
-    stream = spark.readStream.schema(schema).parquet(str(source))
-    query = (trending_rows(stream, SETTINGS).writeStream.format("memory").queryName(name)
-             .outputMode("update").option("checkpointLocation", str(tmp_path / "checkpoint")).start())
-    try:
-        for events in batches:
-            events_frame(spark, events).coalesce(1).write.mode("append").parquet(str(source))
-            query.processAllAvailable()
-        return _rows(spark.table(name))
-    finally:
-        query.stop()
 
 
 def test_stream_counts_late_event_inside_lateness_and_drops_one_beyond(spark, tmp_path):
@@ -100,8 +70,8 @@ def test_stream_counts_late_event_inside_lateness_and_drops_one_beyond(spark, tm
     # The watermark is now 12:05:00 - 120 s = 12:03:00.
     second = [_heartbeat("u2", "vod-A", 250, live=False), _heartbeat("u3", "vod-A", 100, live=False),
               _heartbeat("u4", "vod-A", 310, live=False)]
-    assert _run_stream(spark, [first, second], tmp_path) == [
-        ("vod", "vod-A", _epoch(240), ["u2"]),
-        ("vod", "vod-A", _epoch(300), ["u1"]),
-        ("vod", "vod-A", _epoch(300), ["u1", "u4"]),
+    assert run_stream(spark, QUERY, SETTINGS, [first, second], tmp_path, _rows) == [
+        ("vod", "vod-A", epoch(240), ["u2"]),
+        ("vod", "vod-A", epoch(300), ["u1"]),
+        ("vod", "vod-A", epoch(300), ["u1", "u4"]),
     ]

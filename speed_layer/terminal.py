@@ -1,0 +1,207 @@
+"""A terminal view of every speed view as Redis holds it now (`reelytics speed show`, the demo).
+
+Everything here reads Redis through the views' own readers and the key layout; nothing is computed that the
+serving layer would not see.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from rich.table import Table
+
+from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS
+from warehouse_models.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_SCAN_LIMIT = 20_000
+"""Keys scanned at most per view, so a large deployment answers quickly (the figures then cover a sample)."""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _scan(client: Any, pattern: str) -> list[str]:
+    keys: list[str] = []
+    for key in client.scan_iter(match=pattern, count=1000):
+        keys.append(_text(key))
+        if len(keys) >= _SCAN_LIMIT:
+            break
+    return keys
+
+
+def _suffix(key: str, pattern: str) -> str:
+    return key[len(pattern.rstrip("*")):]
+
+
+def progress_table(client: Any, settings: Settings) -> Table | None:
+    """Each speed query's newest progress (None when none ran yet)."""
+    from speed_layer.progress import read_progress
+    from speed_layer.service import speed_pid
+
+    rows = read_progress(client, settings.keys)
+    if not rows:
+        return None
+    pid = speed_pid(settings)
+    table = Table(title=f"speed layer queries ({f'running, pid {pid}' if pid else 'no background process'})")
+    for column in ("query", "batch", "at", "rows in/s", "processed/s", "batch ms", "watermark", "state rows",
+                   "late (total)", "Kafka lag"):
+        table.add_column(column, justify="left" if column in ("query", "at", "watermark") else "right")
+    for row in rows:
+        table.add_row(row.get("name", "?").split("@")[0], row.get("batch_id", "-"), row.get("timestamp", "-")[:19],
+                      row.get("input_rows_per_second", "-"), row.get("processed_rows_per_second", "-"),
+                      row.get("batch_duration_ms", "-"), (row.get("watermark") or "-")[:19],
+                      row.get("state_rows", "-"), row.get("late_rows_total", "-"), row.get("kafka_lag", "-"))
+    return table
+
+
+def trending_table(client: Any, settings: Settings, *, top: int) -> Table:
+    from speed_layer.trending import read_trending
+
+    table = Table(title=f"trending: distinct viewers over the last "
+                        f"{settings.speed_trending_window_seconds // 60} minutes")
+    for column in ("kind", "rank", "title", "viewers", "window (UTC)"):
+        table.add_column(column, justify="right" if column in ("rank", "viewers") else "left")
+    for kind in ("live", "vod"):
+        window = {_text(k): _text(v) for k, v in client.hgetall(settings.keys.trending_window(kind)).items()}
+        span = "-"
+        if window.get("start") and window.get("end"):
+            span = (time.strftime("%H:%M", time.gmtime(int(float(window["start"])))) + "-"
+                    + time.strftime("%H:%M", time.gmtime(int(float(window["end"])))))
+        for rank, (content, viewers) in enumerate(read_trending(client, settings.keys, kind, n=top), start=1):
+            table.add_row(kind, str(rank), content, f"{viewers:,}", span if rank == 1 else "")
+    return table
+
+
+def ctr_table(client: Any, settings: Settings, *, top: int) -> Table:
+    pattern = settings.keys.ctr_rate("*", "*")
+    table = Table(title="CTR per rail and button (rolling window)")
+    for column in ("rail", "button", "impressions", "clicks", "rate"):
+        table.add_column(column, justify="left" if column in ("rail", "button") else "right")
+    rows = []
+    pipe = client.pipeline(transaction=False)
+    keys = _scan(client, pattern)
+    for key in keys:
+        pipe.hgetall(key)
+    for key, values in zip(keys, pipe.execute(), strict=True):
+        fields = {_text(k): _text(v) for k, v in values.items()}
+        rail, _, button = _suffix(key, pattern).partition(":")
+        rows.append((rail, button, int(fields.get("impressions", 0)), int(fields.get("clicks", 0)),
+                     float(fields.get("rate", 0.0))))
+    for rail, button, impressions, clicks, rate in sorted(rows, key=lambda r: -r[2])[:top]:
+        table.add_row(rail, button, f"{impressions:,}", f"{clicks:,}", f"{rate:.1%}")
+    return table
+
+
+def concurrency_table(client: Any, settings: Settings, *, top: int) -> Table:
+    pattern = settings.keys.account_over_limit("*")
+    keys = _scan(client, pattern)
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.zcard(key)
+    counts = sorted(zip(keys, pipe.execute(), strict=True), key=lambda kv: -kv[1])
+    table = Table(title=f"accounts streaming over their plan's limit ({len(keys):,} accounts)")
+    for column in ("account", "sessions over the limit", "limit", "active now"):
+        table.add_column(column, justify="left" if column == "account" else "right")
+    from speed_layer.concurrency import read_concurrency
+
+    for key, count in counts[:top]:
+        account = _suffix(key, pattern)
+        view = read_concurrency(client, settings.keys, account) or {}
+        table.add_row(account, str(count), str(view.get("limit", "-")), str(len(view.get("active", []))))
+    return table
+
+
+def qoe_table(client: Any, settings: Settings, *, top: int) -> Table:
+    """QoE per title over the newest minute buckets Redis holds (a sample of at most the scan limit)."""
+    from speed_layer.qoe import merge_sums, qoe_metrics
+
+    pattern = f"{settings.keys.prefix}:speed:qoe:*"
+    keys = _scan(client, pattern)
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hgetall(key)
+    per_title: dict[str, list[dict[str, int]]] = {}
+    for key, values in zip(keys, pipe.execute(), strict=True):
+        content = _suffix(key, pattern).split(":", 1)[0]
+        per_title.setdefault(content, []).append({_text(k): int(float(_text(v))) for k, v in values.items()})
+    table = Table(title="QoE per title (all live minute buckets)")
+    for column in ("title", "plays", "avg startup ms", "rebuffering", "avg kbps", "start failures",
+                   "exits before start", "failures after start"):
+        table.add_column(column, justify="left" if column == "title" else "right")
+    merged = {content: merge_sums(parts) for content, parts in per_title.items()}
+    for content, sums in sorted(merged.items(), key=lambda kv: -kv[1].get("plays", 0))[:top]:
+        metrics = qoe_metrics(sums)
+
+        def fmt(name: str, spec: str) -> str:
+            value = metrics.get(name)
+            return "-" if value is None else format(value, spec)
+
+        table.add_row(content, f"{sums.get('plays', 0):,}", fmt("avg_startup_ms", ",.0f"),
+                      fmt("rebuffering_ratio", ".2%"), fmt("avg_bitrate_kbps", ",.0f"),
+                      f"{sums.get('start_failures', 0):,}", f"{sums.get('exits_before_start', 0):,}",
+                      f"{sums.get('failures_after_start', 0):,}")
+    return table
+
+
+def alerts_table(client: Any, settings: Settings, *, top: int) -> Table:
+    from speed_layer.spikes import read_active_alerts, read_alerts
+
+    active = read_active_alerts(client, settings.keys)
+    table = Table(title=f"traffic-spike alerts ({len(active)} open)")
+    for column in ("type", "scope", "rate/s", "baseline/s", "since"):
+        table.add_column(column, justify="right" if "/s" in column else "left")
+    for alert in read_alerts(client, settings.keys, n=top):
+        table.add_row(str(alert.get("type", "-")), str(alert.get("scope", "-")), str(alert.get("rate", "-")),
+                      str(alert.get("baseline", "-")), str(alert.get("since", "-")))
+    return table
+
+
+def user_table(client: Any, settings: Settings, user: str) -> Table:
+    from speed_layer.engagement import read_engagement
+    from speed_layer.recent import read_recent
+    from speed_layer.resume import read_resume
+
+    now = time.time()
+    hour = read_engagement(client, settings.keys, user, since_epoch=now - 3600 - SPEED_BUCKET_SECONDS)
+    table = Table(title=f"user {user}: {hour['watch_seconds']:,} s watched, {hour['events']:,} events, "
+                        f"{hour['clicks']:,} clicks in the last hour")
+    for column in ("title", "last watched (UTC)", "resume at (s)"):
+        table.add_column(column)
+    positions = read_resume(client, settings.keys, user) or {}
+    for content, at in read_recent(client, settings.keys, user, n=10):
+        position = positions.get(content) if isinstance(positions, dict) else None
+        table.add_row(content, at.strftime("%H:%M:%S"),
+                      f"{position['position_seconds']:,.0f}" if position else "-")
+    return table
+
+
+def account_table(client: Any, settings: Settings, account: str) -> Table:
+    from speed_layer.concurrency import read_concurrency
+
+    view = read_concurrency(client, settings.keys, account)
+    table = Table(title=f"account {account}: may its streams play?")
+    table.add_column("view")
+    table.add_row(json.dumps(view, indent=1) if view else "nothing known about this account")
+    return table
+
+
+def render_views(client: Any, settings: Settings, *, user: str | None = None, account: str | None = None,
+                 top: int = 5) -> list[Table]:
+    """Every view as a rich Table, newest progress last."""
+    tables = [trending_table(client, settings, top=top), ctr_table(client, settings, top=top),
+              concurrency_table(client, settings, top=top), qoe_table(client, settings, top=top),
+              alerts_table(client, settings, top=top)]
+    if user:
+        tables.append(user_table(client, settings, user))
+    if account:
+        tables.append(account_table(client, settings, account))
+    progress = progress_table(client, settings)
+    if progress is not None:
+        tables.append(progress)
+    return tables

@@ -1,0 +1,230 @@
+"""QoE sums from hand-made playback events: the batch transform, the stateful step, and the metrics.
+
+Contract: one row per (content, device type, country, event-time minute) with the whole additive sums of
+docs/qoe.md; session outcomes (start failure, exit before start, failure after start) are judged once, in the
+minute of the event that ended the session or, for a silent session, of its last event once the watermark passes
+it plus the heartbeat timeout; a refused request is no outcome; a late event inside the lateness updates its
+minute's whole value; ``qoe_metrics`` gives the documented ratios.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from speed_layer.qoe import (
+    EVENT_COLUMNS,
+    QOE_FIELDS,
+    QUERY,
+    SliceState,
+    merge_sums,
+    qoe_metrics,
+    qoe_rows,
+    qoe_stateful_step,
+)
+from speed_layer.source import events_frame
+from warehouse_models.events import TopicKind, format_timestamp
+from warehouse_models.settings import Settings
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0_S = int(T0.timestamp())
+TIMEOUT_MS = 30_000
+SETTINGS = Settings(speed_allowed_lateness_seconds=10, speed_heartbeat_timeout_seconds=30)
+
+
+def _event(event_type: str, session: str, seconds: float, *, content: str = "vod-1", device: str = "tv",
+           country: str | None = "DE", **fields: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event_id": f"{session}-{event_type}-{seconds:g}", "schema_version": 1, "event_type": event_type,
+        "event_timestamp": format_timestamp(T0 + timedelta(seconds=seconds)), "account_id": f"acc-{session}",
+        "user_id": f"usr-{session}", "device_type": device, "session_id": session, "content_id": content,
+    }
+    if country is not None:
+        event["country"] = country
+    event.update(fields)
+    return event
+
+
+def _hb(session: str, seconds: float, kbps: int, state: str = "playing", **slice_: Any) -> dict[str, Any]:
+    return _event("heartbeat", session, seconds, position_seconds=seconds, player_state=state, bitrate_kbps=kbps,
+                  **slice_)
+
+
+LIVE = {"content": "live-1", "device": "mobile", "country": None}
+
+S1 = [
+    _event("play_request", "s1", 0),
+    _event("first_frame", "s1", 1, startup_ms=1000, bitrate_kbps=3000),
+    _hb("s1", 11, 3000),
+    _hb("s1", 21, 3000),
+    _event("quality_change", "s1", 25, bitrate_kbps=6000, previous_bitrate_kbps=3000),
+    _event("buffer_start", "s1", 40, position_seconds=40.0),
+    _event("buffer_end", "s1", 42, stall_ms=2000, position_seconds=40.0),
+    _hb("s1", 51, 6000),
+    _hb("s1", 61, 6000, state="paused"),
+    _event("play_end", "s1", 65, position_seconds=55.0),
+]
+S1_LATE = _hb("s1", 31, 6000)  # sent before the stall, arrives after everything else
+OTHERS = [
+    # s2: fatal error before the first frame -> start failure at 12:00
+    _event("play_request", "s2", 30),
+    _event("error", "s2", 33, error_code="MANIFEST_LOAD_FAILED", error_fatal=True),
+    # s3: gives up before the first frame -> exit before start at 12:01
+    _event("play_request", "s3", 70),
+    _event("play_end", "s3", 80, position_seconds=0.0),
+    # s4: plays, shifts down, fails at 12:01:30 -> failure after start at 12:01
+    _event("play_request", "s4", 5),
+    _event("first_frame", "s4", 6, startup_ms=500),
+    _hb("s4", 16, 1400),
+    _event("quality_change", "s4", 20, bitrate_kbps=800, previous_bitrate_kbps=1400),
+    _event("error", "s4", 90, error_code="DECODER_CRASH", error_fatal=True),
+    # s5: refused by the plan limit -> a play, no outcome
+    _event("play_request", "s5", 100),
+    _event("error", "s5", 101, error_code="STREAM_LIMIT_REACHED", error_fatal=True),
+    # s6 (live, no country): plays two heartbeats then goes silent -> judged by timeout, started: no outcome
+    _event("play_request", "s6", 0, **LIVE),
+    _event("first_frame", "s6", 2, startup_ms=2000, **LIVE),
+    _hb("s6", 12, 800, **LIVE),
+    _hb("s6", 22, 800, **LIVE),
+    # s7 (live): a play request and nothing else -> exit before start at 12:00 once silent past the timeout
+    _event("play_request", "s7", 40, **LIVE),
+]
+
+
+def _sums(**values: int) -> dict[str, int]:
+    return {name: values.get(name, 0) for name in QOE_FIELDS}
+
+
+VOD_1200 = _sums(plays=3, startups=2, startup_ms_sum=1500, playing_seconds=50, stall_ms=2000, rebuffers=1,
+                 bitrate_seconds_kbps=3000 * 20 + 6000 * 20 + 1400 * 10, bitrate_seconds=50, quality_changes=2,
+                 upshifts=1, downshifts=1, start_failures=1)
+VOD_1201 = _sums(plays=2, exits_before_start=1, failures_after_start=1)
+LIVE_1200 = _sums(plays=2, startups=1, startup_ms_sum=2000, playing_seconds=20, bitrate_seconds_kbps=16000,
+                  bitrate_seconds=20, exits_before_start=1)
+
+
+def test_query_reads_playback_in_update_mode():
+    assert QUERY.name == "qoe"
+    assert QUERY.topics == (TopicKind.PLAYBACK,)
+    assert QUERY.output_mode == "update"
+
+
+def test_batch_transform_gives_whole_sums_per_slice_and_minute(spark):
+    from pyspark.sql import functions as F
+
+    # Batch watermark: newest event (12:01:41) minus 10 s lateness = 12:01:31, past s6 (22 s + 30) and s7 (40 + 30).
+    frame = qoe_rows(events_frame(spark, S1 + OTHERS + [S1_LATE]), SETTINGS)
+    got = sorted(
+        (r["content_id"], r["device_type"], r["country"], r["bucket"], {f: r[f] for f in QOE_FIELDS})
+        for r in frame.select("*", F.unix_seconds("window_start").alias("bucket")).collect()
+    )
+    assert got == [
+        ("live-1", "mobile", "unknown", T0_S, LIVE_1200),
+        ("vod-1", "tv", "DE", T0_S, VOD_1200),
+        ("vod-1", "tv", "DE", T0_S + 60, VOD_1201),
+    ]
+
+
+def test_batch_transform_leaves_sessions_open_at_the_watermark_unjudged(spark):
+    from pyspark.sql import functions as F
+
+    events = [_event("play_request", "s7", 40, **LIVE), _hb("s6", 75, 800, **LIVE)]  # watermark 65 s < 40 + 30
+    rows = qoe_rows(events_frame(spark, events), SETTINGS).select(
+        F.unix_seconds("window_start").alias("bucket"), "plays", "exits_before_start").collect()
+    assert sorted(tuple(r) for r in rows) == [(T0_S, 1, 0), (T0_S + 60, 0, 0)]
+
+
+class FakeGroupState:
+    """The part of pyspark's GroupState the step uses."""
+
+    def __init__(self, *, watermark_ms: int) -> None:
+        self.value: tuple[Any, ...] | None = None
+        self.watermark_ms = watermark_ms
+        self.hasTimedOut = False
+        self.timeout_ms: int | None = None
+
+    @property
+    def exists(self) -> bool:
+        return self.value is not None
+
+    @property
+    def get(self) -> tuple[Any, ...]:
+        assert self.value is not None
+        return self.value
+
+    def update(self, value: tuple[Any, ...]) -> None:
+        self.value = value
+
+    def remove(self) -> None:
+        self.value = None
+
+    def setTimeoutTimestamp(self, ms: int) -> None:  # noqa: N802 - pyspark's name
+        assert ms >= self.watermark_ms
+        self.timeout_ms = ms
+
+    def getCurrentWatermarkMs(self) -> int:  # noqa: N802 - pyspark's name
+        return self.watermark_ms
+
+
+def _pandas(events: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = [{c: e.get(c, "DE" if c == "country" else None) for c in EVENT_COLUMNS} for e in events]
+    frame = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
+    frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
+    return frame
+
+
+def _step(state: FakeGroupState, events: list[dict[str, Any]]) -> list[tuple[int, dict[str, int]]]:
+    frames = iter([_pandas(events)]) if events else iter([])
+    out = list(qoe_stateful_step(("vod-1", "tv", "DE"), frames, state, timeout_ms=TIMEOUT_MS))
+    rows = [r for frame in out for r in frame.to_dict("records")]
+    return [(int(r["window_start"].timestamp()), {f: int(r[f]) for f in QOE_FIELDS}) for r in rows]
+
+
+def test_stateful_step_emits_whole_values_updates_a_late_minute_and_finalises():
+    state = FakeGroupState(watermark_ms=0)
+    s1_1200 = _sums(plays=1, startups=1, startup_ms_sum=1000, playing_seconds=30, stall_ms=2000, rebuffers=1,
+                    bitrate_seconds_kbps=3000 * 20 + 6000 * 10, bitrate_seconds=30, quality_changes=1, upshifts=1)
+    assert _step(state, S1[:8]) == [(T0_S, s1_1200)]
+    assert state.timeout_ms == (T0_S + 51) * 1000 + TIMEOUT_MS
+
+    # Next micro-batch (watermark 12:00:41): the late heartbeat of 12:00:31 and the end at 12:01:05.
+    state.watermark_ms = (T0_S + 41) * 1000
+    with_late = {**s1_1200, "playing_seconds": 40, "bitrate_seconds_kbps": 180_000, "bitrate_seconds": 40}
+    assert _step(state, [S1_LATE, *S1[8:]]) == [(T0_S, with_late), (T0_S + 60, _sums())]
+
+    # A silent request in the same slice, then the watermark moves on: the exit counts in its minute.
+    assert _step(state, [_event("play_request", "s9", 110)]) == [(T0_S + 60, _sums(plays=1))]
+    state.hasTimedOut, state.watermark_ms = True, (T0_S + 141) * 1000
+    assert _step(state, []) == [(T0_S + 60, _sums(plays=1, exits_before_start=1))]
+    assert state.exists
+    remaining = SliceState.from_json(state.get[0])
+    assert sorted(remaining.buckets) == [T0_S + 60] and remaining.sessions == {}
+
+    # Past the end of 12:01 plus the timeout the minute is final and the state is gone.
+    state.watermark_ms = (T0_S + 151) * 1000
+    assert _step(state, []) == []
+    assert not state.exists
+
+
+def test_metrics_from_merged_sums():
+    merged = merge_sums([VOD_1200, VOD_1201])
+    assert merged == _sums(plays=5, startups=2, startup_ms_sum=1500, playing_seconds=50, stall_ms=2000, rebuffers=1,
+                           bitrate_seconds_kbps=194_000, bitrate_seconds=50, quality_changes=2, upshifts=1,
+                           downshifts=1, start_failures=1, exits_before_start=1, failures_after_start=1)
+    metrics = qoe_metrics(merged)
+    assert metrics == {
+        "plays": 5, "startups": 2, "video_startup_time_ms": 750.0,
+        "rebuffering_ratio": pytest.approx(2 / 52), "rebuffers": 1, "rebuffers_per_hour": 72.0,
+        "average_bitrate_kbps": 3880.0, "upshift_share": 0.5, "downshift_share": 0.5,
+        "start_failures": 1, "video_start_failure_rate": 0.2, "exits_before_start": 1,
+        "exit_before_start_rate": 0.2, "failures_after_start": 1, "playback_failure_rate": 0.5,
+    }
+
+
+def test_metrics_without_denominators_are_none():
+    metrics = qoe_metrics(_sums())
+    assert metrics["video_startup_time_ms"] is None and metrics["rebuffering_ratio"] is None
+    assert metrics["average_bitrate_kbps"] is None and metrics["playback_failure_rate"] is None
