@@ -184,6 +184,21 @@ def managed_pid(settings: Settings) -> int | None:
     return _process(settings).pid()
 
 
+def end_offsets(settings: Settings, topics: list[str]) -> dict[str, int]:
+    """The end offset of each topic, summed over its partitions (0 for a topic the broker does not have)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(**settings.kafka_consumer_config())
+    try:
+        out: dict[str, int] = {}
+        for name in topics:
+            partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or ())]
+            out[name] = sum(consumer.end_offsets(partitions).values()) if partitions else 0
+        return out
+    finally:
+        consumer.close()
+
+
 def topic_record_counts(settings: Settings) -> dict[str, int]:
     """Records currently held per topic of the layout (end minus beginning offsets, summed over partitions)."""
     from kafka import KafkaConsumer, TopicPartition

@@ -92,4 +92,5 @@ QUERY = ViewQuery(
     write=write_dead_letters,
     output_mode="append",
     reads="records",
+    background=True,
 )

@@ -6,6 +6,11 @@ applies the view's pure transform and hands every micro-batch to the view's writ
 Checkpoints live under ``<checkpoint root>/speed/<view>``; a query killed at any point and restarted re-runs its
 unfinished micro-batch with the same id and rows, and the writers are idempotent, so Redis ends up the same.
 
+The stateless views (``realtime_capable``: resume, recent, concurrency) share one query, ``latest``: each
+micro-batch of valid events goes through every one of their transforms (which run on batch frames as well) and
+writers. One query instead of three saves two Kafka reads and two sets of micro-batch overhead per trigger,
+which on a two-core machine is most of the cost of a stateless view.
+
 Triggers: ``processing`` (a micro-batch every ``speed_trigger_seconds``, the long-running job),
 ``available_now`` (everything in the topics now, then stop: tests and catch-up runs).
 """
@@ -16,10 +21,12 @@ import importlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from speed_layer.query import SinkContext, ViewQuery
 from speed_layer.source import kafka_stream, parse_records, valid_events
+from warehouse_models.events import TopicKind
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,6 +42,42 @@ VIEW_MODULES: tuple[str, ...] = (
 
 Trigger = Literal["processing", "available_now"]
 
+LATEST_QUERY = "latest"
+"""The query that runs every stateless view together."""
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """One streaming query: its name and the views it feeds (several only for the stateless ones)."""
+
+    name: str
+    views: tuple[ViewQuery, ...]
+
+    @property
+    def topics(self) -> tuple[TopicKind, ...]:
+        return tuple(sorted({kind for view in self.views for kind in view.topics}))
+
+    @property
+    def background(self) -> bool:
+        return any(view.background for view in self.views)
+
+    @property
+    def grouped(self) -> bool:
+        return len(self.views) > 1 or self.views[0].name != self.name
+
+
+def plan_queries(chosen: Sequence[ViewQuery]) -> list[QueryPlan]:
+    """One query per stateful view, one for all the stateless ones (in the order the views came)."""
+    stateless = tuple(v for v in chosen if v.realtime_capable and v.reads == "events")
+    plans: list[QueryPlan] = []
+    for view in chosen:
+        if view in stateless:
+            if view is stateless[0]:
+                plans.append(QueryPlan(LATEST_QUERY, stateless))
+        else:
+            plans.append(QueryPlan(view.name, (view,)))
+    return plans
+
 
 class SpeedLayerError(RuntimeError):
     """A speed query failed; the message names the view and Spark's error."""
@@ -49,58 +92,81 @@ def views(names: Sequence[str] | None = None) -> list[ViewQuery]:
     return [importlib.import_module(f"speed_layer.{module}").QUERY for module in chosen]
 
 
-def query_name(settings: Settings, view: ViewQuery) -> str:
-    """``speed-<view>@<topic prefix>``: unique per deployment, and what progress and status are keyed by."""
-    return f"speed-{view.name}@{settings.kafka_topic_prefix}"
+def query_name(settings: Settings, plan: QueryPlan | ViewQuery) -> str:
+    """``speed-<query>@<topic prefix>``: unique per deployment, and what progress and status are keyed by."""
+    return f"speed-{plan.name}@{settings.kafka_topic_prefix}"
 
 
-def checkpoint_location(settings: Settings, view: ViewQuery) -> str:
-    return f"{settings.checkpoint_root_uri.rstrip('/')}/speed/{view.name}"
+def checkpoint_location(settings: Settings, plan: QueryPlan) -> str:
+    return f"{settings.checkpoint_root_uri.rstrip('/')}/speed/{plan.name}"
 
 
-def view_input(spark: SparkSession, settings: Settings, view: ViewQuery) -> DataFrame:
-    """The streaming frame a view's transform gets: valid events, or the raw records (dead letters)."""
+def query_input(spark: SparkSession, settings: Settings, plan: QueryPlan) -> DataFrame:
+    """The streaming frame a query starts from: valid events, or the raw records (dead letters)."""
     from batch_layer.bronze.transform import kafka_records
 
-    records = kafka_stream(spark, settings, view.topics)
-    if view.reads == "records":
+    # One Spark partition per Kafka partition would mean a task per partition per micro-batch; a few are enough.
+    records = kafka_stream(spark, settings, plan.topics, starting_offsets=settings.speed_starting_offsets).coalesce(
+        settings.speed_source_partitions)
+    if plan.views[0].reads == "records":
         return kafka_records(records)
     return valid_events(parse_records(records))
 
 
-def _batch_writer(settings: Settings, view: ViewQuery, name: str) -> Callable[[DataFrame, int], None]:
-    """The ``foreachBatch`` function of one view: a SinkContext per batch around the view's writer."""
+def _batch_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[DataFrame, int], None]:
+    """The ``foreachBatch`` function of one query: a SinkContext per batch around its view's writer, or, for
+    the grouped stateless views, each view's transform and writer on the batch of valid events."""
     client = settings.redis_client()
     keys = settings.keys
 
     def write(batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
-        ctx = SinkContext(settings=settings, client=client, keys=keys, query_name=name, batch_id=batch_id)
-        view.write(batch, ctx)
+        stats: dict[str, Any] = {}
+        if not plan.grouped:
+            ctx = SinkContext(settings=settings, client=client, keys=keys, query_name=name, batch_id=batch_id)
+            plan.views[0].write(batch, ctx)
+            stats = ctx.stats
+        else:
+            batch.persist()
+            try:
+                for view in plan.views:
+                    ctx = SinkContext(settings=settings, client=client, keys=keys, query_name=name,
+                                      batch_id=batch_id)
+                    view.write(view.transform(batch, settings), ctx)
+                    stats[view.name] = ctx.stats
+            finally:
+                batch.unpersist()
         logger.debug("%s batch %d written in %.0f ms %s", name, batch_id, (time.monotonic() - started) * 1000,
-                     ctx.stats or "")
+                     stats or "")
 
     return write
 
 
-def start_view(spark: SparkSession, settings: Settings, view: ViewQuery, *, trigger: Trigger = "processing",
-               processing_time: str | None = None) -> StreamingQuery:
-    """Start one view's query and return it (running)."""
-    name = query_name(settings, view)
-    rows = view.transform(view_input(spark, settings, view), settings)
+def start_query(spark: SparkSession, settings: Settings, plan: QueryPlan, *, trigger: Trigger = "processing",
+                processing_time: str | None = None) -> StreamingQuery:
+    """Start one query and return it (running)."""
+    name = query_name(settings, plan)
+    source = query_input(spark, settings, plan)
+    rows = source if plan.grouped else plan.views[0].transform(source, settings)
     writer = (
         rows.writeStream.queryName(name)
-        .outputMode(view.output_mode)
-        .option("checkpointLocation", checkpoint_location(settings, view))
-        .foreachBatch(_batch_writer(settings, view, name))
+        .outputMode(plan.views[0].output_mode)
+        .option("checkpointLocation", checkpoint_location(settings, plan))
+        .foreachBatch(_batch_writer(settings, plan, name))
     )
     if trigger == "available_now":
         writer = writer.trigger(availableNow=True)
     else:
-        writer = writer.trigger(processingTime=processing_time or f"{settings.speed_trigger_seconds} seconds")
-    query = writer.start()
-    logger.info("speed view %s: %s -> Redis (%s)", view.name,
-                ", ".join(settings.topics.for_kind(k).name for k in view.topics), trigger)
+        every = settings.speed_background_trigger_seconds if plan.background else settings.speed_trigger_seconds
+        writer = writer.trigger(processingTime=processing_time or f"{every} seconds")
+    # The query's jobs run in a fair-scheduler pool of their own (the stream thread inherits this property).
+    spark.sparkContext.setLocalProperty("spark.scheduler.pool", plan.name)
+    try:
+        query = writer.start()
+    finally:
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)
+    logger.info("speed query %s (%s): %s -> Redis (%s)", plan.name, ", ".join(v.name for v in plan.views),
+                ", ".join(settings.topics.for_kind(k).name for k in plan.topics), trigger)
     return query
 
 
@@ -126,13 +192,18 @@ def start_speed_layer(spark: SparkSession, settings: Settings, *, names: Sequenc
     ensure_topics(settings)
     install_progress(spark, settings)
     queries: list[StreamingQuery] = []
+    # Read when a query starts, for a new checkpoint's state store; the session's own value is put back after.
+    shuffle = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", str(settings.speed_shuffle_partitions))
     try:
-        for view in views(names):
-            queries.append(start_view(spark, settings, view, trigger=trigger))
+        for plan in plan_queries(views(names)):
+            queries.append(start_query(spark, settings, plan, trigger=trigger))
     except Exception:
         for query in queries:
             query.stop()
         raise
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", shuffle)
     return queries
 
 

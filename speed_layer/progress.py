@@ -40,6 +40,7 @@ def progress_figures(progress: dict[str, Any]) -> dict[str, Any]:
         "state_rows": sum(int(s.get("numRowsTotal") or 0) for s in states),
         "late_rows_dropped": sum(int(s.get("numRowsDroppedByWatermark") or 0) for s in states),
         "kafka_lag": _kafka_lag(sources),
+        "end_offsets_total": _end_offsets_total(sources),
     }
 
 
@@ -51,6 +52,12 @@ def _offsets(value: Any) -> dict[str, Any]:
         except ValueError:
             return {}
     return value if isinstance(value, dict) else {}
+
+
+def _end_offsets_total(sources: list[dict[str, Any]]) -> int:
+    """The sum over every topic and partition of the offsets the batch read up to (what it has consumed)."""
+    return sum(int(offset) for source in sources for partitions in _offsets(source.get("endOffset")).values()
+               for offset in (partitions or {}).values())
 
 
 def _kafka_lag(sources: list[dict[str, Any]]) -> int:

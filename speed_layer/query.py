@@ -61,6 +61,10 @@ class ViewQuery:
     """``events``: the valid events (:func:`speed_layer.source.valid_events`); ``records``: the raw Kafka records
     (:func:`batch_layer.bronze.transform.kafka_records`), for the dead-letter view."""
 
+    background: bool = False
+    """Runs Python per session or per record: triggered every ``speed_background_trigger_seconds`` instead of
+    every ``speed_trigger_seconds``."""
+
     realtime_capable: bool = False
     """Stateless (no aggregation or state): may run with Spark's real-time trigger."""
 

@@ -35,8 +35,9 @@ def _scan(client: Any, pattern: str) -> list[str]:
     return keys
 
 
-def _suffix(key: str, pattern: str) -> str:
-    return key[len(pattern.rstrip("*")):]
+def _suffix(key: str, prefix: str) -> str:
+    """What follows ``prefix`` in ``key`` (the ids a key builder put there)."""
+    return key[len(prefix):]
 
 
 def progress_table(client: Any, settings: Settings) -> Table | None:
@@ -80,6 +81,7 @@ def trending_table(client: Any, settings: Settings, *, top: int) -> Table:
 
 def ctr_table(client: Any, settings: Settings, *, top: int) -> Table:
     pattern = settings.keys.ctr_rate("*", "*")
+    prefix = settings.keys.ctr_rate("", "")[:-1]
     table = Table(title="CTR per rail and button (rolling window)")
     for column in ("rail", "button", "impressions", "clicks", "rate"):
         table.add_column(column, justify="left" if column in ("rail", "button") else "right")
@@ -90,7 +92,7 @@ def ctr_table(client: Any, settings: Settings, *, top: int) -> Table:
         pipe.hgetall(key)
     for key, values in zip(keys, pipe.execute(), strict=True):
         fields = {_text(k): _text(v) for k, v in values.items()}
-        rail, _, button = _suffix(key, pattern).partition(":")
+        rail, _, button = _suffix(key, prefix).partition(":")
         rows.append((rail, button, int(fields.get("impressions", 0)), int(fields.get("clicks", 0)),
                      float(fields.get("rate", 0.0))))
     for rail, button, impressions, clicks, rate in sorted(rows, key=lambda r: -r[2])[:top]:
@@ -111,7 +113,7 @@ def concurrency_table(client: Any, settings: Settings, *, top: int) -> Table:
     from speed_layer.concurrency import read_concurrency
 
     for key, count in counts[:top]:
-        account = _suffix(key, pattern)
+        account = _suffix(key, settings.keys.account_over_limit(""))
         view = read_concurrency(client, settings.keys, account) or {}
         table.add_row(account, str(count), str(view.get("limit", "-")), str(len(view.get("active", []))))
     return table
@@ -121,14 +123,14 @@ def qoe_table(client: Any, settings: Settings, *, top: int) -> Table:
     """QoE per title over the newest minute buckets Redis holds (a sample of at most the scan limit)."""
     from speed_layer.qoe import merge_sums, qoe_metrics
 
-    pattern = f"{settings.keys.prefix}:speed:qoe:*"
-    keys = _scan(client, pattern)
+    prefix = settings.keys.qoe_bucket("", "", "", 0).split("::", 1)[0] + ":"
+    keys = _scan(client, prefix + "*")
     pipe = client.pipeline(transaction=False)
     for key in keys:
         pipe.hgetall(key)
     per_title: dict[str, list[dict[str, int]]] = {}
     for key, values in zip(keys, pipe.execute(), strict=True):
-        content = _suffix(key, pattern).split(":", 1)[0]
+        content = _suffix(key, prefix).split(":", 1)[0]
         per_title.setdefault(content, []).append({_text(k): int(float(_text(v))) for k, v in values.items()})
     table = Table(title="QoE per title (all live minute buckets)")
     for column in ("title", "plays", "avg startup ms", "rebuffering", "avg kbps", "start failures",
@@ -142,8 +144,8 @@ def qoe_table(client: Any, settings: Settings, *, top: int) -> Table:
             value = metrics.get(name)
             return "-" if value is None else format(value, spec)
 
-        table.add_row(content, f"{sums.get('plays', 0):,}", fmt("avg_startup_ms", ",.0f"),
-                      fmt("rebuffering_ratio", ".2%"), fmt("avg_bitrate_kbps", ",.0f"),
+        table.add_row(content, f"{sums.get('plays', 0):,}", fmt("video_startup_time_ms", ",.0f"),
+                      fmt("rebuffering_ratio", ".2%"), fmt("average_bitrate_kbps", ",.0f"),
                       f"{sums.get('start_failures', 0):,}", f"{sums.get('exits_before_start', 0):,}",
                       f"{sums.get('failures_after_start', 0):,}")
     return table
@@ -154,11 +156,15 @@ def alerts_table(client: Any, settings: Settings, *, top: int) -> Table:
 
     active = read_active_alerts(client, settings.keys)
     table = Table(title=f"traffic-spike alerts ({len(active)} open)")
-    for column in ("type", "scope", "rate/s", "baseline/s", "since"):
+    for column in ("type", "scope", "rate/s", "baseline/s", "since (UTC)", "until (UTC)"):
         table.add_column(column, justify="right" if "/s" in column else "left")
+
+    def clock(epoch: Any) -> str:
+        return time.strftime("%H:%M:%S", time.gmtime(int(epoch))) if isinstance(epoch, int) else "-"
+
     for alert in read_alerts(client, settings.keys, n=top):
         table.add_row(str(alert.get("type", "-")), str(alert.get("scope", "-")), str(alert.get("rate", "-")),
-                      str(alert.get("baseline", "-")), str(alert.get("since", "-")))
+                      f"{float(alert.get('baseline', 0.0)):.2f}", clock(alert.get("since")), clock(alert.get("until")))
     return table
 
 

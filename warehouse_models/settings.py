@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     speed_trigger_seconds: float = Field(default=1.0, gt=0)
     """Micro-batch interval of the speed layer's queries (processing time)."""
 
+    speed_background_trigger_seconds: float = Field(default=30.0, gt=0)
+    """Micro-batch interval of the speed queries that run Python per session or per record (view_end, qoe,
+    dead_letters): their cost grows with the number of batches, and nothing waits on them by the second."""
+
     speed_allowed_lateness_seconds: int = Field(default=120, ge=0)
     """Watermark delay of the speed layer: events later than this are left to the batch layer (and counted)."""
 
@@ -122,6 +126,18 @@ class Settings(BaseSettings):
 
     speed_spike_min_eps: float = Field(default=5.0, ge=0)
     """...and this many events/s (so a quiet title going from 0.1 to 1 event/s is not a spike)."""
+
+    speed_source_partitions: int = Field(default=2, ge=1)
+    """Spark partitions each speed query reads Kafka into (coalesced from one per Kafka partition): fewer tasks
+    per micro-batch on one machine; on a cluster, the executor cores the speed layer may use."""
+
+    speed_shuffle_partitions: int = Field(default=2, ge=1)
+    """Shuffle (and state store) partitions of the speed layer's stateful queries, fixed when a checkpoint is
+    created."""
+
+    speed_starting_offsets: Literal["earliest", "latest"] = "earliest"
+    """Where a speed query with a new checkpoint starts reading: the whole topics, or only what comes next (a
+    restarted query always continues from its checkpoint)."""
 
     speed_kafka_max_offsets_per_trigger: int | None = Field(default=None, ge=1)
     """Cap on Kafka records per micro-batch (None: everything available), to bound a catch-up batch."""

@@ -67,6 +67,95 @@ def _bronze(settings: Settings) -> None:
         console.print(f"  {table:<22} +{rows:,} rows")
     console.print(f"Delta root: {settings.delta_root_uri}")
 
+def _start_speed(settings: Settings) -> None:
+    """Start the speed layer in the background now, so its queries warm up while the players post.
+
+    A speed layer that never ran starts from what comes next (the players' events through the collector), not
+    from the bulk-loaded hour: the views then show live traffic within seconds of it arriving. Once started,
+    the queries continue from their checkpoints.
+    """
+    from speed_layer.service import start_speed
+
+    import time
+
+    from speed_layer.job import plan_queries, query_name, views
+    from speed_layer.progress import read_progress
+
+    live = settings.model_copy(update={"speed_starting_offsets": "latest"})
+    console.print(f"[green]✓[/] speed layer {start_speed(live)}")
+    wanted = {query_name(settings, plan) for plan in plan_queries(views())}
+    client = settings.redis_client()
+    deadline = time.monotonic() + 300
+    with console.status("waiting for every speed query's first micro-batch (they compile their plans)") as status:
+        while time.monotonic() < deadline:
+            ready = wanted & {row["name"] for row in read_progress(client, settings.keys)}
+            status.update(f"speed queries ready: {len(ready)}/{len(wanted)}")
+            if ready == wanted:
+                break
+            time.sleep(2)
+    console.print(f"[green]✓[/] speed layer running: {len(wanted)} queries")
+
+
+def _wait_for_speed(settings: Settings, *, wait_s: float) -> None:
+    """Wait until every speed query has read everything its topics hold (or ``wait_s`` passed)."""
+    import time
+
+    from infra.kafka import end_offsets
+    from speed_layer.job import plan_queries, query_name, views
+    from speed_layer.progress import read_progress
+
+    client = settings.redis_client()
+    wanted = {query_name(settings, plan): [settings.topics.for_kind(k).name for k in plan.topics]
+              for plan in plan_queries(views())}
+    deadline = time.monotonic() + wait_s
+    with console.status("waiting for the speed layer to catch up with Kafka") as status:
+        while time.monotonic() < deadline:
+            ends = end_offsets(settings, settings.topics.names())
+            read = {r["name"]: int(r.get("end_offsets_total") or 0) for r in read_progress(client, settings.keys)}
+            left = sum(max(0, sum(ends[t] for t in topics) - read.get(name, 0)) for name, topics in wanted.items())
+            status.update(f"waiting for the speed layer: {sum(1 for n in wanted if n in read)}/{len(wanted)} "
+                          f"queries reporting, {left:,} records still to read")
+            if all(name in read for name in wanted) and left == 0:
+                return
+            time.sleep(2)
+    console.print(f"[yellow]the speed layer has not caught up after {wait_s:.0f} s; showing what it has "
+                  "so far (its log is in the run dir)[/]")
+
+
+def _show_speed(settings: Settings, *, rounds: int, seed: int, wait_s: float) -> None:
+    """Show the speed views; between rounds the players post one more live minute through the collector."""
+    from datetime import datetime, timedelta, timezone
+
+    from simulator import SimulationConfig, simulate as simulate_events
+    from simulator.sinks import write_collector
+    from speed_layer.terminal import render_views
+
+    client = settings.redis_client()
+    user = None
+    for round_ in range(rounds):
+        if round_:
+            start = datetime.now(timezone.utc) - timedelta(minutes=1)
+            config = SimulationConfig(start=start, duration=timedelta(minutes=1), users=200, seed=seed + 10 + round_,
+                                      spike=False)
+            counts = write_collector(simulate_events(config), settings)
+            console.rule(f"the speed views again, after players posted one more minute "
+                         f"({counts.get('accepted', 0):,} events)")
+        _wait_for_speed(settings, wait_s=wait_s)
+        user = user or _a_viewer(settings)
+        for table in render_views(client, settings, user=user, top=5):
+            console.print(table)
+
+
+def _a_viewer(settings: Settings) -> str | None:
+    """A user with recent items in Redis (for the per-user part of the speed views)."""
+    client = settings.redis_client()
+    pattern = settings.keys.recent_items("*")
+    for key in client.scan_iter(match=pattern, count=1000):
+        text = key.decode() if isinstance(key, bytes) else key
+        return text[len(pattern) - 1:]
+    return None
+
+
 console = Console()
 
 
@@ -76,7 +165,8 @@ def demo(
     seed: int = typer.Option(42, "--seed", help="Seed of the simulated world."),
 ) -> None:
     """Start everything, feed a simulated hour into Kafka, post players' events (and a few malformed ones) to
-    the collector, land the topics in bronze Delta, and show the dead letters with their reasons.
+    the collector, show the speed layer's real-time views updating in Redis, land the topics in bronze Delta,
+    and show the dead letters with their reasons.
 
     The services keep running afterwards: look around with `reelytics status`, the Dagster UI, or
     `redis-cli`; stop them with `reelytics down`.
@@ -110,13 +200,17 @@ def demo(
                       f"{expected:,}")
     console.print(table)
 
-    console.rule("4. players through the collector")
+    console.rule("4. players through the collector, watched by the speed layer")
+    _start_speed(settings)
     _through_collector(settings, minutes=min(minutes, 5.0), seed=seed)
 
-    console.rule("5. Kafka -> bronze Delta")
+    console.rule("5. the speed layer: real-time views in Redis")
+    _show_speed(settings, rounds=2, seed=seed, wait_s=600.0)
+
+    console.rule("6. Kafka -> bronze Delta")
     _bronze(settings)
 
-    console.rule("6. dead letters (from the dead_letter table)")
+    console.rule("7. dead letters (from the dead_letter table)")
     dlq(source=DlqSource.table, limit=5, scan=100_000, width=70)
 
     console.rule("where to look")
@@ -126,4 +220,5 @@ def demo(
     console.print(f"ground truth      {truth_path}")
     console.print(f"service logs      {settings.run_dir}")
     console.print(f"collector         http://{settings.collector_host}:{settings.collector_port}/v1/events")
+    console.print("speed views       `reelytics speed show [--user U] [--account A]`; progress in `reelytics status`")
     console.print("services          `reelytics status`; stop with `reelytics down`")

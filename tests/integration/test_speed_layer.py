@@ -179,7 +179,9 @@ def test_every_view_equals_the_ground_truth(kafka_service, redis_service, isolat
     assert explicit and explicit <= ended
 
     progress = {row["name"]: row for row in read_progress(isolated.redis_client(), isolated.keys)}
-    assert {f"speed-{view}@{isolated.kafka_topic_prefix}" for view in ("engagement", "resume")} <= set(progress)
+    from speed_layer.job import plan_queries, query_name, views
+
+    assert {query_name(isolated, plan) for plan in plan_queries(views())} == set(progress)
 
 
 def test_sigkill_and_restart_leaves_the_views_equal_to_the_truth(kafka_service, redis_service, isolated, world,
@@ -188,7 +190,11 @@ def test_sigkill_and_restart_leaves_the_views_equal_to_the_truth(kafka_service, 
     from speed_layer.progress import read_progress
 
     config, events, truth = world
+    from speed_layer.job import plan_queries
+    from speed_layer.job import views as view_queries
+
     views = "engagement,ctr,resume,concurrency"
+    queries = len(plan_queries(view_queries(views.split(","))))
     settings = isolated.model_copy(update={"data_dir": tmp_path / "data", "speed_kafka_max_offsets_per_trigger": 1000,
                                            "log_level": "INFO"})
     ensure_topics(settings)
@@ -202,7 +208,7 @@ def test_sigkill_and_restart_leaves_the_views_equal_to_the_truth(kafka_service, 
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             rows = read_progress(settings.redis_client(), settings.keys)
-            if rows and min(int(r["batch_id"]) for r in rows) >= 1 and len(rows) == len(views.split(",")):
+            if rows and min(int(r["batch_id"]) for r in rows) >= 1 and len(rows) == queries:
                 break
             assert proc.poll() is None, log.read_text()[-3000:]
             time.sleep(0.5)
