@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from reelytics.commands import bench, bronze, collector, demo, dlq, services, simulate, speed
+from reelytics.commands import bench, bronze, collector, demo, dlq, services, simulate, speed, sql
 
 app = typer.Typer(
     name="reelytics",
@@ -44,6 +44,7 @@ app.command("bench")(bench.bench)
 app.command("collector")(collector.collector)
 app.command("bronze")(bronze.bronze)
 app.command("dlq")(dlq.dlq)
+app.command("sql")(sql.sql)
 app.add_typer(speed.app, name="speed")
 
 

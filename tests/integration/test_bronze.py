@@ -190,14 +190,14 @@ def test_job_killed_mid_stream_restarts_from_its_checkpoint_without_loss_or_dupl
     job.start([sys.executable, "-m", "batch_layer.bronze", "--mode", "continuous", "--processing-time", "1 second"],
               env=env, cwd=REPO_ROOT)
     try:
-        wait_until(lambda: DeltaTable.is_deltatable(playback_path), timeout=120, what="bronze tables",
+        wait_until(lambda: DeltaTable.is_deltatable(playback_path), timeout=300, what="bronze tables",
                    alive=job.running, log_path=job.log_path)
         producer.start()
 
         def first_rows_committed() -> bool:
             return len(DeltaTable(playback_path).to_pyarrow_table(columns=["kafka_offset"])) > 0
 
-        wait_until(first_rows_committed, timeout=120, what="the first bronze commit", alive=job.running,
+        wait_until(first_rows_committed, timeout=300, what="the first bronze commit", alive=job.running,
                    log_path=job.log_path)
         assert producer.is_alive(), "the job must be killed while data is still arriving"
         job.kill()

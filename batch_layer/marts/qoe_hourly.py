@@ -1,0 +1,83 @@
+"""``mart_qoe_hourly``: QoE per title, device type, country and hour, with the speed layer's own functions.
+
+The fact rows go through :func:`speed_layer.qoe.qoe_rows` on a batch frame (the same per-slice step the
+stream runs, so session outcomes are judged exactly as there), its minute sums are added per hour, and the
+ratios come from :func:`speed_layer.qoe.qoe_metrics` (the formulas of ``docs/qoe.md``), row by row.
+
+The step reads envelope fields the fact table does not declare (:data:`OPTIONAL_FACT_COLUMNS`): they are taken
+from the frame when it has them and are null otherwise. Without ``player_state`` a heartbeat is playing
+exactly when the fact gives it watch seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from batch_layer.marts.sessions import conform
+from speed_layer.qoe import EVENT_COLUMNS, QOE_FIELDS, SLICE_COLUMNS, qoe_metrics, qoe_rows
+from warehouse_models.events import FIELDS_BY_NAME, EventType
+from warehouse_models.marts import MART_QOE_HOURLY, QOE_RATIO_COLUMNS
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+    from pyspark.sql.column import Column as SparkColumn
+
+    from warehouse_models.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+OPTIONAL_FACT_COLUMNS: tuple[str, ...] = ("previous_bitrate_kbps", "error_fatal", "error_code")
+"""Without them upshifts and downshifts stay 0 and no fatal error is seen (so no start failures and no
+failures after start; a session that ended in a fatal error counts as an exit before start if it never
+started)."""
+
+_RATIOS: tuple[str, ...] = tuple(c.name for c in QOE_RATIO_COLUMNS)
+
+
+def qoe_events(fact: DataFrame) -> DataFrame:
+    """Fact rows as the envelope columns :func:`speed_layer.qoe.qoe_rows` reads (:data:`EVENT_COLUMNS`)."""
+    from pyspark.sql import functions as F
+
+    derived: dict[str, SparkColumn] = {}
+    if "player_state" not in fact.columns:
+        playing = ((F.col("event_type") == EventType.HEARTBEAT.value)
+                   & (F.coalesce(F.col("watch_seconds"), F.lit(0.0)) > 0))
+        derived["player_state"] = F.when(playing, F.lit("playing"))
+    for name in OPTIONAL_FACT_COLUMNS:
+        if name not in fact.columns:
+            derived[name] = F.lit(None).cast(FIELDS_BY_NAME[name].column.type)
+    return fact.select(*(derived[name].alias(name) if name in derived else F.col(name) for name in EVENT_COLUMNS))
+
+
+def _with_ratios(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    for frame in frames:
+        metrics = [qoe_metrics(row) for row in frame[list(QOE_FIELDS)].to_dict("records")]
+        ratios = pd.DataFrame([{name: m[name] for name in _RATIOS} for m in metrics], columns=list(_RATIOS),
+                              index=frame.index, dtype="float64")
+        yield pd.concat([frame, ratios], axis=1)
+
+
+def mart_qoe_hourly(fact: DataFrame, settings: Settings) -> DataFrame:
+    """Fact rows -> one row per (content, device type, country, event hour) (:data:`MART_QOE_HOURLY`).
+
+    Args:
+        fact: fact rows; sessions still open at the frame's watermark (newest event time minus the allowed
+            lateness) are not judged yet, as in the stream, so give it the hours after the ones reported.
+        settings: the speed layer's allowed lateness and heartbeat timeout, so both layers judge alike.
+    """
+    from pyspark.sql import functions as F
+
+    missing = [name for name in OPTIONAL_FACT_COLUMNS if name not in fact.columns]
+    if missing:
+        logger.info("%s: fact frame has no %s; those sums stay 0", MART_QOE_HOURLY.name, missing)
+    minutes = qoe_rows(qoe_events(fact), settings)
+    hourly = (minutes.groupBy(*SLICE_COLUMNS, F.date_trunc("hour", "window_start").alias("event_hour"))
+              .agg(*(F.sum(name).cast("long").alias(name) for name in QOE_FIELDS))
+              .withColumn("event_date", F.to_date("event_hour")))
+    schema = ", ".join([*(f"{f.name} {f.dataType.simpleString()}" for f in hourly.schema.fields),
+                        *(f"{name} double" for name in _RATIOS)])
+    return conform(hourly.mapInPandas(_with_ratios, schema), MART_QOE_HOURLY)
