@@ -5,9 +5,15 @@ from __future__ import annotations
 from dagster import Definitions
 
 from orchestration.defs.ingest.assets import kafka_topics
-from orchestration.resources import ReelyticsSettingsResource
+from orchestration.defs.warehouse.assets import WAREHOUSE_ASSETS
+from orchestration.defs.warehouse.schedules import WAREHOUSE_JOBS, WAREHOUSE_SCHEDULES
+from orchestration.defs.warehouse.sensors import bronze_playback_sensor
+from orchestration.resources import ReelyticsSettingsResource, SparkResource
 
 defs = Definitions(
-    assets=[kafka_topics],
-    resources={"settings": ReelyticsSettingsResource()},
+    assets=[kafka_topics, *WAREHOUSE_ASSETS],
+    jobs=WAREHOUSE_JOBS,
+    schedules=WAREHOUSE_SCHEDULES,
+    sensors=[bronze_playback_sensor],
+    resources={"settings": ReelyticsSettingsResource(), "spark": SparkResource()},
 )
