@@ -49,7 +49,27 @@ app.add_typer(speed.app, name="speed")
 
 
 def main() -> None:
-    app()
+    """Run the command, then leave without the interpreter's teardown of native libraries.
+
+    After a command that used Spark's gateway, pyarrow (deltalake, DuckDB) and librdkafka in one process, one of
+    their thread pools can abort the process while the interpreter shuts down ("terminate called without an
+    active exception"), after every result was printed, turning a success into exit status 134. Everything the
+    command wrote is flushed first, so skipping that teardown loses nothing and keeps the command's own status.
+    """
+    import os
+    import sys
+
+    code: int = 0
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
