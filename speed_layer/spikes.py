@@ -47,6 +47,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from speed_layer.redis_io import text
 from speed_layer.query import SinkContext, ViewQuery
 from warehouse_models.events import INTERACTION_TYPES, PLAYBACK_TYPES, TOPIC_OF_EVENT, TopicKind
 from warehouse_models.redis_keys import (
@@ -212,9 +213,6 @@ def judge(scope: str, counts: Mapping[int, int], *, second: int, open_alert: Map
 # --- sink and readers -----------------------------------------------------------------------------------------------
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
 
 def _history(client: redis.Redis, keys: KeyLayout, spans: Mapping[str, tuple[int, int]]) -> dict[str, dict[int, int]]:
     """Counts per second of each scope between its two epoch seconds (inclusive), from the traffic buckets."""
@@ -231,7 +229,7 @@ def _history(client: redis.Redis, keys: KeyLayout, spans: Mapping[str, tuple[int
         counts: dict[int, int] = {}
         for _ in starts:
             for field, value in next(replies).items():
-                second = int(_text(field))
+                second = int(text(field))
                 if first <= second <= last:
                     counts[second] = int(value)
         out[scope] = counts
@@ -265,7 +263,7 @@ def write_spikes(batch: DataFrame, ctx: SinkContext) -> None:
         counts.setdefault(row["scope"], {})[int(row["second"])] = int(row["events"])
     newest = max(int(row["second"]) for row in rows) - 1
     active = read_active_alerts(client, keys)
-    judged = {_text(scope): int(mark) for scope, mark in client.hgetall(keys.spike_judged()).items()}
+    judged = {text(scope): int(mark) for scope, mark in client.hgetall(keys.spike_judged()).items()}
     firsts = {scope: first for scope in sorted(set(counts) | set(active))
               if (first := _first_unjudged(scope, counts, judged, newest)) <= newest}
     # No second is judged before the layer has counted for a whole baseline: against the empty history of a
@@ -322,7 +320,7 @@ def write_spikes(batch: DataFrame, ctx: SinkContext) -> None:
 
 
 def _alert(values: Mapping[Any, Any]) -> dict[str, Any]:
-    alert: dict[str, Any] = {_text(k): _text(v) for k, v in values.items()}
+    alert: dict[str, Any] = {text(k): text(v) for k, v in values.items()}
     for name in ("rate", "since", "until"):
         if name in alert:
             alert[name] = int(alert[name])
@@ -334,13 +332,13 @@ def _alert(values: Mapping[Any, Any]) -> dict[str, Any]:
 
 def read_alerts(client: redis.Redis, keys: KeyLayout, n: int = 20) -> list[dict[str, Any]]:
     """The newest ``n`` alert entries (raised and cleared), newest first, each with its stream ``id``."""
-    return [{"id": _text(entry_id), **_alert(values)}
+    return [{"id": text(entry_id), **_alert(values)}
             for entry_id, values in client.xrevrange(keys.spike_alerts(), count=n)]
 
 
 def read_active_alerts(client: redis.Redis, keys: KeyLayout) -> dict[str, dict[str, Any]]:
     """The open alerts: scope -> ``{scope, rate, baseline, factor, since}``."""
-    return {_text(scope): json.loads(alert) for scope, alert in client.hgetall(keys.spike_active()).items()}
+    return {text(scope): json.loads(alert) for scope, alert in client.hgetall(keys.spike_active()).items()}
 
 
 def read_traffic(client: redis.Redis, keys: KeyLayout, scope: str, *, first: int, last: int) -> dict[int, int]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from rich.table import Table
 
+from speed_layer.redis_io import text
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS
 from warehouse_models.settings import Settings
 
@@ -22,14 +23,11 @@ _SCAN_LIMIT = 20_000
 """Keys scanned at most per view, so a large deployment answers quickly (the figures then cover a sample)."""
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
 
 def _scan(client: Any, pattern: str) -> list[str]:
     keys: list[str] = []
     for key in client.scan_iter(match=pattern, count=1000):
-        keys.append(_text(key))
+        keys.append(text(key))
         if len(keys) >= _SCAN_LIMIT:
             break
     return keys
@@ -69,7 +67,7 @@ def trending_table(client: Any, settings: Settings, *, top: int) -> Table:
     for column in ("kind", "rank", "title", "viewers", "window (UTC)"):
         table.add_column(column, justify="right" if column in ("rank", "viewers") else "left")
     for kind in ("live", "vod"):
-        window = {_text(k): _text(v) for k, v in client.hgetall(settings.keys.trending_window(kind)).items()}
+        window = {text(k): text(v) for k, v in client.hgetall(settings.keys.trending_window(kind)).items()}
         span = "-"
         if window.get("start") and window.get("end"):
             span = (time.strftime("%H:%M", time.gmtime(int(float(window["start"])))) + "-"
@@ -91,7 +89,7 @@ def ctr_table(client: Any, settings: Settings, *, top: int) -> Table:
     for key in keys:
         pipe.hgetall(key)
     for key, values in zip(keys, pipe.execute(), strict=True):
-        fields = {_text(k): _text(v) for k, v in values.items()}
+        fields = {text(k): text(v) for k, v in values.items()}
         rail, _, button = _suffix(key, prefix).partition(":")
         rows.append((rail, button, int(fields.get("impressions", 0)), int(fields.get("clicks", 0)),
                      float(fields.get("rate", 0.0))))
@@ -131,7 +129,7 @@ def qoe_table(client: Any, settings: Settings, *, top: int) -> Table:
     per_title: dict[str, list[dict[str, int]]] = {}
     for key, values in zip(keys, pipe.execute(), strict=True):
         content = _suffix(key, prefix).split(":", 1)[0]
-        per_title.setdefault(content, []).append({_text(k): int(float(_text(v))) for k, v in values.items()})
+        per_title.setdefault(content, []).append({text(k): int(float(text(v))) for k, v in values.items()})
     table = Table(title="QoE per title (all live minute buckets)")
     for column in ("title", "plays", "avg startup ms", "rebuffering", "avg kbps", "start failures",
                    "exits before start", "failures after start"):

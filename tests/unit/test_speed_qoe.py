@@ -26,6 +26,7 @@ from speed_layer.qoe import (
     qoe_stateful_step,
 )
 from speed_layer.source import events_frame
+from tests.speed_support import FakeGroupState
 from warehouse_models.events import TopicKind, format_timestamp
 from warehouse_models.settings import Settings
 
@@ -137,38 +138,6 @@ def test_batch_transform_leaves_sessions_open_at_the_watermark_unjudged(spark):
     assert sorted(tuple(r) for r in rows) == [(T0_S, 1, 0), (T0_S + 60, 0, 0)]
 
 
-class FakeGroupState:
-    """The part of pyspark's GroupState the step uses."""
-
-    def __init__(self, *, watermark_ms: int) -> None:
-        self.value: tuple[Any, ...] | None = None
-        self.watermark_ms = watermark_ms
-        self.hasTimedOut = False
-        self.timeout_ms: int | None = None
-
-    @property
-    def exists(self) -> bool:
-        return self.value is not None
-
-    @property
-    def get(self) -> tuple[Any, ...]:
-        assert self.value is not None
-        return self.value
-
-    def update(self, value: tuple[Any, ...]) -> None:
-        self.value = value
-
-    def remove(self) -> None:
-        self.value = None
-
-    def setTimeoutTimestamp(self, ms: int) -> None:  # noqa: N802 - pyspark's name
-        assert ms >= self.watermark_ms
-        self.timeout_ms = ms
-
-    def getCurrentWatermarkMs(self) -> int:  # noqa: N802 - pyspark's name
-        return self.watermark_ms
-
-
 def _pandas(events: list[dict[str, Any]]) -> pd.DataFrame:
     rows = [{c: e.get(c, "DE" if c == "country" else None) for c in EVENT_COLUMNS} for e in events]
     frame = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
@@ -184,7 +153,7 @@ def _step(state: FakeGroupState, events: list[dict[str, Any]]) -> list[tuple[int
 
 
 def test_stateful_step_emits_whole_values_updates_a_late_minute_and_finalises():
-    state = FakeGroupState(watermark_ms=0)
+    state = FakeGroupState(None, watermark_ms=0)
     s1_1200 = _sums(plays=1, startups=1, startup_ms_sum=1000, playing_seconds=30, stall_ms=2000, rebuffers=1,
                     bitrate_seconds_kbps=3000 * 20 + 6000 * 10, bitrate_seconds=30, quality_changes=1, upshifts=1)
     assert _step(state, S1[:8]) == [(T0_S, s1_1200)]

@@ -29,6 +29,7 @@ from speed_layer.view_end import (
     view_end_rows,
     view_end_step,
 )
+from tests.speed_support import FakeGroupState
 from warehouse_models.events import TopicKind, format_timestamp, to_wire, validate_event
 from warehouse_models.settings import Settings
 
@@ -185,39 +186,6 @@ def test_completion_pct_when_the_duration_is_known():
     tracker = SessionTracker("s", is_live=False, duration_seconds=200.0, position_seconds=50.0)
     assert tracker.completion_pct() == 25.0
     assert SessionTracker("s", is_live=True, duration_seconds=200.0, position_seconds=50.0).completion_pct() is None
-
-
-class FakeGroupState:
-    """The part of pyspark's GroupState the step uses, with the watermark of the micro-batch."""
-
-    def __init__(self, value: tuple[Any, ...] | None, *, watermark_ms: int, timed_out: bool = False) -> None:
-        self.value = value
-        self.watermark_ms = watermark_ms
-        self.hasTimedOut = timed_out
-        self.timeout_ms: int | None = None
-        self.removed = False
-
-    @property
-    def exists(self) -> bool:
-        return self.value is not None
-
-    @property
-    def get(self) -> tuple[Any, ...]:
-        assert self.value is not None
-        return self.value
-
-    def update(self, value: tuple[Any, ...]) -> None:
-        self.value = value
-
-    def remove(self) -> None:
-        self.value, self.removed = None, True
-
-    def setTimeoutTimestamp(self, ms: int) -> None:  # noqa: N802 - pyspark's name
-        assert ms >= self.watermark_ms
-        self.timeout_ms = ms
-
-    def getCurrentWatermarkMs(self) -> int:  # noqa: N802 - pyspark's name
-        return self.watermark_ms
 
 
 def _step(session: str, events: list[dict[str, Any]], state: FakeGroupState) -> list[dict[str, Any]]:
