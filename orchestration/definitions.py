@@ -6,14 +6,15 @@ from dagster import Definitions
 
 from orchestration.defs.ingest.assets import kafka_topics
 from orchestration.defs.warehouse.assets import WAREHOUSE_ASSETS
+from orchestration.defs.warehouse.maintenance import MAINTENANCE_ASSETS, MAINTENANCE_JOBS, MAINTENANCE_SCHEDULES
 from orchestration.defs.warehouse.schedules import WAREHOUSE_JOBS, WAREHOUSE_SCHEDULES
 from orchestration.defs.warehouse.sensors import bronze_playback_sensor
 from orchestration.resources import ReelyticsSettingsResource, SparkResource
 
 defs = Definitions(
-    assets=[kafka_topics, *WAREHOUSE_ASSETS],
-    jobs=WAREHOUSE_JOBS,
-    schedules=WAREHOUSE_SCHEDULES,
+    assets=[kafka_topics, *WAREHOUSE_ASSETS, *MAINTENANCE_ASSETS],
+    jobs=[*WAREHOUSE_JOBS, *MAINTENANCE_JOBS],
+    schedules=[*WAREHOUSE_SCHEDULES, *MAINTENANCE_SCHEDULES],
     sensors=[bronze_playback_sensor],
     resources={"settings": ReelyticsSettingsResource(), "spark": SparkResource()},
 )

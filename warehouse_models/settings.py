@@ -11,12 +11,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from warehouse_models.redis_keys import KeyLayout
     from warehouse_models.topics import Topics
+
+
+DELTA_RETENTION_CHECK_HOURS = 168.0
+"""Delta's default ``delta.deletedFileRetentionDuration`` (7 days): VACUUM refuses a shorter retention unless its
+safety check (``spark.databricks.delta.retentionDurationCheck.enabled``) is turned off, because a reader or a
+writer that started before the vacuum may still need the files it would delete."""
 
 
 def _default_cache_dir() -> Path:
@@ -142,6 +148,14 @@ class Settings(BaseSettings):
     speed_kafka_max_offsets_per_trigger: int | None = Field(default=None, ge=1)
     """Cap on Kafka records per micro-batch (None: everything available), to bound a catch-up batch."""
 
+    delta_vacuum_retention_hours: float = Field(default=DELTA_RETENTION_CHECK_HOURS, ge=0)
+    """The daily maintenance VACUUM deletes data files no longer in a table version younger than this (and so
+    ends time travel to older versions). Under 168 hours is refused unless `delta_vacuum_allow_short_retention`."""
+
+    delta_vacuum_allow_short_retention: bool = False
+    """Allow a `delta_vacuum_retention_hours` under Delta's 168-hour safety check (turns the check off for the
+    vacuum): only when no job or reader can still be using a version older than the retention."""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("kafka_topic_prefix", "redis_key_prefix")
@@ -157,6 +171,17 @@ class Settings(BaseSettings):
         if urlparse(value).scheme not in {"redis", "rediss", "unix"}:
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @model_validator(mode="after")
+    def _vacuum_retention_is_safe(self) -> "Settings":
+        if self.delta_vacuum_retention_hours < DELTA_RETENTION_CHECK_HOURS and \
+                not self.delta_vacuum_allow_short_retention:
+            raise ValueError(
+                f"delta_vacuum_retention_hours={self.delta_vacuum_retention_hours:g} is under Delta's "
+                f"{DELTA_RETENTION_CHECK_HOURS:g}-hour safety check: raise it, or set "
+                "REELYTICS_DELTA_VACUUM_ALLOW_SHORT_RETENTION=true if no job or reader can still use older versions"
+            )
+        return self
 
     # --- derived locations ------------------------------------------------------------------------
     @property
