@@ -130,7 +130,7 @@ def write_ctr(batch: DataFrame, ctx: SinkContext) -> None:
 
 
 def read_ctr(client: redis.Redis, keys: KeyLayout, rail_id: str, button_id: str, *, since_epoch: float,
-             now_epoch: float | None = None) -> dict[str, int | float]:
+             now_epoch: float | None = None, until_epoch: float | None = None) -> dict[str, int | float]:
     """Impressions, clicks and their rate for one rail and button over the minute buckets at or after ``since_epoch``.
 
     Reads the buckets from ``since_epoch`` (at most :data:`SPEED_BUCKET_TTL_SECONDS` back, older ones have
@@ -139,15 +139,19 @@ def read_ctr(client: redis.Redis, keys: KeyLayout, rail_id: str, button_id: str,
     Args:
         since_epoch: the batch layer's watermark W (epoch seconds).
         now_epoch: the reader's clock (epoch seconds); defaults to the wall clock. A replayed day passes its own.
+        until_epoch: only the buckets that end by this (e.g. the end of an hour being reconciled); None for
+            every bucket up to the clock.
 
     Returns:
         ``{"impressions": int, "clicks": int, "rate": float}`` (rate 0.0 without impressions).
     """
     now = time.time() if now_epoch is None else now_epoch
     first = max(since_epoch, now - SPEED_BUCKET_TTL_SECONDS)
-    last = bucket_start(now + MAX_CLOCK_SKEW.total_seconds())
+    end = bucket_start(now + MAX_CLOCK_SKEW.total_seconds()) + SPEED_BUCKET_SECONDS
+    if until_epoch is not None:
+        end = min(end, int(until_epoch))
     pipe = client.pipeline(transaction=False)
-    for bucket in window_buckets(first, last + SPEED_BUCKET_SECONDS):
+    for bucket in window_buckets(first, end):
         pipe.hgetall(keys.ctr_bucket(rail_id, button_id, bucket))
     totals = _sum_counts(pipe.execute())
     return {**totals, "rate": _rate(totals["clicks"], totals["impressions"])}

@@ -91,8 +91,8 @@ def write_engagement(batch: DataFrame, ctx: SinkContext) -> None:
 
 
 def read_engagement(client: redis.Redis, keys: KeyLayout, user_id: str, *, since_epoch: float | None = None,
-                    now_epoch: float | None = None) -> dict[str, int]:
-    """A user's totals over the speed windows that start at or after ``since_epoch``.
+                    now_epoch: float | None = None, until_epoch: float | None = None) -> dict[str, int]:
+    """A user's totals over the speed windows that start at or after ``since_epoch`` (and before ``until_epoch``).
 
     Reads the minute buckets from ``since_epoch`` (at most :data:`SPEED_BUCKET_TTL_SECONDS` back, older buckets
     have expired) to ``now_epoch`` plus the clock skew the envelope allows, in one pipeline.
@@ -100,6 +100,8 @@ def read_engagement(client: redis.Redis, keys: KeyLayout, user_id: str, *, since
     Args:
         since_epoch: the batch layer's watermark W (epoch seconds); None for every live bucket.
         now_epoch: the reader's clock (epoch seconds); defaults to the wall clock. A replayed day passes its own.
+        until_epoch: only windows that start before this (e.g. the end of an hour being reconciled); None for
+            every window up to the clock.
 
     Returns:
         ``{"watch_seconds", "events", "clicks"}`` as ints (zeros when nothing was recorded).
@@ -108,6 +110,8 @@ def read_engagement(client: redis.Redis, keys: KeyLayout, user_id: str, *, since
     oldest = now - SPEED_BUCKET_TTL_SECONDS
     first = bucket_start(oldest if since_epoch is None else max(since_epoch, oldest))
     last = bucket_start(now + MAX_CLOCK_SKEW.total_seconds())
+    if until_epoch is not None:
+        last = min(last, bucket_start(until_epoch - 1))
     buckets = range(first, last + SPEED_BUCKET_SECONDS, SPEED_BUCKET_SECONDS)
     pipe = client.pipeline(transaction=False)
     for bucket in buckets:
@@ -117,7 +121,8 @@ def read_engagement(client: redis.Redis, keys: KeyLayout, user_id: str, *, since
         for field, value in fields.items():
             start, _, metric = text(field).partition(":")
             # The bucket W falls in may hold windows that start before W: those belong to the batch view.
-            if metric in totals and (since_epoch is None or int(start) >= since_epoch):
+            if metric in totals and (since_epoch is None or int(start) >= since_epoch) \
+                    and (until_epoch is None or int(start) < until_epoch):
                 totals[metric] += int(value)
     return totals
 

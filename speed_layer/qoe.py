@@ -290,11 +290,12 @@ def write_qoe(batch: DataFrame, ctx: SinkContext) -> None:
 
 
 def read_qoe(client: redis.Redis, keys: KeyLayout, content_id: str, *, device_type: str = "*", country: str = "*",
-             since: int | None = None) -> dict[tuple[str, str, int], dict[str, int]]:
+             since: int | None = None, until: int | None = None) -> dict[tuple[str, str, int], dict[str, int]]:
     """The QoE buckets of one title: (device type, country, bucket start) -> sums; ``*`` matches any.
 
     Args:
         since: only buckets starting at or after this epoch second (e.g. the batch watermark W).
+        until: only buckets starting before this epoch second (e.g. the end of an hour being reconciled).
     """
     pattern = keys.qoe_bucket(content_id, device_type, country, 0).rsplit(":b:", 1)[0] + ":b:*"
     found = sorted(client.scan_iter(match=pattern, count=1000))
@@ -305,7 +306,7 @@ def read_qoe(client: redis.Redis, keys: KeyLayout, content_id: str, *, device_ty
     for key, values in zip(found, pipe.execute(), strict=True):
         text = key.decode() if isinstance(key, bytes) else key
         _, device, ctry, _, bucket = text.rsplit(":", 4)
-        if since is not None and int(bucket) < since:
+        if (since is not None and int(bucket) < since) or (until is not None and int(bucket) >= until):
             continue
         sums = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in values.items()}
         out[(device, ctry, int(bucket))] = {name: sums.get(name, 0) for name in QOE_FIELDS}

@@ -176,10 +176,29 @@ class KeyLayout:
         return f"{self.prefix}:batch:{version}:meta"
 
     def batch_user_totals(self, version: str, user_id: str) -> str:
+        """Hash: watch_seconds, events, clicks of one user over every event before the version's W."""
         return f"{self.prefix}:batch:{version}:user:{user_id}"
 
     def batch_content_totals(self, version: str, content_id: str) -> str:
+        """Hash: views, watch_seconds, completed_views, completion_rate of one title before the version's W."""
         return f"{self.prefix}:batch:{version}:content:{content_id}"
+
+    def batch_ctr(self, version: str, rail_id: str, button_id: str) -> str:
+        """Hash of one rail/button before W: ``<content id>:impressions`` and ``<content id>:clicks``, the fields of
+        :meth:`ctr_bucket`, so the serving layer adds the two field by field."""
+        return f"{self.prefix}:batch:{version}:ctr:{rail_id}:{button_id}"
+
+    def batch_qoe(self, version: str, content_id: str, device_type: str, country: str) -> str:
+        """Hash of the QoE sums of one slice over every minute before W (the fields of :meth:`qoe_bucket`)."""
+        return f"{self.prefix}:batch:{version}:qoe:{content_id}:{device_type}:{country}"
+
+    def batch_trending_baselines(self, version: str, kind: ContentKind) -> str:
+        """Hash: content id -> average distinct viewers per trending window over the day before W."""
+        return f"{self.prefix}:batch:{version}:trending_baseline:{kind}"
+
+    def batch_version_pattern(self, version: str) -> str:
+        """A SCAN pattern over every key of one batch version (its meta included)."""
+        return f"{self.prefix}:batch:{version}:*"
 
     def batch_recommendations(self, version: str, user_id: str) -> str:
         return f"{self.prefix}:batch:{version}:recs:{user_id}"

@@ -1,0 +1,57 @@
+"""QoE sums per title, device type and country over every minute before W: the speed QoE buckets' own sums.
+
+:func:`speed_layer.qoe.qoe_rows` runs on the whole fact frame (so a session that ends after W is judged as the
+stream judges it, in the bucket of its end) and only its minutes before W are added up. Redis:
+:meth:`~warehouse_models.redis_keys.KeyLayout.batch_qoe` with the fields of :data:`speed_layer.qoe.QOE_FIELDS`;
+the serving layer adds :func:`speed_layer.qoe.read_qoe` ``(since=W)`` with :func:`speed_layer.qoe.merge_sums`
+and turns the sums into ratios with :func:`speed_layer.qoe.qoe_metrics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from batch_layer.marts.qoe_hourly import qoe_events
+from batch_layer.publish.frames import between
+from batch_layer.publish.versioned import BatchRead, Entry, read_version_hash
+from speed_layer.qoe import QOE_FIELDS, SLICE_COLUMNS, qoe_rows
+from warehouse_models.redis_keys import KeyLayout
+from warehouse_models.settings import Settings
+
+if TYPE_CHECKING:
+    import redis
+    from pyspark.sql import DataFrame
+
+NAME = "qoe"
+
+
+def qoe_minutes(fact: DataFrame, settings: Settings) -> DataFrame:
+    """The speed layer's QoE minute buckets computed from fact rows (sessions judged as the stream would)."""
+    return qoe_rows(qoe_events(fact), settings)
+
+
+def qoe_totals(minutes: DataFrame, *, end: datetime, start: datetime | None = None) -> DataFrame:
+    """QoE minute buckets (:func:`qoe_minutes`) -> sums per slice over the minutes in ``[start, end)``."""
+    from pyspark.sql import functions as F
+
+    return (between(minutes, "window_start", start=start, end=end).groupBy(*SLICE_COLUMNS)
+            .agg(*(F.sum(name).cast("long").alias(name) for name in QOE_FIELDS)))
+
+
+def entries(rows: Iterable[Mapping[str, Any]], keys: KeyLayout, version: str) -> Iterator[Entry]:
+    """One hash per slice row."""
+    for row in rows:
+        key = keys.batch_qoe(version, row["content_id"], row["device_type"], row["country"])
+        yield key, {name: int(row[name]) for name in QOE_FIELDS}
+
+
+def read_batch_qoe(client: redis.Redis, keys: KeyLayout, content_id: str, device_type: str,
+                   country: str) -> BatchRead | None:
+    """A slice's QoE sums before W (zeros for a slice without events), with W; None before any publication."""
+    found = read_version_hash(client, keys, lambda version: keys.batch_qoe(version, content_id, device_type, country))
+    if found is None:
+        return None
+    version, watermark, fields = found
+    return BatchRead(version, watermark, {name: int(fields.get(name, 0)) for name in QOE_FIELDS})
