@@ -5,6 +5,8 @@ from __future__ import annotations
 from dagster import Definitions
 
 from orchestration.defs.ingest.assets import kafka_topics
+from orchestration.defs.publish.assets import PUBLISH_ASSETS
+from orchestration.defs.publish.schedules import PUBLISH_JOBS, PUBLISH_SCHEDULES
 from orchestration.defs.warehouse.assets import WAREHOUSE_ASSETS
 from orchestration.defs.warehouse.maintenance import MAINTENANCE_ASSETS, MAINTENANCE_JOBS, MAINTENANCE_SCHEDULES
 from orchestration.defs.warehouse.schedules import WAREHOUSE_JOBS, WAREHOUSE_SCHEDULES
@@ -12,9 +14,9 @@ from orchestration.defs.warehouse.sensors import bronze_playback_sensor
 from orchestration.resources import ReelyticsSettingsResource, SparkResource
 
 defs = Definitions(
-    assets=[kafka_topics, *WAREHOUSE_ASSETS, *MAINTENANCE_ASSETS],
-    jobs=[*WAREHOUSE_JOBS, *MAINTENANCE_JOBS],
-    schedules=[*WAREHOUSE_SCHEDULES, *MAINTENANCE_SCHEDULES],
+    assets=[kafka_topics, *WAREHOUSE_ASSETS, *MAINTENANCE_ASSETS, *PUBLISH_ASSETS],
+    jobs=[*WAREHOUSE_JOBS, *MAINTENANCE_JOBS, *PUBLISH_JOBS],
+    schedules=[*WAREHOUSE_SCHEDULES, *MAINTENANCE_SCHEDULES, *PUBLISH_SCHEDULES],
     sensors=[bronze_playback_sensor],
     resources={"settings": ReelyticsSettingsResource(), "spark": SparkResource()},
 )

@@ -156,6 +156,10 @@ class Settings(BaseSettings):
     """Allow a `delta_vacuum_retention_hours` under Delta's 168-hour safety check (turns the check off for the
     vacuum): only when no job or reader can still be using a version older than the retention."""
 
+    reconcile_max_relative_drift: float = Field(default=0.01, ge=0)
+    """The reconciliation check fails when, for a view and a closed hour, the speed layer's buckets differ from
+    the batch result by more than this share of the batch total (summed per key, so errors cannot cancel)."""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("kafka_topic_prefix", "redis_key_prefix")

@@ -186,7 +186,32 @@ DIM_USERS = TableSpec(
     "Users with their plan history (SCD type 2: one row per version).",
 )
 
+RECONCILIATION = TableSpec(
+    "reconciliation", "gold",
+    (
+        Column("hour", "timestamp", "The closed event hour compared (UTC); the partition.", nullable=False),
+        Column("view", "string", "The additive view: engagement, ctr or qoe.", nullable=False),
+        Column("metric", "string", "The summed field of the view (watch_seconds, impressions, stall_ms, ...).",
+               nullable=False),
+        Column("key_count", "long", "Keys (users, rail/buttons, QoE slices) with a value in either layer.",
+               nullable=False),
+        Column("batch_total", "double", "The metric summed over the keys from the batch layer's fact rows.",
+               nullable=False),
+        Column("speed_total", "double", "The metric summed over the keys from the speed layer's buckets.",
+               nullable=False),
+        Column("absolute_drift", "double", "Sum over the keys of |speed - batch| (differences cannot cancel).",
+               nullable=False),
+        Column("relative_drift", "double",
+               "absolute_drift / batch_total; 0 when both are 0, 1 when only the speed layer has values.",
+               nullable=False),
+        Column("checked_at", "timestamp", "When the comparison ran (UTC).", nullable=False),
+    ),
+    ("hour",),
+    "Speed layer vs batch layer per closed hour and additive view metric: the proof that the two layers agree.",
+)
+
 BRONZE_TABLES: tuple[TableSpec, ...] = (BRONZE_PLAYBACK, BRONZE_INTERACTIONS, BRONZE_CATALOG, BRONZE_DERIVED,
                                         DEAD_LETTER)
-ALL_TABLES: tuple[TableSpec, ...] = BRONZE_TABLES + (SILVER_EVENTS, FACT_STREAM_EVENTS, DIM_CONTENT, DIM_USERS)
+ALL_TABLES: tuple[TableSpec, ...] = BRONZE_TABLES + (SILVER_EVENTS, FACT_STREAM_EVENTS, DIM_CONTENT, DIM_USERS,
+                                                     RECONCILIATION)
 TABLES_BY_NAME: dict[str, TableSpec] = {t.name: t for t in ALL_TABLES}
