@@ -59,6 +59,7 @@ def fact_hours(fact: DataFrame, candidates: Iterable[datetime]) -> list[datetime
 
 
 def _totals(frame: DataFrame, view: str, key_columns: tuple[str, ...], metrics: tuple[str, ...]) -> ViewTotals:
+    """A batch frame's metrics summed per key (the key columns joined with ``:``)."""
     values: dict[str, dict[str, float]] = {}
     for row in frame.toLocalIterator():
         key = ":".join(str(row[c]) for c in key_columns)
@@ -72,6 +73,8 @@ def reconcile(spark: SparkSession, settings: Settings, *, hours: Iterable[dateti
               now: datetime | None = None, client: redis.Redis | None = None) -> list[dict[str, Any]]:
     """Compare both layers for the given closed hours (default: every settled hour still in the buckets' TTL
     that the fact table has events in), replace those hours' rows of the ``reconciliation`` table, return them."""
+    from pyspark.sql import functions as F
+
     started = time.monotonic()
     clock = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     redis_client = client if client is not None else settings.redis_client()
@@ -85,12 +88,11 @@ def reconcile(spark: SparkSession, settings: Settings, *, hours: Iterable[dateti
         logger.info("reconciliation: no built hour among %s", [h.isoformat() for h in candidates])
         return []
     logger.info("reconciling %d hours: %s", len(wanted), ", ".join(h.isoformat() for h in wanted))
-    from pyspark.sql import functions as F
-
     nearby = fact.where((F.col("event_date") >= F.lit((wanted[0] - timedelta(days=1)).date()))
                         & (F.col("event_date") <= F.lit((wanted[-1] + timedelta(days=1)).date()))).cache()
+    # Every hour's QoE comes from one pass of the stateful step over the nearby days.
+    minutes = qoe_minutes(nearby, settings).cache()
     try:
-        minutes = qoe_minutes(nearby, settings).cache()
         scanned = {
             "engagement": speed.bucket_ids(redis_client, keys.user_engagement_bucket, 1),
             "ctr": speed.bucket_ids(redis_client, keys.ctr_bucket, 2),
@@ -120,8 +122,8 @@ def reconcile(spark: SparkSession, settings: Settings, *, hours: Iterable[dateti
         checked_at = datetime.now(timezone.utc)
         for hour in wanted:
             rows += drift_rows(hour, batch_qoe[hour], speed_qoe[hour], checked_at=checked_at)
-        minutes.unpersist()
     finally:
+        minutes.unpersist()
         nearby.unpersist()
     frame = spark.createDataFrame([tuple(r[c] for c in RECONCILIATION.column_names) for r in rows],
                                   RECONCILIATION.spark_ddl())

@@ -55,7 +55,9 @@ def test_readers_never_see_a_half_written_version(redis_service, isolated: Setti
         while not stop.is_set():
             for user in (USERS[0], USERS[-1]):
                 read = read_batch_user_totals(reader_client, keys, user)
-                assert read is not None
+                if read is None:
+                    mixed.append(f"{user}: no version")
+                    continue
                 level = read.values["events"]
                 whole = {k: v for k, v in _users(level)[0].items() if k != "user_id"}
                 if read.values != whole or read.watermark != {1: W1, 2: W2}.get(level):
