@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from dagster import AssetCheckResult  # at module level: Dagster resolves the test checks' string annotations here
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +81,30 @@ def test_batch_views_redis_publishes_w_and_never_moves_it_back(redis_service, is
     read = read_batch_user_totals(client, keys, "u1")
     assert read is not None and (read.version, read.watermark) == (again["version"].value, int(w.timestamp()))
     assert read.values == {"watch_seconds": 30, "events": 10, "clicks": 1}
+
+
+def test_the_gate_reads_the_latest_evaluation_of_each_blocking_check(tmp_path):
+    from dagster import DagsterInstance, asset, asset_check, materialize
+
+    from orchestration.defs.publish.checks import blocking_check_failures
+
+    verdicts = iter([True, False, True])
+
+    @asset
+    def probed() -> None:
+        """A table some blocking check guards."""
+
+    @asset_check(asset=probed, blocking=True)
+    def probed_rows() -> AssetCheckResult:
+        passed = next(verdicts)
+        return AssetCheckResult(passed=passed, description=None if passed else "3 rows have no event_id")
+
+    checks = [("probed", "probed_rows"), ("never_checked", "some_check")]
+    with DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster")) as instance:
+        assert blocking_check_failures(instance, checks) == []
+        assert materialize([probed, probed_rows], instance=instance).success
+        assert blocking_check_failures(instance, checks) == []
+        assert not materialize([probed, probed_rows], instance=instance, raise_on_error=False).success
+        assert blocking_check_failures(instance, checks) == ["probed / probed_rows: 3 rows have no event_id"]
+        assert materialize([probed, probed_rows], instance=instance).success
+        assert blocking_check_failures(instance, checks) == []
