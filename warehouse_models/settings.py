@@ -160,6 +160,14 @@ class Settings(BaseSettings):
     """The reconciliation check fails when, for a view and a closed hour, the speed layer's buckets differ from
     the batch result by more than this share of the batch total (summed per key, so errors cannot cancel)."""
 
+    quality_position_tolerance_seconds: float = Field(default=30.0, ge=0)
+    """How far past its title's duration a playhead position may be before the fact check counts it as wrong: a
+    player reports the position of its last heartbeat, which may overshoot the end by a heartbeat interval."""
+
+    quality_freshness_max_age_seconds: int = Field(default=2 * 3600, ge=60)
+    """The freshness check warns when the newest event time in ``silver_events`` is older than this: the hourly
+    run builds each hour a few minutes after it closes, so live traffic keeps it under about 70 minutes."""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("kafka_topic_prefix", "redis_key_prefix")
