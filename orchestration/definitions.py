@@ -8,6 +8,7 @@ from orchestration.defs.ingest.assets import kafka_topics
 from orchestration.defs.publish.assets import PUBLISH_ASSETS
 from orchestration.defs.publish.schedules import PUBLISH_JOBS, PUBLISH_SCHEDULES
 from orchestration.defs.warehouse.assets import WAREHOUSE_ASSETS
+from orchestration.defs.warehouse.checks import WAREHOUSE_CHECKS
 from orchestration.defs.warehouse.maintenance import MAINTENANCE_ASSETS, MAINTENANCE_JOBS, MAINTENANCE_SCHEDULES
 from orchestration.defs.warehouse.schedules import WAREHOUSE_JOBS, WAREHOUSE_SCHEDULES
 from orchestration.defs.warehouse.sensors import bronze_playback_sensor
@@ -15,6 +16,7 @@ from orchestration.resources import ReelyticsSettingsResource, SparkResource
 
 defs = Definitions(
     assets=[kafka_topics, *WAREHOUSE_ASSETS, *MAINTENANCE_ASSETS, *PUBLISH_ASSETS],
+    asset_checks=WAREHOUSE_CHECKS,
     jobs=[*WAREHOUSE_JOBS, *MAINTENANCE_JOBS, *PUBLISH_JOBS],
     schedules=[*WAREHOUSE_SCHEDULES, *MAINTENANCE_SCHEDULES, *PUBLISH_SCHEDULES],
     sensors=[bronze_playback_sensor],

@@ -1,0 +1,139 @@
+"""The warehouse's asset checks through Dagster, on real Kafka, Spark and Delta tables.
+
+Contract: every check is registered with the right blocking flag and partitions and is part of the jobs that
+build its asset, and :data:`BLOCKING_CHECKS` names exactly the blocking ones. An hour of simulated traffic
+materialized through Dagster (bronze, the dimensions, silver and the fact table) passes every check. A bronze
+record that slipped past validation with a device type outside the envelope makes silver's blocking check fail
+in the run that builds it, with metadata naming the column and the value, and fact_stream_events is not
+materialized in that run. Duplicated event ids written into the silver partition, and a fact row whose title
+is not in dim_content, make the silver and fact checks fail with the ids and the title named.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_checks_are_registered_blocking_where_they_guard_and_in_the_jobs():
+    from dagster import AssetCheckKey, AssetKey
+
+    from orchestration.defs.warehouse.checks import BLOCKING_CHECKS
+    from orchestration.definitions import defs
+    from warehouse_models.marts import MART_TABLES
+
+    graph = defs.resolve_asset_graph()
+    blocking = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys
+                if graph.get(k).blocking}
+    assert blocking == set(BLOCKING_CHECKS)
+    assert len(BLOCKING_CHECKS) == 4 + len(MART_TABLES)
+    freshness = AssetCheckKey(AssetKey("silver_events"), "silver_events_freshness")
+    assert freshness in graph.asset_check_keys and not graph.get(freshness).blocking
+    for job, expected in (("warehouse_hourly", {"silver_events_quality", "silver_events_freshness",
+                                                "fact_stream_events_quality"}),
+                          ("warehouse_daily", {"dim_content_quality", "dim_users_quality", "marts_quality"})):
+        nodes = {n.name for n in defs.resolve_job_def(job).graph.node_defs}
+        assert all(any(n.endswith(name) for n in nodes) for name in expected), (job, nodes)
+
+
+def _evaluations(result) -> dict[str, object]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def test_checks_pass_on_a_built_hour_and_block_on_a_corrupted_one(spark, kafka_service, isolated, monkeypatch,
+                                                                  tmp_path):
+    from dagster import DagsterInstance, materialize
+    from pyspark.sql import functions as F
+
+    from batch_layer.quality.fact_stream_events import check_fact_date
+    from batch_layer.quality.silver_events import check_silver_hour
+    from infra.kafka import ensure_topics
+    from orchestration.defs.warehouse.assets import bronze, dimensions, fact_stream_events, silver_events
+    from orchestration.defs.warehouse.checks import (
+        dim_content_quality,
+        dim_users_quality,
+        fact_stream_events_quality,
+        silver_events_freshness,
+        silver_events_quality,
+    )
+    from orchestration.defs.warehouse.partitions import hour_key
+    from orchestration.resources import ReelyticsSettingsResource, SparkResource
+    from simulator import SimulationConfig, simulate
+    from simulator.sinks import write_kafka
+    from warehouse_models.settings import settings_environment
+    from warehouse_models.tables import BRONZE_PLAYBACK, FACT_STREAM_EVENTS, SILVER_EVENTS
+
+    for name, value in settings_environment(isolated).items():
+        monkeypatch.setenv(name, value)
+    ensure_topics(isolated)
+    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    write_kafka(list(simulate(SimulationConfig(start=hour + timedelta(minutes=10), duration=timedelta(minutes=8),
+                                               users=60))), isolated)
+    key, day = hour_key(hour), hour.date()
+    # The dimensions are rebuilt whole whichever date names the run; the day before is always a closed partition.
+    day_key = (day - timedelta(days=1)).isoformat()
+    resources = {"settings": ReelyticsSettingsResource(), "spark": SparkResource()}
+    hourly = [silver_events, fact_stream_events, silver_events_quality, silver_events_freshness,
+              fact_stream_events_quality]
+
+    with DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster")) as instance:
+        assert materialize([bronze], partition_key=key, resources=resources, instance=instance).success
+        dims = materialize([dimensions, dim_content_quality, dim_users_quality], partition_key=day_key,
+                           resources=resources, instance=instance)
+        assert dims.success
+        built = materialize(hourly, partition_key=key, resources=resources, instance=instance)
+        assert built.success
+        passed = {**_evaluations(dims), **_evaluations(built)}
+        assert set(passed) == {"dim_content_quality", "dim_users_quality", "silver_events_quality",
+                               "silver_events_freshness", "fact_stream_events_quality"}
+        for name, evaluation in passed.items():
+            assert evaluation.passed, (name, evaluation.metadata["why"].value)
+            assert evaluation.metadata["failed_expectations"].value == 0
+        silver_rows = built.asset_materializations_for_node("silver_events")[0].metadata["rows"].value
+        assert passed["silver_events_quality"].metadata["rows_checked"].value == silver_rows > 0
+        assert passed["fact_stream_events_quality"].metadata["rows_checked"].value == silver_rows
+        assert passed["silver_events_quality"].partition == key
+
+        # A record in bronze that bypassed the collector's validation: a device type outside the envelope.
+        bronze_path = BRONZE_PLAYBACK.path(isolated.delta_root_uri)
+        good = (spark.read.format("delta").load(bronze_path)
+                .where(F.col("parse_error").isNull() & (F.date_trunc("hour", "event_timestamp") == F.lit(hour)))
+                .limit(1))
+        good.withColumns({"event_id": F.lit("corrupt-device-1"), "device_type": F.lit("toaster"),
+                          "kafka_offset": F.lit(10**9).cast("long")}) \
+            .write.format("delta").mode("append").save(bronze_path)
+
+        blocked = materialize(hourly, partition_key=key, resources=resources, instance=instance,
+                              raise_on_error=False)
+    assert not blocked.success
+    failed = _evaluations(blocked)["silver_events_quality"]
+    assert not failed.passed and failed.severity.value == "ERROR" and failed.blocking
+    failures = failed.metadata["failures"].data
+    device = next(f for f in failures if f["column"] == "device_type")
+    assert device["bad_rows"] == 1 and device["samples"] == ["device_type=toaster (event_id=corrupt-device-1)"]
+    assert "toaster" in failed.metadata["why"].value
+    materialized = {m.asset_key.to_user_string() for m in blocked.get_asset_materialization_events()}
+    assert materialized == {"silver_events"}, "fact_stream_events must not be built on a failed silver hour"
+
+    # Duplicated event ids written straight into the silver partition.
+    silver_path = SILVER_EVENTS.path(isolated.delta_root_uri)
+    copies = spark.read.format("delta").load(silver_path).where(F.col("event_hour") == F.lit(hour)) \
+        .orderBy("event_id").limit(2)
+    copied_ids = sorted(r["event_id"] for r in copies.collect())
+    copies.write.format("delta").mode("append").save(silver_path)
+    outcome = check_silver_hour(isolated, hour)
+    unique = next(f for f in outcome.failures if f.rule == "event_id is unique within the event hour")
+    assert unique.bad_rows == 4 and {s.split("=", 1)[1] for s in unique.samples} == set(copied_ids)
+
+    # A fact row whose title the content dimension does not know.
+    fact_path = FACT_STREAM_EVENTS.path(isolated.delta_root_uri)
+    spark.read.format("delta").load(fact_path).where(F.col("event_date") == F.lit(day)).limit(1) \
+        .withColumns({"event_id": F.lit("corrupt-title-1"), "content_id": F.lit("ghost-title")}) \
+        .write.format("delta").mode("append").save(fact_path)
+    outcome = check_fact_date(isolated, day)
+    titles = next(f for f in outcome.failures if f.column == "content_id")
+    assert titles.bad_rows == 1 and titles.samples == ("content_id=ghost-title (event_id=corrupt-title-1)",)
+    assert "content_id is in dim_content" in outcome.why
