@@ -238,6 +238,7 @@ def validate(frame: pd.DataFrame, expectations: Sequence[Expectation], *, table:
         if one.success:
             continue
         config = one.expectation_config
+        assert config is not None, "great-expectations attaches its configuration to every result"
         raised = one.exception_info.get("raised_exception") if one.exception_info else False
         error = str(one.exception_info.get("exception_message")) if raised else None
         failures.append(failure_of(config.type, config.kwargs, config.meta, dict(one.result or {}),

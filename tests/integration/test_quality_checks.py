@@ -2,7 +2,8 @@
 
 Contract: every check is registered with the right blocking flag and partitions and is part of the jobs that
 build its asset, and :data:`BLOCKING_CHECKS` names exactly the blocking ones. An hour of simulated traffic
-materialized through Dagster (bronze, the dimensions, silver and the fact table) passes every check. A bronze
+materialized through Dagster (bronze, the dimensions, silver, the fact table and the date's marts) passes every
+check. A bronze
 record that slipped past validation with a device type outside the envelope makes silver's blocking check fail
 in the run that builds it, with metadata naming the column and the value, and fact_stream_events is not
 materialized in that run. Duplicated event ids written into the silver partition, and a fact row whose title
@@ -51,11 +52,13 @@ def test_checks_pass_on_a_built_hour_and_block_on_a_corrupted_one(spark, kafka_s
     from batch_layer.quality.fact_stream_events import check_fact_date
     from batch_layer.quality.silver_events import check_silver_hour
     from infra.kafka import ensure_topics
-    from orchestration.defs.warehouse.assets import bronze, dimensions, fact_stream_events, silver_events
+    from orchestration.defs.warehouse.assets import bronze, dimensions, fact_stream_events, marts, silver_events
     from orchestration.defs.warehouse.checks import (
         dim_content_quality,
         dim_users_quality,
         fact_stream_events_quality,
+        mart_check_name,
+        marts_quality,
         silver_events_freshness,
         silver_events_quality,
     )
@@ -63,18 +66,21 @@ def test_checks_pass_on_a_built_hour_and_block_on_a_corrupted_one(spark, kafka_s
     from orchestration.resources import ReelyticsSettingsResource, SparkResource
     from simulator import SimulationConfig, simulate
     from simulator.sinks import write_kafka
+    from warehouse_models.marts import MART_TABLES
     from warehouse_models.settings import settings_environment
     from warehouse_models.tables import BRONZE_PLAYBACK, FACT_STREAM_EVENTS, SILVER_EVENTS
 
     for name, value in settings_environment(isolated).items():
         monkeypatch.setenv(name, value)
+    # Noon of yesterday: its date is a closed daily partition, so the dimensions and marts run for that very date.
+    # The data is a day old when checked, so freshness is judged against a wider window than the default.
+    monkeypatch.setenv("REELYTICS_QUALITY_FRESHNESS_MAX_AGE_SECONDS", str(2 * 86_400))
     ensure_topics(isolated)
-    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    hour = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=1)
     write_kafka(list(simulate(SimulationConfig(start=hour + timedelta(minutes=10), duration=timedelta(minutes=8),
                                                users=60))), isolated)
     key, day = hour_key(hour), hour.date()
-    # The dimensions are rebuilt whole whichever date names the run; the day before is always a closed partition.
-    day_key = (day - timedelta(days=1)).isoformat()
+    day_key = day.isoformat()
     resources = {"settings": ReelyticsSettingsResource(), "spark": SparkResource()}
     hourly = [silver_events, fact_stream_events, silver_events_quality, silver_events_freshness,
               fact_stream_events_quality]
@@ -86,9 +92,12 @@ def test_checks_pass_on_a_built_hour_and_block_on_a_corrupted_one(spark, kafka_s
         assert dims.success
         built = materialize(hourly, partition_key=key, resources=resources, instance=instance)
         assert built.success
-        passed = {**_evaluations(dims), **_evaluations(built)}
+        marted = materialize([marts, marts_quality], partition_key=day_key, resources=resources, instance=instance)
+        assert marted.success
+        passed = {**_evaluations(dims), **_evaluations(built), **_evaluations(marted)}
         assert set(passed) == {"dim_content_quality", "dim_users_quality", "silver_events_quality",
-                               "silver_events_freshness", "fact_stream_events_quality"}
+                               "silver_events_freshness", "fact_stream_events_quality",
+                               *(mart_check_name(spec.name) for spec in MART_TABLES)}
         for name, evaluation in passed.items():
             assert evaluation.passed, (name, evaluation.metadata["why"].value)
             assert evaluation.metadata["failed_expectations"].value == 0
@@ -96,6 +105,8 @@ def test_checks_pass_on_a_built_hour_and_block_on_a_corrupted_one(spark, kafka_s
         assert passed["silver_events_quality"].metadata["rows_checked"].value == silver_rows > 0
         assert passed["fact_stream_events_quality"].metadata["rows_checked"].value == silver_rows
         assert passed["silver_events_quality"].partition == key
+        assert passed["mart_user_engagement_daily_quality"].partition == day_key
+        assert passed["mart_user_engagement_daily_quality"].metadata["rows_checked"].value > 0
 
         # A record in bronze that bypassed the collector's validation: a device type outside the envelope.
         bronze_path = BRONZE_PLAYBACK.path(isolated.delta_root_uri)

@@ -12,6 +12,7 @@ expectations (rule, column, bad rows, sample values) and a short ``why`` in its 
 import importlib
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from datetime import datetime
 from typing import Any
 
@@ -149,7 +150,7 @@ def marts_quality(context: AssetCheckExecutionContext,
 
     s, day = settings.get(), _start(context).date()
     for spec in MART_TABLES:
-        outcome, seconds = _timed(context, lambda spec=spec: check_mart_date(s, spec, day))
+        outcome, seconds = _timed(context, partial(check_mart_date, s, spec, day))
         yield _result(outcome, severity=AssetCheckSeverity.ERROR, seconds=seconds, asset_key=spec.name)
 
 
