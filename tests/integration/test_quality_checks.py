@@ -5,8 +5,8 @@ build its asset, and :data:`BLOCKING_CHECKS` names exactly the blocking ones. An
 materialized through Dagster (bronze, the dimensions, silver, the fact table and the date's marts) passes every
 check. A bronze
 record that slipped past validation with a device type outside the envelope makes silver's blocking check fail
-in the run that builds it, with metadata naming the column and the value, and fact_stream_events is not
-materialized in that run. Duplicated event ids written into the silver partition, and a fact row whose title
+in the run that builds it, with metadata naming the column and the value, fact_stream_events is not
+materialized in that run, and :func:`failed_blocking_checks` (what publication asks) names that check and why. Duplicated event ids written into the silver partition, and a fact row whose title
 is not in dim_content, make the silver and fact checks fail with the ids and the title named.
 """
 
@@ -56,6 +56,7 @@ def test_checks_pass_on_a_built_hour_and_block_on_a_corrupted_one(spark, kafka_s
     from orchestration.defs.warehouse.checks import (
         dim_content_quality,
         dim_users_quality,
+        failed_blocking_checks,
         fact_stream_events_quality,
         mart_check_name,
         marts_quality,
@@ -107,6 +108,7 @@ def test_checks_pass_on_a_built_hour_and_block_on_a_corrupted_one(spark, kafka_s
         assert passed["silver_events_quality"].partition == key
         assert passed["mart_user_engagement_daily_quality"].partition == day_key
         assert passed["mart_user_engagement_daily_quality"].metadata["rows_checked"].value > 0
+        assert failed_blocking_checks(instance) == {}
 
         # A record in bronze that bypassed the collector's validation: a device type outside the envelope.
         bronze_path = BRONZE_PLAYBACK.path(isolated.delta_root_uri)
@@ -119,6 +121,10 @@ def test_checks_pass_on_a_built_hour_and_block_on_a_corrupted_one(spark, kafka_s
 
         blocked = materialize(hourly, partition_key=key, resources=resources, instance=instance,
                               raise_on_error=False)
+        stopping = failed_blocking_checks(instance)
+    assert list(stopping) == ["silver_events:silver_events_quality"]
+    assert "device_type=toaster" in stopping["silver_events:silver_events_quality"] and key in stopping[
+        "silver_events:silver_events_quality"]
     assert not blocked.success
     failed = _evaluations(blocked)["silver_events_quality"]
     assert not failed.passed and failed.severity.value == "ERROR" and failed.blocking

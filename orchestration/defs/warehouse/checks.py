@@ -3,8 +3,9 @@
 The correctness checks are blocking with ERROR severity: in a run, the assets downstream of a failed one are not
 materialized (silver_events' check stops fact_stream_events; the dimensions' checks stop the marts), and the
 publish step asks the instance for the latest evaluation of every check in :data:`BLOCKING_CHECKS` before it
-writes anything to Redis. Freshness is a WARN and blocks nothing. Every result carries the failed
-expectations (rule, column, bad rows, sample values) and a short ``why`` in its metadata.
+writes anything to Redis (:func:`failed_blocking_checks` does that). Freshness is a WARN and blocks nothing.
+Every result carries the failed expectations (rule, column, bad rows, sample values) and a short ``why`` in its
+metadata.
 """
 
 # No `from __future__ import annotations` here: Dagster reads the annotations of the context parameter.
@@ -12,17 +13,19 @@ expectations (rule, column, bad rows, sample values) and a short ``why`` in its 
 import importlib
 import time
 from collections.abc import Callable, Iterator
-from functools import partial
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from dagster import (
     AssetChecksDefinition,
     AssetCheckExecutionContext,
+    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
+    DagsterInstance,
     MetadataValue,
     asset_check,
     multi_asset_check,
@@ -165,3 +168,30 @@ BLOCKING_CHECKS: tuple[tuple[str, str], ...] = (
     *((spec.name, mart_check_name(spec.name)) for spec in MART_TABLES),
 )
 """(asset key, check name) of every blocking check: publication requires the latest evaluation of each to pass."""
+
+HISTORY_LOOKBACK = 20
+"""How many recent executions of a check :func:`failed_blocking_checks` looks through for the latest completed one
+(an execution stays planned when its run stopped before the check ran)."""
+
+_COMPLETED = frozenset({"SUCCEEDED", "FAILED"})
+"""Statuses of a check execution that evaluated (the others: planned, or skipped with its run)."""
+
+
+def failed_blocking_checks(instance: DagsterInstance) -> dict[str, str]:
+    """The blocking checks whose latest completed evaluation failed, as ``"asset:check"`` -> why (empty: go ahead).
+
+    A check that has never completed is not listed: it has found nothing wrong yet.
+    """
+    failed: dict[str, str] = {}
+    for asset, name in BLOCKING_CHECKS:
+        key = AssetCheckKey(AssetKey(asset), name)
+        history = instance.event_log_storage.get_asset_check_execution_history(key, limit=HISTORY_LOOKBACK)
+        latest = next((r for r in history if r.status.value in _COMPLETED), None)
+        if latest is None or latest.status.value != "FAILED":
+            continue
+        evaluation = latest.event.dagster_event.event_specific_data if latest.event and latest.event.dagster_event \
+            else None
+        why = evaluation.metadata.get("why") if evaluation is not None else None
+        where = f" (partition {latest.partition})" if getattr(latest, "partition", None) else ""
+        failed[f"{asset}:{name}"] = (why.value if why is not None else "failed") + where
+    return failed
