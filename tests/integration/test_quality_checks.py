@@ -6,7 +6,7 @@ materialized through Dagster (bronze, the dimensions, silver, the fact table and
 check. A bronze
 record that slipped past validation with a device type outside the envelope makes silver's blocking check fail
 in the run that builds it, with metadata naming the column and the value, fact_stream_events is not
-materialized in that run, and :func:`failed_blocking_checks` (what publication asks) names that check and why. Duplicated event ids written into the silver partition, and a fact row whose title
+materialized in that run, and the publication gate (``blocking_check_failures`` over :data:`BLOCKING_CHECKS`) names that check and why. Duplicated event ids written into the silver partition, and a fact row whose title
 is not in dim_content, make the silver and fact checks fail with the ids and the title named.
 """
 
@@ -22,13 +22,14 @@ pytestmark = pytest.mark.integration
 def test_checks_are_registered_blocking_where_they_guard_and_in_the_jobs():
     from dagster import AssetCheckKey, AssetKey
 
-    from orchestration.defs.warehouse.checks import BLOCKING_CHECKS
     from orchestration.definitions import defs
+    from orchestration.defs.warehouse.checks import BLOCKING_CHECKS, WAREHOUSE_CHECKS
     from warehouse_models.marts import MART_TABLES
 
     graph = defs.resolve_asset_graph()
-    blocking = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys
-                if graph.get(k).blocking}
+    warehouse = {key for checks in WAREHOUSE_CHECKS for key in checks.check_keys}
+    assert warehouse <= set(graph.asset_check_keys)
+    blocking = {(k.asset_key.to_user_string(), k.name) for k in warehouse if graph.get(k).blocking}
     assert blocking == set(BLOCKING_CHECKS)
     assert len(BLOCKING_CHECKS) == 4 + len(MART_TABLES)
     freshness = AssetCheckKey(AssetKey("silver_events"), "silver_events_freshness")
@@ -52,11 +53,12 @@ def test_checks_pass_on_a_built_hour_and_block_on_a_corrupted_one(spark, kafka_s
     from batch_layer.quality.fact_stream_events import check_fact_date
     from batch_layer.quality.silver_events import check_silver_hour
     from infra.kafka import ensure_topics
+    from orchestration.defs.publish.checks import blocking_check_failures
     from orchestration.defs.warehouse.assets import bronze, dimensions, fact_stream_events, marts, silver_events
     from orchestration.defs.warehouse.checks import (
+        BLOCKING_CHECKS,
         dim_content_quality,
         dim_users_quality,
-        failed_blocking_checks,
         fact_stream_events_quality,
         mart_check_name,
         marts_quality,
@@ -108,7 +110,7 @@ def test_checks_pass_on_a_built_hour_and_block_on_a_corrupted_one(spark, kafka_s
         assert passed["silver_events_quality"].partition == key
         assert passed["mart_user_engagement_daily_quality"].partition == day_key
         assert passed["mart_user_engagement_daily_quality"].metadata["rows_checked"].value > 0
-        assert failed_blocking_checks(instance) == {}
+        assert blocking_check_failures(instance, BLOCKING_CHECKS) == []
 
         # A record in bronze that bypassed the collector's validation: a device type outside the envelope.
         bronze_path = BRONZE_PLAYBACK.path(isolated.delta_root_uri)
@@ -121,10 +123,9 @@ def test_checks_pass_on_a_built_hour_and_block_on_a_corrupted_one(spark, kafka_s
 
         blocked = materialize(hourly, partition_key=key, resources=resources, instance=instance,
                               raise_on_error=False)
-        stopping = failed_blocking_checks(instance)
-    assert list(stopping) == ["silver_events:silver_events_quality"]
-    assert "device_type=toaster" in stopping["silver_events:silver_events_quality"] and key in stopping[
-        "silver_events:silver_events_quality"]
+        stopping = blocking_check_failures(instance, BLOCKING_CHECKS)
+    (stop,) = stopping
+    assert stop.startswith("silver_events / silver_events_quality: ") and "device_type=toaster" in stop
     assert not blocked.success
     failed = _evaluations(blocked)["silver_events_quality"]
     assert not failed.passed and failed.severity.value == "ERROR" and failed.blocking

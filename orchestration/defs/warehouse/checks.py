@@ -3,7 +3,7 @@
 The correctness checks are blocking with ERROR severity: in a run, the assets downstream of a failed one are not
 materialized (silver_events' check stops fact_stream_events; the dimensions' checks stop the marts), and the
 publish step asks the instance for the latest evaluation of every check in :data:`BLOCKING_CHECKS` before it
-writes anything to Redis (:func:`failed_blocking_checks` does that). Freshness is a WARN and blocks nothing.
+writes anything to Redis (``orchestration.defs.publish.checks.blocking_check_failures``). Freshness is a WARN and blocks nothing.
 Every result carries the failed expectations (rule, column, bad rows, sample values) and a short ``why`` in its
 metadata.
 """
@@ -20,12 +20,10 @@ from typing import Any
 from dagster import (
     AssetChecksDefinition,
     AssetCheckExecutionContext,
-    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
-    DagsterInstance,
     MetadataValue,
     asset_check,
     multi_asset_check,
@@ -38,6 +36,9 @@ from warehouse_models.marts import MART_TABLES
 
 MAX_FAILURES_SHOWN = 20
 """A result lists at most this many failed expectations in its metadata (the count says how many there were)."""
+
+MAX_DESCRIPTION = 1000
+"""Longest description of a result (the why on one line): enough for the first few failures and their samples."""
 
 
 def _result(outcome: Any, *, severity: AssetCheckSeverity, seconds: float,
@@ -57,8 +58,12 @@ def _result(outcome: Any, *, severity: AssetCheckSeverity, seconds: float,
         first = outcome.failures[0]
         metadata["first_failure"] = MetadataValue.text(first.sentence())
         metadata["bad_rows"] = MetadataValue.int(sum(f.bad_rows or 0 for f in outcome.failures))
-    return AssetCheckResult(passed=outcome.passed, severity=severity, metadata=metadata,
-                            description=outcome.why.splitlines()[0], asset_key=asset_key)
+    # The description is what the publication gate quotes when it refuses to publish: the whole why, on one line.
+    description = " ".join(outcome.why.splitlines())
+    if len(description) > MAX_DESCRIPTION:
+        description = description[:MAX_DESCRIPTION - 1] + "…"
+    return AssetCheckResult(passed=outcome.passed, severity=severity, metadata=metadata, description=description,
+                            asset_key=asset_key)
 
 
 def _timed(context: AssetCheckExecutionContext, run: Callable[[], Any]) -> tuple[Any, float]:
@@ -168,30 +173,3 @@ BLOCKING_CHECKS: tuple[tuple[str, str], ...] = (
     *((spec.name, mart_check_name(spec.name)) for spec in MART_TABLES),
 )
 """(asset key, check name) of every blocking check: publication requires the latest evaluation of each to pass."""
-
-HISTORY_LOOKBACK = 20
-"""How many recent executions of a check :func:`failed_blocking_checks` looks through for the latest completed one
-(an execution stays planned when its run stopped before the check ran)."""
-
-_COMPLETED = frozenset({"SUCCEEDED", "FAILED"})
-"""Statuses of a check execution that evaluated (the others: planned, or skipped with its run)."""
-
-
-def failed_blocking_checks(instance: DagsterInstance) -> dict[str, str]:
-    """The blocking checks whose latest completed evaluation failed, as ``"asset:check"`` -> why (empty: go ahead).
-
-    A check that has never completed is not listed: it has found nothing wrong yet.
-    """
-    failed: dict[str, str] = {}
-    for asset, name in BLOCKING_CHECKS:
-        key = AssetCheckKey(AssetKey(asset), name)
-        history = instance.event_log_storage.get_asset_check_execution_history(key, limit=HISTORY_LOOKBACK)
-        latest = next((r for r in history if r.status.value in _COMPLETED), None)
-        if latest is None or latest.status.value != "FAILED":
-            continue
-        evaluation = latest.event.dagster_event.event_specific_data if latest.event and latest.event.dagster_event \
-            else None
-        why = evaluation.metadata.get("why") if evaluation is not None else None
-        where = f" (partition {latest.partition})" if getattr(latest, "partition", None) else ""
-        failed[f"{asset}:{name}"] = (why.value if why is not None else "failed") + where
-    return failed
