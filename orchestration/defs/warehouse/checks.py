@@ -1,9 +1,10 @@
 """Warehouse asset checks: the great-expectations suites of ``batch_layer.quality`` on the partition just written.
 
 The correctness checks are blocking with ERROR severity: in a run, the assets downstream of a failed one are not
-materialized (silver_events' check stops fact_stream_events; the dimensions' checks stop the marts), and the
-publish step asks the instance for the latest evaluation of every check in :data:`BLOCKING_CHECKS` before it
-writes anything to Redis (``orchestration.defs.publish.checks.blocking_check_failures``). Freshness is a WARN and blocks nothing.
+materialized (silver_events' check stops fact_stream_events; the dimensions' checks stop the marts). Across runs,
+:data:`BLOCKING_CHECKS` lists them for the publication gate
+(``orchestration.defs.publish.checks.blocking_check_failures``), which reports each whose latest evaluation failed.
+Freshness is a WARN and blocks nothing.
 Every result carries the failed expectations (rule, column, bad rows, sample values) and a short ``why`` in its
 metadata.
 """
