@@ -7,8 +7,13 @@ from datetime import datetime, timedelta, timezone
 
 from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, MetadataValue, asset
 
-from orchestration.defs.publish.checks import RECONCILIATION_DRIFT, reconciliation_drift_result
+from orchestration.defs.publish.checks import (
+    RECONCILIATION_DRIFT,
+    blocking_check_failures,
+    reconciliation_drift_result,
+)
 from orchestration.defs.warehouse.assets import SPARK_RETRY, SPARK_TAGS
+from orchestration.defs.warehouse.checks import BLOCKING_CHECKS
 from orchestration.defs.warehouse.partitions import hourly_partitions
 from orchestration.resources import ReelyticsSettingsResource, SparkResource
 from warehouse_models.marts import MART_TABLES
@@ -36,10 +41,22 @@ def _batch_hours(context: AssetExecutionContext, published_watermark: int | None
 def batch_views_redis(context: AssetExecutionContext, settings: ReelyticsSettingsResource,
                       spark: SparkResource) -> MaterializeResult:
     """Per-user and per-title totals, CTR, QoE sums and trending baselines as of W (the end of the newest rebuilt
-    closed hour), published to Redis as a new version behind one pointer swap."""
+    closed hour), published to Redis as a new version behind one pointer swap; refused while the latest evaluation
+    of a blocking quality check failed."""
     from batch_layer.publish.job import publish_batch_views
     from batch_layer.publish.versioned import PublishError, current_version, watermark_of
 
+    failures = blocking_check_failures(context.instance, BLOCKING_CHECKS)
+    if failures:
+        # Retrying cannot help: the data has to be fixed and checked again first.
+        raise Failure(
+            description=("publication refused, the latest evaluation of a blocking quality check failed:\n"
+                         + "\n".join(f"- {failure}" for failure in failures)
+                         + "\nFix the data the check names (its metadata lists the rows), re-run that asset's "
+                           "partition with its checks, then run batch_views_redis again."),
+            metadata={"failed_checks": MetadataValue.json(failures)},
+            allow_retries=False,
+        )
     s = settings.get()
     client = s.redis_client()
     current = current_version(client, s.keys)
@@ -47,7 +64,7 @@ def batch_views_redis(context: AssetExecutionContext, settings: ReelyticsSetting
         watermark = watermark_of(_batch_hours(context, current[1] if current else None),
                                  now=datetime.now(timezone.utc))
     except PublishError as error:
-        raise Failure(description=str(error)) from error
+        raise Failure(description=str(error), allow_retries=False) from error
     started = time.monotonic()
     publication = publish_batch_views(
         spark.get(), s, watermark=watermark, client=client,
