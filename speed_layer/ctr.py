@@ -14,7 +14,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from speed_layer.query import SinkContext, ViewQuery
+from speed_layer.query import SinkContext, ViewQuery, write_increments
 from speed_layer.redis_io import text, window_buckets
 from warehouse_models.events import MAX_CLOCK_SKEW, EventType, TopicKind
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
@@ -73,11 +73,13 @@ def _rate(clicks: int, impressions: int) -> float:
 
 
 def write_ctr(batch: DataFrame, ctx: SinkContext) -> None:
-    """HSET each window's counts into its bucket, then recompute the rolling rate of each (rail, button) touched.
+    """Add the batch's counts to their buckets, then recompute the rolling rate of each (rail, button) touched.
 
-    Three round trips whatever the batch size: the bucket writes (with the stored rate windows), the bucket reads
-    of the rate windows, the rate writes. The rate window ends at the end of the newest minute in the batch, or
-    later if a previous batch recorded a later one: a batch of late events never moves the rate back in time.
+    Four round trips whatever the batch size: the fenced bucket increments (one transaction with the batch id,
+    so a replayed batch adds nothing), the stored rate windows, the bucket reads of the rate windows, the rate
+    writes (whole values, so a replay writes the same). The rate window ends at the end of the newest minute in
+    the batch, or later if a previous batch recorded a later one: a batch of late events never moves the rate
+    back in time.
     """
     from pyspark.sql import functions as F
 
@@ -86,7 +88,7 @@ def write_ctr(batch: DataFrame, ctx: SinkContext) -> None:
     ctx.stats["windows_written"] = len(rows)
     if not rows:
         return
-    buckets: dict[str, dict[FieldT, EncodableT]] = {}
+    buckets: dict[str, dict[str, int]] = {}
     for row in rows:
         fields = buckets.setdefault(ctx.keys.ctr_bucket(row["rail_id"], row["button_id"], row["start"]), {})
         content = row["content_id"] if row["content_id"] is not None else NO_CONTENT
@@ -95,10 +97,9 @@ def write_ctr(batch: DataFrame, ctx: SinkContext) -> None:
     pairs = sorted({(row["rail_id"], row["button_id"]) for row in rows})
     newest_end = max(row["start"] for row in rows) + SPEED_BUCKET_SECONDS
 
+    if not write_increments(ctx, buckets, ttl_seconds=SPEED_BUCKET_TTL_SECONDS):
+        logger.info("ctr batch %d was written before: only the rates are recomputed", ctx.batch_id)
     pipe = ctx.client.pipeline(transaction=False)
-    for key, fields in buckets.items():
-        pipe.hset(key, mapping=fields)
-        pipe.expire(key, SPEED_BUCKET_TTL_SECONDS)
     for rail, button in pairs:
         pipe.hget(ctx.keys.ctr_rate(rail, button), "window_end")
     recorded = pipe.execute()[-len(pairs):]
@@ -164,5 +165,5 @@ QUERY = ViewQuery(
     topics=(TopicKind.INTERACTIONS,),
     transform=ctr_rows,
     write=write_ctr,
-    output_mode="update",
+    late_cut=True,
 )

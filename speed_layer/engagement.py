@@ -6,8 +6,8 @@ window, ``clicks`` the ``click`` events among them.
 
 Redis: each window is a group of fields in the user's minute bucket
 (:meth:`~warehouse_models.redis_keys.KeyLayout.user_engagement_bucket`), ``<window start>:watch_seconds``,
-``...:events`` and ``...:clicks``. Spark's update mode re-emits a window's whole aggregate whenever a late event
-changes it, so the writer sets those fields (HSET) and a replayed micro-batch writes the same values again.
+``...:events`` and ``...:clicks``. Each micro-batch adds its own counts of the windows it touched (a late event
+adds to its window later), in one transaction with the batch id, so a replayed micro-batch adds nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING
 
 from simulator.sessions import HEARTBEAT_MS
-from speed_layer.query import SinkContext, ViewQuery
+from speed_layer.query import SinkContext, ViewQuery, write_increments
 from speed_layer.redis_io import text
 from warehouse_models.events import INTERACTION_TYPES, MAX_CLOCK_SKEW, PLAYBACK_TYPES, EventType, TopicKind
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
@@ -26,7 +26,6 @@ from warehouse_models.settings import Settings
 if TYPE_CHECKING:
     import redis
     from pyspark.sql import DataFrame
-    from redis.typing import EncodableT, FieldT
 
 logger = logging.getLogger(__name__)
 
@@ -69,22 +68,19 @@ def engagement_rows(events: DataFrame, settings: Settings) -> DataFrame:
 
 
 def write_engagement(batch: DataFrame, ctx: SinkContext) -> None:
-    """HSET each window's full values into the user's minute bucket, one pipeline per micro-batch."""
+    """Add the batch's counts of each window to the user's minute bucket, once per micro-batch."""
     from pyspark.sql import functions as F
 
     rows = batch.select("user_id", F.col("window_start").cast("long").alias("start"), *METRICS).collect()
-    mappings: dict[str, dict[FieldT, EncodableT]] = {}
+    mappings: dict[str, dict[str, int]] = {}
     for row in rows:
         key = ctx.keys.user_engagement_bucket(row["user_id"], bucket_start(row["start"]))
         fields = mappings.setdefault(key, {})
         for metric in METRICS:
             fields[f"{row['start']}:{metric}"] = int(row[metric])
-    if mappings:
-        pipe = ctx.client.pipeline(transaction=False)
-        for key, fields in mappings.items():
-            pipe.hset(key, mapping=fields)
-            pipe.expire(key, SPEED_BUCKET_TTL_SECONDS)
-        pipe.execute()
+    if mappings and not write_increments(ctx, mappings, ttl_seconds=SPEED_BUCKET_TTL_SECONDS):
+        logger.info("engagement batch %d was written before: skipped", ctx.batch_id)
+        return
     ctx.stats["windows_written"] = len(rows)
     ctx.stats["buckets_written"] = len(mappings)
     logger.debug("engagement batch %d: %d windows in %d buckets", ctx.batch_id, len(rows), len(mappings))
@@ -133,5 +129,5 @@ QUERY = ViewQuery(
     topics=(TopicKind.PLAYBACK, TopicKind.INTERACTIONS),
     transform=engagement_rows,
     write=write_engagement,
-    output_mode="update",
+    late_cut=True,
 )

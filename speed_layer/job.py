@@ -1,15 +1,19 @@
-"""The speed layer job: one Structured Streaming query per view, Kafka in, Redis (or Kafka) out.
+"""The speed layer job: Structured Streaming queries from Kafka to Redis (or Kafka).
 
-Each view module exports a :class:`speed_layer.query.ViewQuery`; :func:`start_speed_layer` starts one query per
-view: it reads the view's topics (:func:`speed_layer.source.kafka_stream`), parses them once with the envelope,
-applies the view's pure transform and hands every micro-batch to the view's writer through ``foreachBatch``.
-Checkpoints live under ``<checkpoint root>/speed/<view>``; a query killed at any point and restarted re-runs its
+Each view module exports a :class:`speed_layer.query.ViewQuery`. Every view without Spark state shares one query,
+``views``: each micro-batch is read from Kafka once, parsed and validated once (the envelope as one Spark SQL
+expression, :func:`speed_layer.source.parse_records`), cached, and then goes through each view's pure transform
+and writer as a batch DataFrame (``foreachBatch``). The additive views (``late_cut``) see only the events inside
+the allowed lateness (:mod:`speed_layer.lateness`) and add their counts under a batch-id fence; the latest-value
+views (resume, recent, concurrency) see every valid event; the dead-letter view sees only the records the Spark
+check refused, so the Python validator runs on those alone. The stateful views (QoE and view_end, state per
+session with event-time timeouts) are queries of their own, on the background trigger.
+
+Why one shared query: on a two-core machine most of a micro-batch's cost is fixed (planning, the Kafka read,
+the parse, the commit), so every extra query multiplies it; the views' own work on a cached batch is small.
+
+Checkpoints live under ``<checkpoint root>/speed/<query>``; a query killed at any point and restarted re-runs its
 unfinished micro-batch with the same id and rows, and the writers are idempotent, so Redis ends up the same.
-
-The stateless views (``realtime_capable``: resume, recent, concurrency) share one query, ``latest``: each
-micro-batch of valid events goes through every one of their transforms (which run on batch frames as well) and
-writers. One query instead of three saves two Kafka reads and two sets of micro-batch overhead per trigger,
-which on a two-core machine is most of the cost of a stateless view.
 
 Triggers: ``processing`` (a micro-batch every ``speed_trigger_seconds``, the long-running job),
 ``available_now`` (everything in the topics now, then stop: tests and catch-up runs).
@@ -24,8 +28,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from speed_layer.lateness import Cutoff, advance, watermark_for
 from speed_layer.query import SinkContext, ViewQuery
-from speed_layer.source import kafka_stream, parse_records, valid_events
+from speed_layer.redis_io import text, utc_from_ms
+from speed_layer.source import ENVELOPE_NAMES, kafka_stream, parse_records, valid_events
 from warehouse_models.events import TopicKind
 from warehouse_models.settings import Settings
 
@@ -42,8 +48,12 @@ VIEW_MODULES: tuple[str, ...] = (
 
 Trigger = Literal["processing", "available_now"]
 
-LATEST_QUERY = "latest"
-"""The query that runs every stateless view together."""
+SHARED_QUERY = "views"
+"""The query that runs every view without Spark state."""
+
+RECORD_COLUMNS: tuple[str, ...] = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp", "kafka_key",
+                                   "raw_value")
+"""What a ``reads="records"`` view gets: the Kafka records (:func:`batch_layer.bronze.transform.kafka_records`)."""
 
 
 @dataclass(frozen=True)
@@ -62,20 +72,16 @@ class QueryPlan:
         return any(view.background for view in self.views)
 
     @property
-    def grouped(self) -> bool:
-        return len(self.views) > 1 or self.views[0].name != self.name
+    def shared(self) -> bool:
+        """The views see each micro-batch as a batch frame (no Spark state)."""
+        return not self.views[0].stateful
 
 
 def plan_queries(chosen: Sequence[ViewQuery]) -> list[QueryPlan]:
-    """One query per stateful view, one for all the stateless ones (in the order the views came)."""
-    stateless = tuple(v for v in chosen if v.realtime_capable and v.reads == "events")
-    plans: list[QueryPlan] = []
-    for view in chosen:
-        if view in stateless:
-            if view is stateless[0]:
-                plans.append(QueryPlan(LATEST_QUERY, stateless))
-        else:
-            plans.append(QueryPlan(view.name, (view,)))
+    """The shared query for every view without Spark state, then one query per stateful view."""
+    shared = tuple(v for v in chosen if not v.stateful)
+    plans = [QueryPlan(SHARED_QUERY, shared)] if shared else []
+    plans += [QueryPlan(v.name, (v,)) for v in chosen if v.stateful]
     return plans
 
 
@@ -102,42 +108,96 @@ def checkpoint_location(settings: Settings, plan: QueryPlan) -> str:
 
 
 def query_input(spark: SparkSession, settings: Settings, plan: QueryPlan) -> DataFrame:
-    """The streaming frame a query starts from: valid events, or the raw records (dead letters)."""
-    from batch_layer.bronze.transform import kafka_records
-
+    """The streaming frame a query starts from: the Kafka records (shared query), or the valid events."""
     # One Spark partition per Kafka partition would mean a task per partition per micro-batch; a few are enough.
     records = kafka_stream(spark, settings, plan.topics, starting_offsets=settings.speed_starting_offsets).coalesce(
         settings.speed_source_partitions)
-    if plan.views[0].reads == "records":
-        return kafka_records(records)
-    return valid_events(parse_records(records))
+    return records if plan.shared else valid_events(parse_records(records))
 
 
-def _batch_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[DataFrame, int], None]:
-    """The ``foreachBatch`` function of one query: a SinkContext per batch around its view's writer, or, for
-    the grouped stateless views, each view's transform and writer on the batch of valid events."""
+def _read_cutoff(client: Any, key: str) -> Cutoff | None:
+    return Cutoff.from_fields({text(k): text(v) for k, v in client.hgetall(key).items()})
+
+
+def _cut_late(events: DataFrame, settings: Settings, client: Any, name: str, batch_id: int) -> tuple[DataFrame, int]:
+    """The events inside the allowed lateness, and how many this batch left to the batch layer.
+
+    Records the cut-off for the next batch before any view writes (:mod:`speed_layer.lateness`), and puts the
+    query's watermark and late total where `reelytics status` reads progress.
+    """
+    from pyspark.sql import functions as F
+
+    keys = settings.keys
+    stored = _read_cutoff(client, keys.speed_cutoff(name))
+    used = watermark_for(stored, batch_id)
+    event_ms = F.unix_millis(F.col("event_timestamp"))
+    late_expr = F.count_if(event_ms < F.lit(used)) if used is not None else F.lit(0)
+    newest, late = events.agg(F.max(event_ms), late_expr).first()
+    cutoff = advance(stored, batch_id, max_event_ms=newest, late=int(late or 0),
+                     lateness_ms=settings.speed_allowed_lateness_seconds * 1000)
+    pipe = client.pipeline(transaction=True)
+    pipe.hset(keys.speed_cutoff(name), mapping=cutoff.fields())
+    progress: dict[str, Any] = {"late_rows_dropped": int(late or 0), "late_rows_total": cutoff.late_total}
+    if cutoff.used_ms is not None:
+        progress["watermark"] = utc_from_ms(cutoff.used_ms).isoformat()
+    pipe.hset(keys.speed_progress(name), mapping=progress)
+    pipe.execute()
+    if late:
+        logger.info("%s batch %d: %d events older than the watermark %s left to the batch layer", name, batch_id,
+                    late, progress.get("watermark"))
+    return (events if used is None else events.where(event_ms >= F.lit(used))), int(late or 0)
+
+
+def _shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[DataFrame, int], None]:
+    """The ``foreachBatch`` function of the shared query: parse once, then each view's transform and writer."""
+    from pyspark.sql import functions as F
+
     client = settings.redis_client()
     keys = settings.keys
+    every_topic = {settings.topics.for_kind(k).name for k in plan.topics}
+
+    def of_topics(frame: DataFrame, view: ViewQuery) -> DataFrame:
+        names = sorted(settings.topics.for_kind(k).name for k in view.topics)
+        return frame if set(names) == every_topic else frame.where(F.col("kafka_topic").isin(names))
 
     def write(batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
         stats: dict[str, Any] = {}
-        if not plan.grouped:
-            ctx = SinkContext(settings=settings, client=client, keys=keys, query_name=name, batch_id=batch_id)
-            plan.views[0].write(batch, ctx)
-            stats = ctx.stats
-        else:
-            batch.persist()
-            try:
-                for view in plan.views:
-                    ctx = SinkContext(settings=settings, client=client, keys=keys, query_name=name,
-                                      batch_id=batch_id)
-                    view.write(view.transform(batch, settings), ctx)
-                    stats[view.name] = ctx.stats
-            finally:
-                batch.unpersist()
+        parsed = parse_records(batch).persist()
+        try:
+            events = parsed.where(F.col("violation").isNull()).select(*ENVELOPE_NAMES, "kafka_timestamp",
+                                                                      "kafka_topic")
+            on_time = events
+            if any(view.late_cut for view in plan.views):
+                on_time, stats["late"] = _cut_late(events, settings, client, name, batch_id)
+            for view in plan.views:
+                ctx = SinkContext(settings=settings, client=client, keys=keys, query_name=f"{name}/{view.name}",
+                                  batch_id=batch_id)
+                if view.reads == "records":
+                    # Only what the Spark check refused goes to the (Python) validator for its reason.
+                    frame = parsed.where(F.col("violation").isNotNull()).select(*RECORD_COLUMNS)
+                else:
+                    frame = on_time if view.late_cut else events
+                view.write(view.transform(of_topics(frame, view), settings), ctx)
+                stats[view.name] = ctx.stats
+        finally:
+            parsed.unpersist()
+        logger.debug("%s batch %d written in %.0f ms %s", name, batch_id, (time.monotonic() - started) * 1000, stats)
+
+    return write
+
+
+def _stateful_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[DataFrame, int], None]:
+    """The ``foreachBatch`` function of a stateful view's query: a SinkContext per batch around its writer."""
+    client = settings.redis_client()
+    view = plan.views[0]
+
+    def write(batch: DataFrame, batch_id: int) -> None:
+        started = time.monotonic()
+        ctx = SinkContext(settings=settings, client=client, keys=settings.keys, query_name=name, batch_id=batch_id)
+        view.write(batch, ctx)
         logger.debug("%s batch %d written in %.0f ms %s", name, batch_id, (time.monotonic() - started) * 1000,
-                     stats or "")
+                     ctx.stats or "")
 
     return write
 
@@ -147,12 +207,15 @@ def start_query(spark: SparkSession, settings: Settings, plan: QueryPlan, *, tri
     """Start one query and return it (running)."""
     name = query_name(settings, plan)
     source = query_input(spark, settings, plan)
-    rows = source if plan.grouped else plan.views[0].transform(source, settings)
+    if plan.shared:
+        rows, sink = source, _shared_writer(settings, plan, name)
+    else:
+        rows, sink = plan.views[0].transform(source, settings), _stateful_writer(settings, plan, name)
     writer = (
         rows.writeStream.queryName(name)
-        .outputMode(plan.views[0].output_mode)
+        .outputMode(plan.views[0].output_mode if not plan.shared else "append")
         .option("checkpointLocation", checkpoint_location(settings, plan))
-        .foreachBatch(_batch_writer(settings, plan, name))
+        .foreachBatch(sink)
     )
     if trigger == "available_now":
         writer = writer.trigger(availableNow=True)

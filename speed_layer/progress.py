@@ -3,7 +3,8 @@
 :class:`ProgressRecorder` is a Spark ``StreamingQueryListener``: after every micro-batch it stores the query's
 newest figures in ``KeyLayout.speed_progress(name)`` (input and processed rows/s, batch duration, watermark,
 state rows, rows dropped by the watermark, i.e. late events the speed layer left to the batch layer) and adds
-up the late events in ``late_rows_total``. It logs a line per query at most every ``log_every_s`` seconds
+up the late events in ``late_rows_total``. The shared query has no Spark watermark (its views aggregate each
+micro-batch): it writes its own watermark and late counts there (:func:`speed_layer.job._cut_late`). It logs a line per query at most every ``log_every_s`` seconds
 (and every batch at DEBUG), so a long-running job says what it is doing without flooding its log.
 """
 
@@ -37,6 +38,7 @@ def progress_figures(progress: dict[str, Any]) -> dict[str, Any]:
         "batch_duration_ms": int(duration.get("triggerExecution") or 0),
         "watermark": event_time.get("watermark") or "",
         "max_event_time": event_time.get("max") or "",
+        "stateful": bool(states),
         "state_rows": sum(int(s.get("numRowsTotal") or 0) for s in states),
         "late_rows_dropped": sum(int(s.get("numRowsDroppedByWatermark") or 0) for s in states),
         "kafka_lag": _kafka_lag(sources),
@@ -96,8 +98,14 @@ class ProgressRecorder(StreamingQueryListener):
         try:
             key = self.keys.speed_progress(name)
             pipe = self.client.pipeline(transaction=False)
-            pipe.hset(key, mapping={k: str(v) for k, v in figures.items()})
-            pipe.hincrby(key, "late_rows_total", figures["late_rows_dropped"])
+            kept = dict(figures)
+            if not figures["stateful"]:
+                # No Spark watermark: the shared query keeps its own cut-off and writes these fields itself.
+                for field in ("watermark", "late_rows_dropped"):
+                    kept.pop(field)
+            pipe.hset(key, mapping={k: str(v) for k, v in kept.items()})
+            if figures["stateful"]:
+                pipe.hincrby(key, "late_rows_total", figures["late_rows_dropped"])
             pipe.expire(key, PROGRESS_TTL_SECONDS)
             pipe.sadd(self.keys.speed_queries(), name)
             pipe.expire(self.keys.speed_queries(), PROGRESS_TTL_SECONDS)

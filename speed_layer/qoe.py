@@ -358,4 +358,5 @@ QUERY = ViewQuery(
     write=write_qoe,
     output_mode="update",
     background=True,
+    stateful=True,
 )

@@ -1,15 +1,15 @@
 """What a speed-layer view is: a pure transformation of valid events plus a writer of its micro-batches.
 
 Every view module (``speed_layer/<view>.py``) exports one :class:`ViewQuery` named ``QUERY``. The job
-(:mod:`speed_layer.job`) reads the view's topics from Kafka, parses and validates them once with the shared
-envelope (:mod:`speed_layer.source`), applies ``transform`` and hands each micro-batch to ``write`` from
-``foreachBatch``. ``transform`` never touches I/O, so the same function runs on a streaming DataFrame here, on
-a batch DataFrame in the unit tests, and in the batch layer.
+(:mod:`speed_layer.job`) reads the topics from Kafka, parses and validates each micro-batch once with the shared
+envelope (:mod:`speed_layer.source`), applies each view's ``transform`` to that batch and hands the result to the
+view's ``write``. ``transform`` never touches I/O, so the same function runs on a micro-batch here, on a batch
+DataFrame in the unit tests and in the batch layer, and (for the stateful views) on a streaming DataFrame.
 
 Exactly-once effect: Spark re-runs a micro-batch with the same id and the same rows after a crash, so every
-``write`` is idempotent: it sets whole window values (update output mode), adds to sets, or moves a value only
-forward in event time (``ZADD GT``, compare-and-set scripts). A writer that must increment fences on the batch
-id with :func:`fenced`.
+``write`` is idempotent: it adds to sets, moves a value only forward in event time (``ZADD GT``,
+compare-and-set scripts), or adds the batch's counts to Redis in one transaction with the batch id
+(:func:`write_increments`), which a replayed batch finds and skips.
 """
 
 from __future__ import annotations
@@ -68,12 +68,21 @@ class ViewQuery:
     realtime_capable: bool = False
     """Stateless (no aggregation or state): may run with Spark's real-time trigger."""
 
+    stateful: bool = False
+    """Keeps Spark state across micro-batches (sessions): runs as a streaming query of its own; the other views
+    share one query and see each micro-batch as a batch DataFrame."""
 
-def fenced(ctx: SinkContext, pipe: Any) -> bool:
-    """Add the batch-id fence to a transaction: returns False (write nothing) if this batch was committed.
+    late_cut: bool = False
+    """Counts by event-time window: sees only the events inside the allowed lateness (:mod:`speed_layer.lateness`);
+    the older ones are left to the batch layer and counted."""
+
+
+def fenced(ctx: SinkContext) -> bool:
+    """The batch-id fence: False (write nothing) if this batch was committed already.
 
     For writers that increment: the caller queues its commands on a ``MULTI`` pipeline after this returns
-    True; :func:`commit_fence` then records the batch id in the same transaction.
+    True; :func:`commit_fence` then records the batch id in the same transaction. A query's micro-batches run
+    one after another, so nothing can commit between this check and that transaction.
     """
     last = ctx.client.get(ctx.keys.speed_commit(ctx.query_name))
     return last is None or int(last) < ctx.batch_id
@@ -82,6 +91,25 @@ def fenced(ctx: SinkContext, pipe: Any) -> bool:
 def commit_fence(ctx: SinkContext, pipe: Any) -> None:
     """Record this batch as committed (inside the writer's transaction)."""
     pipe.set(ctx.keys.speed_commit(ctx.query_name), ctx.batch_id)
+
+
+def write_increments(ctx: SinkContext, increments: Mapping[str, Mapping[str, int]], *, ttl_seconds: int) -> bool:
+    """Add a micro-batch's counts to Redis hashes (``key -> field -> amount``) exactly once.
+
+    The increments, their TTLs and the batch id go in one ``MULTI`` transaction, after a check that the batch
+    id was not committed yet: a replayed batch changes nothing. Returns False for such a replay.
+    """
+    if not fenced(ctx):
+        return False
+    pipe = ctx.client.pipeline(transaction=True)
+    for key, fields in increments.items():
+        for name, amount in fields.items():
+            if amount:
+                pipe.hincrby(key, name, amount)
+        pipe.expire(key, ttl_seconds)
+    commit_fence(ctx, pipe)
+    pipe.execute()
+    return True
 
 
 def newest_per_title(rows: Iterable[Mapping[str, Any]],

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from speed_layer.redis_io import text
-from speed_layer.query import SinkContext, ViewQuery
+from speed_layer.query import SinkContext, ViewQuery, commit_fence, fenced
 from warehouse_models.events import INTERACTION_TYPES, PLAYBACK_TYPES, TOPIC_OF_EVENT, TopicKind
 from warehouse_models.redis_keys import (
     SPEED_BUCKET_SECONDS,
@@ -251,11 +251,18 @@ def _first_unjudged(scope: str, counts: Mapping[str, Mapping[int, int]], judged:
 
 
 def write_spikes(batch: DataFrame, ctx: SinkContext) -> None:
-    """Set the batch's per-second counts, judge every second not judged yet, and write both in one transaction."""
+    """Add the batch's per-second counts, judge every second not judged yet, and write both in one transaction.
+
+    The transaction carries the batch id (:func:`~speed_layer.query.fenced`): a replayed batch adds nothing.
+    """
     from pyspark.sql import functions as F
 
     rows = batch.select("scope", F.unix_seconds("second_start").alias("second"), "events").collect()
     if not rows:
+        return
+    if not fenced(ctx):
+        ctx.stats.update(alerts_raised=0, alerts_cleared=0)
+        logger.info("spikes batch %d was written before: skipped", ctx.batch_id)
         return
     settings, keys, client = ctx.settings, ctx.keys, ctx.client
     counts: dict[str, dict[int, int]] = {}
@@ -275,7 +282,8 @@ def write_spikes(batch: DataFrame, ctx: SinkContext) -> None:
     history = _history(client, keys, {scope: (first - lead, newest) for scope, first in firsts.items()})
     transitions: list[Transition] = []
     for scope, first in firsts.items():
-        history[scope].update(counts.get(scope, {}))  # this batch's whole values, not yet written
+        for second, n in counts.get(scope, {}).items():  # this batch's counts, not yet added
+            history[scope][second] = history[scope].get(second, 0) + n
         if max(first, warm_from) <= newest:
             transitions += judge_seconds(scope, history[scope], first=max(first, warm_from), last=newest,
                                          open_alert=active.get(scope), settings=settings)
@@ -291,7 +299,8 @@ def write_spikes(batch: DataFrame, ctx: SinkContext) -> None:
             by_bucket.setdefault(bucket_start(s), {})[str(s)] = n
         for bucket, mapping in by_bucket.items():
             key = keys.traffic_bucket(scope, bucket)
-            pipe.hset(key, mapping=mapping)
+            for field, n in mapping.items():
+                pipe.hincrby(key, field, n)
             pipe.expire(key, TRAFFIC_TTL_SECONDS)
     raise_alert, clear_alert = client.register_script(_RAISE_LUA), client.register_script(_CLEAR_LUA)
     applied_from = len(pipe)
@@ -308,6 +317,7 @@ def write_spikes(batch: DataFrame, ctx: SinkContext) -> None:
     if stale:
         pipe.hdel(keys.spike_judged(), *stale)
     pipe.set(keys.spike_counting_since(), since, nx=True)
+    commit_fence(ctx, pipe)
     for key in (keys.spike_alerts(), keys.spike_active(), keys.spike_judged(), keys.spike_counting_since()):
         pipe.expire(key, ALERTS_TTL_SECONDS)
     replies = pipe.execute()
@@ -352,5 +362,5 @@ QUERY = ViewQuery(
     topics=(TopicKind.PLAYBACK, TopicKind.INTERACTIONS, TopicKind.CATALOG, TopicKind.DERIVED),
     transform=spikes_rows,
     write=write_spikes,
-    output_mode="update",
+    late_cut=True,
 )

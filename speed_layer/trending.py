@@ -144,5 +144,5 @@ QUERY = ViewQuery(
     topics=(TopicKind.PLAYBACK,),
     transform=trending_rows,
     write=write_trending,
-    output_mode="update",
+    late_cut=True,
 )

@@ -437,4 +437,5 @@ QUERY = ViewQuery(
     write=write_view_end,
     output_mode="append",
     background=True,
+    stateful=True,
 )

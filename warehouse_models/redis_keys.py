@@ -154,8 +154,13 @@ class KeyLayout:
         return f"{self.prefix}:speed:alerts:judged"
 
     def speed_commit(self, query_name: str) -> str:
-        """Last micro-batch id each streaming query committed to Redis (fencing for replays)."""
+        """Last micro-batch id a query's view committed to Redis (fencing for replays); ``<query>/<view>``."""
         return f"{self.prefix}:speed:commit:{query_name}"
+
+    def speed_cutoff(self, query_name: str) -> str:
+        """Hash: the event-time cut-off of a query's additive views (see :mod:`speed_layer.lateness`):
+        ``batch_id``, ``used_ms``, ``next_ms``, ``late_total``."""
+        return f"{self.prefix}:speed:cutoff:{query_name}"
 
     def speed_progress(self, query_name: str) -> str:
         """Hash: the newest progress of a streaming query (rows/s, batch duration, watermark, state rows,

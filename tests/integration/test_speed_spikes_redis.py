@@ -171,9 +171,10 @@ def test_one_catch_up_batch_raises_and_clears_once_and_a_later_batch_goes_on(spa
     assert _write(spark, ctx, quarter, 0) == {"alerts_raised": 0, "alerts_cleared": 0}
     assert _dump(ctx) == before
 
-    # The next batch starts at 12:04:19, the second the first one left unjudged; a second spike at 12:05:00
-    # is measured against the two minutes before it, the first spike's tail included: (20 x 40 + 100 x 2) / 120.
-    later = _phase(259, 299, 2) + _phase(300, 309, 40) + _phase(310, 339, 2)
+    # The next batch judges from 12:04:19, the second the first one left unjudged (its events came in that
+    # batch); a second spike at 12:05:00 is measured against the two minutes before it, the first spike's tail
+    # included: (20 x 40 + 100 x 2) / 120.
+    later = _phase(260, 299, 2) + _phase(300, 309, 40) + _phase(310, 339, 2)
     assert _write(spark, ctx, later, 1) == {"alerts_raised": 1, "alerts_cleared": 1}
     raised_again = {**raised, "baseline": 8.333, "since": T0_S + 300}
     cleared_again = {**raised_again, "type": "cleared", "rate": 2, "until": T0_S + 319}
