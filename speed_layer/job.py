@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from speed_layer.lateness import Cutoff, advance, watermark_for
+from speed_layer.lateness import Cutoff, advance, watermarks_for
 from speed_layer.query import SinkContext, ViewQuery
 from speed_layer.redis_io import text, utc_from_ms
 from speed_layer.source import ENVELOPE_NAMES, kafka_stream, parse_records, valid_events
@@ -120,32 +120,36 @@ def _read_cutoff(client: Any, key: str) -> Cutoff | None:
 
 
 def _cut_late(events: DataFrame, settings: Settings, client: Any, name: str, batch_id: int) -> tuple[DataFrame, int]:
-    """The events inside the allowed lateness, and how many this batch left to the batch layer.
+    """The events inside the allowed lateness of their topic, and how many this batch left to the batch layer.
 
     Records the cut-off for the next batch before any view writes (:mod:`speed_layer.lateness`), and puts the
-    query's watermark and late total where `reelytics status` reads progress.
+    query's watermark (the oldest of its topics') and late totals where `reelytics status` reads progress.
     """
     from pyspark.sql import functions as F
 
     keys = settings.keys
     stored = _read_cutoff(client, keys.speed_cutoff(name))
-    used = watermark_for(stored, batch_id)
+    used = watermarks_for(stored, batch_id)
     event_ms = F.unix_millis(F.col("event_timestamp"))
-    late_expr = F.count_if(event_ms < F.lit(used)) if used is not None else F.lit(0)
-    newest, late = events.agg(F.max(event_ms), late_expr).first()
-    cutoff = advance(stored, batch_id, max_event_ms=newest, late=int(late or 0),
-                     lateness_ms=settings.speed_allowed_lateness_seconds * 1000)
+    watermark = (F.create_map(*[F.lit(v) for topic, ms in sorted(used.items()) for v in (topic, ms)])
+                 [F.col("kafka_topic")] if used else F.lit(None).cast("long"))
+    is_late = F.coalesce(event_ms < watermark, F.lit(False))
+    per_topic = events.groupBy("kafka_topic").agg(F.max(event_ms).alias("newest"),
+                                                  F.count_if(is_late).alias("late")).collect()
+    late = sum(int(row["late"]) for row in per_topic)
+    cutoff = advance(stored, batch_id, newest={row["kafka_topic"]: int(row["newest"]) for row in per_topic},
+                     late=late, lateness_ms=settings.speed_allowed_lateness_seconds * 1000)
     pipe = client.pipeline(transaction=True)
     pipe.hset(keys.speed_cutoff(name), mapping=cutoff.fields())
-    progress: dict[str, Any] = {"late_rows_dropped": int(late or 0), "late_rows_total": cutoff.late_total}
-    if cutoff.used_ms is not None:
-        progress["watermark"] = utc_from_ms(cutoff.used_ms).isoformat()
+    progress: dict[str, Any] = {"late_rows_dropped": late, "late_rows_total": cutoff.late_total}
+    if cutoff.used:
+        progress["watermark"] = utc_from_ms(min(cutoff.used.values())).isoformat()
     pipe.hset(keys.speed_progress(name), mapping=progress)
     pipe.execute()
     if late:
-        logger.info("%s batch %d: %d events older than the watermark %s left to the batch layer", name, batch_id,
-                    late, progress.get("watermark"))
-    return (events if used is None else events.where(event_ms >= F.lit(used))), int(late or 0)
+        logger.info("%s batch %d: %d events older than their topic's watermark left to the batch layer", name,
+                    batch_id, late)
+    return (events.where(~is_late) if used else events), late
 
 
 def _shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[DataFrame, int], None]:

@@ -2,19 +2,22 @@
 
 The additive views (engagement, CTR, trending, spikes) aggregate each micro-batch on its own and add the result
 to Redis, so Spark's watermark (which belongs to a streaming aggregation's state) does not apply to them. The
-query keeps its own: ``watermark = max event time seen in earlier micro-batches - allowed lateness``. Events
-older than the watermark are left to the batch layer and counted; newer ones count, however late they arrive.
+shared query keeps its own, per topic: ``watermark = max event time seen on the topic in earlier micro-batches
+- allowed lateness``. Per topic, because the topics are separate event streams: catalog upserts carry the time
+of a catalog change, not of viewing, and must not make the viewing events look late. Events older than their
+topic's watermark are left to the batch layer and counted; newer ones count, however late they arrive.
 
 Determinism: the watermark a micro-batch uses is a function of the batches before it only. The record written
-at the start of batch ``n`` keeps both the watermark it used (``used_ms``) and the one it leaves for batch
-``n + 1`` (``next_ms``); a replay of ``n`` (after a crash) finds its own record and uses ``used_ms`` again, and
-adds its late events to the total only once.
+at the start of batch ``n`` keeps both the watermarks it used (``used``) and the ones it leaves for batch
+``n + 1`` (``next``); a replay of ``n`` (after a crash) finds its own record and uses ``used`` again, and adds
+its late events to the total only once.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -22,64 +25,58 @@ class Cutoff:
     """The cut-off record of one query after micro-batch ``batch_id``."""
 
     batch_id: int
-    used_ms: int | None
-    """Watermark this batch applied (epoch ms); None: no earlier batch, nothing is late yet."""
+    used: Mapping[str, int] = field(default_factory=dict)
+    """Watermark (epoch ms) per topic this batch applied; a topic without one had no earlier events."""
 
-    next_ms: int | None
-    """Watermark the next batch applies."""
+    next: Mapping[str, int] = field(default_factory=dict)
+    """Watermark per topic the next batch applies."""
 
     late_total: int = 0
     """Events left to the batch layer by every batch up to this one."""
 
     def fields(self) -> dict[str, str]:
-        """The record as Redis hash fields (missing watermarks as empty strings)."""
-        return {"batch_id": str(self.batch_id), "used_ms": _text(self.used_ms), "next_ms": _text(self.next_ms),
-                "late_total": str(self.late_total)}
+        """The record as Redis hash fields."""
+        return {"batch_id": str(self.batch_id), "used": json.dumps(dict(sorted(self.used.items()))),
+                "next": json.dumps(dict(sorted(self.next.items()))), "late_total": str(self.late_total)}
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> Cutoff | None:
         """The record from its hash fields; None for an empty hash (a new query)."""
         if not fields:
             return None
-        return cls(batch_id=int(fields["batch_id"]), used_ms=_number(fields.get("used_ms", "")),
-                   next_ms=_number(fields.get("next_ms", "")), late_total=int(fields.get("late_total", "0")))
+        return cls(batch_id=int(fields["batch_id"]), used=json.loads(fields.get("used") or "{}"),
+                   next=json.loads(fields.get("next") or "{}"), late_total=int(fields.get("late_total", "0")))
 
 
-def _text(value: int | None) -> str:
-    return "" if value is None else str(value)
-
-
-def _number(value: str) -> int | None:
-    return int(value) if value else None
-
-
-def watermark_for(stored: Cutoff | None, batch_id: int) -> int | None:
-    """The watermark micro-batch ``batch_id`` applies, given the record the last started batch left."""
+def watermarks_for(stored: Cutoff | None, batch_id: int) -> dict[str, int]:
+    """The watermarks (per topic) micro-batch ``batch_id`` applies, given the record the last started batch left."""
     if stored is None:
-        return None
+        return {}
     if stored.batch_id == batch_id:  # a replay: the same cut-off as the first attempt
-        return stored.used_ms
+        return dict(stored.used)
     if stored.batch_id > batch_id:
         raise ValueError(f"micro-batch {batch_id} runs after batch {stored.batch_id} started: the checkpoint and "
                          "the Redis cut-off record disagree (was the checkpoint deleted? then delete the record too)")
-    return stored.next_ms
+    return dict(stored.next)
 
 
-def advance(stored: Cutoff | None, batch_id: int, *, max_event_ms: int | None, late: int,
+def advance(stored: Cutoff | None, batch_id: int, *, newest: Mapping[str, int], late: int,
             lateness_ms: int) -> Cutoff:
-    """The record micro-batch ``batch_id`` leaves: its watermark, the next one, and the late total.
+    """The record micro-batch ``batch_id`` leaves: its watermarks, the next ones, and the late total.
 
     A replay (the stored record is this batch's own) returns the stored record: the same rows give the same
     figures, and the late events are not counted twice.
 
     Args:
-        max_event_ms: the newest event time in the batch (None for a batch without events).
-        late: events of this batch older than its watermark.
+        newest: the newest event time (epoch ms) per topic in the batch (topics without events left out).
+        late: events of this batch older than their topic's watermark.
         lateness_ms: the allowed lateness.
     """
     if stored is not None and stored.batch_id == batch_id:
         return stored
-    used = watermark_for(stored, batch_id)
-    candidates = [w for w in (used, None if max_event_ms is None else max_event_ms - lateness_ms) if w is not None]
-    return Cutoff(batch_id=batch_id, used_ms=used, next_ms=max(candidates) if candidates else None,
+    used = watermarks_for(stored, batch_id)
+    following = dict(used)
+    for topic, ms in newest.items():
+        following[topic] = max(following.get(topic, ms - lateness_ms), ms - lateness_ms)
+    return Cutoff(batch_id=batch_id, used=used, next=following,
                   late_total=(stored.late_total if stored is not None else 0) + late)

@@ -1,46 +1,49 @@
-"""The shared query's event-time cut-off: a function of earlier batches only, replays see the same, late counted once."""
+"""The shared query's event-time cut-off: per topic, a function of earlier batches only, replays see the same."""
 
 from __future__ import annotations
 
 import pytest
 
-from speed_layer.lateness import Cutoff, advance, watermark_for
+from speed_layer.lateness import Cutoff, advance, watermarks_for
 
 LATENESS = 120_000
 
 
-def test_first_batch_has_no_watermark_and_sets_the_next():
-    first = advance(None, 0, max_event_ms=1_000_000, late=0, lateness_ms=LATENESS)
-    assert first == Cutoff(batch_id=0, used_ms=None, next_ms=880_000, late_total=0)
-    assert watermark_for(first, 1) == 880_000
+def test_first_batch_has_no_watermark_and_sets_the_next_per_topic():
+    first = advance(None, 0, newest={"playback": 1_000_000, "catalog": 9_000_000}, late=0, lateness_ms=LATENESS)
+    assert first == Cutoff(batch_id=0, used={}, next={"playback": 880_000, "catalog": 8_880_000}, late_total=0)
+    assert watermarks_for(first, 1) == {"playback": 880_000, "catalog": 8_880_000}
 
 
-def test_watermark_never_moves_back_and_late_events_add_up():
-    first = advance(None, 0, max_event_ms=1_000_000, late=0, lateness_ms=LATENESS)
+def test_watermarks_never_move_back_and_late_events_add_up():
+    first = advance(None, 0, newest={"playback": 1_000_000}, late=0, lateness_ms=LATENESS)
     # A batch of only old events: the watermark stays, its 3 late events are counted.
-    second = advance(first, 1, max_event_ms=500_000, late=3, lateness_ms=LATENESS)
-    assert (second.used_ms, second.next_ms, second.late_total) == (880_000, 880_000, 3)
-    third = advance(second, 2, max_event_ms=2_000_000, late=2, lateness_ms=LATENESS)
-    assert (third.used_ms, third.next_ms, third.late_total) == (880_000, 1_880_000, 5)
-    empty = advance(third, 3, max_event_ms=None, late=0, lateness_ms=LATENESS)
-    assert (empty.used_ms, empty.next_ms, empty.late_total) == (1_880_000, 1_880_000, 5)
+    second = advance(first, 1, newest={"playback": 500_000}, late=3, lateness_ms=LATENESS)
+    assert (second.used, second.next, second.late_total) == ({"playback": 880_000}, {"playback": 880_000}, 3)
+    # A topic seen for the first time gets its own watermark; the other keeps its own.
+    third = advance(second, 2, newest={"playback": 2_000_000, "interactions": 300_000}, late=2, lateness_ms=LATENESS)
+    assert third.used == {"playback": 880_000}
+    assert third.next == {"playback": 1_880_000, "interactions": 180_000}
+    assert third.late_total == 5
+    empty = advance(third, 3, newest={}, late=0, lateness_ms=LATENESS)
+    assert (empty.used, empty.next, empty.late_total) == (third.next, third.next, 5)
 
 
-def test_a_replayed_batch_uses_its_first_watermark_and_counts_nothing_twice():
-    first = advance(None, 0, max_event_ms=1_000_000, late=0, lateness_ms=LATENESS)
-    second = advance(first, 1, max_event_ms=3_000_000, late=4, lateness_ms=LATENESS)
+def test_a_replayed_batch_uses_its_first_watermarks_and_counts_nothing_twice():
+    first = advance(None, 0, newest={"playback": 1_000_000}, late=0, lateness_ms=LATENESS)
+    second = advance(first, 1, newest={"playback": 3_000_000}, late=4, lateness_ms=LATENESS)
     # Batch 1 crashed after its record was stored: the replay finds batch 1's own record.
-    assert watermark_for(second, 1) == first.next_ms
-    assert advance(second, 1, max_event_ms=3_000_000, late=4, lateness_ms=LATENESS) == second
+    assert watermarks_for(second, 1) == first.next
+    assert advance(second, 1, newest={"playback": 3_000_000}, late=4, lateness_ms=LATENESS) == second
 
 
 def test_a_batch_older_than_the_record_is_refused_with_advice():
-    record = advance(None, 5, max_event_ms=1_000_000, late=0, lateness_ms=LATENESS)
+    record = advance(None, 5, newest={"playback": 1_000_000}, late=0, lateness_ms=LATENESS)
     with pytest.raises(ValueError, match="checkpoint"):
-        watermark_for(record, 4)
+        watermarks_for(record, 4)
 
 
 def test_fields_round_trip():
-    record = Cutoff(batch_id=7, used_ms=None, next_ms=42, late_total=9)
+    record = Cutoff(batch_id=7, used={"a": 1}, next={"a": 42, "b": 3}, late_total=9)
     assert Cutoff.from_fields(record.fields()) == record
     assert Cutoff.from_fields({}) is None

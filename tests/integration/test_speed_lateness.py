@@ -1,0 +1,62 @@
+"""The shared query's own event-time cut-off, through real Kafka, Spark and Redis.
+
+Contract: a micro-batch counts an event in the additive views when it is no older than the newest event time its
+topic showed in earlier micro-batches minus the allowed lateness; an older one is left to the batch layer and
+counted in the query's progress (``late_rows_total``), and the latest-value views still see it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from simulator.sinks import write_kafka
+from speed_layer.engagement import read_engagement
+from speed_layer.job import SHARED_QUERY, QueryPlan, query_name, run_speed_available_now
+from speed_layer.progress import read_progress
+from speed_layer.recent import read_recent
+from warehouse_models.events import format_timestamp
+
+pytestmark = pytest.mark.integration
+
+# Recent enough for the envelope (events years back are dead letters), aligned to the minute.
+T0 = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=30)
+
+
+def epoch(seconds: float) -> int:
+    return int((T0 + timedelta(seconds=seconds)).timestamp())
+
+
+def _heartbeat(user: str, seconds: float) -> dict:
+    return {"event_id": f"ev-{uuid.uuid4().hex[:12]}", "schema_version": 1, "event_type": "heartbeat",
+            "event_timestamp": format_timestamp(T0 + timedelta(seconds=seconds)), "account_id": f"acc-{user}",
+            "user_id": user, "device_type": "tv", "session_id": f"ses-{user}", "content_id": "vod-1",
+            "position_seconds": float(seconds), "player_state": "playing"}
+
+
+def test_events_older_than_the_lateness_are_left_to_batch_and_counted(spark, kafka_service, redis_service, isolated):
+    from infra.kafka import ensure_topics
+
+    settings = isolated.model_copy(update={"speed_allowed_lateness_seconds": 120})
+    ensure_topics(settings)
+    client = settings.redis_client()
+
+    write_kafka([_heartbeat("u1", 0), _heartbeat("u1", 600)], settings)
+    run_speed_available_now(spark, settings, names=["engagement", "recent"], timeout_s=300)
+    # The playback topic's watermark is now 600 s - 120 s = 480 s: 100 s is too late, 500 s is not.
+    write_kafka([_heartbeat("u1", 100), _heartbeat("u1", 500)], settings)
+    run_speed_available_now(spark, settings, names=["engagement", "recent"], timeout_s=300)
+
+    totals = read_engagement(client, settings.keys, "u1", since_epoch=epoch(-60), now_epoch=epoch(700))
+    assert totals == {"watch_seconds": 30, "events": 3, "clicks": 0}
+    late_window = read_engagement(client, settings.keys, "u1", since_epoch=epoch(100), now_epoch=epoch(700))
+    assert late_window["events"] == 2  # 500 s and 600 s; the 100 s heartbeat is not in the speed view
+
+    progress = {row["name"]: row for row in read_progress(client, settings.keys)}
+    shared = progress[query_name(settings, QueryPlan(SHARED_QUERY, ()))]
+    assert shared["late_rows_total"] == "1"
+    assert shared["watermark"] == (T0 + timedelta(seconds=480)).isoformat()
+    # A latest-value view is not cut: the recent items still hold the title.
+    assert [content for content, _ in read_recent(client, settings.keys, "u1")] == ["vod-1"]
