@@ -17,7 +17,7 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_OUT_DIR = Path("bench/results")
 """Where results go, relative to the working directory (the repository root when run from there)."""
 
-BENCHMARK_MODULES: tuple[str, ...] = ("bench.baselines", "bench.ingestion", "bench.speed")
+BENCHMARK_MODULES: tuple[str, ...] = ("bench.baselines", "bench.ingestion", "bench.speed", "bench.batch")
 """Modules whose import registers the built-in benchmarks."""
 
 ALWAYS_REPORTED_PACKAGES: tuple[str, ...] = ("reelytics",)
@@ -57,6 +57,8 @@ class BenchContext:
     quick: bool = False
     log: logging.Logger = logger
     """The logger of the benchmark's module; progress goes there at INFO."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Scale options given on the command line (e.g. ``events``, ``days``); each benchmark reads its own."""
 
     def progress(self, message: str, *args: Any) -> None:
         """Report a step of a running benchmark (logged at INFO)."""
@@ -181,6 +183,7 @@ def run(
     out_dir: Path = DEFAULT_OUT_DIR,
     quick: bool = False,
     settings: Settings | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark ``name``, write ``<out_dir>/<name>.json`` and return the record written.
 
@@ -189,10 +192,13 @@ def run(
         out_dir: directory of the result files (created when missing).
         quick: a smaller run for a smoke test; recorded as ``notes["quick"]``.
         settings: the settings to run against (default: :func:`load_settings`).
+        options: scale options for the benchmark (recorded as ``notes["options"]`` when given).
     """
     bench = get(name)
     settings = settings or load_settings()
-    context = BenchContext(settings=settings, quick=quick, log=logging.getLogger(bench.func.__module__))
+    options = dict(options or {})
+    context = BenchContext(settings=settings, quick=quick, log=logging.getLogger(bench.func.__module__),
+                           options=options)
     when = datetime.now(timezone.utc)
     logger.info("benchmark %s: starting%s", name, " (quick)" if quick else "")
     started = time.perf_counter()
@@ -209,7 +215,8 @@ def run(
         "versions": versions,
         "figures": {key: _json_number(value) for key, value in outcome.figures.items()},
         "targets": dict(outcome.targets),
-        "notes": {"quick": quick, "wall_seconds": round(elapsed, 2), **outcome.notes},
+        "notes": {"quick": quick, "wall_seconds": round(elapsed, 2), **({"options": options} if options else {}),
+                  **outcome.notes},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"

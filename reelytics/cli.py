@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from reelytics.commands import bench, bronze, collector, demo, dlq, services, simulate, speed, sql
+from reelytics.commands import backfill, bench, bronze, collector, demo, dlq, services, simulate, speed, sql
 
 app = typer.Typer(
     name="reelytics",
@@ -45,6 +45,7 @@ app.command("collector")(collector.collector)
 app.command("bronze")(bronze.bronze)
 app.command("dlq")(dlq.dlq)
 app.command("sql")(sql.sql)
+app.command("backfill", help=backfill.HELP)(backfill.backfill)
 app.add_typer(speed.app, name="speed")
 
 

@@ -9,9 +9,9 @@ reports as many rows as the silver table holds for that hour, and the bronze sen
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
 import pytest
+
+from tests.warehouse_support import last_closed_hour, simulate_into_kafka, use_settings
 
 pytestmark = pytest.mark.integration
 
@@ -58,24 +58,15 @@ def test_silver_events_materializes_one_hour(kafka_service, isolated, monkeypatc
     from dagster import DagsterInstance, build_sensor_context, materialize
     from deltalake import DeltaTable
 
-    from infra.kafka import ensure_topics
     from orchestration.defs.warehouse.assets import bronze, silver_events
     from orchestration.defs.warehouse.partitions import hour_key
     from orchestration.defs.warehouse.sensors import bronze_playback_sensor
     from orchestration.resources import ReelyticsSettingsResource, SparkResource
-    from simulator import SimulationConfig, simulate
-    from simulator.sinks import write_kafka
-    from warehouse_models.settings import load_settings, settings_environment
     from warehouse_models.tables import SILVER_EVENTS
 
-    for name, value in settings_environment(isolated).items():
-        monkeypatch.setenv(name, value)
-    assert load_settings().delta_root_uri == isolated.delta_root_uri
-    ensure_topics(isolated)
+    use_settings(monkeypatch, isolated)
     # A few minutes inside the hour that last closed: a valid hourly partition (end_offset=0).
-    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    config = SimulationConfig(start=hour + timedelta(minutes=10), duration=timedelta(minutes=8), users=60)
-    write_kafka(list(simulate(config)), isolated)
+    hour = simulate_into_kafka(isolated, last_closed_hour()).hour
 
     key = hour_key(hour)
     resources = {"settings": ReelyticsSettingsResource(), "spark": SparkResource()}

@@ -22,9 +22,10 @@ from batch_layer.silver.job import affected_hours, build_silver
 from batch_layer.silver.transform import LATE_GRACE
 from simulator import SimulationConfig, ground_truth, simulate
 from simulator.sinks import write_kafka
+from tests.warehouse_support import assert_same_as_version, table_versions
 from warehouse_models.events import CATALOG_TYPES, encode, format_timestamp, kafka_key, parse_timestamp
 from warehouse_models.settings import Settings
-from warehouse_models.tables import DIM_CONTENT, DIM_USERS, FACT_STREAM_EVENTS, SILVER_EVENTS, TableSpec
+from warehouse_models.tables import DIM_CONTENT, DIM_USERS, FACT_STREAM_EVENTS, SILVER_EVENTS
 
 pytestmark = pytest.mark.integration
 
@@ -53,27 +54,6 @@ def _view_end(events: list[dict[str, Any]]) -> dict[str, Any]:
         "session_id": end["session_id"], "content_id": end["content_id"], "watch_seconds": 30.0,
         "end_reason": "explicit_end",
     }
-
-
-def _versions(spark, settings: Settings) -> dict[str, int]:
-    from delta.tables import DeltaTable
-
-    return {spec.name: int(DeltaTable.forPath(spark, spec.path(settings.delta_root_uri)).history(1)
-                           .collect()[0]["version"])
-            for spec in (SILVER_EVENTS, FACT_STREAM_EVENTS, DIM_CONTENT, DIM_USERS)}
-
-
-def _assert_same_as_version(spark, settings: Settings, spec: TableSpec, version: int) -> None:
-    from delta.tables import DeltaTable
-
-    path = spec.path(settings.delta_root_uri)
-    before = spark.read.format("delta").option("versionAsOf", version).load(path)
-    now = spark.read.format("delta").load(path)
-    assert now.count() == before.count() > 0
-    assert now.exceptAll(before).count() == 0 and before.exceptAll(now).count() == 0, f"{spec.name} changed"
-    last = DeltaTable.forPath(spark, path).history(1).collect()[0]
-    assert last["version"] > version, f"{spec.name} was not rewritten"
-    assert (last["operation"], last["operationParameters"]["mode"]) == ("WRITE", "Overwrite"), spec.name
 
 
 def test_silver_and_gold_equal_the_ground_truth_and_rebuild_identically(kafka_service, isolated, spark):
@@ -152,12 +132,13 @@ def test_silver_and_gold_equal_the_ground_truth_and_rebuild_identically(kafka_se
     assert fact_users.join(users, "user_id", "left_anti").count() == 0
 
     # A second run of the same hours, dates and dimensions: identical tables, written by an overwrite.
-    versions = _versions(spark, settings)
+    rebuilt = (SILVER_EVENTS, FACT_STREAM_EVENTS, DIM_CONTENT, DIM_USERS)
+    versions = table_versions(spark, settings, rebuilt)
     assert build_silver(spark, settings, hours=hours) == silver_counts
     assert build_fact(spark, settings, dates=dates_of_hours(hours)) == fact_counts
     assert build_dims(spark, settings) == dim_counts
-    for spec in (SILVER_EVENTS, FACT_STREAM_EVENTS, DIM_CONTENT, DIM_USERS):
-        _assert_same_as_version(spark, settings, spec, versions[spec.name])
+    for spec in rebuilt:
+        assert_same_as_version(spark, settings, spec, versions[spec.name])
 
     # A late event: bronze rows ingested since a point re-open the (already built) hour of their event time.
     late = {**duplicate, "event_id": "ev-late-1", "session_id": "ses-late-1", "player_state": "playing",

@@ -1,0 +1,435 @@
+"""The batch layer benchmark: an hourly rebuild of 1,000,000 events, a daily rebuild, analyst queries on two engines.
+
+Three simulated worlds, each written straight into bronze Delta tables through the bronze transform
+(:func:`batch_layer.bronze.transform.bronze_frame`, the shared validator included) from Kafka-shaped records
+(topic, partition, offset, timestamp, key, value), without a broker: preparing bronze is not what is measured.
+The Kafka timestamp of a record is its event time, as if every event arrived on time.
+
+* **Hourly rebuild**: one event hour holding ``--events`` events (the users are calibrated from a pilot hour).
+  Timed: ``build_silver`` of the hour, ``build_fact`` of its date and ``build_marts`` of its date (every mart
+  reads that date) — what the hourly assets and the marts do after the hour. The dimensions are built first,
+  untimed (the nightly run keeps them).
+* **Daily rebuild**: a simulated day of ``--day-users`` users. Timed: silver for all 24 hours, the date's facts,
+  the dimensions and the date's marts.
+* **Analyst queries**: a simulated month (``--days`` days of ``--month-users`` users, ending yesterday, so the
+  "yesterday" question has data) built to gold untimed; then five of the example questions of ``docs/schema.md``
+  (:data:`BENCH_QUERIES`) on DuckDB (``reelytics sql``'s views) and on Spark SQL, each one warm-up and three timed
+  runs, the median kept.
+
+``peak_rss_gb`` is the peak resident memory of this process and its children (the Spark JVM), sampled every
+half second through the whole run. Everything is written under a temporary directory that is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.harness import BenchContext, Outcome, benchmark
+from warehouse_models.events import TopicKind, encode, kafka_key, parse_timestamp, topic_kind
+from warehouse_models.settings import Settings
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import SparkSession
+
+    from batch_layer.analyst import ExampleQuery
+
+logger = logging.getLogger(__name__)
+
+BENCH_QUERIES: tuple[int, ...] = (1, 3, 6, 7, 8)
+"""The example questions timed (numbers in ``docs/schema.md``): top titles yesterday (fact x dim_content), rebuffering
+by device (the QoE mart), daily activity (a full fact scan with distinct counts), startup by country (fact), and
+watch time by the plan at the time (the SCD type 2 point-in-time join)."""
+
+TIMED_RUNS = 3
+PILOT_USERS = 200
+RECORD_CHUNK = 50_000
+"""Kafka-shaped records staged per Parquet row group."""
+
+SAMPLE_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True)
+class BatchScale:
+    """How big each simulated world is."""
+
+    hour_events: int = 1_000_000
+    day_users: int = 2_000
+    month_days: int = 30
+    month_users: int = 100
+
+
+QUICK_SCALE = BatchScale(hour_events=20_000, day_users=20, month_days=2, month_users=20)
+
+
+def scale_for(options: Mapping[str, Any], *, quick: bool) -> BatchScale:
+    """The scale of a run: the full one, or the quick one, with any option given on the command line on top."""
+    base = QUICK_SCALE if quick else BatchScale()
+    chosen = {
+        "hour_events": options.get("events", base.hour_events),
+        "day_users": options.get("day_users", base.day_users),
+        "month_days": options.get("days", base.month_days),
+        "month_users": options.get("month_users", base.month_users),
+    }
+    for name, value in chosen.items():
+        if int(value) < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    return BatchScale(**{name: int(value) for name, value in chosen.items()})
+
+
+def users_for_events(target_events: int, *, pilot_events: int, pilot_users: int) -> int:
+    """Users whose hour holds about ``target_events`` events, at the pilot's events per user and hour."""
+    if pilot_events <= 0:
+        raise ValueError("the pilot hour produced no events")
+    return max(1, math.ceil(target_events * pilot_users / pilot_events))
+
+
+def kafka_records(events: Iterable[Mapping[str, Any]], *, partitions: int) -> Iterator[tuple[TopicKind, dict]]:
+    """Each event as the record a broker would hold: its topic kind, and partition, offset, timestamp, key, value.
+
+    The partition is a hash of the key modulo ``partitions`` (the same key always lands in the same partition),
+    offsets count up per topic partition, and the timestamp is the event time.
+    """
+    offsets: dict[tuple[TopicKind, int], int] = {}
+    for event in events:
+        kind = topic_kind(event)
+        key = kafka_key(event)
+        partition = 0 if kind is TopicKind.CATALOG else zlib.crc32(key) % partitions
+        offset = offsets.get((kind, partition), 0)
+        offsets[(kind, partition)] = offset + 1
+        yield kind, {"partition": partition, "offset": offset,
+                     "timestamp": parse_timestamp(event["event_timestamp"]), "key": key, "value": encode(event)}
+
+
+def median_seconds(runs: Sequence[float]) -> float:
+    """The median of timed runs, rounded to the millisecond."""
+    return round(statistics.median(runs), 3)
+
+
+def query_figures(duckdb_runs: Mapping[int, Sequence[float]],
+                  spark_runs: Mapping[int, Sequence[float]]) -> dict[str, float]:
+    """``duckdb_query_max_s`` (the slowest query's median) and ``spark_over_duckdb_ratio`` (summed medians)."""
+    if set(duckdb_runs) != set(spark_runs) or not duckdb_runs:
+        raise ValueError("both engines must time the same, non-empty set of queries")
+    duck = {n: median_seconds(runs) for n, runs in duckdb_runs.items()}
+    spark = {n: median_seconds(runs) for n, runs in spark_runs.items()}
+    return {
+        "duckdb_query_max_s": max(duck.values()),
+        "spark_over_duckdb_ratio": round(sum(spark.values()) / max(sum(duck.values()), 1e-6), 2),
+    }
+
+
+def bench_queries() -> list[ExampleQuery]:
+    """The example queries of :data:`BENCH_QUERIES`, in that order."""
+    from batch_layer.analyst import EXAMPLE_QUERIES
+
+    return [EXAMPLE_QUERIES[number - 1] for number in BENCH_QUERIES]
+
+
+# --- memory -----------------------------------------------------------------------------------------------------
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of a process and all its live descendants (0 when it is gone)."""
+    import contextlib
+
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for proc in processes:
+        with contextlib.suppress(psutil.Error):  # a child that exited between the listing and the reading
+            total += proc.memory_info().rss
+    return total
+
+
+class PeakRss:
+    """Samples the resident memory of this process tree in a thread and keeps the peak."""
+
+    def __init__(self, pid: int, *, interval_s: float = SAMPLE_INTERVAL_S) -> None:
+        self.pid, self.interval_s, self.peak_bytes = pid, interval_s, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="peak-rss", daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, tree_rss_bytes(self.pid))
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.peak_bytes = max(self.peak_bytes, tree_rss_bytes(self.pid))
+
+
+# --- preparing bronze (not timed) -------------------------------------------------------------------------------
+
+_RECORD_SCHEMA_FIELDS = (("partition", "int32"), ("offset", "int64"), ("key", "binary"), ("value", "binary"))
+
+
+def _record_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([pa.field("topic", pa.string()), *(pa.field(n, getattr(pa, t)()) for n, t in
+                                                        _RECORD_SCHEMA_FIELDS),
+                      pa.field("timestamp", pa.timestamp("us", tz="UTC"))])
+
+
+def stage_records(events: Iterable[Mapping[str, Any]], settings: Settings, directory: Path) -> dict[TopicKind, int]:
+    """Write the events as Kafka-shaped records, one Parquet file per topic; return records per topic kind."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = _record_schema()
+    directory.mkdir(parents=True, exist_ok=True)
+    writers: dict[TopicKind, pq.ParquetWriter] = {}
+    buffers: dict[TopicKind, list[dict[str, Any]]] = {}
+    counts: dict[TopicKind, int] = {}
+
+    def flush(kind: TopicKind) -> None:
+        if not buffers.get(kind):
+            return
+        if kind not in writers:
+            writers[kind] = pq.ParquetWriter(directory / f"{kind.value}.parquet", schema)
+        writers[kind].write_table(pa.Table.from_pylist(buffers[kind], schema=schema))
+        buffers[kind] = []
+
+    try:
+        for kind, record in kafka_records(events, partitions=settings.kafka_partitions):
+            record["topic"] = settings.topics.for_kind(kind).name
+            buffers.setdefault(kind, []).append(record)
+            counts[kind] = counts.get(kind, 0) + 1
+            if len(buffers[kind]) >= RECORD_CHUNK:
+                flush(kind)
+        for kind in list(buffers):
+            flush(kind)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return counts
+
+
+def write_bronze(spark: SparkSession, settings: Settings, events: Iterable[Mapping[str, Any]],
+                 staging: Path) -> dict[str, int]:
+    """Land the events in the bronze tables through the bronze transform (as the streaming job would)."""
+    from batch_layer.bronze.job import ensure_bronze_table
+    from batch_layer.bronze.transform import bronze_frame
+    from warehouse_models.tables import BRONZE_TABLES
+
+    counts = stage_records(events, settings, staging)
+    added: dict[str, int] = {}
+    for spec in BRONZE_TABLES:
+        path = ensure_bronze_table(spark, settings, spec)
+        if spec.source_topic not in counts:
+            continue
+        records = spark.read.parquet(str(staging / f"{spec.source_topic.value}.parquet"))
+        bronze_frame(records, spec).write.format("delta").mode("append").save(path)
+        added[spec.name] = counts[spec.source_topic]
+    shutil.rmtree(staging, ignore_errors=True)
+    logger.info("bronze written: %s", added)
+    return added
+
+
+def simulated(start: datetime, duration: timedelta, users: int) -> Iterator[dict[str, Any]]:
+    """The simulator's events of a world (default seed and shape) over a range."""
+    from simulator import SimulationConfig, simulate
+
+    return simulate(SimulationConfig(start=start, duration=duration, users=users))
+
+
+# --- the timed parts ---------------------------------------------------------------------------------------------
+
+
+def _timed(steps: Sequence[tuple[str, Callable[[], Any]]]) -> dict[str, float]:
+    """Run the steps in order; seconds of each and their ``total``."""
+    seconds: dict[str, float] = {}
+    for name, step in steps:
+        started = time.monotonic()
+        step()
+        seconds[name] = round(time.monotonic() - started, 3)
+        logger.info("%s: %.1f s", name, seconds[name])
+    seconds["total"] = round(sum(seconds.values()), 3)
+    return seconds
+
+
+def _world_settings(settings: Settings, root: Path, name: str) -> Settings:
+    return settings.model_copy(update={"delta_root": str(root / name / "delta"),
+                                       "checkpoint_root": str(root / name / "checkpoints")})
+
+
+def measure_hourly(spark: SparkSession, settings: Settings, root: Path, *, events: int,
+                   hour: datetime) -> dict[str, Any]:
+    """Time the rebuild of one event hour holding about ``events`` events (silver, fact, the date's marts)."""
+    from batch_layer.gold.job import build_dims, build_fact
+    from batch_layer.marts.job import build_marts
+    from batch_layer.silver.job import build_silver
+
+    pilot = sum(1 for _ in simulated(hour, timedelta(hours=1), PILOT_USERS))
+    users = users_for_events(events, pilot_events=pilot, pilot_users=PILOT_USERS)
+    world = _world_settings(settings, root, "hour")
+    logger.info("hourly world: %d users (pilot: %d events for %d users)", users, pilot, PILOT_USERS)
+    bronze = write_bronze(spark, world, simulated(hour, timedelta(hours=1), users), root / "hour" / "staging")
+    build_dims(spark, world)
+    silver: dict[str, int] = {}
+    seconds = _timed([
+        ("silver", lambda: silver.update(build_silver(spark, world, hours=[hour]))),
+        ("fact", lambda: build_fact(spark, world, dates=[hour.date()])),
+        ("marts", lambda: build_marts(spark, world, dates=[hour.date()])),
+    ])
+    return {"users": users, "bronze_records": sum(bronze.values()), "silver_rows": silver.get("rows", 0),
+            "seconds": seconds}
+
+
+def measure_daily(spark: SparkSession, settings: Settings, root: Path, *, users: int, day: date) -> dict[str, Any]:
+    """Time the rebuild of a simulated day (silver for 24 hours, the date's facts, the dims, the date's marts)."""
+    from batch_layer.gold.job import build_dims, build_fact
+    from batch_layer.marts.job import build_marts
+    from batch_layer.silver.job import build_silver, hours_between
+
+    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    world = _world_settings(settings, root, "day")
+    bronze = write_bronze(spark, world, simulated(start, timedelta(days=1), users), root / "day" / "staging")
+    hours = hours_between(start, start + timedelta(days=1))
+    silver: dict[str, int] = {}
+    seconds = _timed([
+        ("silver", lambda: silver.update(build_silver(spark, world, hours=hours))),
+        ("fact", lambda: build_fact(spark, world, dates=[day])),
+        ("dims", lambda: build_dims(spark, world)),
+        ("marts", lambda: build_marts(spark, world, dates=[day])),
+    ])
+    return {"users": users, "bronze_records": sum(bronze.values()), "silver_rows": silver.get("rows", 0),
+            "seconds": seconds}
+
+
+def build_month(spark: SparkSession, settings: Settings, root: Path, *, users: int, days: int,
+                today: date) -> tuple[Settings, dict[str, Any]]:
+    """Build the gold tables of a simulated month ending yesterday (untimed); its settings and its size."""
+    from batch_layer.gold.job import build_dims, build_fact
+    from batch_layer.marts.job import build_marts
+    from batch_layer.silver.job import build_silver, hours_between
+    from warehouse_models.tables import FACT_STREAM_EVENTS
+
+    end = datetime(today.year, today.month, today.day, tzinfo=timezone.utc)
+    start = end - timedelta(days=days)
+    world = _world_settings(settings, root, "month")
+    bronze = write_bronze(spark, world, simulated(start, end - start, users), root / "month" / "staging")
+    dates = [(start + timedelta(days=n)).date() for n in range(days)]
+    build_silver(spark, world, hours=hours_between(start, end))
+    build_fact(spark, world, dates=dates)
+    build_dims(spark, world)
+    build_marts(spark, world, dates=dates)
+    fact_rows = spark.read.format("delta").load(FACT_STREAM_EVENTS.path(world.delta_root_uri)).count()
+    return world, {"users": users, "days": days, "first_date": dates[0].isoformat(),
+                   "last_date": dates[-1].isoformat(), "bronze_records": sum(bronze.values()),
+                   "fact_rows": fact_rows}
+
+
+def _time_runs(run: Callable[[], Any]) -> list[float]:
+    run()  # warm-up: plans, caches and the first file reads
+    times = []
+    for _ in range(TIMED_RUNS):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def measure_queries(spark: SparkSession, world: Settings) -> tuple[dict[str, float], dict[str, Any]]:
+    """Each benchmark query on DuckDB and on Spark SQL: the figures and the medians per query."""
+    from batch_layer.analyst import open_duckdb, register_spark_views
+
+    queries = bench_queries()
+    connection = open_duckdb(world)
+    views = register_spark_views(spark, world)
+    duck: dict[int, list[float]] = {}
+    on_spark: dict[int, list[float]] = {}
+    try:
+        for number, example in zip(BENCH_QUERIES, queries, strict=True):
+            duck[number] = _time_runs(lambda sql=example.sql: connection.query(sql))
+            on_spark[number] = _time_runs(lambda sql=example.sql: spark.sql(sql).collect())
+            logger.info("query %d: duckdb %.3f s, spark %.3f s", number, median_seconds(duck[number]),
+                        median_seconds(on_spark[number]))
+    finally:
+        connection.close()
+        for name in views:
+            spark.catalog.dropTempView(name)
+    per_query = {str(n): {"question": q.question, "duckdb_s": median_seconds(duck[n]),
+                          "spark_s": median_seconds(on_spark[n])} for n, q in zip(BENCH_QUERIES, queries, strict=True)}
+    return query_figures(duck, on_spark), per_query
+
+
+@benchmark("batch_layer", packages=("pyspark", "delta-spark", "duckdb", "deltalake"))
+def batch_layer(ctx: BenchContext) -> Outcome:
+    """Hourly rebuild of 1M events, daily rebuild, peak RSS, five analyst queries on DuckDB vs Spark SQL."""
+    import os
+
+    from infra.spark import build_spark_session
+
+    scale = scale_for(ctx.options, quick=ctx.quick)
+    ctx.progress("scale: %s", scale)
+    root = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    today = datetime.now(timezone.utc).date()
+    # Event times of the hour and the day well before the month, so the three worlds never share a date.
+    hour = datetime(today.year, today.month, today.day, 20, tzinfo=timezone.utc) - timedelta(days=scale.month_days + 3)
+    day = (hour - timedelta(days=1)).date()
+    settings = ctx.settings.model_copy(update={"data_dir": root})
+    try:
+        with PeakRss(os.getpid()) as memory:
+            spark = build_spark_session(settings, app_name="reelytics-bench-batch", ui=False)
+            try:
+                ctx.progress("hourly rebuild of %s events", f"{scale.hour_events:,}")
+                hourly = measure_hourly(spark, settings, root, events=scale.hour_events, hour=hour)
+                ctx.progress("daily rebuild of a day of %d users", scale.day_users)
+                daily = measure_daily(spark, settings, root, users=scale.day_users, day=day)
+                ctx.progress("a month of %d users over %d days, then the analyst queries", scale.month_users,
+                             scale.month_days)
+                month_settings, month = build_month(spark, settings, root, users=scale.month_users,
+                                                    days=scale.month_days, today=today)
+                query_figs, per_query = measure_queries(spark, month_settings)
+            finally:
+                spark.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    figures = {
+        "hourly_rebuild_s_1m_events": hourly["seconds"]["total"],
+        "daily_rebuild_s": daily["seconds"]["total"],
+        "peak_rss_gb": round(memory.peak_bytes / 1024**3, 2),
+        **query_figs,
+    }
+    return Outcome(
+        figures=figures,
+        targets={"hourly_rebuild_s_1m_events": "< 120", "duckdb_query_max_s": "< 1"},
+        notes={
+            "scale": asdict(scale),
+            "hourly": {**hourly, "hour": hour.isoformat(), "events": hourly["bronze_records"]},
+            "daily": {**daily, "date": day.isoformat()},
+            "month": month,
+            "queries": per_query,
+            "query_timing": f"median of {TIMED_RUNS} runs after one warm-up, result collected",
+            "memory": f"peak RSS of this process and its children (the Spark JVM), sampled every "
+                      f"{SAMPLE_INTERVAL_S} s",
+            "bronze": "written from the simulator's events through the bronze transform (not timed)",
+            "spark": {"master": settings.spark_master, "driver_memory": settings.spark_driver_memory,
+                      "shuffle_partitions": settings.spark_shuffle_partitions},
+        },
+    )
