@@ -4,8 +4,7 @@ Contract: with a simulated world of a few minutes in one hour of yesterday (UTC)
 partition (bronze -> silver_events -> fact_stream_events) and then the daily partition (dim_content, dim_users and
 the marts) with Dagster, Spark and Delta, and then both again, leaves every table with exactly the rows of the first
 run, rewritten by an overwrite (never appended twice); the fact table's and the engagement mart's watch seconds
-per user, and the fact's events per type, equal the simulator's ground truth. The daily maintenance asset then
-compacts those tables without changing a row.
+per user, and the fact's events per type, equal the simulator's ground truth.
 """
 
 from __future__ import annotations
@@ -29,17 +28,13 @@ pytestmark = pytest.mark.integration
 _CATALOG = {t.value for t in CATALOG_TYPES}
 
 
-def _sorted_rows(spark, path: str) -> list[tuple]:
-    return sorted((tuple(row) for row in spark.read.format("delta").load(path).collect()), key=repr)
-
-
+@pytest.mark.timeout(2400)  # a dozen Spark jobs per run; minutes each on a busy two-core machine
 def test_an_hour_and_its_date_rebuild_identically_through_dagster(kafka_service, isolated, spark, monkeypatch,
                                                                   tmp_path):
     from dagster import AssetKey, DagsterInstance, materialize
     from pyspark.sql import functions as F
 
     from orchestration.defs.warehouse.assets import DAILY_ASSETS, HOURLY_ASSETS
-    from orchestration.defs.warehouse.maintenance import delta_maintenance
     from orchestration.defs.warehouse.partitions import hour_key
     from orchestration.resources import ReelyticsSettingsResource, SparkResource
 
@@ -77,17 +72,3 @@ def test_an_hour_and_its_date_rebuild_identically_through_dagster(kafka_service,
         assert per_type == {t: n for t, n in world.truth["events_per_type"].items() if t not in _CATALOG}
         engagement = spark.read.format("delta").load(MART_USER_ENGAGEMENT_DAILY.path(root))
         assert positive_sums([(r["user_id"], r["watch_seconds"]) for r in engagement.collect()]) == per_user
-
-        # Maintenance afterwards: the same rows in no more files.
-        compared = (FACT_STREAM_EVENTS, SILVER_EVENTS)
-        before = {spec.name: _sorted_rows(spark, spec.path(root)) for spec in compared}
-        maintained = materialize([delta_maintenance], resources=resources, instance=instance)
-        assert maintained.success
-        metadata = maintained.asset_materializations_for_node("delta_maintenance")[0].metadata
-        per_table = metadata["per_table"].data
-        for spec in compared:
-            assert per_table[spec.name]["files_after"] <= per_table[spec.name]["files_before"], spec.name
-            assert per_table[spec.name]["files_vacuumed"] == 0, spec.name  # 168 hours: nothing is old enough
-            assert _sorted_rows(spark, spec.path(root)) == before[spec.name], spec.name
-        assert metadata["tables_maintained"].value == len(built) + 5  # and the five bronze tables
-        assert "| fact_stream_events |" in metadata["tables"].md_str

@@ -79,3 +79,27 @@ def test_tables_not_created_yet_are_skipped(spark, isolated: Settings) -> None:
     reports = maintain_tables(spark, isolated, specs=[BRONZE_PLAYBACK, SILVER_EVENTS])
     assert [(r.table, r.skipped) for r in reports] == [(BRONZE_PLAYBACK.name, "not created yet"),
                                                        (SILVER_EVENTS.name, "not created yet")]
+
+
+def test_the_dagster_asset_reports_each_table(spark, isolated: Settings, monkeypatch, tmp_path) -> None:
+    from dagster import DagsterInstance, materialize
+
+    from orchestration.defs.warehouse.maintenance import delta_maintenance
+    from orchestration.resources import ReelyticsSettingsResource, SparkResource
+    from tests.warehouse_support import use_settings
+
+    use_settings(monkeypatch, isolated)
+    path = DIM_CONTENT.path(isolated.delta_root_uri)
+    _write_small_files(spark, path)
+    rows = _rows(spark, path)
+    resources = {"settings": ReelyticsSettingsResource(), "spark": SparkResource()}
+    with DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster")) as instance:
+        result = materialize([delta_maintenance], resources=resources, instance=instance)
+    assert result.success
+    metadata = result.asset_materializations_for_node("delta_maintenance")[0].metadata
+    assert metadata["tables_maintained"].value == 1 and metadata["tables_skipped"].value >= 18
+    assert (metadata["files_before"].value, metadata["files_after"].value) == (APPENDS * 2, 2)
+    assert metadata["per_table"].data[DIM_CONTENT.name]["files_vacuumed"] == 0
+    assert metadata["per_table"].data[BRONZE_PLAYBACK.name]["skipped"] == "not created yet"
+    assert "| dim_content | 24 | 2 |" in metadata["tables"].md_str
+    assert _rows(spark, path) == rows
