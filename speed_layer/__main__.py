@@ -1,7 +1,8 @@
-"""`python -m speed_layer [--views a,b] [--available-now]`: the speed layer as a process.
+"""`python -m speed_layer [--views a,b] [--available-now | --realtime-resume]`: the speed layer as a process.
 
 The entry point for running the job under a supervisor, ``spark-submit`` or `reelytics speed start`; settings
-come from the ``REELYTICS_*`` environment like everywhere else.
+come from the ``REELYTICS_*`` environment like everywhere else. ``--realtime-resume`` runs only the resume view,
+in Spark's real-time mode (:mod:`speed_layer.realtime`; the Spark master needs a task slot per Kafka partition).
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run the views, return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m speed_layer", description=__doc__)
     parser.add_argument("--views", default=",".join(VIEW_MODULES), help="comma-separated views to run (default: all)")
-    parser.add_argument("--available-now", action="store_true", help="process what the topics hold now, then stop")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--available-now", action="store_true", help="process what the topics hold now, then stop")
+    mode.add_argument("--realtime-resume", action="store_true",
+                      help="run only the resume view, in Spark's real-time mode (ignores --views)")
     args = parser.parse_args(argv)
 
     from infra.spark import build_spark_session
@@ -32,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in args.views.split(",") if n.strip()]
     spark = build_spark_session(settings, app_name="reelytics-speed", ui=False)
     try:
-        if args.available_now:
+        if args.realtime_resume:
+            from speed_layer.realtime import run_realtime_resume
+
+            run_realtime_resume(spark, settings)
+        elif args.available_now:
             run_speed_available_now(spark, settings, names=names)
         else:
             run_speed(spark, settings, names=names)

@@ -80,18 +80,35 @@ def newest_positions(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, t
     return newest_per_title(rows, lambda row: (int(row["event_time_ms"]), float(row["position_seconds"])))
 
 
+def set_if_newer(client: redis.Redis, keys: KeyLayout, user_id: str, titles: Mapping[str, tuple[int, float]], *,
+                 pipe: Any = None) -> Any:
+    """Move one user's positions forward in event time only: one compare-and-set script call.
+
+    The one write both sinks use: the micro-batch writer queues it per user on a pipeline, the real-time
+    writer (:mod:`speed_layer.realtime`) runs it per row on the client.
+
+    Args:
+        client: the Redis client (the script is registered on it once).
+        titles: content id -> (event ms, position) to write if newer than what is stored.
+        pipe: a pipeline of ``client`` to queue the call on instead of running it now.
+
+    Returns:
+        How many positions moved (or the pipeline, when queued).
+    """
+    args: list[Any] = [RESUME_TTL_SECONDS]
+    for content_id, (ms, position) in sorted(titles.items()):
+        args += [content_id, ms, repr(position), f"{ms}:{position!r}"]
+    return _set_if_newer_script(client)(keys=[keys.resume_position(user_id)], args=args, client=pipe if pipe is not None else client)
+
+
 def write_resume(batch: DataFrame, ctx: SinkContext) -> None:
     """Move each (user, title) position forward in event time only: one script call per user, one pipeline."""
     positions = newest_positions(row.asDict() for row in batch.collect())
     if not positions:
         return
-    script = _set_if_newer_script(ctx.client)
     pipe = ctx.client.pipeline(transaction=False)
     for user_id, titles in sorted(positions.items()):
-        args: list[Any] = [RESUME_TTL_SECONDS]
-        for content_id, (ms, position) in sorted(titles.items()):
-            args += [content_id, ms, repr(position), f"{ms}:{position!r}"]
-        script(keys=[ctx.keys.resume_position(user_id)], args=args, client=pipe)
+        set_if_newer(ctx.client, ctx.keys, user_id, titles, pipe=pipe)
     written = sum(pipe.execute())
     ctx.stats["positions_moved"] = written
     logger.debug("batch %d: %d resume positions moved for %d users", ctx.batch_id, written, len(positions))

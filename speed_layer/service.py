@@ -20,13 +20,18 @@ def _process(settings: Settings) -> ManagedProcess:
     return ManagedProcess("speed", settings.run_dir)
 
 
-def start_speed(settings: Settings, *, names: Sequence[str] | None = None) -> str:
-    """Start the speed layer in the background unless it runs already; return what was done."""
+def start_speed(settings: Settings, *, names: Sequence[str] | None = None, realtime_resume: bool = False) -> str:
+    """Start the speed layer in the background unless it runs already; return what was done.
+
+    ``realtime_resume``: run only the resume view in Spark's real-time mode (:mod:`speed_layer.realtime`).
+    """
     proc = _process(settings)
     if proc.running():
         return f"already running (pid {proc.pid()})"
     cmd = [sys.executable, "-m", "speed_layer"]
-    if names:
+    if realtime_resume:
+        cmd.append("--realtime-resume")
+    elif names:
         cmd += ["--views", ",".join(names)]
     pid = proc.start(cmd, env=settings_environment(settings), cwd=_PROJECT_ROOT)
     return f"started (pid {pid}), log {proc.log_path}"

@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     speed_kafka_max_offsets_per_trigger: int | None = Field(default=None, ge=1)
     """Cap on Kafka records per micro-batch (None: everything available), to bound a catch-up batch."""
 
+    speed_realtime_checkpoint_seconds: float = Field(default=5.0, ge=5.0)
+    """Batch duration of the real-time resume query (`python -m speed_layer --realtime-resume`): how often Spark's
+    real-time mode checkpoints, at least its minimum of 5 s. Rows reach a Python ``ForeachWriter`` in pickled
+    chunks (1, 2, 4, ... rows) or when the batch ends, so this also bounds how long a row can wait."""
+
     delta_vacuum_retention_hours: float = Field(default=DELTA_RETENTION_CHECK_HOURS, ge=0)
     """The daily maintenance VACUUM deletes data files no longer in a table version younger than this (and so
     ends time travel to older versions). Under 168 hours is refused unless `delta_vacuum_allow_short_retention`."""
