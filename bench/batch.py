@@ -36,7 +36,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.harness import BenchContext, Outcome, benchmark
+from bench.harness import BenchContext, Outcome, benchmark, process_tree_sum
 from warehouse_models.events import TopicKind, encode, kafka_key, parse_timestamp, topic_kind
 from warehouse_models.settings import Settings
 
@@ -143,20 +143,7 @@ def bench_queries() -> list[ExampleQuery]:
 
 def tree_rss_bytes(pid: int) -> int:
     """Resident memory of a process and all its live descendants (0 when it is gone)."""
-    import contextlib
-
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for proc in processes:
-        with contextlib.suppress(psutil.Error):  # a child that exited between the listing and the reading
-            total += proc.memory_info().rss
-    return total
+    return int(process_tree_sum(pid, lambda proc: proc.memory_info().rss))
 
 
 class PeakRss:

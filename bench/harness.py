@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_OUT_DIR = Path("bench/results")
 """Where results go, relative to the working directory (the repository root when run from there)."""
 
-BENCHMARK_MODULES: tuple[str, ...] = ("bench.baselines", "bench.ingestion", "bench.speed", "bench.batch")
+BENCHMARK_MODULES: tuple[str, ...] = ("bench.baselines", "bench.ingestion", "bench.speed", "bench.batch",
+                                     "bench.speed_realtime")
 """Modules whose import registers the built-in benchmarks."""
 
 ALWAYS_REPORTED_PACKAGES: tuple[str, ...] = ("reelytics",)
@@ -166,6 +167,22 @@ def package_versions(names: Sequence[str]) -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def process_tree_sum(pid: int, measure: Callable[[Any], float]) -> float:
+    """The sum of ``measure(psutil.Process)`` over a process and its live descendants (0 when it is gone)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total: float = 0
+    for proc in processes:
+        with contextlib.suppress(psutil.Error):  # a child that exited between the listing and the reading
+            total += measure(proc)
+    return total
 
 
 def _json_number(value: Any) -> float | int:

@@ -74,6 +74,10 @@ class Probe:
     resume_seen: float | None = None
     engagement_seen: float | None = None
 
+    def seen_in(self, views: tuple[str, ...]) -> bool:
+        """Visible in every one of ``views`` (``resume``, ``engagement``)."""
+        return all(getattr(self, f"{view}_seen") is not None for view in views)
+
 
 @dataclass
 class Step:
@@ -109,12 +113,16 @@ class Step:
 
 
 class Load:
-    """Produces heartbeats at a rate with probes among them, and polls Redis for the probes' effects."""
+    """Produces heartbeats at a rate with probes among them, and polls Redis for the probes' effects.
 
-    def __init__(self, settings: Settings) -> None:
+    ``watch``: the views a probe waits for (a run with only the resume view running watches only that).
+    """
+
+    def __init__(self, settings: Settings, *, watch: tuple[str, ...] = ("resume", "engagement")) -> None:
         from confluent_kafka import Producer
 
         self.settings = settings
+        self.watch = watch
         self.topic = settings.topics.playback.name
         self.producer = Producer({"bootstrap.servers": ",".join(settings.kafka_bootstrap_list),
                                   "linger.ms": 5, "compression.type": "lz4", "acks": "1",
@@ -162,8 +170,7 @@ class Load:
         while not self._stop.is_set():
             cutoff = time.monotonic() - PROBE_GIVE_UP_S
             with self._lock:
-                pending = [p for p in self._pending
-                           if (p.resume_seen is None or p.engagement_seen is None) and p.sent > cutoff]
+                pending = [p for p in self._pending if not p.seen_in(self.watch) and p.sent > cutoff]
                 self._pending = pending
             if pending:
                 pipe = self.client.pipeline(transaction=False)
@@ -214,21 +221,20 @@ class Load:
         step.elapsed = time.monotonic() - began
         self.producer.flush(30)
         deadline = time.monotonic() + settle_s
-        while time.monotonic() < deadline and any(p.resume_seen is None or p.engagement_seen is None
-                                                  for p in step.probes):
+        while time.monotonic() < deadline and not all(p.seen_in(self.watch) for p in step.probes):
             time.sleep(0.2)
         return step
 
 
 def _warm_up(load: Load) -> float:
-    """Send probes until one is visible in both views (the queries' first batches compile their plans)."""
+    """Send probes until one is visible in the watched views (the queries' first batches compile their plans)."""
     began = time.monotonic()
     probes: list[Probe] = []
     while time.monotonic() - began < WARMUP_TIMEOUT_S:
         probes.append(load.probe())
         load.producer.flush(10)
         time.sleep(2.0)
-        if any(p.resume_seen is not None and p.engagement_seen is not None for p in probes):
+        if any(p.seen_in(load.watch) for p in probes):
             return time.monotonic() - began
     raise RuntimeError(f"the speed layer showed no probe within {WARMUP_TIMEOUT_S:.0f} s; see its log")
 
@@ -254,6 +260,20 @@ def _step_figures(step: Step) -> dict[str, Any]:
     }
 
 
+def throwaway_run(settings: Settings, name: str) -> tuple[Settings, Path]:
+    """Settings of one benchmark run: its own data dir (a new temporary one, returned), topics and Redis prefix."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    tag = uuid.uuid4().hex[:8]
+    run = settings.model_copy(update={
+        "data_dir": workdir,
+        "kafka_topic_prefix": f"bench-{name}-{tag}",
+        "redis_key_prefix": f"bench-{name}-{tag}",
+        "checkpoint_root": str(workdir / "checkpoints"),
+        "log_level": "INFO",
+    })
+    return run, workdir
+
+
 def measure_speed_layer(settings: Settings, *, quick: bool = False,
                         ramp: tuple[int, ...] = (15_000, 20_000, 30_000),
                         views: list[str] | None = None,
@@ -262,15 +282,7 @@ def measure_speed_layer(settings: Settings, *, quick: bool = False,
     from infra.kafka import ensure_topics
     from speed_layer.service import speed_log, start_speed, stop_speed
 
-    workdir = Path(tempfile.mkdtemp(prefix="bench-speed-"))
-    tag = uuid.uuid4().hex[:8]
-    run = settings.model_copy(update={
-        "data_dir": workdir,
-        "kafka_topic_prefix": f"bench-speed-{tag}",
-        "redis_key_prefix": f"bench-speed-{tag}",
-        "checkpoint_root": str(workdir / "checkpoints"),
-        "log_level": "INFO",
-    })
+    run, workdir = throwaway_run(settings, "speed")
     ensure_topics(run)
     client = run.redis_client()
     memory_before = int(client.info("memory")["used_memory"])

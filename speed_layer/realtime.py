@@ -106,7 +106,7 @@ def start_realtime_resume(spark: SparkSession, settings: Settings) -> StreamingQ
         .outputMode("update")
         .option("checkpointLocation", checkpoint_location(settings, PLAN))
         .foreach(ResumeForeachWriter(settings))
-        .trigger(realTime=every)
+        .trigger(realTime=every)  # type: ignore[call-overload]  # the overloads of pyspark 4.2 omit realTime
         .start()
     )
     logger.info("real-time query %s: %s -> Redis (batch duration %s, master %s)", PLAN.name,
