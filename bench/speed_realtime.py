@@ -42,7 +42,7 @@ def tree_cpu_seconds(pid: int) -> float:
     return process_tree_sum(pid, cpu)
 
 
-def _step_figures(step: Step, cpu_cores: float) -> dict[str, Any]:
+def _step_figures(step: Step, cpu_cores: float, load_avg: float) -> dict[str, Any]:
     resume = step.latencies("resume")
     return {
         "rate": step.rate,
@@ -54,19 +54,21 @@ def _step_figures(step: Step, cpu_cores: float) -> dict[str, Any]:
         "resume_p99_s": _seconds(_percentile(resume, 99)),
         "sustained": step.sustained(),
         "cpu_cores": round(cpu_cores, 2),
+        "machine_load_avg_1m": round(load_avg, 1),
     }
 
 
 def _measured_step(load: Load, pid: int, rate: int, seconds: float, settle_s: float) -> dict[str, Any]:
-    """One load step, with the speed process tree's CPU over its producing period."""
+    """One load step, with the speed process tree's CPU and the machine's load average over its producing period."""
     before = tree_cpu_seconds(pid)
-    after: list[float] = []
+    after: list[tuple[float, float]] = []
     # Sampled when producing ends, not after the step's wait for its last probes.
-    timer = threading.Timer(seconds, lambda: after.append(tree_cpu_seconds(pid)))
+    timer = threading.Timer(seconds, lambda: after.append((tree_cpu_seconds(pid), os.getloadavg()[0])))
     timer.start()
     step = load.run_step(rate, seconds, settle_s=settle_s)
     timer.join()
-    figures = _step_figures(step, (after[0] - before) / seconds)
+    cpu_after, load_avg = after[0]
+    figures = _step_figures(step, (cpu_after - before) / seconds, load_avg)
     logger.info("step %s", figures)
     return figures
 
@@ -159,7 +161,8 @@ def speed_realtime(ctx: BenchContext) -> Outcome:
             "writer": "real-time mode feeds a Python ForeachWriter through pickled chunks of 1, 2, 4, ... rows "
                       "(each sent when full) or at the end of a batch, so rows can wait up to a batch duration",
             "machine": "Kafka, Redis, the speed process and the load generator share the machine's cores with "
-                       "other work running at the same time; one run, not a controlled measurement",
+                       "other work running at the same time (each step's machine_load_avg_1m); one run, not a "
+                       "controlled measurement",
             "steps_skipped": "a 10,000 events/s step runs only after a sustained 2,000 events/s step",
         },
     )
