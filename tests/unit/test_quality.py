@@ -136,6 +136,19 @@ def test_fact_date_passes_with_known_titles_and_positions_within_duration():
     assert outcome.passed, outcome.why
 
 
+def test_fact_date_without_built_dimensions_leaves_references_unjudged_and_keeps_the_other_rules():
+    suite = fact_date_suite(silver_rows=2, content_ids=None, user_ids=None, tolerance_seconds=30.0)
+    rules = [e.meta["rule"] for e in suite]
+    assert not any("dim_content" in r or "dim_users" in r for r in rules)
+    frame = with_duration_limit(
+        _frame([c for c in columns_read(suite) if c != DURATION_LIMIT],
+               [_fact_row("e1", "ghost", 5.0), _fact_row("e1", "t1", 5.0)]),
+        pd.DataFrame({"content_id": [], "duration_minutes": []}), tolerance_seconds=30.0)
+    outcome = validate(frame, suite, table="fact_stream_events", scope="d", keys=["event_id", "content_id"])
+    assert not outcome.passed
+    assert [f.rule for f in outcome.failures] == ["event_id is unique within the event date"]
+
+
 def test_fact_date_fails_on_unknown_title_and_user_a_position_past_the_end_and_a_count_off_silver():
     rows = [_fact_row("e1", "t1", 700.0), _fact_row("e2", "ghost", 5.0), _fact_row("e3", "t1", 5.0, user_id="u9")]
     failed = _failed(_fact_outcome(rows, silver_rows=4))
