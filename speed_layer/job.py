@@ -33,6 +33,7 @@ from speed_layer.query import SinkContext, ViewQuery
 from speed_layer.redis_io import text, utc_from_ms
 from speed_layer.source import ENVELOPE_NAMES, kafka_stream, parse_records, valid_events
 from warehouse_models.events import TopicKind
+from warehouse_models.redis_keys import PROGRESS_TTL_SECONDS
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
@@ -141,10 +142,15 @@ def _cut_late(events: DataFrame, settings: Settings, client: Any, name: str, bat
                      late=late, lateness_ms=settings.speed_allowed_lateness_seconds * 1000)
     pipe = client.pipeline(transaction=True)
     pipe.hset(keys.speed_cutoff(name), mapping=cutoff.fields())
-    progress: dict[str, Any] = {"late_rows_dropped": late, "late_rows_total": cutoff.late_total}
+    progress: dict[str, Any] = {"name": name, "batch_id": batch_id, "late_rows_dropped": late,
+                                "late_rows_total": cutoff.late_total}
     if cutoff.used:
         progress["watermark"] = utc_from_ms(min(cutoff.used.values())).isoformat()
     pipe.hset(keys.speed_progress(name), mapping=progress)
+    # Registered here too, not only by the progress listener (whose events arrive asynchronously).
+    pipe.sadd(keys.speed_queries(), name)
+    pipe.expire(keys.speed_queries(), PROGRESS_TTL_SECONDS)
+    pipe.expire(keys.speed_progress(name), PROGRESS_TTL_SECONDS)
     pipe.execute()
     if late:
         logger.info("%s batch %d: %d events older than their topic's watermark left to the batch layer", name,
