@@ -185,9 +185,12 @@ def process_tree_sum(pid: int, measure: Callable[[Any], float]) -> float:
     return total
 
 
-def _json_number(value: Any) -> float | int:
+def _json_number(value: Any) -> float | int | None:
+    """A figure as JSON: a number, or null for one the run could not measure (e.g. a latency never observed)."""
+    if value is None:
+        return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"figures must be numbers, got {type(value).__name__}")
+        raise TypeError(f"figures must be numbers or None, got {type(value).__name__}")
     return value
 
 
