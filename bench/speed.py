@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import tempfile
 import threading
@@ -349,6 +350,8 @@ def _cleanup(settings: Settings, client: Any) -> None:
 @benchmark("speed_layer", packages=("pyspark", "confluent-kafka", "redis"))
 def speed_layer(ctx: BenchContext) -> Outcome:
     """End-to-end latency at 2k and 10k events/s, the highest sustained rate, Redis bytes per 100k viewers."""
+    from speed_layer.job import speed_master
+
     ctx.progress("speed layer under load (all views running)")
     result = measure_speed_layer(ctx.settings, quick=ctx.quick)
     return Outcome(
@@ -358,7 +361,7 @@ def speed_layer(ctx: BenchContext) -> Outcome:
             "steps": result["steps"],
             "latency": "produce -> visible in Redis; e2e_* is the resume view (stateless), "
                        "e2e_windowed_* the 5-second engagement window",
-            "machine": "Kafka, Redis, the speed layer (every view, Spark local[2]) and the load generator share "
-                       "two cores",
+            "machine": f"Kafka, Redis, the speed layer (every view, Spark {speed_master(ctx.settings)}) and the load "
+                       f"generator share {os.cpu_count()} cores",
         },
     )

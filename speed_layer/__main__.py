@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from speed_layer.job import VIEW_MODULES, run_speed, run_speed_available_now
+from speed_layer.job import VIEW_MODULES, run_speed, run_speed_available_now, speed_master
 from warehouse_models.settings import load_settings
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     from infra.spark import build_spark_session
 
     settings = load_settings()
+    settings = settings.model_copy(update={"spark_master": speed_master(settings)})
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("kafka", "py4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

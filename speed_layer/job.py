@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,9 +45,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 VIEW_MODULES: tuple[str, ...] = (
-    "engagement", "ctr", "trending", "concurrency", "resume", "recent", "qoe", "view_end", "spikes", "dead_letters",
+    "resume", "recent", "concurrency", "engagement", "ctr", "trending", "spikes", "dead_letters", "qoe", "view_end",
 )
-"""Every real-time view, one module each under ``speed_layer/``."""
+"""Every real-time view, one module each under ``speed_layer/``. The shared query writes its views in this
+order, so the latest-value views apps poll (resume, recent items, "may this stream play?") come first in each
+micro-batch, before the additive ones and their late-event cut-off."""
 
 Trigger = Literal["processing", "available_now"]
 
@@ -76,6 +80,23 @@ class QueryPlan:
     def shared(self) -> bool:
         """The views see each micro-batch as a batch frame (no Spark state)."""
         return not self.views[0].stateful
+
+
+_LOCAL_MASTER = re.compile(r"local(?:\[(\d+|\*)(,\s*\d+)?\])?")
+
+
+def speed_master(settings: Settings) -> str:
+    """The Spark master of the speed layer's own process: a local master gets at least
+    ``speed_local_task_slots`` task slots (``local[2]`` -> ``local[6]``); any other master is used as it is."""
+    master = settings.spark_master.strip()
+    match = _LOCAL_MASTER.fullmatch(master)
+    if match is None:
+        return master
+    slots = match.group(1) or "1"
+    have = (os.cpu_count() or 1) if slots == "*" else int(slots)
+    if have >= settings.speed_local_task_slots:
+        return master
+    return f"local[{settings.speed_local_task_slots}{match.group(2) or ''}]"
 
 
 def plan_queries(chosen: Sequence[ViewQuery]) -> list[QueryPlan]:

@@ -141,6 +141,12 @@ class Settings(BaseSettings):
     """Shuffle (and state store) partitions of the speed layer's stateful queries, fixed when a checkpoint is
     created."""
 
+    speed_local_task_slots: int = Field(default=6, ge=1)
+    """Task slots of the speed layer's own Spark (`python -m speed_layer`) when its master is local: a local[N]
+    master with fewer slots is raised to local[<this>]. The speed queries' tasks wait on Kafka, Redis and Python
+    workers much of the time, and a long task of a stateful query (QoE, view_end) must never hold every slot the
+    shared query needs; the cores are shared by the operating system. A cluster master is used as it is."""
+
     speed_starting_offsets: Literal["earliest", "latest"] = "earliest"
     """Where a speed query with a new checkpoint starts reading: the whole topics, or only what comes next (a
     restarted query always continues from its checkpoint)."""

@@ -1,0 +1,40 @@
+"""The speed job's own decisions that need no Spark: its Spark master and the order of the shared query's views."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from speed_layer.job import VIEW_MODULES, plan_queries, speed_master, views
+from warehouse_models.settings import Settings
+
+
+@pytest.mark.parametrize(("master", "slots", "expected"), [
+    ("local[2]", 6, "local[6]"),
+    ("local", 6, "local[6]"),
+    ("local[2,3]", 6, "local[6,3]"),
+    ("local[8]", 6, "local[8]"),
+    ("local[6]", 6, "local[6]"),
+    ("local[2]", 1, "local[2]"),
+    ("spark://master:7077", 6, "spark://master:7077"),
+    ("yarn", 6, "yarn"),
+])
+def test_speed_master_raises_only_a_local_master_below_the_slots(master: str, slots: int, expected: str) -> None:
+    settings = Settings(spark_master=master, speed_local_task_slots=slots)
+    assert speed_master(settings) == expected
+
+
+def test_speed_master_counts_local_star_as_the_cores() -> None:
+    cores = os.cpu_count() or 1
+    assert speed_master(Settings(spark_master="local[*]", speed_local_task_slots=cores)) == "local[*]"
+    assert speed_master(Settings(spark_master="local[*]", speed_local_task_slots=cores + 1)) == f"local[{cores + 1}]"
+
+
+def test_the_shared_query_writes_the_latest_value_views_first() -> None:
+    shared, *stateful = plan_queries(views())
+    names = [view.name for view in shared.views]
+    assert names[:3] == ["resume", "recent", "concurrency"]
+    assert all(not view.late_cut for view in shared.views[:3])
+    assert {view.name for view in shared.views} | {p.name for p in stateful} == set(VIEW_MODULES)
+    assert all(plan.views[0].stateful and len(plan.views) == 1 for plan in stateful)
