@@ -89,6 +89,8 @@ class Step:
     sent_events: int = 0
     elapsed: float = 0.0
     probes: list[Probe] = field(default_factory=list)
+    queries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each speed query's newest progress when the step's probes were all seen (or given up on)."""
 
     @property
     def achieved_eps(self) -> float:
@@ -224,7 +226,18 @@ class Load:
         deadline = time.monotonic() + settle_s
         while time.monotonic() < deadline and not all(p.seen_in(self.watch) for p in step.probes):
             time.sleep(0.2)
+        step.queries = self.query_progress()
         return step
+
+    def query_progress(self) -> dict[str, dict[str, Any]]:
+        """Batch duration, rows and Kafka lag of each speed query's newest micro-batch (what `reelytics status`
+        shows), so a step's latency can be read against what the queries were doing."""
+        from speed_layer.progress import read_progress
+
+        wanted = ("batch_id", "num_input_rows", "batch_duration_ms", "processed_rows_per_second", "kafka_lag",
+                  "view_ms")
+        return {row.get("name", "?"): {k: row[k] for k in wanted if k in row}
+                for row in read_progress(self.client, self.settings.keys)}
 
 
 def _warm_up(load: Load) -> float:
@@ -258,6 +271,7 @@ def _step_figures(step: Step) -> dict[str, Any]:
         "engagement_p95_s": _seconds(_percentile(engagement, 95)),
         "probes_seen": sum(1 for x in resume if not math.isinf(x)),
         "sustained": step.sustained(),
+        "queries": step.queries,
     }
 
 
@@ -310,7 +324,10 @@ def measure_speed_layer(settings: Settings, *, quick: bool = False,
     finally:
         load.close()
         stop_speed(run)
-        logger.info("speed layer log: %s", speed_log(run))
+        kept = Path(tempfile.gettempdir()) / "reelytics-bench-speed-layer.log"
+        if speed_log(run).exists():
+            shutil.copyfile(speed_log(run), kept)
+            logger.info("speed layer log kept at %s", kept)
         _cleanup(run, client)
         shutil.rmtree(workdir, ignore_errors=True)
     by_rate = {s.rate: s for s in steps}

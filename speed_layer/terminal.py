@@ -56,6 +56,9 @@ def progress_table(client: Any, settings: Settings) -> Table | None:
                       row.get("input_rows_per_second", "-"), row.get("processed_rows_per_second", "-"),
                       row.get("batch_duration_ms", "-"), (row.get("watermark") or "-")[:19],
                       row.get("state_rows", "-"), row.get("late_rows_total", "-"), row.get("kafka_lag", "-"))
+    spent = [f"{row.get('name', '?').split('@')[0]}: {row['view_ms']}" for row in rows if row.get("view_ms")]
+    if spent:
+        table.caption = "ms per view in the last batch - " + "; ".join(spent)
     return table
 
 
