@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from speed_layer.query import SinkContext, ViewQuery
+from speed_layer.query import SinkContext, ViewQuery, collect_rows
 from speed_layer.redis_io import ClientScript, text
 from warehouse_models.events import EventType, TopicKind
 from warehouse_models.redis_keys import CONCURRENCY_TTL_SECONDS, KeyLayout
@@ -237,7 +237,7 @@ def _scores(pairs: Iterable[tuple[bytes | str, float]]) -> dict[str, int]:
 
 def write_concurrency(batch: DataFrame, ctx: SinkContext) -> None:
     """Record one micro-batch's heartbeats, ends and plan limits, then recompute the touched accounts' view."""
-    reduced = reduce_batch(row.asDict() for row in batch.collect())
+    reduced = reduce_batch(collect_rows(batch))
     accounts = reduced.accounts
     if not accounts:
         return

@@ -14,7 +14,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from speed_layer.query import SinkContext, ViewQuery, write_increments
+from speed_layer.query import SinkContext, ViewQuery, collect_rows, write_increments
 from speed_layer.redis_io import text, window_buckets
 from warehouse_models.events import MAX_CLOCK_SKEW, EventType, TopicKind
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
@@ -83,8 +83,8 @@ def write_ctr(batch: DataFrame, ctx: SinkContext) -> None:
     """
     from pyspark.sql import functions as F
 
-    rows = batch.select("rail_id", "button_id", "content_id", F.col("window_start").cast("long").alias("start"),
-                        *COUNTS).collect()
+    rows = collect_rows(batch.select("rail_id", "button_id", "content_id",
+                                     F.col("window_start").cast("long").alias("start"), *COUNTS))
     ctx.stats["windows_written"] = len(rows)
     if not rows:
         return

@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING
 
 from simulator.sessions import HEARTBEAT_MS
-from speed_layer.query import SinkContext, ViewQuery, write_increments
+from speed_layer.query import SinkContext, ViewQuery, collect_rows, write_increments
 from speed_layer.redis_io import text
 from warehouse_models.events import INTERACTION_TYPES, MAX_CLOCK_SKEW, PLAYBACK_TYPES, EventType, TopicKind
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
@@ -71,7 +71,7 @@ def write_engagement(batch: DataFrame, ctx: SinkContext) -> None:
     """Add the batch's counts of each window to the user's minute bucket, once per micro-batch."""
     from pyspark.sql import functions as F
 
-    rows = batch.select("user_id", F.col("window_start").cast("long").alias("start"), *METRICS).collect()
+    rows = collect_rows(batch.select("user_id", F.col("window_start").cast("long").alias("start"), *METRICS))
     mappings: dict[str, dict[str, int]] = {}
     for row in rows:
         key = ctx.keys.user_engagement_bucket(row["user_id"], bucket_start(row["start"]))

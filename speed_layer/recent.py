@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from speed_layer.query import SinkContext, ViewQuery, newest_per_title
+from speed_layer.query import SinkContext, ViewQuery, collect_rows, newest_per_title
 from speed_layer.redis_io import text, utc_from_ms
 from warehouse_models.events import EventType, TopicKind
 from warehouse_models.redis_keys import RECENT_ITEMS_MAX, RECENT_ITEMS_TTL_SECONDS, KeyLayout
@@ -54,7 +54,7 @@ def newest_watches(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int
 
 def write_recent(batch: DataFrame, ctx: SinkContext) -> None:
     """ZADD GT each user's newest watches, trim to the newest RECENT_ITEMS_MAX; one pipeline per micro-batch."""
-    watches = newest_watches(row.asDict() for row in batch.collect())
+    watches = newest_watches(collect_rows(batch))
     if not watches:
         return
     pipe = ctx.client.pipeline(transaction=False)

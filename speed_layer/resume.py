@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from speed_layer.query import SinkContext, ViewQuery, newest_per_title
+from speed_layer.query import SinkContext, ViewQuery, collect_rows, newest_per_title
 from speed_layer.redis_io import ClientScript, text, utc_from_ms
 from warehouse_models.events import PLAYBACK_TYPES, TopicKind
 from warehouse_models.redis_keys import RESUME_TTL_SECONDS, KeyLayout
@@ -98,12 +98,13 @@ def set_if_newer(client: redis.Redis, keys: KeyLayout, user_id: str, titles: Map
     args: list[Any] = [RESUME_TTL_SECONDS]
     for content_id, (ms, position) in sorted(titles.items()):
         args += [content_id, ms, repr(position), f"{ms}:{position!r}"]
-    return _set_if_newer_script(client)(keys=[keys.resume_position(user_id)], args=args, client=pipe if pipe is not None else client)
+    return _set_if_newer_script(client)(keys=[keys.resume_position(user_id)], args=args,
+                                        client=pipe if pipe is not None else client)
 
 
 def write_resume(batch: DataFrame, ctx: SinkContext) -> None:
     """Move each (user, title) position forward in event time only: one script call per user, one pipeline."""
-    positions = newest_positions(row.asDict() for row in batch.collect())
+    positions = newest_positions(collect_rows(batch))
     if not positions:
         return
     pipe = ctx.client.pipeline(transaction=False)

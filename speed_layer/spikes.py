@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from speed_layer.redis_io import text
-from speed_layer.query import SinkContext, ViewQuery, commit_fence, fenced
+from speed_layer.query import SinkContext, ViewQuery, collect_rows, commit_fence, fenced
 from warehouse_models.events import INTERACTION_TYPES, PLAYBACK_TYPES, TOPIC_OF_EVENT, TopicKind
 from warehouse_models.redis_keys import (
     SPEED_BUCKET_SECONDS,
@@ -257,7 +257,7 @@ def write_spikes(batch: DataFrame, ctx: SinkContext) -> None:
     """
     from pyspark.sql import functions as F
 
-    rows = batch.select("scope", F.unix_seconds("second_start").alias("second"), "events").collect()
+    rows = collect_rows(batch.select("scope", F.unix_seconds("second_start").alias("second"), "events"))
     if not rows:
         return
     if not fenced(ctx):

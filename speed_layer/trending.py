@@ -14,7 +14,7 @@ import math
 import time
 from typing import TYPE_CHECKING, cast
 
-from speed_layer.query import SinkContext, ViewQuery
+from speed_layer.query import SinkContext, ViewQuery, collect_rows
 from speed_layer.redis_io import text, window_buckets
 from warehouse_models.events import PLAYBACK_TYPES, TopicKind
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, TRENDING_TTL_SECONDS, ContentKind, KeyLayout
@@ -64,8 +64,8 @@ def write_trending(batch: DataFrame, ctx: SinkContext) -> None:
     """
     from pyspark.sql import functions as F
 
-    rows = batch.select("content_kind", "content_id", F.col("window_start").cast("long").alias("start"),
-                        "viewers").collect()
+    rows = collect_rows(batch.select("content_kind", "content_id", F.col("window_start").cast("long").alias("start"),
+                                     "viewers"))
     rows = [row for row in rows if row["viewers"]]
     ctx.stats["minute_sets_written"] = len(rows)
     if not rows:
