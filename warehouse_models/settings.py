@@ -137,9 +137,11 @@ class Settings(BaseSettings):
     """Spark partitions each speed query reads Kafka into (coalesced from one per Kafka partition): fewer tasks
     per micro-batch on one machine; on a cluster, the executor cores the speed layer may use."""
 
-    speed_shuffle_partitions: int = Field(default=2, ge=1)
+    speed_shuffle_partitions: int = Field(default=1, ge=1)
     """Shuffle (and state store) partitions of the speed layer's stateful queries, fixed when a checkpoint is
-    created."""
+    created, and of the shared query's per-batch aggregations. One on one machine: a stateful query's
+    micro-batch then keeps at most one Python worker busy, so the background views (QoE, view_end) cannot take
+    every core from the shared query the apps wait on. Raise it with the executor cores of a cluster."""
 
     speed_local_task_slots: int = Field(default=6, ge=1)
     """Task slots of the speed layer's own Spark (`python -m speed_layer`) when its master is local: a local[N]
