@@ -58,7 +58,7 @@ def progress_table(client: Any, settings: Settings) -> Table | None:
                       row.get("state_rows", "-"), row.get("late_rows_total", "-"), row.get("kafka_lag", "-"))
     spent = [f"{row.get('name', '?').split('@')[0]}: {row['view_ms']}" for row in rows if row.get("view_ms")]
     if spent:
-        table.caption = "ms per view in the last batch - " + "; ".join(spent)
+        table.caption = "ms per step of the last batch - " + "; ".join(spent)
     return table
 
 

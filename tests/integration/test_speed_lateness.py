@@ -58,8 +58,9 @@ def test_events_older_than_the_lateness_are_left_to_batch_and_counted(spark, kaf
     shared = progress[query_name(settings, QueryPlan(SHARED_QUERY, ()))]
     assert shared["late_rows_total"] == "1"
     assert shared["watermark"] == (T0 + timedelta(seconds=480)).isoformat()
-    # Where the last batch's time went: the latest-value view first, then the cut-off, then the additive view.
-    assert [part.split("=")[0] for part in shared["view_ms"].split()] == ["recent", "late_cut", "engagement"]
+    # Where the last batch's time went: read and parse, the latest-value view, the cut-off, the additive view.
+    assert [part.split("=")[0] for part in shared["view_ms"].split()] == ["read_parse", "recent", "late_cut",
+                                                                          "engagement"]
     assert all(int(part.split("=")[1]) >= 0 for part in shared["view_ms"].split())
     # A latest-value view is not cut: the recent items still hold the title.
     assert [content for content, _ in read_recent(client, settings.keys, "u1")] == ["vod-1"]
