@@ -77,12 +77,13 @@ def measure_mode(settings: Settings, mode: Mode, *, rates: tuple[int, ...], seco
                  settle_s: float) -> dict[str, Any]:
     """Run the resume view in one mode on its own topics and prefix; the figures of each step it ran."""
     from infra.kafka import ensure_topics
+    from speed_layer.job import speed_master
     from speed_layer.realtime import local_master
     from speed_layer.service import speed_log, speed_pid, start_speed, stop_speed
 
     run, workdir = throwaway_run(settings, mode)
-    if mode == "realtime":
-        run = run.model_copy(update={"spark_master": local_master(run)})
+    # The master the speed process really runs on (`python -m speed_layer` raises a local one to its task slots).
+    run = run.model_copy(update={"spark_master": local_master(run) if mode == "realtime" else speed_master(run)})
     ensure_topics(run)
     client = run.redis_client()
     logger.info("%s: starting the speed layer on %s: %s", mode, run.spark_master,
