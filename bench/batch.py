@@ -287,16 +287,20 @@ def measure_hourly(spark: SparkSession, settings: Settings, root: Path, *, event
             "seconds": seconds}
 
 
-def build_silver_hours(spark: SparkSession, settings: Settings, hours: Sequence[datetime]) -> dict[str, int]:
-    """Silver hour by hour, as the hourly Dagster partitions build it (one build of many hours holds all their
-    rows in one write, which a two-gigabyte driver does not survive for a busy day); the summed counts."""
+def build_silver_hours(spark: SparkSession, settings: Settings, hours: Sequence[datetime], *,
+                       per_write: int = 1) -> dict[str, int]:
+    """Silver ``per_write`` hours per write (one, as the hourly Dagster partitions build it: one build of many
+    hours holds all their rows in one write, which a two-gigabyte driver does not survive for a busy day); the
+    summed counts."""
     from batch_layer.silver.job import build_silver
 
     totals: dict[str, int] = {}
-    for n, hour in enumerate(hours, 1):
-        for name, value in build_silver(spark, settings, hours=[hour]).items():
+    for first in range(0, len(hours), per_write):
+        chunk = hours[first:first + per_write]
+        for name, value in build_silver(spark, settings, hours=chunk).items():
             totals[name] = totals.get(name, 0) + value
-        logger.info("silver hour %d/%d (%s) built", n, len(hours), hour.isoformat())
+        logger.info("silver hours %d-%d of %d (from %s) built", first + 1, first + len(chunk), len(hours),
+                    chunk[0].isoformat())
     return totals
 
 
@@ -327,7 +331,7 @@ def build_month(spark: SparkSession, settings: Settings, root: Path, *, users: i
     """Build the gold tables of a simulated month ending yesterday (untimed); its settings and its size."""
     from batch_layer.gold.job import build_dims, build_fact
     from batch_layer.marts.job import build_marts
-    from batch_layer.silver.job import build_silver, hours_between
+    from batch_layer.silver.job import hours_between
     from warehouse_models.tables import FACT_STREAM_EVENTS
 
     end = datetime(today.year, today.month, today.day, tzinfo=timezone.utc)
@@ -335,9 +339,7 @@ def build_month(spark: SparkSession, settings: Settings, root: Path, *, users: i
     world = _world_settings(settings, root, "month")
     bronze = write_bronze(spark, world, simulated(start, end - start, users), root / "month" / "staging")
     dates = [(start + timedelta(days=n)).date() for n in range(days)]
-    for n, first in enumerate(start + timedelta(days=d) for d in range(days)):
-        build_silver(spark, world, hours=hours_between(first, first + timedelta(days=1)))  # a day per write
-        logger.info("month: silver of day %d/%d built", n + 1, days)
+    build_silver_hours(spark, world, hours_between(start, end), per_write=24)  # a day per write
     build_fact(spark, world, dates=dates)
     build_dims(spark, world)
     build_marts(spark, world, dates=dates)

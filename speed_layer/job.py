@@ -141,16 +141,17 @@ def _read_cutoff(client: Any, key: str) -> Cutoff | None:
     return Cutoff.from_fields({text(k): text(v) for k, v in client.hgetall(key).items()})
 
 
-def _cut_late(events: DataFrame, settings: Settings, client: Any, name: str, batch_id: int) -> tuple[DataFrame, int]:
-    """The events inside the allowed lateness of their topic, and how many this batch left to the batch layer.
+def _cut_late(events: DataFrame, settings: Settings, client: Any, name: str,
+              batch_id: int) -> tuple[DataFrame, dict[str, Any]]:
+    """The events inside the allowed lateness of their topic, and the batch's lateness figures for its progress.
 
-    Records the cut-off for the next batch before any view writes (:mod:`speed_layer.lateness`), and puts the
-    query's watermark (the oldest of its topics') and late totals where `reelytics status` reads progress.
+    Records the cut-off for the next batch before any view writes (:mod:`speed_layer.lateness`). The figures:
+    how many events this batch left to the batch layer, the query's total, and its watermark (the oldest of its
+    topics').
     """
     from pyspark.sql import functions as F
 
-    keys = settings.keys
-    stored = _read_cutoff(client, keys.speed_cutoff(name))
+    stored = _read_cutoff(client, settings.keys.speed_cutoff(name))
     used = watermarks_for(stored, batch_id)
     event_ms = F.unix_millis(F.col("event_timestamp"))
     watermark = (F.create_map(*[F.lit(v) for topic, ms in sorted(used.items()) for v in (topic, ms)])
@@ -161,22 +162,26 @@ def _cut_late(events: DataFrame, settings: Settings, client: Any, name: str, bat
     late = sum(int(row["late"]) for row in per_topic)
     cutoff = advance(stored, batch_id, newest={row["kafka_topic"]: int(row["newest"]) for row in per_topic},
                      late=late, lateness_ms=settings.speed_allowed_lateness_seconds * 1000)
-    pipe = client.pipeline(transaction=True)
-    pipe.hset(keys.speed_cutoff(name), mapping=cutoff.fields())
-    progress: dict[str, Any] = {"name": name, "batch_id": batch_id, "late_rows_dropped": late,
-                                "late_rows_total": cutoff.late_total}
+    client.hset(settings.keys.speed_cutoff(name), mapping=cutoff.fields())
+    figures: dict[str, Any] = {"late_rows_dropped": late, "late_rows_total": cutoff.late_total}
     if cutoff.used:
-        progress["watermark"] = utc_from_ms(min(cutoff.used.values())).isoformat()
-    pipe.hset(keys.speed_progress(name), mapping=progress)
-    # Registered here too, not only by the progress listener (whose events arrive asynchronously).
+        figures["watermark"] = utc_from_ms(min(cutoff.used.values())).isoformat()
+    if late:
+        logger.info("%s batch %d: %d events older than their topic's watermark left to the batch layer", name,
+                    batch_id, late)
+    return (events.where(~is_late) if used else events), figures
+
+
+def _record_progress(client: Any, settings: Settings, name: str, fields: dict[str, Any]) -> None:
+    """Put a shared batch's own figures in the query's progress row, and register the query there (not only
+    through the progress listener, whose events arrive asynchronously)."""
+    keys = settings.keys
+    pipe = client.pipeline(transaction=False)
+    pipe.hset(keys.speed_progress(name), mapping={"name": name, **fields})
     pipe.sadd(keys.speed_queries(), name)
     pipe.expire(keys.speed_queries(), PROGRESS_TTL_SECONDS)
     pipe.expire(keys.speed_progress(name), PROGRESS_TTL_SECONDS)
     pipe.execute()
-    if late:
-        logger.info("%s batch %d: %d events older than their topic's watermark left to the batch layer", name,
-                    batch_id, late)
-    return (events.where(~is_late) if used else events), late
 
 
 def _shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[DataFrame, int], None]:
@@ -195,6 +200,7 @@ def _shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[
         started = time.monotonic()
         stats: dict[str, Any] = {}
         spent: dict[str, int] = {}
+        progress: dict[str, Any] = {"batch_id": batch_id}
         parsed = parse_records(batch).persist()
         try:
             # Read from Kafka and parse into the cache here, so the views' times below are their own.
@@ -202,13 +208,13 @@ def _shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[
             spent["read_parse"] = round((time.monotonic() - started) * 1000)
             events = parsed.where(F.col("violation").isNull()).select(*ENVELOPE_NAMES, "kafka_timestamp",
                                                                       "kafka_topic")
-            on_time, cut = events, False
+            on_time = events
             for view in plan.views:
-                if view.late_cut and not cut:
+                if view.late_cut and "late_cut" not in spent:
                     # Once, before the first additive view (the latest-value views come first and see every event).
                     cut_started = time.monotonic()
-                    on_time, stats["late"] = _cut_late(events, settings, client, name, batch_id)
-                    cut = True
+                    on_time, lateness = _cut_late(events, settings, client, name, batch_id)
+                    progress.update(lateness)
                     spent["late_cut"] = round((time.monotonic() - cut_started) * 1000)
                 view_started = time.monotonic()
                 ctx = SinkContext(settings=settings, client=client, keys=keys, query_name=f"{name}/{view.name}",
@@ -224,13 +230,10 @@ def _shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[
         finally:
             parsed.unpersist()
         # Where the batch's time went: the Kafka read and parse, then each view.
-        pipe = client.pipeline(transaction=False)
-        pipe.hset(keys.speed_progress(name), mapping={"name": name,
-                                                      "view_ms": " ".join(f"{k}={v}" for k, v in spent.items())})
-        pipe.expire(keys.speed_progress(name), PROGRESS_TTL_SECONDS)
-        pipe.execute()
+        progress["view_ms"] = " ".join(f"{k}={v}" for k, v in spent.items())
+        _record_progress(client, settings, name, progress)
         logger.debug("%s batch %d written in %.0f ms %s %s", name, batch_id, (time.monotonic() - started) * 1000,
-                     spent, stats)
+                     progress, stats)
 
     return write
 

@@ -4,7 +4,8 @@
 newest figures in ``KeyLayout.speed_progress(name)`` (input and processed rows/s, batch duration, watermark,
 state rows, rows dropped by the watermark, i.e. late events the speed layer left to the batch layer) and adds
 up the late events in ``late_rows_total``. The shared query has no Spark watermark (its views aggregate each
-micro-batch): it writes its own watermark and late counts there (:func:`speed_layer.job._cut_late`). It logs a line per query at most every ``log_every_s`` seconds
+micro-batch): it writes its own watermark, late counts and time per view there
+(:func:`speed_layer.job._record_progress`). It logs a line per query at most every ``log_every_s`` seconds
 (and every batch at DEBUG), so a long-running job says what it is doing without flooding its log.
 """
 
