@@ -125,6 +125,7 @@ def live_files(spark: SparkSession, path: str) -> tuple[int, int]:
     from delta.tables import DeltaTable
 
     detail = DeltaTable.forPath(spark, path).detail().select("numFiles", "sizeInBytes").first()
+    assert detail is not None, "DESCRIBE DETAIL returns one row"
     return int(detail["numFiles"] or 0), int(detail["sizeInBytes"] or 0)
 
 
@@ -145,7 +146,7 @@ def vacuum(spark: SparkSession, path: str, *, retention_hours: float, allow_shor
         raise ValueError(f"a VACUUM retention of {retention_hours:g} hours is under Delta's "
                          f"{DELTA_RETENTION_CHECK_HOURS:g}-hour safety check; set "
                          "delta_vacuum_allow_short_retention to allow it")
-    previous = spark.conf.get(RETENTION_CHECK_CONF, "true")
+    previous = spark.conf.get(RETENTION_CHECK_CONF, "true") or "true"
     if short:
         spark.conf.set(RETENTION_CHECK_CONF, "false")
     try:
@@ -165,7 +166,9 @@ def maintain_table(spark: SparkSession, settings: Settings, spec: TableSpec) -> 
         return skipped(spec.name, "not created yet")
     files_before, bytes_before = live_files(spark, path)
     started = time.monotonic()
-    metrics = DeltaTable.forPath(spark, path).optimize().executeCompaction().select("metrics").first()["metrics"]
+    compaction = DeltaTable.forPath(spark, path).optimize().executeCompaction().select("metrics").first()
+    assert compaction is not None, "OPTIMIZE returns one row of metrics"
+    metrics = compaction["metrics"]
     optimize_seconds = round(time.monotonic() - started, 3)
     files_after, bytes_after = live_files(spark, path)
     started = time.monotonic()

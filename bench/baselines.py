@@ -447,7 +447,7 @@ def redis_latency(ctx: BenchContext) -> tuple[dict[str, float], dict[str, Any], 
         ctx.progress("redis: %s sequential SETs", f"{len(keys):,}")
         values = [rng.randbytes(REDIS_VALUE_BYTES) for _ in keys]
         set_ns: list[int] = []
-        for key, value in zip(keys, values):
+        for key, value in zip(keys, values, strict=True):
             t0 = perf()
             client.set(key, value, ex=REDIS_KEY_TTL_SECONDS)
             set_ns.append(perf() - t0)

@@ -33,6 +33,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -349,6 +350,10 @@ def build_month(spark: SparkSession, settings: Settings, root: Path, *, users: i
                    "fact_rows": fact_rows}
 
 
+def _collect_on_spark(spark: SparkSession, sql: str) -> list[Any]:
+    return spark.sql(sql).collect()
+
+
 def _time_runs(run: Callable[[], Any]) -> list[float]:
     run()  # warm-up: plans, caches and the first file reads
     times = []
@@ -370,8 +375,8 @@ def measure_queries(spark: SparkSession, world: Settings) -> tuple[dict[str, flo
     on_spark: dict[int, list[float]] = {}
     try:
         for number, example in zip(BENCH_QUERIES, queries, strict=True):
-            duck[number] = _time_runs(lambda sql=example.sql: connection.query(sql))
-            on_spark[number] = _time_runs(lambda sql=example.sql: spark.sql(sql).collect())
+            duck[number] = _time_runs(partial(connection.query, example.sql))
+            on_spark[number] = _time_runs(partial(_collect_on_spark, spark, example.sql))
             logger.info("query %d: duckdb %.3f s, spark %.3f s", number, median_seconds(duck[number]),
                         median_seconds(on_spark[number]))
     finally:

@@ -49,6 +49,8 @@ def spark_conf(settings: Settings, *, app_name: str, ui: bool = True) -> dict[st
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+        "spark.databricks.delta.snapshotPartitions": str(settings.spark_delta_snapshot_partitions),
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(settings.spark_file_listing_parallelism),
         # Fair scheduling: each streaming query runs in a pool of its own (speed_layer.job), so a query with a
         # heavy micro-batch does not hold every core while the light ones wait in a FIFO queue behind it.
         "spark.scheduler.mode": "FAIR",

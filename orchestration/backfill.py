@@ -18,7 +18,8 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time as day_time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as day_time
 from typing import TYPE_CHECKING, Any, Literal
 
 from batch_layer.silver.job import hours_between, utc_hour
@@ -227,7 +228,9 @@ def run_backfill(plan: BackfillPlan, *, instance: DagsterInstance, defs: Definit
     from dagster import AssetKey
 
     if defs is None:
-        from orchestration.definitions import defs
+        from orchestration.definitions import defs as default_defs
+
+        defs = default_defs
     label = label or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     result = BackfillResult(label)
     hourly_job, daily_job = defs.resolve_job_def(HOURLY_JOB), defs.resolve_job_def(DAILY_JOB)
@@ -235,7 +238,8 @@ def run_backfill(plan: BackfillPlan, *, instance: DagsterInstance, defs: Definit
                              if key != AssetKey(BRONZE_KEY)]
     work: list[tuple[Any, str, Sequence[Any] | None]] = [
         (hourly_job, key, None if n == 0 else hourly_without_bronze) for n, key in enumerate(plan.hourly_keys)
-    ] + [(daily_job, key, None) for key in plan.daily_keys]
+    ]
+    work += [(daily_job, key, None) for key in plan.daily_keys]
     for done, (job, key, selection) in enumerate(work, start=1):
         started = time.monotonic()
         executed = job.execute_in_process(instance=instance, partition_key=key, asset_selection=selection,
@@ -273,7 +277,9 @@ def submit_backfill(plan: BackfillPlan, *, instance: DagsterInstance, defs: Defi
     from orchestration.defs.warehouse.assets import SPARK_TAGS
 
     if defs is None:
-        from orchestration.definitions import defs
+        from orchestration.definitions import defs as default_defs
+
+        defs = default_defs
     selectors = []
     for job_name, keys in ((HOURLY_JOB, plan.hourly_keys), (DAILY_JOB, plan.daily_keys)):
         if not keys:

@@ -35,9 +35,8 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
-from warehouse_models.events import QUALITY_LEVELS, SCHEMA_VERSION, EventType
-
 from simulator.world import Account, Content, Device, User, World, build_world, content_upsert, user_upsert
+from warehouse_models.events import QUALITY_LEVELS, SCHEMA_VERSION, EventType
 
 logger = logging.getLogger(__name__)
 

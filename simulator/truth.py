@@ -33,9 +33,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from warehouse_models.events import format_timestamp, parse_timestamp, topic_kind
-
 from simulator.sessions import HEARTBEAT_MS, STREAM_LIMIT_CODE, SpikePlan, epoch_ms
+from warehouse_models.events import format_timestamp, parse_timestamp, topic_kind
 
 logger = logging.getLogger(__name__)
 

@@ -348,5 +348,4 @@ QUERY = ViewQuery(
     transform=concurrency_rows,
     write=write_concurrency,
     output_mode="append",
-    realtime_capable=True,
 )

@@ -108,14 +108,14 @@ def write_ctr(batch: DataFrame, ctx: SinkContext) -> None:
     ends = [max(newest_end, int(text(r))) if r is not None else newest_end for r in recorded]
     spans = [window_buckets(end - window, end) for end in ends]
     pipe = ctx.client.pipeline(transaction=False)
-    for (rail, button), span in zip(pairs, spans):
+    for (rail, button), span in zip(pairs, spans, strict=True):
         for bucket in span:
             pipe.hgetall(ctx.keys.ctr_bucket(rail, button, bucket))
     hashes = pipe.execute()
 
     pipe = ctx.client.pipeline(transaction=False)
     offset = 0
-    for (rail, button), span, end in zip(pairs, spans, ends):
+    for (rail, button), span, end in zip(pairs, spans, ends, strict=True):
         totals = _sum_counts(hashes[offset:offset + len(span)])
         offset += len(span)
         key = ctx.keys.ctr_rate(rail, button)

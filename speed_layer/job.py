@@ -81,6 +81,16 @@ class QueryPlan:
         """The views see each micro-batch as a batch frame (no Spark state)."""
         return not self.views[0].stateful
 
+    @property
+    def output_mode(self) -> Literal["update", "append"]:
+        """The shared query hands each micro-batch's new records to its views once (append); a stateful query
+        emits what its view's state says (update: changed rows, append: final rows)."""
+        return "append" if self.shared else self.views[0].output_mode
+
+    def trigger_seconds(self, settings: Settings) -> float:
+        """How often the query runs: the background interval when a view runs Python per session or record."""
+        return settings.speed_background_trigger_seconds if self.background else settings.speed_trigger_seconds
+
 
 _LOCAL_MASTER = re.compile(r"local(?:\[(\d+|\*)(,\s*\d+)?\])?")
 
@@ -264,21 +274,20 @@ def start_query(spark: SparkSession, settings: Settings, plan: QueryPlan, *, tri
         rows, sink = plan.views[0].transform(source, settings), _stateful_writer(settings, plan, name)
     writer = (
         rows.writeStream.queryName(name)
-        .outputMode(plan.views[0].output_mode if not plan.shared else "append")
+        .outputMode(plan.output_mode)
         .option("checkpointLocation", checkpoint_location(settings, plan))
         .foreachBatch(sink)
     )
     if trigger == "available_now":
         writer = writer.trigger(availableNow=True)
     else:
-        every = settings.speed_background_trigger_seconds if plan.background else settings.speed_trigger_seconds
-        writer = writer.trigger(processingTime=processing_time or f"{every} seconds")
+        writer = writer.trigger(processingTime=processing_time or f"{plan.trigger_seconds(settings)} seconds")
     # The query's jobs run in a fair-scheduler pool of their own (the stream thread inherits this property).
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", plan.name)
     try:
         query = writer.start()
     finally:
-        spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)  # type: ignore[arg-type]  # None clears it
     logger.info("speed query %s (%s): %s -> Redis (%s)", plan.name, ", ".join(v.name for v in plan.views),
                 ", ".join(settings.topics.for_kind(k).name for k in plan.topics), trigger)
     return query
@@ -307,7 +316,7 @@ def start_speed_layer(spark: SparkSession, settings: Settings, *, names: Sequenc
     install_progress(spark, settings)
     queries: list[StreamingQuery] = []
     # Read when a query starts, for a new checkpoint's state store; the session's own value is put back after.
-    shuffle = spark.conf.get("spark.sql.shuffle.partitions")
+    shuffle = spark.conf.get("spark.sql.shuffle.partitions") or str(settings.spark_shuffle_partitions)
     spark.conf.set("spark.sql.shuffle.partitions", str(settings.speed_shuffle_partitions))
     try:
         for plan in plan_queries(views(names)):

@@ -65,9 +65,6 @@ class ViewQuery:
     """Runs Python per session or per record: triggered every ``speed_background_trigger_seconds`` instead of
     every ``speed_trigger_seconds``."""
 
-    realtime_capable: bool = False
-    """Stateless (no aggregation or state): may run with Spark's real-time trigger."""
-
     stateful: bool = False
     """Keeps Spark state across micro-batches (sessions): runs as a streaming query of its own; the other views
     share one query and see each micro-batch as a batch DataFrame."""

@@ -85,5 +85,4 @@ QUERY = ViewQuery(
     transform=recent_rows,
     write=write_recent,
     output_mode="append",
-    realtime_capable=True,
 )

@@ -142,5 +142,4 @@ QUERY = ViewQuery(
     transform=resume_rows,
     write=write_resume,
     output_mode="append",
-    realtime_capable=True,
 )

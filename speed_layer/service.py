@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from infra.process import ManagedProcess
-from warehouse_models.settings import settings_environment
-from warehouse_models.settings import Settings
+from warehouse_models.settings import Settings, settings_environment
 
 logger = logging.getLogger(__name__)
 

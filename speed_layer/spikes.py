@@ -47,8 +47,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from speed_layer.redis_io import text
 from speed_layer.query import SinkContext, ViewQuery, collect_rows, commit_fence, fenced
+from speed_layer.redis_io import text
 from warehouse_models.events import INTERACTION_TYPES, PLAYBACK_TYPES, TOPIC_OF_EVENT, TopicKind
 from warehouse_models.redis_keys import (
     SPEED_BUCKET_SECONDS,
@@ -342,8 +342,9 @@ def _alert(values: Mapping[Any, Any]) -> dict[str, Any]:
 
 def read_alerts(client: redis.Redis, keys: KeyLayout, n: int = 20) -> list[dict[str, Any]]:
     """The newest ``n`` alert entries (raised and cleared), newest first, each with its stream ``id``."""
-    return [{"id": text(entry_id), **_alert(values)}
-            for entry_id, values in client.xrevrange(keys.spike_alerts(), count=n)]
+    entries = client.xrevrange(keys.spike_alerts(), count=n) or []
+    return [{"id": text(entry_id), **_alert(values)} for entry_id, values in entries
+            if entry_id is not None and values is not None]
 
 
 def read_active_alerts(client: redis.Redis, keys: KeyLayout) -> dict[str, dict[str, Any]]:

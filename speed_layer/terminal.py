@@ -141,7 +141,7 @@ def qoe_table(client: Any, settings: Settings, *, top: int) -> Table:
     for content, sums in sorted(merged.items(), key=lambda kv: -kv[1].get("plays", 0))[:top]:
         metrics = qoe_metrics(sums)
 
-        def fmt(name: str, spec: str) -> str:
+        def fmt(name: str, spec: str, metrics: dict[str, float | int | None] = metrics) -> str:
             value = metrics.get(name)
             return "-" if value is None else format(value, spec)
 

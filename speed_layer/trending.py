@@ -92,7 +92,8 @@ def write_trending(batch: DataFrame, ctx: SinkContext) -> None:
     slide = settings.speed_trending_slide_seconds
     newest_end = max(row["start"] for row in rows) + SPEED_BUCKET_SECONDS
     batch_end = math.ceil(newest_end / slide) * slide
-    ends = {k: max(batch_end, int(text(r))) if r is not None else batch_end for k, r in zip(kinds, recorded)}
+    ends = {k: max(batch_end, int(text(r))) if r is not None else batch_end
+            for k, r in zip(kinds, recorded, strict=True)}
     minutes = {k: window_buckets(ends[k] - window, ends[k]) for k in kinds}
 
     pipe = ctx.client.pipeline(transaction=False)

@@ -164,8 +164,8 @@ def ordered_events(frames: Iterable[pd.DataFrame]) -> list[dict[str, Any]]:
         names = [str(name) for name in frame.columns]
         # Column by column (``to_dict("records")`` indexes every cell: most of a small group's cost).
         columns = [frame[name].tolist() for name in frame.columns]
-        for ms, values in zip(millis, zip(*columns), strict=True):
-            event = {name: _value(value) for name, value in zip(names, values)}
+        for ms, values in zip(millis, zip(*columns, strict=True), strict=True):
+            event = {name: _value(value) for name, value in zip(names, values, strict=True)}
             event["ms"] = int(ms)
             rows.append(event)
     rows.sort(key=lambda event: event["ms"])

@@ -175,7 +175,8 @@ ENVELOPE_FIELDS: tuple[FieldSpec, ...] = (
     # --- playback ---
     _f("session_id", "string", "One viewing session (play request to end).", required_for=_SESSION,
        allowed_for=_SESSION, max_length=MAX_ID_LENGTH, pattern=_ID_RE),
-    _f("content_id", "string", "Title or live channel.", required_for=_SESSION | _CATALOG_CONTENT | {EventType.IMPRESSION},
+    _f("content_id", "string", "Title or live channel.",
+       required_for=_SESSION | _CATALOG_CONTENT | {EventType.IMPRESSION},
        allowed_for=_EVENTS | _CATALOG_CONTENT, max_length=MAX_ID_LENGTH, pattern=_ID_RE),
     _f("is_live", "boolean", "True for a live channel.", allowed_for=_SESSION),
     _f("position_seconds", "double", "Playhead position in the title (seconds).",
@@ -450,7 +451,8 @@ def validate_event(
     if event_time > now + max_skew:
         return _refuse("event_timestamp", f"{format_timestamp(event_time)} is more than {max_skew} in the future")
     if event_time < now - max_age:
-        return _refuse("event_timestamp", f"{format_timestamp(event_time)} is more than {max_age.days} days in the past")
+        return _refuse("event_timestamp",
+                       f"{format_timestamp(event_time)} is more than {max_age.days} days in the past")
     clean["event_type"] = event_type
     return Validation(clean)
 

@@ -86,7 +86,8 @@ class KeyLayout:
         return f"{self.prefix}:speed:viewers:{kind}:{content_id}:b:{bucket}"
 
     def trending_titles(self, kind: ContentKind, bucket: int) -> str:
-        """Set of the content ids with a :meth:`trending_viewers` set in one minute: the trending window's titles without a SCAN."""
+        """Set of the content ids with a :meth:`trending_viewers` set in one minute: the trending window's titles
+        without a SCAN."""
         return f"{self.prefix}:speed:trending_titles:{kind}:b:{bucket}"
 
     def trending(self, kind: ContentKind) -> str:

@@ -77,6 +77,16 @@ class Settings(BaseSettings):
     spark_shuffle_partitions: int = Field(default=4, ge=1)
     """spark.sql.shuffle.partitions: small on one machine, larger on a cluster."""
 
+    spark_delta_snapshot_partitions: int = Field(default=2, ge=1)
+    """spark.databricks.delta.snapshotPartitions: tasks that replay a Delta table's log into its snapshot. Delta's
+    default, 50, suits a cluster and a long log; on one machine each of those tasks compiles the log's decoder
+    again, so every read or write of a small table paid for 50 of them."""
+
+    spark_file_listing_parallelism: int = Field(default=2, ge=1)
+    """spark.sql.sources.parallelPartitionDiscovery.parallelism: the most tasks a distributed file listing uses
+    (Delta's VACUUM lists a table's files this way). Spark's default, 10,000, made each VACUUM of a small table
+    take about a minute on one machine; raise it on a cluster with tables of many partitions."""
+
     delta_root: str | None = None
     """Root of the Delta tables: a path or an object-store URI (s3a://...). Default: <data_dir>/delta."""
 
@@ -198,7 +208,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _vacuum_retention_is_safe(self) -> "Settings":
+    def _vacuum_retention_is_safe(self) -> Settings:
         if self.delta_vacuum_retention_hours < DELTA_RETENTION_CHECK_HOURS and \
                 not self.delta_vacuum_allow_short_retention:
             raise ValueError(
@@ -236,13 +246,13 @@ class Settings(BaseSettings):
         return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
 
     @property
-    def topics(self) -> "Topics":
+    def topics(self) -> Topics:
         from warehouse_models.topics import Topics
 
         return Topics(self.kafka_topic_prefix, partitions=self.kafka_partitions)
 
     @property
-    def keys(self) -> "KeyLayout":
+    def keys(self) -> KeyLayout:
         from warehouse_models.redis_keys import KeyLayout
 
         return KeyLayout(self.redis_key_prefix)

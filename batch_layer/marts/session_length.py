@@ -25,8 +25,10 @@ def mart_session_length(fact: DataFrame) -> DataFrame:
 
     minutes = (F.unix_micros("last_event_at") - F.unix_micros("first_event_at")) / F.lit(60_000_000.0)
     (first_name, _, first_high), *middle, (last_name, _, _) = SESSION_LENGTH_BUCKETS
+    assert first_high is not None, "only the last bucket is open-ended"
     label = F.when(minutes < first_high, F.lit(first_name))
     for name, _, high in middle:
+        assert high is not None, "only the last bucket is open-ended"
         label = label.when(minutes < high, F.lit(name))
     label = label.otherwise(F.lit(last_name))
     sessions = fact_sessions(fact).select(F.col("session_date").alias("event_date"), label.alias("length_bucket"))

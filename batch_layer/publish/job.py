@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from batch_layer.publish import content_totals, ctr, qoe, trending_baselines, user_totals
 from batch_layer.publish.versioned import Entry, Publication, publish_version
@@ -72,7 +72,9 @@ def publish_batch_views(spark: SparkSession, settings: Settings, *, watermark: d
 
         def entries_of(name: str) -> Callable[[str], Iterator[Entry]]:
             # toLocalIterator: one Spark partition at a time in the driver, not the whole view.
-            return lambda version: _ENTRIES[name](frames[name].toLocalIterator(), keys, version)
+            # A Row is read by field name, as the entries functions read a mapping.
+            rows = cast("Callable[[], Iterable[Mapping[str, Any]]]", frames[name].toLocalIterator)
+            return lambda version: _ENTRIES[name](rows(), keys, version)
 
         return publish_version(redis_client, keys, {name: entries_of(name) for name in VIEW_NAMES},
                                watermark=int(watermark.timestamp()), published_at=published_at, on_chunk=on_chunk)

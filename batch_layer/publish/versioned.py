@@ -24,6 +24,7 @@ from warehouse_models.redis_keys import BATCH_VIEW_TTL_SECONDS, KeyLayout
 
 if TYPE_CHECKING:
     import redis
+    from redis.typing import EncodableT, FieldT
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,11 @@ def meta_fields(*, watermark: int, published_at: datetime, rows: Mapping[str, in
     return fields
 
 
+def _hash_fields(fields: Mapping[str, Any]) -> dict[FieldT, EncodableT]:
+    """A hash's fields as redis-py's HSET takes them."""
+    return {name: value for name, value in fields.items()}
+
+
 def chunks(entries: Iterable[Entry], size: int = CHUNK_KEYS) -> Iterator[list[Entry]]:
     """The entries in lists of at most ``size``."""
     chunk: list[Entry] = []
@@ -158,7 +164,7 @@ def publish_version(client: redis.Redis, keys: KeyLayout, views: Mapping[str, Ca
             pipe = client.pipeline(transaction=False)
             for key, fields in chunk:
                 if fields:
-                    pipe.hset(key, mapping=dict(fields))
+                    pipe.hset(key, mapping=_hash_fields(fields))
                     pipe.expire(key, BATCH_VIEW_TTL_SECONDS)
             pipe.execute()
             written += len(chunk)
@@ -168,12 +174,12 @@ def publish_version(client: redis.Redis, keys: KeyLayout, views: Mapping[str, Ca
         logger.info("batch version %s: %s written (%d hashes)", version, view, written)
     meta = keys.batch_meta(version)
     pipe = client.pipeline(transaction=False)
-    pipe.hset(meta, mapping=meta_fields(watermark=watermark, published_at=at, rows=rows))
+    pipe.hset(meta, mapping=_hash_fields(meta_fields(watermark=watermark, published_at=at, rows=rows)))
     pipe.expire(meta, BATCH_VIEW_TTL_SECONDS)
     pipe.execute()
     # The one write readers switch on; GET returns the version it replaced, atomically.
     previous_raw = client.set(keys.batch_pointer(), version, get=True)
-    previous = text(previous_raw) if previous_raw is not None else None
+    previous = text(previous_raw) if isinstance(previous_raw, (str, bytes)) else None
     _set_ttl(client, _scan_version(client, keys, version), None)
     if previous is not None and previous != version:
         _set_ttl(client, _scan_version(client, keys, previous), BATCH_VIEW_TTL_SECONDS)

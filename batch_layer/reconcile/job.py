@@ -39,6 +39,12 @@ logger = logging.getLogger(__name__)
 _HOUR = timedelta(hours=1)
 
 
+def _pair(key: str) -> tuple[str, str]:
+    """A ``rail:button`` key of the batch CTR view as (rail, button)."""
+    rail, button = key.split(":", 1)
+    return rail, button
+
+
 def settle_seconds(settings: Settings) -> int:
     """How long after an hour ends its speed buckets may still change (late events, session timeouts)."""
     return settings.speed_allowed_lateness_seconds + settings.speed_heartbeat_timeout_seconds + 60
@@ -109,7 +115,8 @@ def reconcile(spark: SparkSession, settings: Settings, *, hours: Iterable[dateti
             batch_qoe[hour] = _totals(qoe_totals(minutes, start=hour, end=end), "qoe",
                                       ("content_id", "device_type", "country"), QOE_FIELDS)
             users = set(batch_engagement.values) | {ids[0] for ids in speed.ids_in_hour(scanned["engagement"], hour)}
-            rail_buttons = {tuple(k.split(":", 1)) for k in batch_ctr.values} | speed.ids_in_hour(scanned["ctr"], hour)
+            rail_buttons = {_pair(k) for k in batch_ctr.values} | {(rail, button) for rail, button in
+                                                                 speed.ids_in_hour(scanned["ctr"], hour)}
             checked_at = datetime.now(timezone.utc)
             now_epoch = clock.timestamp()
             rows += drift_rows(hour, batch_engagement, speed.engagement(redis_client, keys, users, hour,

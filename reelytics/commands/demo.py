@@ -33,7 +33,8 @@ def _through_collector(settings: Settings, *, minutes: float, seed: int) -> None
     import httpx
 
     from serving.collector.service import collector_url, start_collector
-    from simulator import SimulationConfig, simulate as simulate_events
+    from simulator import SimulationConfig
+    from simulator import simulate as simulate_events
     from simulator.sinks import write_collector
 
     console.print(f"[green]✓[/] collector {start_collector(settings)}")
@@ -74,12 +75,11 @@ def _start_speed(settings: Settings) -> None:
     from the bulk-loaded hour: the views then show live traffic within seconds of it arriving. Once started,
     the queries continue from their checkpoints.
     """
-    from speed_layer.service import start_speed
-
     import time
 
     from speed_layer.job import plan_queries, query_name, views
     from speed_layer.progress import read_progress
+    from speed_layer.service import start_speed
 
     live = settings.model_copy(update={"speed_starting_offsets": "latest"})
     console.print(f"[green]✓[/] speed layer {start_speed(live)}")
@@ -126,7 +126,8 @@ def _show_speed(settings: Settings, *, rounds: int, seed: int, wait_s: float) ->
     """Show the speed views; between rounds the players post one more live minute through the collector."""
     from datetime import datetime, timedelta, timezone
 
-    from simulator import SimulationConfig, simulate as simulate_events
+    from simulator import SimulationConfig
+    from simulator import simulate as simulate_events
     from simulator.sinks import write_collector
     from speed_layer.terminal import render_views
 

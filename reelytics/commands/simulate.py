@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from simulator import SimulationConfig, TruthAccumulator, simulate as simulate_events, spike_plan, write_truth
+from simulator import SimulationConfig, TruthAccumulator, spike_plan, write_truth
+from simulator import simulate as simulate_events
 from simulator.sinks import SinkError, write_file, write_kafka
 from warehouse_models.events import parse_timestamp
 from warehouse_models.settings import load_settings

@@ -189,7 +189,7 @@ class CollectorProducer:
         try:
             # The reports come within message.timeout.ms; the margin only guards against a lost report.
             await asyncio.wait_for(asyncio.shield(pending.future), timeout=self.delivery_timeout_s + 5.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             logger.error("no delivery report for some of %d records after %.0f s", len(records),
                          self.delivery_timeout_s + 5.0)
             return [error or "no delivery report in time" for error in pending.errors]

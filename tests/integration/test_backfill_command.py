@@ -1,11 +1,12 @@
 """`reelytics backfill` against real Kafka, Spark, Delta and a Dagster instance in a temporary DAGSTER_HOME.
 
-Contract: after a few simulated minutes of one hour of yesterday (UTC) went to Kafka, backfilling that hour runs
-the hourly partition and then the daily one in the command's process, prints a progress line per partition and a
-summary, records the runs (tagged with the backfill) and the materializations in the instance, and `reelytics sql`
-then answers watch seconds per user (from the fact table and from the engagement mart) exactly as the simulator's
-ground truth says. `--submit` records an asset backfill of the hourly and daily partitions for the daemon instead,
-and prints its id and URL; a range reaching into the hour in progress is refused with the hour to end at.
+Contract: after a few simulated minutes of one hour of yesterday (UTC) went to Kafka (the shared warehouse),
+backfilling that hour runs the hourly partition and then the daily one in the command's process, prints a progress
+line per partition and a summary, records the runs (tagged with the backfill) and the materializations in the
+instance, and `reelytics sql` then answers watch seconds per user (from the fact table and from the engagement
+mart) exactly as the simulator's ground truth says. `--submit` records an asset backfill of the hourly and daily
+partitions for the daemon instead, and prints its id and URL; a range reaching into the hour in progress is refused
+with the hour to end at.
 """
 
 from __future__ import annotations
@@ -17,11 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from reelytics.cli import app
-from tests.warehouse_support import positive_sums, simulate_into_kafka, use_settings, yesterday_hour
-from warehouse_models.events import CATALOG_TYPES
+from tests.warehouse_support import Warehouse, positive_sums, use_settings
 from warehouse_models.settings import Settings
-
-pytestmark = pytest.mark.integration
 
 WATCH_PER_USER = ("SELECT user_id, sum(watch_seconds) AS watch_seconds FROM fact_stream_events "
                   "GROUP BY user_id ORDER BY user_id")
@@ -47,34 +45,30 @@ def _sql_sums(query: str) -> dict[str, float]:
     return positive_sums([(row["user_id"], row["watch_seconds"]) for row in json.loads(result.stdout)])
 
 
-@pytest.mark.timeout(1800)  # a dozen Spark jobs per run; minutes each on a busy two-core machine
-def test_backfill_one_hour_then_query_it(kafka_service, dagster_home_settings: Settings) -> None:
+def test_backfill_one_hour_then_query_it(warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared warehouse was built by ``reelytics backfill`` of its hour (see ``tests/integration/conftest.py``)."""
     from dagster import AssetKey, DagsterRunStatus, RunsFilter
 
     from orchestration.backfill import BACKFILL_TAG, instance_for
 
-    world = simulate_into_kafka(dagster_home_settings, yesterday_hour(14))
-    hour = world.hour.strftime("%Y-%m-%dT%H")
-    result = invoke("backfill", "--start", hour, "--end", hour)
-    assert result.exit_code == 0, result.output
-    out = result.stdout
-    hour_key, day_key = world.hour.strftime("%Y-%m-%d-%H:00"), world.hour.date().isoformat()
+    out = warehouse.backfill_output
+    hour_key, day_key = warehouse.hour_key, warehouse.day_key
     assert f"[1/2] warehouse_hourly {hour_key} done" in out
     assert f"[2/2] warehouse_daily {day_key} done" in out
     assert "2/2 partitions" in out and "reelytics sql" in out
 
-    with instance_for(dagster_home_settings.dagster_home_dir) as instance:
+    with instance_for(warehouse.settings.dagster_home_dir) as instance:
         runs = instance.get_runs(RunsFilter(tags={BACKFILL_TAG: instance.get_runs()[0].tags[BACKFILL_TAG]}))
         assert sorted((r.job_name, r.tags["dagster/partition"], r.status) for r in runs) == [
             ("warehouse_daily", day_key, DagsterRunStatus.SUCCESS),
             ("warehouse_hourly", hour_key, DagsterRunStatus.SUCCESS)]
         fact = instance.get_latest_materialization_event(AssetKey("fact_stream_events"))
         assert fact is not None and fact.dagster_event.partition == hour_key
-        catalog = {t.value for t in CATALOG_TYPES}
-        viewer_events = sum(n for t, n in world.truth["events_per_type"].items() if t not in catalog)
-        assert fact.asset_materialization.metadata["rows"].value == viewer_events
+        # Each viewer event once: the heartbeat produced twice counts once, the replayed view_end once.
+        assert fact.asset_materialization.metadata["rows"].value == warehouse.fact_rows
 
-    expected = {user: float(seconds) for user, seconds in world.truth["watch_seconds_per_user"].items()}
+    use_settings(monkeypatch, warehouse.settings)
+    expected = {user: float(seconds) for user, seconds in warehouse.world.truth["watch_seconds_per_user"].items()}
     assert expected and _sql_sums(WATCH_PER_USER) == expected
     assert _sql_sums(MART_WATCH_PER_USER) == expected
 

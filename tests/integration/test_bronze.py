@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
-
 from batch_layer.bronze.job import run_bronze_available_now
 from simulator import SimulationConfig, ground_truth, simulate
 from simulator.sinks import write_kafka
@@ -26,8 +24,6 @@ from warehouse_models.dead_letter import dead_letter_record
 from warehouse_models.events import PLAYBACK_TYPES
 from warehouse_models.settings import Settings
 from warehouse_models.tables import BRONZE_PLAYBACK, BRONZE_TABLES, DEAD_LETTER, TableSpec
-
-pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _PLAYBACK_TYPES = {t.value for t in PLAYBACK_TYPES}

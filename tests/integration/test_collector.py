@@ -28,8 +28,6 @@ import pytest
 from warehouse_models.events import format_timestamp, kafka_key
 from warehouse_models.settings import Settings
 
-pytestmark = pytest.mark.integration
-
 NDJSON = {"content-type": "application/x-ndjson"}
 
 

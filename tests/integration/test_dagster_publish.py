@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from dagster import AssetCheckResult  # at module level: Dagster resolves the test checks' string annotations here
-
-pytestmark = pytest.mark.integration
 
 
 def test_publish_definitions():
@@ -48,7 +45,7 @@ def test_batch_views_redis_publishes_w_and_never_moves_it_back(redis_service, is
     from orchestration.defs.publish.assets import batch_views_redis
     from orchestration.defs.warehouse.partitions import hour_key
     from orchestration.resources import ReelyticsSettingsResource, SparkResource
-    from tests.unit.test_marts import SHARED, T0, dim_content, frame
+    from tests.spark.test_marts import SHARED, T0, dim_content, frame
     from warehouse_models.settings import settings_environment
     from warehouse_models.tables import DIM_CONTENT, FACT_STREAM_EVENTS
 

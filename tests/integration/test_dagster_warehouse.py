@@ -9,11 +9,7 @@ reports as many rows as the silver table holds for that hour, and the bronze sen
 
 from __future__ import annotations
 
-import pytest
-
 from tests.warehouse_support import last_closed_hour, simulate_into_kafka, use_settings
-
-pytestmark = pytest.mark.integration
 
 
 def test_definitions_load_with_graph_partitions_and_schedules():

@@ -17,8 +17,6 @@ from batch_layer.maintenance import RETENTION_CHECK_CONF, maintain_table, mainta
 from warehouse_models.settings import Settings
 from warehouse_models.tables import BRONZE_PLAYBACK, DIM_CONTENT, SILVER_EVENTS
 
-pytestmark = pytest.mark.integration
-
 APPENDS = 12
 
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from batch_layer.marts.job import build_marts
 from batch_layer.marts.sessions import conform
-from tests.unit.test_marts import D, D1, SHARED, T0, dim_content, fact_row, frame
+from tests.spark.test_marts import D1, SHARED, T0, D, dim_content, fact_row, frame
 from warehouse_models.marts import (
     MART_CONCURRENCY_VIOLATIONS,
     MART_CTR_DAILY,
@@ -20,8 +18,6 @@ from warehouse_models.marts import (
 )
 from warehouse_models.settings import Settings
 from warehouse_models.tables import DIM_CONTENT, DIM_USERS, FACT_STREAM_EVENTS, TableSpec
-
-pytestmark = pytest.mark.integration
 
 INTERACTIONS = [
     fact_row("impression", 500, content="vod-3", rail_id="r1", button_id="tile"),

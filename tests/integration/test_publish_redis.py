@@ -22,8 +22,6 @@ from batch_layer.publish.versioned import current_version, publish_version
 from warehouse_models.redis_keys import BATCH_VIEW_TTL_SECONDS
 from warehouse_models.settings import Settings
 
-pytestmark = pytest.mark.integration
-
 USERS = [f"u{i:04d}" for i in range(2500)]
 W1 = int(datetime(2026, 3, 1, 12, tzinfo=timezone.utc).timestamp())
 W2 = W1 + 3600
@@ -112,7 +110,7 @@ def test_publish_batch_views_from_delta_tables(redis_service, isolated: Settings
     from batch_layer.publish.job import VIEW_NAMES, publish_batch_views
     from batch_layer.publish.qoe import read_batch_qoe
     from batch_layer.publish.trending_baselines import read_batch_trending_baselines
-    from tests.unit.test_marts import SHARED, T0, dim_content, fact_row, frame
+    from tests.spark.test_marts import SHARED, T0, dim_content, fact_row, frame
     from warehouse_models.tables import DIM_CONTENT, FACT_STREAM_EVENTS
 
     root = isolated.delta_root_uri

@@ -12,10 +12,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
-pytestmark = pytest.mark.integration
-
 
 def test_speed_and_batch_agree_and_a_missing_bucket_fails_the_check(kafka_service, redis_service, isolated, spark,
                                                                      monkeypatch, tmp_path):
@@ -41,8 +37,10 @@ def test_speed_and_batch_agree_and_a_missing_bucket_fails_the_check(kafka_servic
 
     settings = isolated
     ensure_topics(settings)
-    # Two hours back: closed and settled, and its buckets are well inside their TTL.
-    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    # The test's clock, passed to every step that judges which hours are closed: two hours back is closed and
+    # settled, and its buckets are well inside their TTL, however long the test takes.
+    clock = datetime.now(timezone.utc)
+    hour = clock.replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
     config = SimulationConfig(start=hour + timedelta(minutes=10), duration=timedelta(minutes=6), users=60,
                               titles=30, channels=3, sessions_per_user_hour=3.0, browses_per_user_hour=3.0)
     write_kafka(list(simulate(config)), settings)
@@ -54,7 +52,7 @@ def test_speed_and_batch_agree_and_a_missing_bucket_fails_the_check(kafka_servic
     build_silver(spark, settings, hours=[hour])
     build_fact(spark, settings, dates=dates_of_hours([hour]))
 
-    rows = reconcile(spark, settings)
+    rows = reconcile(spark, settings, now=clock)
     expected_metrics = ({("engagement", m) for m in METRICS} | {("ctr", m) for m in COUNTS}
                         | {("qoe", m) for m in QOE_FIELDS})
     assert {r["hour"] for r in rows} == {hour}
@@ -81,7 +79,8 @@ def test_speed_and_batch_agree_and_a_missing_bucket_fails_the_check(kafka_servic
     resources = {"settings": ReelyticsSettingsResource(), "spark": SparkResource()}
     with DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster")) as instance:
         result = materialize([reconciliation], partition_key=hour_key(hour + timedelta(hours=1)),
-                             resources=resources, instance=instance)
+                             resources=resources, instance=instance,
+                             run_config={"ops": {"reconciliation": {"config": {"as_of": clock.isoformat()}}}})
     assert result.success
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.check_name == "reconciliation_drift" and not evaluation.passed

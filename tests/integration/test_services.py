@@ -10,8 +10,6 @@ import pytest
 
 from warehouse_models.events import decode_and_validate, encode, format_timestamp, kafka_key
 
-pytestmark = pytest.mark.integration
-
 
 def _events(n: int, *, accounts: int = 7) -> list[dict]:
     base = datetime.now(timezone.utc) - timedelta(minutes=5)

@@ -10,8 +10,6 @@ import pytest
 from simulator import SimulationConfig, ground_truth, simulate
 from simulator.sinks import SinkError, write_kafka
 
-pytestmark = pytest.mark.integration
-
 
 def test_simulated_minutes_into_kafka_match_the_ground_truth(kafka_service, isolated):
     from kafka import KafkaConsumer

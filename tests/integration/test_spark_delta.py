@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
+from tests.integration.test_services import _events
 from warehouse_models.events import ENVELOPE_COLUMNS, encode, kafka_key
 from warehouse_models.types import spark_ddl
-
-from tests.integration.test_services import _events
-
-pytestmark = pytest.mark.integration
 
 
 def _available_now(stream, path: str, checkpoint: str) -> None:

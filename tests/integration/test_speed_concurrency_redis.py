@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import pytest
-
 from simulator import SimulationConfig, simulate
 from simulator.sessions import epoch_ms
 from simulator.truth import compute_truth
@@ -24,8 +22,6 @@ from speed_layer.query import SinkContext
 from tests.speed_support import clear_prefix, sink_context_fixture, snapshot, write_events
 from warehouse_models.events import format_timestamp
 from warehouse_models.redis_keys import CONCURRENCY_TTL_SECONDS
-
-pytestmark = pytest.mark.integration
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 T0 = epoch_ms(START)

@@ -7,8 +7,6 @@ counted in the query's progress (``late_rows_total``), and the latest-value view
 
 from __future__ import annotations
 
-import pytest
-
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -18,8 +16,6 @@ from speed_layer.job import SHARED_QUERY, QueryPlan, query_name, run_speed_avail
 from speed_layer.progress import read_progress
 from speed_layer.recent import read_recent
 from warehouse_models.events import format_timestamp
-
-pytestmark = pytest.mark.integration
 
 # Recent enough for the envelope (events years back are dead letters), aligned to the minute.
 T0 = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=30)

@@ -28,8 +28,6 @@ from simulator.sinks import write_kafka
 from warehouse_models.events import parse_timestamp
 from warehouse_models.settings import Settings, settings_environment
 
-pytestmark = pytest.mark.integration
-
 ROOT = Path(__file__).resolve().parents[2]
 
 MALFORMED = [

@@ -24,8 +24,6 @@ from tests.speed_support import clear_prefix
 from warehouse_models.events import format_timestamp
 from warehouse_models.settings import Settings
 
-pytestmark = pytest.mark.integration
-
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 """Recent event times: events far in the past are dead letters, not views."""
 

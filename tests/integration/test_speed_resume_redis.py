@@ -10,16 +10,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import pytest
-
 from simulator.sessions import epoch_ms
 from speed_layer.query import SinkContext
 from speed_layer.resume import QUERY, read_resume
 from tests.speed_support import sink_context_fixture, snapshot, write_events
 from warehouse_models.events import format_timestamp
 from warehouse_models.redis_keys import RESUME_TTL_SECONDS
-
-pytestmark = pytest.mark.integration
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 T0 = epoch_ms(START)

@@ -34,8 +34,6 @@ from warehouse_models.events import format_timestamp
 from warehouse_models.redis_keys import TRAFFIC_TTL_SECONDS, bucket_start
 from warehouse_models.settings import Settings
 
-pytestmark = pytest.mark.integration
-
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 T0_S = int(T0.timestamp())
 BACKGROUND_EPS = 20

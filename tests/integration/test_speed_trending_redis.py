@@ -11,14 +11,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
-
 from speed_layer.source import events_frame
 from speed_layer.trending import read_trending, trending_rows, write_trending
 from tests.speed_support import epoch, playback, sink_context_fixture, snapshot
 from warehouse_models.redis_keys import TRENDING_TTL_SECONDS
-
-pytestmark = pytest.mark.integration
 
 
 def _heartbeat(user: str, content: str, seconds: float, *, live: bool = False) -> dict[str, Any]:

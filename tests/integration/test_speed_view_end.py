@@ -14,15 +14,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from speed_layer.query import SinkContext
 from speed_layer.source import kafka_stream, parse_records, valid_events
 from speed_layer.view_end import QUERY, read_view_end, view_end_rows, write_view_end
 from warehouse_models.events import TopicKind, format_timestamp, validate_event
 from warehouse_models.settings import Settings
-
-pytestmark = pytest.mark.integration
 
 # Recent, minute-aligned event times: the envelope check refuses events a month older than their Kafka time.
 T0 = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=10)

@@ -19,8 +19,6 @@ from reelytics.cli import app
 from tests.unit.test_analyst import expected_answers, rows, tiny_gold
 from warehouse_models.settings import Settings, settings_environment
 
-pytestmark = pytest.mark.integration
-
 COMPARED = (1, 8)
 """Example queries run on both engines: top titles yesterday (fact x dim_content, a relative date) and watch
 time by the plan at viewing time (the SCD type 2 point-in-time join)."""

@@ -12,7 +12,7 @@ from warehouse_models.dead_letter import dead_letter_record
 from warehouse_models.events import ENVELOPE_COLUMNS, TopicKind
 from warehouse_models.redis_keys import KeyLayout, bucket_start
 from warehouse_models.settings import Settings
-from warehouse_models.tables import ALL_TABLES, FACT_STREAM_EVENTS, DIM_CONTENT, DIM_USERS, TABLES_BY_NAME
+from warehouse_models.tables import ALL_TABLES, DIM_CONTENT, DIM_USERS, FACT_STREAM_EVENTS, TABLES_BY_NAME
 from warehouse_models.topics import Topics
 
 

@@ -88,7 +88,8 @@ def test_bronze_event_ids_count_only_valid_viewer_events_of_the_hour_once():
     bronze = pd.DataFrame([
         {"event_id": "a", "event_type": "heartbeat", "parse_error": None, "event_timestamp": HOUR},
         {"event_id": "a", "event_type": "heartbeat", "parse_error": None, "event_timestamp": HOUR},  # a retry
-        {"event_id": "b", "event_type": "view_end", "parse_error": None, "event_timestamp": HOUR + timedelta(minutes=59)},
+        {"event_id": "b", "event_type": "view_end", "parse_error": None,
+         "event_timestamp": HOUR + timedelta(minutes=59)},
         {"event_id": "c", "event_type": "heartbeat", "parse_error": "position_seconds: must be a number",
          "event_timestamp": HOUR},
         {"event_id": "d", "event_type": "content_upsert", "parse_error": None, "event_timestamp": HOUR},

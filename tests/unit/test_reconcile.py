@@ -35,8 +35,8 @@ def test_drift_is_summed_per_key_over_both_layers_keys():
         {"hour": H, "view": "engagement", "metric": "clicks", "key_count": 3, "batch_total": 1.0,
          "speed_total": 1.0, "absolute_drift": 0.0, "relative_drift": 0.0, "checked_at": AT},
     ]
-    only_speed = drift_rows(H, ViewTotals("ctr", ("clicks",), {}), ViewTotals("ctr", ("clicks",), {"r:b": {"clicks": 2}}),
-                            checked_at=AT)
+    only_speed = drift_rows(H, ViewTotals("ctr", ("clicks",), {}),
+                            ViewTotals("ctr", ("clicks",), {"r:b": {"clicks": 2}}), checked_at=AT)
     assert (only_speed[0]["relative_drift"], only_speed[0]["key_count"]) == (1.0, 1)
     empty = drift_rows(H, ViewTotals("ctr", ("clicks",), {}), ViewTotals("ctr", ("clicks",), {}), checked_at=AT)
     assert (empty[0]["relative_drift"], empty[0]["key_count"]) == (0.0, 0)

@@ -7,6 +7,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,7 @@ def test_sessions_follow_the_player_lifecycle(events: list[dict[str, Any]]) -> N
         if "first_frame" in types:
             assert "heartbeat" not in types[: types.index("first_frame")]
             beats = [_ms(e) for e in evs if e["event_type"] == "heartbeat"]
-            assert all((b - a) == 10_000 for a, b in zip(beats, beats[1:])), session_id
+            assert all((b - a) == 10_000 for a, b in pairwise(beats)), session_id
             outcomes["started"] += 1
         else:
             assert "heartbeat" not in types
@@ -138,7 +139,7 @@ def test_only_password_sharers_break_their_stream_limit(truth: dict[str, Any]) -
     sharers = {a.account_id for a in world.accounts if a.is_sharer}
     violations = truth["concurrency_violations"]
     assert sharers and set(violations) == sharers
-    for account_id, v in violations.items():
+    for v in violations.values():
         assert v["peak_streams"] > v["max_streams"]
         assert len(v["over_limit_sessions"]) == v["peak_streams"] - v["max_streams"]
 

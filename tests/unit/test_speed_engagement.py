@@ -7,67 +7,10 @@ event inside the allowed lateness is still counted and one beyond it is left to 
 
 from __future__ import annotations
 
-from typing import Any
-
-from speed_layer.engagement import QUERY, engagement_rows
-from speed_layer.source import events_frame
-from tests.speed_support import epoch, event, run_stream
+from speed_layer.engagement import QUERY
 from warehouse_models.events import TopicKind
-from warehouse_models.settings import Settings
-
-SETTINGS = Settings(speed_allowed_lateness_seconds=120)
-
-
-def _heartbeat(user: str, seconds: float, state: str = "playing") -> dict[str, Any]:
-    return event("heartbeat", user, seconds, device_type="tv", session_id=f"ses-{user}", content_id="vod-1",
-                 position_seconds=100.0 + seconds, player_state=state)
-
-
-def _interaction(event_type: str, user: str, seconds: float) -> dict[str, Any]:
-    return event(event_type, user, seconds, rail_id="top_picks", button_id="tile", content_id="vod-1")
-
-
-def _rows(df) -> list[tuple[Any, ...]]:
-    from pyspark.sql import functions as F
-
-    out = df.select("user_id", F.col("window_start").cast("long"), F.col("window_end").cast("long"),
-                    "watch_seconds", "events", "clicks").collect()
-    return sorted(tuple(row) for row in out)
 
 
 def test_query_reads_playback_and_interactions():
     assert QUERY.name == "engagement"
     assert QUERY.topics == (TopicKind.PLAYBACK, TopicKind.INTERACTIONS)
-    assert QUERY.output_mode == "update"
-
-
-def test_two_windows_per_user_with_watch_seconds_events_and_clicks(spark):
-    events = [
-        _heartbeat("u1", 0),
-        _heartbeat("u1", 2, state="paused"),
-        _interaction("click", "u1", 3),
-        _heartbeat("u1", 10),
-        _heartbeat("u2", 1),
-        _interaction("impression", "u2", 4),
-        # A catalog record names the user too, but it is not engagement.
-        event("user_upsert", "u1", 1, user_name="Ada", subscription_type="basic", max_streams=1),
-        # Late (after 12:00:10 in the stream) but well inside the allowed lateness: counted in the first window.
-        _heartbeat("u1", 4),
-    ]
-    rows = _rows(engagement_rows(events_frame(spark, events), SETTINGS))
-    assert rows == [
-        ("u1", epoch(0), epoch(5), 20, 4, 1),
-        ("u1", epoch(10), epoch(15), 10, 1, 0),
-        ("u2", epoch(0), epoch(5), 10, 2, 0),
-    ]
-
-
-def test_stream_counts_late_event_inside_lateness_and_drops_one_beyond(spark, tmp_path):
-    first = [_heartbeat("u1", 300), _interaction("click", "u1", 301)]
-    # The watermark is now 12:05:00 - 120 s = 12:03:00.
-    second = [_heartbeat("u1", 240), _heartbeat("u1", 302, state="buffering"), _heartbeat("u1", 120)]
-    assert run_stream(spark, QUERY, SETTINGS, [first, second], tmp_path, _rows) == [
-        ("u1", epoch(240), epoch(245), 10, 1, 0),
-        ("u1", epoch(300), epoch(305), 10, 2, 1),
-        ("u1", epoch(300), epoch(305), 10, 3, 1),
-    ]

@@ -1,4 +1,5 @@
-"""The speed job's own decisions that need no Spark: its Spark master and the order of the shared query's views."""
+"""The speed job's own decisions that need no Spark: its Spark master, the order of the shared query's views,
+and the output mode and trigger each query starts with."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 
 import pytest
 
-from speed_layer.job import VIEW_MODULES, plan_queries, speed_master, views
+from speed_layer.job import SHARED_QUERY, VIEW_MODULES, plan_queries, speed_master, views
 from warehouse_models.settings import Settings
 
 
@@ -38,3 +39,14 @@ def test_the_shared_query_writes_the_latest_value_views_first() -> None:
     assert all(not view.late_cut for view in shared.views[:3])
     assert {view.name for view in shared.views} | {p.name for p in stateful} == set(VIEW_MODULES)
     assert all(plan.views[0].stateful and len(plan.views) == 1 for plan in stateful)
+
+
+def test_each_query_runs_with_the_output_mode_and_trigger_its_plan_gives() -> None:
+    """What ``start_query`` hands to Spark: the shared query appends each micro-batch's records once; a stateful
+    query emits in its view's mode (QoE updates its per-minute sums, view_end appends each ended session once);
+    the stateful queries run Python per session group, on the background trigger."""
+    settings = Settings(speed_trigger_seconds=1, speed_background_trigger_seconds=30)
+    plans = {plan.name: plan for plan in plan_queries(views())}
+    assert {name: plan.output_mode for name, plan in plans.items()} == {
+        SHARED_QUERY: "append", "qoe": "update", "view_end": "append"}
+    assert plans["qoe"].trigger_seconds(settings) == plans["view_end"].trigger_seconds(settings) == 30

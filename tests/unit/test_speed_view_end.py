@@ -15,7 +15,6 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from speed_layer.source import events_frame
 from speed_layer.view_end import (
     ENVELOPE_OUTPUT,
     OUTCOME_COLUMNS,
@@ -26,17 +25,14 @@ from speed_layer.view_end import (
     session_view_ends,
     view_end_event,
     view_end_id,
-    view_end_rows,
     view_end_step,
 )
 from tests.speed_support import FakeGroupState
 from warehouse_models.events import TopicKind, format_timestamp, to_wire, validate_event
-from warehouse_models.settings import Settings
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 T0_MS = int(T0.timestamp() * 1000)
 TIMEOUT_MS = 30_000
-SETTINGS = Settings(speed_allowed_lateness_seconds=10, speed_heartbeat_timeout_seconds=30)
 
 
 def _event(event_type: str, session: str, seconds: float, **fields: Any) -> dict[str, Any]:
@@ -113,10 +109,10 @@ START_FAILURE = _expected("s-fail", last_s=4, position=0.0, watch=0.0, end_reaso
                           start_failure=True)
 
 
-def test_query_reads_playback_and_appends():
+def test_query_keeps_session_state_and_reads_playback():
     assert QUERY.name == "view_end"
     assert QUERY.topics == (TopicKind.PLAYBACK,)
-    assert QUERY.output_mode == "append"
+    assert QUERY.stateful
 
 
 def test_explicit_end_emits_at_once_with_watch_seconds_of_playing_heartbeats():
@@ -219,15 +215,3 @@ def test_stateful_step_emits_an_explicit_end_once_and_swallows_stragglers():
     state.hasTimedOut = True
     assert _step("s-end", [], state) == []
     assert state.removed
-
-
-def test_batch_transform_gives_one_row_per_ended_session(spark):
-    from pyspark.sql import functions as F
-
-    clock = [_heartbeat("s-open", 70, 5.0)]  # pushes the batch watermark to 60 s: s-gone (22 + 30) is over
-    events = _session_explicit() + _session_timeout() + _session_start_failure() + clock
-    frame = view_end_rows(events_frame(spark, events), SETTINGS)
-    rows = frame.withColumn("event_timestamp", F.date_format("event_timestamp", "yyyy-MM-dd'T'HH:mm:ss.SSS")).collect()
-    got = sorted((r.asDict() for r in rows), key=lambda r: r["session_id"])
-    expected = sorted([EXPLICIT, TIMED_OUT, START_FAILURE], key=lambda r: r["session_id"])
-    assert got == [{**e, "event_timestamp": e["event_timestamp"].strftime("%Y-%m-%dT%H:%M:%S.000")} for e in expected]

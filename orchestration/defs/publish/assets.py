@@ -5,7 +5,8 @@
 import time
 from datetime import datetime, timedelta, timezone
 
-from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, Config, Failure, MaterializeResult, MetadataValue, asset
+from pydantic import Field
 
 from orchestration.defs.publish.checks import (
     RECONCILIATION_DRIFT,
@@ -83,6 +84,22 @@ def batch_views_redis(context: AssetExecutionContext, settings: ReelyticsSetting
     })
 
 
+class ReconciliationConfig(Config):
+    """Run configuration of the ``reconciliation`` asset."""
+
+    as_of: str | None = Field(default=None, description=(
+        "Reconcile as if it were this UTC time (ISO 8601, e.g. 2026-12-01T15:10:00+00:00): which closed hours are "
+        "settled and still inside the speed buckets' TTL is judged at it. Default: the time of the run."))
+
+    def clock(self) -> datetime:
+        if self.as_of is None:
+            return datetime.now(timezone.utc)
+        at = datetime.fromisoformat(self.as_of)
+        if at.tzinfo is None:
+            raise Failure(f"as_of {self.as_of!r} has no time zone; give it in UTC, e.g. {self.as_of}+00:00")
+        return at.astimezone(timezone.utc)
+
+
 @asset(
     group_name=GROUP,
     kinds={"spark", "redis", "delta"},
@@ -92,7 +109,7 @@ def batch_views_redis(context: AssetExecutionContext, settings: ReelyticsSetting
     op_tags=SPARK_TAGS,
     retry_policy=SPARK_RETRY,
 )
-def reconciliation(context: AssetExecutionContext, settings: ReelyticsSettingsResource,
+def reconciliation(context: AssetExecutionContext, config: ReconciliationConfig, settings: ReelyticsSettingsResource,
                    spark: SparkResource) -> MaterializeResult:
     """Speed buckets against the batch result for every settled closed hour still in the buckets' TTL (whatever
     the partition: it records when the comparison ran), one row per hour and view metric, and the drift check."""
@@ -100,7 +117,7 @@ def reconciliation(context: AssetExecutionContext, settings: ReelyticsSettingsRe
 
     s = settings.get()
     started = time.monotonic()
-    rows = reconcile(spark.get(), s)
+    rows = reconcile(spark.get(), s, now=config.clock())
     seconds = round(time.monotonic() - started, 3)
     hours = sorted({r["hour"].isoformat() for r in rows})
     context.log.info("reconciled %d hours (%s): %d rows in %.1f s", len(hours), hours, len(rows), seconds)

@@ -19,9 +19,9 @@ from functools import partial
 from typing import Any
 
 from dagster import (
-    AssetChecksDefinition,
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
