@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -91,6 +92,10 @@ def partition_predicate(spec: TableSpec, dates: Iterable[date]) -> str:
     raise ValueError(f"{spec.name}: no date predicate for partitioning {spec.partition_by}")
 
 
+HISTORY_LOOKBACK = 20
+"""Commits searched for a write's own (by its ``userMetadata`` token) when reading its row count."""
+
+
 def ensure_table(spark: SparkSession, spec: TableSpec, path: str) -> None:
     """Create the table with its declared columns and partitioning if it is missing."""
     from delta.tables import DeltaTable
@@ -103,18 +108,36 @@ def ensure_table(spark: SparkSession, spec: TableSpec, path: str) -> None:
 
 def write_partitions(spark: SparkSession, spec: TableSpec, rows: DataFrame, *, dates: Sequence[date],
                      delta_root: str) -> int:
-    """Overwrite the partitions of ``dates`` with ``rows`` (already limited to those dates); return the row count."""
+    """Overwrite the partitions of ``dates`` with ``rows`` (already limited to those dates); return the row count.
+
+    The count is the one Delta recorded for the commit (found by a token in its ``userMetadata``): counting the
+    frame as well would compute the mart a second time, or cache it, a Spark job per mart for a figure the write
+    already knows.
+    """
     path = spec.path(delta_root)
     ensure_table(spark, spec, path)
-    out = conform(rows, spec).cache()
-    try:
-        count = out.count()
-        (out.write.format("delta").mode("overwrite")
-         .option("replaceWhere", partition_predicate(spec, dates))
-         .save(path))
-    finally:
-        out.unpersist()
-    return count
+    predicate = partition_predicate(spec, dates)
+    token = f"reelytics marts {uuid.uuid4().hex}"
+    (conform(rows, spec).write.format("delta").mode("overwrite")
+     .option("replaceWhere", predicate)
+     .option("userMetadata", token)
+     .save(path))
+    return written_rows(spark, path, token, predicate)
+
+
+def written_rows(spark: SparkSession, path: str, token: str, predicate: str) -> int:
+    """Rows the commit tagged ``token`` wrote, from its operation metrics; if the table keeps no metrics, the rows
+    now in the partitions of ``predicate``."""
+    from delta.tables import DeltaTable
+
+    # A few commits back: another partition's writer may have committed right after this one.
+    for commit in DeltaTable.forPath(spark, path).history(HISTORY_LOOKBACK).collect():
+        if commit["userMetadata"] == token:
+            metrics = commit["operationMetrics"] or {}
+            if "numOutputRows" in metrics:
+                return int(metrics["numOutputRows"])
+            break
+    return spark.read.format("delta").load(path).where(predicate).count()
 
 
 def read_gold(spark: SparkSession, settings: Settings, *, dates: Sequence[date]) -> GoldInputs:

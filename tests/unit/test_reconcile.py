@@ -63,3 +63,16 @@ def test_the_drift_check_names_the_views_and_hours_over_the_limit():
     assert not failed.passed
     assert "qoe @ 2026-03-01T13:00:00+00:00" in failed.description and "engagement" not in failed.description
     assert failed.metadata["hours_checked"].data == [H.isoformat(), (H + timedelta(hours=1)).isoformat()]
+
+
+def test_the_reconciliation_asset_judges_hours_at_its_configured_clock():
+    from dagster import Failure
+
+    from orchestration.defs.publish.assets import ReconciliationConfig
+
+    at = datetime(2026, 3, 1, 15, 10, tzinfo=timezone.utc)
+    assert ReconciliationConfig(as_of="2026-03-01T16:10:00+01:00").clock() == at
+    before = datetime.now(timezone.utc)
+    assert before <= ReconciliationConfig().clock() <= datetime.now(timezone.utc)
+    with pytest.raises(Failure, match="has no time zone"):
+        ReconciliationConfig(as_of="2026-03-01T15:10:00").clock()
