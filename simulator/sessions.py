@@ -36,12 +36,13 @@ from functools import lru_cache
 from typing import Any
 
 from simulator.world import Account, Content, Device, User, World, build_world, content_upsert, user_upsert
-from warehouse_models.events import QUALITY_LEVELS, SCHEMA_VERSION, EventType
+from warehouse_models.events import HEARTBEAT_INTERVAL_SECONDS, QUALITY_LEVELS, SCHEMA_VERSION, EventType
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_MS = 10_000
-"""Players send a heartbeat every 10 seconds while a session is open."""
+HEARTBEAT_MS = HEARTBEAT_INTERVAL_SECONDS * 1000
+"""Players send a heartbeat every :data:`~warehouse_models.events.HEARTBEAT_INTERVAL_SECONDS` while a session is
+open."""
 
 BITRATES_KBPS: dict[str, int] = {"240p": 400, "360p": 800, "480p": 1400, "720p": 3000, "1080p": 6000,
                                  "2160p": 16000}

@@ -16,10 +16,16 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from simulator.sessions import HEARTBEAT_MS
 from speed_layer.query import SinkContext, ViewQuery, collect_rows, write_increments
 from speed_layer.redis_io import text
-from warehouse_models.events import INTERACTION_TYPES, MAX_CLOCK_SKEW, PLAYBACK_TYPES, EventType, TopicKind
+from warehouse_models.events import (
+    HEARTBEAT_INTERVAL_SECONDS,
+    INTERACTION_TYPES,
+    MAX_CLOCK_SKEW,
+    PLAYBACK_TYPES,
+    EventType,
+    TopicKind,
+)
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
 from warehouse_models.settings import Settings
 
@@ -32,7 +38,7 @@ logger = logging.getLogger(__name__)
 WINDOW_SECONDS = 5
 """Width of the tumbling engagement windows (several fit in one speed bucket)."""
 
-HEARTBEAT_SECONDS = HEARTBEAT_MS // 1000
+HEARTBEAT_SECONDS = HEARTBEAT_INTERVAL_SECONDS
 """Watch seconds credited per playing heartbeat: the players' heartbeat interval."""
 
 METRICS: tuple[str, ...] = ("watch_seconds", "events", "clicks")

@@ -52,6 +52,7 @@ import pandas as pd
 
 from speed_layer.query import SinkContext, ViewQuery
 from warehouse_models.events import (
+    HEARTBEAT_INTERVAL_SECONDS,
     MAX_ID_LENGTH,
     PLAYBACK_TYPES,
     SCHEMA_VERSION,
@@ -70,7 +71,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-WATCH_SECONDS_PER_HEARTBEAT = 10.0
+WATCH_SECONDS_PER_HEARTBEAT = float(HEARTBEAT_INTERVAL_SECONDS)
 """Seconds of viewing one heartbeat with ``player_state == "playing"`` stands for (the heartbeat interval)."""
 
 REFUSAL_ERROR_CODES = frozenset({"STREAM_LIMIT_REACHED"})

@@ -113,6 +113,10 @@ AGE_GROUPS = ("13-17", "18-24", "25-34", "35-44", "45-54", "55+")
 AGE_RATINGS = ("G", "PG", "PG-13", "R", "TV-Y", "TV-PG", "TV-14", "TV-MA")
 END_REASONS = ("explicit_end", "heartbeat_timeout")
 
+HEARTBEAT_INTERVAL_SECONDS = 10
+"""Players send a heartbeat every 10 seconds while a session is open; a heartbeat with ``player_state ==
+"playing"`` stands for that many seconds watched (speed engagement, view_end, the fact table)."""
+
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 _COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
