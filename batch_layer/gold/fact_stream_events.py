@@ -13,8 +13,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from batch_layer.bronze.transform import conform
-from speed_layer.view_end import WATCH_SECONDS_PER_HEARTBEAT
-from warehouse_models.events import EventType
+from warehouse_models.events import HEARTBEAT_INTERVAL_SECONDS, EventType
 from warehouse_models.tables import FACT_STREAM_EVENTS
 
 if TYPE_CHECKING:
@@ -32,7 +31,7 @@ def fact_stream_events(silver: DataFrame) -> DataFrame:
     view_end = event_type == EventType.VIEW_END.value
     derived = {
         "session_watch_seconds": F.when(view_end, F.col("watch_seconds")),
-        "watch_seconds": F.when(heartbeat & (state == "playing"), F.lit(WATCH_SECONDS_PER_HEARTBEAT))
+        "watch_seconds": F.when(heartbeat & (state == "playing"), F.lit(float(HEARTBEAT_INTERVAL_SECONDS)))
         .otherwise(F.lit(0.0)),
         "is_buffering": (event_type == EventType.BUFFER_START.value) | (heartbeat & (state == "buffering")),
         # The receive time, not the build's clock: a rebuilt partition must hold the very same rows.
