@@ -38,9 +38,6 @@ logger = logging.getLogger(__name__)
 WINDOW_SECONDS = 5
 """Width of the tumbling engagement windows (several fit in one speed bucket)."""
 
-HEARTBEAT_SECONDS = HEARTBEAT_INTERVAL_SECONDS
-"""Watch seconds credited per playing heartbeat: the players' heartbeat interval."""
-
 METRICS: tuple[str, ...] = ("watch_seconds", "events", "clicks")
 """The window values, in output order; also the hash field suffixes."""
 
@@ -60,7 +57,8 @@ def engagement_rows(events: DataFrame, settings: Settings) -> DataFrame:
         .withWatermark("event_timestamp", f"{settings.speed_allowed_lateness_seconds} seconds")
         .groupBy(F.col("user_id"), F.window("event_timestamp", f"{WINDOW_SECONDS} seconds").alias("window"))
         .agg(
-            F.sum(F.when(playing, F.lit(HEARTBEAT_SECONDS)).otherwise(F.lit(0))).cast("long").alias("watch_seconds"),
+            F.sum(F.when(playing, F.lit(HEARTBEAT_INTERVAL_SECONDS)).otherwise(F.lit(0))).cast("long")
+            .alias("watch_seconds"),
             F.count(F.lit(1)).alias("events"),
             F.count(F.when(F.col("event_type") == EventType.CLICK.value, F.lit(1))).alias("clicks"),
         )

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from speed_layer.query import SinkContext, ViewQuery
-from speed_layer.view_end import WATCH_SECONDS_PER_HEARTBEAT, ordered_events, outcome_flags
-from warehouse_models.events import PLAYBACK_TYPES, EventType, TopicKind
+from speed_layer.view_end import ordered_events, outcome_flags
+from warehouse_models.events import HEARTBEAT_INTERVAL_SECONDS, PLAYBACK_TYPES, EventType, TopicKind
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout
 from warehouse_models.settings import Settings
 
@@ -166,7 +166,7 @@ def qoe_step(state: SliceState, events: Iterable[Mapping[str, Any]], *, watermar
             sums["startup_ms_sum"] += int(event.get("startup_ms") or 0)
             session.first_frame_ms = ms if session.first_frame_ms is None else min(session.first_frame_ms, ms)
         elif kind == EventType.HEARTBEAT and event.get("player_state") == "playing":
-            seconds = int(WATCH_SECONDS_PER_HEARTBEAT)
+            seconds = HEARTBEAT_INTERVAL_SECONDS
             sums["playing_seconds"] += seconds
             if event.get("bitrate_kbps") is not None:
                 sums["bitrate_seconds_kbps"] += int(event["bitrate_kbps"]) * seconds

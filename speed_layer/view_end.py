@@ -71,9 +71,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-WATCH_SECONDS_PER_HEARTBEAT = float(HEARTBEAT_INTERVAL_SECONDS)
-"""Seconds of viewing one heartbeat with ``player_state == "playing"`` stands for (the heartbeat interval)."""
-
 REFUSAL_ERROR_CODES = frozenset({"STREAM_LIMIT_REACHED"})
 """Fatal error codes that refuse a play request by rule (plan limits) rather than fail it."""
 
@@ -274,7 +271,7 @@ class SessionTracker:
             "content_id": self.content_id,
             "is_live": self.is_live,
             "position_seconds": self.position_seconds,
-            "watch_seconds": WATCH_SECONDS_PER_HEARTBEAT * self.playing_heartbeats,
+            "watch_seconds": float(HEARTBEAT_INTERVAL_SECONDS * self.playing_heartbeats),
             "completion_pct": self.completion_pct(),
             "end_reason": end_reason,
             **self.flags(),
