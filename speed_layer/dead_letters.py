@@ -92,5 +92,4 @@ QUERY = ViewQuery(
     write=write_dead_letters,
     output_mode="append",
     reads="records",
-    background=True,
 )

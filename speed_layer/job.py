@@ -73,10 +73,6 @@ class QueryPlan:
         return tuple(sorted({kind for view in self.views for kind in view.topics}))
 
     @property
-    def background(self) -> bool:
-        return any(view.background for view in self.views)
-
-    @property
     def shared(self) -> bool:
         """The views see each micro-batch as a batch frame (no Spark state)."""
         return not self.views[0].stateful
@@ -88,8 +84,9 @@ class QueryPlan:
         return "append" if self.shared else self.views[0].output_mode
 
     def trigger_seconds(self, settings: Settings) -> float:
-        """How often the query runs: the background interval when a view runs Python per session or record."""
-        return settings.speed_background_trigger_seconds if self.background else settings.speed_trigger_seconds
+        """How often the query runs, from what the plan is: the shared query every ``speed_trigger_seconds``
+        (what apps poll), a stateful query every ``speed_background_trigger_seconds``."""
+        return settings.speed_trigger_seconds if self.shared else settings.speed_background_trigger_seconds
 
 
 _LOCAL_MASTER = re.compile(r"local(?:\[(\d+|\*)(,\s*\d+)?\])?")

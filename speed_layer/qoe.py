@@ -357,6 +357,5 @@ QUERY = ViewQuery(
     transform=qoe_rows,
     write=write_qoe,
     output_mode="update",
-    background=True,
     stateful=True,
 )

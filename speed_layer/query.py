@@ -61,10 +61,6 @@ class ViewQuery:
     """``events``: the valid events (:func:`speed_layer.source.valid_events`); ``records``: the raw Kafka records
     (:func:`batch_layer.bronze.transform.kafka_records`), for the dead-letter view."""
 
-    background: bool = False
-    """Runs Python per session or per record: triggered every ``speed_background_trigger_seconds`` instead of
-    every ``speed_trigger_seconds``."""
-
     stateful: bool = False
     """Keeps Spark state across micro-batches (sessions): runs as a streaming query of its own; the other views
     share one query and see each micro-batch as a batch DataFrame."""

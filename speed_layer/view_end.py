@@ -441,6 +441,5 @@ QUERY = ViewQuery(
     transform=view_end_rows,
     write=write_view_end,
     output_mode="append",
-    background=True,
     stateful=True,
 )

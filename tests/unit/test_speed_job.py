@@ -44,9 +44,13 @@ def test_the_shared_query_writes_the_latest_value_views_first() -> None:
 def test_each_query_runs_with_the_output_mode_and_trigger_its_plan_gives() -> None:
     """What ``start_query`` hands to Spark: the shared query appends each micro-batch's records once; a stateful
     query emits in its view's mode (QoE updates its per-minute sums, view_end appends each ended session once);
-    the stateful queries run Python per session group, on the background trigger."""
-    settings = Settings(speed_trigger_seconds=1, speed_background_trigger_seconds=30)
+    the shared query (every view apps poll, dead letters included) on the 1 s trigger, the stateful ones on the
+    background trigger."""
+    settings = Settings()
+    assert (settings.speed_trigger_seconds, settings.speed_background_trigger_seconds) == (1, 30)
     plans = {plan.name: plan for plan in plan_queries(views())}
     assert {name: plan.output_mode for name, plan in plans.items()} == {
         SHARED_QUERY: "append", "qoe": "update", "view_end": "append"}
-    assert plans["qoe"].trigger_seconds(settings) == plans["view_end"].trigger_seconds(settings) == 30
+    assert {name: plan.trigger_seconds(settings) for name, plan in plans.items()} == {
+        SHARED_QUERY: 1, "qoe": 30, "view_end": 30}
+    assert "dead_letters" in {view.name for view in plans[SHARED_QUERY].views}
