@@ -228,7 +228,7 @@ def _shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[
                                   batch_id=batch_id)
                 if view.reads == "records":
                     # Only what the Spark check refused goes to the (Python) validator for its reason.
-                    frame = parsed.where(F.col("violation").isNotNull()).select(*RECORD_COLUMNS)
+                    frame = parsed.where(F.col("violation").isNotNull()).select(*RECORD_COLUMNS, "violation")
                 else:
                     frame = on_time if view.late_cut else events
                 view.write(view.transform(of_topics(frame, view), settings), ctx)

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from warehouse_models.events import format_timestamp
+from warehouse_models.events import format_timestamp, printable
 from warehouse_models.types import Column
 
 DEAD_LETTER_COLUMNS: tuple[Column, ...] = (
@@ -66,8 +66,9 @@ def dead_letter_record(
         "source_topic": source_topic,
         "source_partition": source_partition,
         "source_offset": source_offset,
-        "event_id": event_id if isinstance(event_id, str) else None,
-        "event_type": event_type if isinstance(event_type, str) else None,
+        # As the record said them, escaped where they are not valid Unicode (a lone surrogate from a \ud800).
+        "event_id": printable(event_id) if isinstance(event_id, str) else None,
+        "event_type": printable(event_type) if isinstance(event_type, str) else None,
         "raw_payload": text,
         "raw_encoding": encoding,
         "received_at": format_timestamp(received_at or datetime.now(timezone.utc)),

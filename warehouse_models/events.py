@@ -117,9 +117,15 @@ HEARTBEAT_INTERVAL_SECONDS = 10
 """Players send a heartbeat every 10 seconds while a session is open; a heartbeat with ``player_state ==
 "playing"`` stands for that many seconds watched (speed engagement, view_end, the fact table)."""
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
-_COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Patterns are anchored with \A and \Z (the very end, so "id\n" does not pass as "$" would let it): the speed
+# layer's Spark check uses the same patterns in Java's dialect (see speed_layer.source).
+_ID_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]*\Z")
+_COUNTRY_RE = re.compile(r"\A[A-Z]{2}\Z")
+DATE_RE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z", re.ASCII)
+TIMESTAMP_RE = re.compile(
+    r"\A[1-9]\d{3}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)\Z", re.ASCII)
+"""The one timestamp form the envelope takes: ISO-8601 extended, seconds, up to microseconds, and a zone (``Z`` or
+``+HH:MM``), e.g. ``2026-01-31T20:15:00.250Z``."""
 
 ALL = frozenset(EventType)
 _EVENTS = PLAYBACK_TYPES | INTERACTION_TYPES | DERIVED_TYPES
@@ -273,19 +279,26 @@ class Validation:
         return self.event is not None
 
 
+def printable(text: str) -> str:
+    """``text`` as valid Unicode: a lone surrogate quoted from a record becomes an escape (``\\ud800``), so a
+    reason can always be encoded (Kafka, Arrow, Parquet, JSON)."""
+    return text if text.isascii() or _is_unicode(text) else text.encode("utf-8", "backslashreplace").decode()
+
+
 def _refuse(field: str | None, reason: str) -> Validation:
+    field = printable(field) if field else field
+    reason = printable(reason)
     return Validation(None, f"{field}: {reason}" if field else reason, field)
 
 
 def parse_timestamp(value: Any) -> datetime:
     """Parse an ISO-8601 string with a time zone into an aware UTC datetime (ValueError otherwise)."""
-    if not isinstance(value, str) or len(value) > 40:
+    if not isinstance(value, str) or len(value) > 40 or not TIMESTAMP_RE.match(value):
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?", value):
+            raise ValueError("has no time zone; send UTC with a trailing Z")
         raise ValueError("must be an ISO-8601 string with a time zone, e.g. 2026-01-31T20:15:00.250Z")
-    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        raise ValueError("has no time zone; send UTC with a trailing Z")
-    return parsed.astimezone(timezone.utc)
+    text = value[:-1] + "+00:00" if value.endswith("Z") else value
+    return datetime.fromisoformat(text).astimezone(timezone.utc)
 
 
 def format_timestamp(value: datetime) -> str:
@@ -301,6 +314,15 @@ def _check_value(spec: FieldSpec, value: Any) -> tuple[Any, str | None]:
 
 
 Checker = Callable[[Any], tuple[Any, str | None]]
+
+
+def _is_unicode(value: str) -> bool:
+    """False for a string JSON can carry but UTF-8 cannot (a lone surrogate, from a ``\\ud800`` escape)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _make_checker(spec: FieldSpec) -> Checker:
@@ -321,6 +343,8 @@ def _make_checker(spec: FieldSpec) -> Checker:
         def check_string(value: Any) -> tuple[Any, str | None]:
             if type(value) is not str and not isinstance(value, str):
                 return None, f"must be a string, got {type(value).__name__}"
+            if not value.isascii() and not _is_unicode(value):
+                return None, "is not valid Unicode (a lone surrogate)"
             if max_length is not None and len(value) > max_length:
                 return None, f"is {len(value)} characters, longer than the limit of {max_length}"
             if choices is not None and value not in choices:
@@ -365,7 +389,7 @@ def _make_checker(spec: FieldSpec) -> Checker:
         return check_timestamp
     if kind == "date":
         def check_date(value: Any) -> tuple[Any, str | None]:
-            if not isinstance(value, str) or not _DATE_RE.match(value):
+            if not isinstance(value, str) or not DATE_RE.match(value):
                 return None, "must be a date YYYY-MM-DD"
             try:
                 datetime.strptime(value, "%Y-%m-%d")
@@ -377,6 +401,8 @@ def _make_checker(spec: FieldSpec) -> Checker:
         def check_strings(value: Any) -> tuple[Any, str | None]:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 return None, "must be a list of strings"
+            if not all(v.isascii() or _is_unicode(v) for v in value):
+                return None, "holds a string that is not valid Unicode (a lone surrogate)"
             if len(value) > 64 or any(len(v) > MAX_STRING_LENGTH for v in value):
                 return None, f"must hold at most 64 strings of at most {MAX_STRING_LENGTH} characters"
             return value, None

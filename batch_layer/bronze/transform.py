@@ -62,11 +62,15 @@ def kafka_records(df: DataFrame) -> DataFrame:
     )
 
 
+EMPTY_RECORD_REASON = "not an envelope (a record without a value)"
+"""The reason a Kafka record with no value at all (a tombstone) gets: refused, never landed as an event."""
+
+
 def validation_reason(raw: pd.Series, received: pd.Series) -> pd.Series:
     """The validator's reason for each raw value (bytes) judged at its receive time; None when it is valid."""
     times = pd.to_datetime(received, utc=True)
     reasons = [
-        None if value is None else decode_and_validate(bytes(value), now=at.to_pydatetime()).reason
+        EMPTY_RECORD_REASON if value is None else decode_and_validate(bytes(value), now=at.to_pydatetime()).reason
         for value, at in zip(raw, times, strict=True)
     ]
     return pd.Series(reasons, index=raw.index, dtype=object)
