@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from speed_layer.lateness import Cutoff, advance, watermarks_for
-from speed_layer.query import SinkContext, ViewQuery
+from speed_layer.query import SHARED_QUERY, SinkContext, ViewQuery
 from speed_layer.redis_io import text, utc_from_ms
-from speed_layer.source import ENVELOPE_NAMES, kafka_stream, parse_records, valid_events
+from speed_layer.source import ENVELOPE_NAMES, deduplicated, kafka_stream, parse_records, valid_events
 from warehouse_models.events import TopicKind
 from warehouse_models.redis_keys import PROGRESS_TTL_SECONDS
 from warehouse_models.settings import Settings
@@ -52,9 +52,6 @@ order, so the latest-value views apps poll (resume, recent items, "may this stre
 micro-batch, before the additive ones and their late-event cut-off."""
 
 Trigger = Literal["processing", "available_now"]
-
-SHARED_QUERY = "views"
-"""The query that runs every view without Spark state."""
 
 RECORD_COLUMNS: tuple[str, ...] = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp", "kafka_key",
                                    "raw_value")
@@ -141,7 +138,10 @@ def query_input(spark: SparkSession, settings: Settings, plan: QueryPlan) -> Dat
     # One Spark partition per Kafka partition would mean a task per partition per micro-batch; a few are enough.
     records = kafka_stream(spark, settings, plan.topics, starting_offsets=settings.speed_starting_offsets).coalesce(
         settings.speed_source_partitions)
-    return records if plan.shared else valid_events(parse_records(records))
+    # Parsed once, in the stream. Re-sent events are dropped with Spark state: here for the shared query, in their
+    # own transform (after their watermark) for the stateful ones.
+    parsed = parse_records(records)
+    return deduplicated(parsed, settings) if plan.shared else valid_events(parsed)
 
 
 def _read_cutoff(client: Any, key: str) -> Cutoff | None:
@@ -208,7 +208,7 @@ def _shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[
         stats: dict[str, Any] = {}
         spent: dict[str, int] = {}
         progress: dict[str, Any] = {"batch_id": batch_id}
-        parsed = parse_records(batch).persist()
+        parsed = batch.persist()
         try:
             # Read from Kafka and parse into the cache here, so the views' times below are their own.
             stats["records"] = parsed.count()

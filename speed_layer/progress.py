@@ -3,10 +3,12 @@
 :class:`ProgressRecorder` is a Spark ``StreamingQueryListener``: after every micro-batch it stores the query's
 newest figures in ``KeyLayout.speed_progress(name)`` (input and processed rows/s, batch duration, watermark,
 state rows, rows dropped by the watermark, i.e. late events the speed layer left to the batch layer) and adds
-up the late events in ``late_rows_total``. The shared query has no Spark watermark (its views aggregate each
-micro-batch): it writes its own watermark, late counts and time per view there
-(:func:`speed_layer.job._record_progress`). It logs a line per query at most every ``log_every_s`` seconds
-(and every batch at DEBUG), so a long-running job says what it is doing without flooding its log.
+up the late events in ``late_rows_total``. The shared query's views aggregate each micro-batch and keep their own
+per-topic cut-off: it writes its own watermark, late counts and time per view there
+(:func:`speed_layer.job._record_progress`); its Spark watermark only bounds the de-duplication state, and the
+events that drops as late are ``late_rows_before_views`` (and ``late_rows_before_views_total``).
+It logs a line per query at most every ``log_every_s`` seconds (and every batch at DEBUG), so a long-running job
+says what it is doing without flooding its log.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from pyspark.sql.streaming import StreamingQueryListener
 
+from speed_layer.query import SHARED_QUERY
 from warehouse_models.redis_keys import PROGRESS_TTL_SECONDS, KeyLayout
 
 logger = logging.getLogger(__name__)
@@ -100,12 +103,16 @@ class ProgressRecorder(StreamingQueryListener):
             key = self.keys.speed_progress(name)
             pipe = self.client.pipeline(transaction=False)
             kept = dict(figures)
-            if not figures["stateful"]:
-                # No Spark watermark: the shared query keeps its own cut-off and writes these fields itself.
-                for field in ("watermark", "late_rows_dropped"):
-                    kept.pop(field)
+            shared = name.startswith(f"speed-{SHARED_QUERY}@")
+            if shared:
+                # The shared query keeps its own per-topic cut-off and writes watermark and late rows itself; its
+                # Spark watermark only bounds the de-duplication state, and what that drops as late comes first.
+                kept["late_rows_before_views"] = kept.pop("late_rows_dropped")
+                kept.pop("watermark")
             pipe.hset(key, mapping={k: str(v) for k, v in kept.items()})
-            if figures["stateful"]:
+            if shared:
+                pipe.hincrby(key, "late_rows_before_views_total", figures["late_rows_dropped"])
+            elif figures["stateful"]:
                 pipe.hincrby(key, "late_rows_total", figures["late_rows_dropped"])
             pipe.expire(key, PROGRESS_TTL_SECONDS)
             pipe.sadd(self.keys.speed_queries(), name)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from speed_layer.query import SinkContext, ViewQuery
+from speed_layer.source import drop_resent
 from speed_layer.view_end import ordered_events, outcome_flags
 from warehouse_models.events import HEARTBEAT_INTERVAL_SECONDS, PLAYBACK_TYPES, EventType, TopicKind
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout
@@ -250,7 +251,7 @@ def qoe_rows(events: DataFrame, settings: Settings) -> DataFrame:
     lateness = settings.speed_allowed_lateness_seconds
     timeout_ms = settings.speed_heartbeat_timeout_seconds * 1000
     playback = sorted(t.value for t in PLAYBACK_TYPES)
-    rows = (events.withWatermark("event_timestamp", f"{lateness} seconds")
+    rows = (drop_resent(events.withWatermark("event_timestamp", f"{lateness} seconds"))
             .where(F.col("event_type").isin(playback) & F.col("session_id").isNotNull()
                    & F.col("content_id").isNotNull() & F.col("device_type").isNotNull())
             .withColumn("country", F.coalesce(F.col("country"), F.lit(UNKNOWN_COUNTRY)))

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 
+SHARED_QUERY = "views"
+"""The query that runs every view without session state (see :mod:`speed_layer.job`)."""
+
+
 @dataclass
 class SinkContext:
     """What a writer gets with each micro-batch: where to write and which batch this is."""

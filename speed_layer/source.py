@@ -148,6 +148,47 @@ def kafka_violation() -> SparkColumn:
     return _KAFKA_VIOLATION[key]
 
 
+DEDUPLICATED_TOPICS: tuple[TopicKind, ...] = (TopicKind.PLAYBACK, TopicKind.INTERACTIONS, TopicKind.DERIVED)
+"""The topics whose events are counted once per ``event_id``. Catalog upserts are not: each sets a whole row
+(a re-sent one changes nothing), and its event time is the time of a catalog change, often long past."""
+
+_DEDUPE_TIME = "_dedupe_time"
+_DEDUPE_KEY = "_dedupe_key"
+
+
+def deduplicated(parsed: DataFrame, settings: Settings) -> DataFrame:
+    """The parsed records of a streaming query with every re-sent event (same ``event_id``) after its first
+    dropped, within the allowed lateness: Spark state (``dropDuplicatesWithinWatermark``, RocksDB) keyed by event
+    id, kept for ``speed_allowed_lateness_seconds`` of event time, as the batch layer keeps each id once.
+
+    Only the valid events of :data:`DEDUPLICATED_TOPICS` have an event time here; refused records (keyed by
+    their Kafka coordinates, for the dead-letter view) and catalog upserts pass with none, so they neither move
+    the watermark nor count as late. An event older than the watermark (the newest event time of earlier
+    micro-batches less the allowed lateness) is dropped before the views, as the additive views' own cut-off
+    would leave it to the batch layer; the progress reports how many (``late_rows_before_views``).
+    """
+    from pyspark.sql import functions as F
+
+    names = sorted(settings.topics.for_kind(kind).name for kind in DEDUPLICATED_TOPICS)
+    counted = F.col("violation").isNull() & F.col("kafka_topic").isin(names)
+    coordinates = F.concat_ws("/", F.col("kafka_topic"), F.col("kafka_partition").cast("string"),
+                              F.col("kafka_offset").cast("string"))
+    return (parsed
+            .withColumn(_DEDUPE_TIME, F.when(counted, F.col("event_timestamp")))
+            .withColumn(_DEDUPE_KEY, F.when(counted, F.col("event_id")).otherwise(F.concat(F.lit("@"), coordinates)))
+            .withWatermark(_DEDUPE_TIME, f"{settings.speed_allowed_lateness_seconds} seconds")
+            .dropDuplicatesWithinWatermark([_DEDUPE_KEY])
+            .drop(_DEDUPE_TIME, _DEDUPE_KEY))
+
+
+def drop_resent(events: DataFrame) -> DataFrame:
+    """Valid events with a re-sent one (same ``event_id``) counted once: on a stream with an event-time watermark,
+    Spark state kept for the watermark's delay (``dropDuplicatesWithinWatermark``); on a batch frame, once."""
+    if events.isStreaming:
+        return events.dropDuplicatesWithinWatermark(["event_id"])
+    return events.dropDuplicates(["event_id"])
+
+
 def valid_events(parsed: DataFrame) -> DataFrame:
     """The envelope columns (and ``kafka_timestamp``) of the records that pass :func:`envelope_violation`."""
     from pyspark.sql import functions as F

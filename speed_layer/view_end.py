@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from speed_layer.query import SinkContext, ViewQuery
+from speed_layer.source import drop_resent
 from warehouse_models.events import (
     HEARTBEAT_INTERVAL_SECONDS,
     MAX_ID_LENGTH,
@@ -360,7 +361,7 @@ def view_end_rows(events: DataFrame, settings: Settings, *, durations: DataFrame
     lateness = settings.speed_allowed_lateness_seconds
     timeout_ms = settings.speed_heartbeat_timeout_seconds * 1000
     playback = sorted(t.value for t in PLAYBACK_TYPES)
-    rows = (events.withWatermark("event_timestamp", f"{lateness} seconds")
+    rows = (drop_resent(events.withWatermark("event_timestamp", f"{lateness} seconds"))
             .where(F.col("event_type").isin(playback) & F.col("session_id").isNotNull())
             .select(*SESSION_COLUMNS))
     if durations is not None:

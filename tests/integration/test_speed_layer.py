@@ -3,7 +3,9 @@
 * Every view of a simulated quarter hour (with account sharing over the limit and a live-event spike) equals
   what the simulator says happened: watch seconds per user, impressions and clicks per rail and button,
   resume positions, sessions over their plan's limit, distinct viewers in the newest trending window, a spike
-  alert on the spiking channel; malformed records written straight to Kafka land on the dead-letter topic.
+  alert on the spiking channel; malformed records written straight to Kafka (copies of real events with one
+  thing the collector refuses among them) land on the dead-letter topic and count nowhere; every 7th event
+  re-sent counts once.
 * The speed layer as a process (`python -m speed_layer`), SIGKILLed after a few micro-batches and restarted
   from its checkpoints, leaves the additive and latest-value views exactly equal to the truth again.
 """
@@ -35,6 +37,33 @@ MALFORMED = [
     b'{"event_id": "bad-1", "schema_version": 1, "event_type": "heartbeat"}',
     b'{"event_id": "bad-2", "schema_version": 9, "event_type": "heartbeat", "event_timestamp": "2026-01-01T00:00:00Z"}',
 ]
+
+
+def _sloppy_copies(events: list[dict[str, Any]]) -> list[bytes]:
+    """Copies of a real playing heartbeat with a new event id and one thing the collector refuses: counted, each
+    would add watch time, a viewer and a resume position to a real user; the views must leave them out."""
+    base = next(e for e in events if e["event_type"] == "heartbeat" and e.get("player_state") == "playing")
+    changes: list[dict[str, Any]] = [
+        {"position_seconds": str(base["position_seconds"])},   # a number sent as a string
+        {"is_live": "no"},                                     # wrong JSON type on an optional field
+        {"colour": "red"},                                     # a field outside the envelope
+        {"event_timestamp": base["event_timestamp"][:-5]},     # no time zone
+        {"session_id": 12345},                                 # an id sent as a number
+    ]
+    return [json.dumps({**base, "event_id": f"foreign-{i}", **change}).encode() for i, change in enumerate(changes)]
+
+
+def _resent(events: list[dict[str, Any]], settings: Settings) -> dict[str, list[bytes]]:
+    """Every 7th viewing event again, byte for byte, as a client retrying after a lost answer would send it (one
+    in three re-serialised with its fields in another order): topic -> values."""
+    from warehouse_models.events import CATALOG_TYPES, encode, topic_kind
+
+    out: dict[str, list[bytes]] = {}
+    for i, event in enumerate(e for e in events if e["event_type"] not in CATALOG_TYPES):
+        if i % 7 == 0:
+            value = encode(event) if i % 3 else json.dumps(dict(reversed(list(event.items())))).encode()
+            out.setdefault(settings.topics.for_kind(topic_kind(event)).name, []).append(value)
+    return out
 
 
 def _world() -> SimulationConfig:
@@ -155,7 +184,12 @@ def test_every_view_equals_the_ground_truth(kafka_service, redis_service, isolat
     config, events, truth = world
     ensure_topics(isolated)
     write_kafka(events, isolated)
-    _produce_raw(isolated, isolated.topics.playback.name, MALFORMED)
+    malformed = MALFORMED + _sloppy_copies(events)
+    _produce_raw(isolated, isolated.topics.playback.name, malformed)
+    resent = _resent(events, isolated)
+    assert sum(len(v) for v in resent.values()) > 500
+    for topic, values in resent.items():
+        _produce_raw(isolated, topic, values)
 
     run_speed_available_now(spark, isolated, timeout_s=900)
 
@@ -168,7 +202,7 @@ def test_every_view_equals_the_ground_truth(kafka_service, redis_service, isolat
     assert raised, f"no spike alert for {spike['channel_id']}: {alerts}"
 
     letters = [json.loads(v) for v in _consume_all(isolated, isolated.topics.dead_letter.name)]
-    assert sorted(letter["raw_payload"] for letter in letters) == sorted(v.decode() for v in MALFORMED)
+    assert sorted(letter["raw_payload"] for letter in letters) == sorted(v.decode() for v in malformed)
     assert all(letter["stage"] == "speed_layer" and letter["reason"] for letter in letters)
 
     view_ends = [json.loads(v) for v in _consume_all(isolated, isolated.topics.derived.name)]
