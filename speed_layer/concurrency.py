@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from speed_layer.query import SinkContext, ViewQuery, collect_rows
+from speed_layer.query import SinkContext, ViewQuery, batch_writer
 from speed_layer.redis_io import ClientScript, text
 from warehouse_models.events import EventType, TopicKind
 from warehouse_models.redis_keys import CONCURRENCY_TTL_SECONDS, KeyLayout
@@ -235,9 +235,9 @@ def _scores(pairs: Iterable[tuple[bytes | str, float]]) -> dict[str, int]:
     return {text(member): int(score) for member, score in pairs}
 
 
-def write_concurrency(batch: DataFrame, ctx: SinkContext) -> None:
+def apply_concurrency(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     """Record one micro-batch's heartbeats, ends and plan limits, then recompute the touched accounts' view."""
-    reduced = reduce_batch(collect_rows(batch))
+    reduced = reduce_batch(rows)
     accounts = reduced.accounts
     if not accounts:
         return
@@ -341,11 +341,16 @@ def may_play(client: redis.Redis, keys: KeyLayout, account_id: str, session_id: 
             "active": active}
 
 
+write_concurrency = batch_writer(apply_concurrency)
+"""The concurrency writer of one batch frame (its rows collected, then :func:`apply_concurrency`)."""
+
+
 QUERY = ViewQuery(
     name="concurrency",
     description="Concurrent streams per account from heartbeats: may a stream play, and which went over the plan",
     topics=(TopicKind.PLAYBACK, TopicKind.CATALOG),
     transform=concurrency_rows,
     write=write_concurrency,
+    apply=apply_concurrency,
     output_mode="append",
 )

@@ -14,7 +14,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from speed_layer.query import SinkContext, ViewQuery, collect_rows, write_increments
+from speed_layer.query import SinkContext, ViewQuery, batch_writer, write_increments
 from speed_layer.redis_io import text, window_buckets
 from warehouse_models.events import MAX_CLOCK_SKEW, EventType, TopicKind
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
@@ -72,7 +72,15 @@ def _rate(clicks: int, impressions: int) -> float:
     return clicks / impressions if impressions else 0.0
 
 
-def write_ctr(batch: DataFrame, ctx: SinkContext) -> None:
+def ctr_collected(batch: DataFrame) -> DataFrame:
+    """The columns of a batch's CTR rows that go to the driver."""
+    from pyspark.sql import functions as F
+
+    return batch.select("rail_id", "button_id", "content_id", F.col("window_start").cast("long").alias("start"),
+                        *COUNTS)
+
+
+def apply_ctr(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     """Add the batch's counts to their buckets, then recompute the rolling rate of each (rail, button) touched.
 
     Four round trips whatever the batch size: the fenced bucket increments (one transaction with the batch id,
@@ -81,10 +89,6 @@ def write_ctr(batch: DataFrame, ctx: SinkContext) -> None:
     the batch, or later if a previous batch recorded a later one: a batch of late events never moves the rate
     back in time.
     """
-    from pyspark.sql import functions as F
-
-    rows = collect_rows(batch.select("rail_id", "button_id", "content_id",
-                                     F.col("window_start").cast("long").alias("start"), *COUNTS))
     ctx.stats["windows_written"] = len(rows)
     if not rows:
         return
@@ -158,6 +162,10 @@ def read_ctr(client: redis.Redis, keys: KeyLayout, rail_id: str, button_id: str,
     return {**totals, "rate": _rate(totals["clicks"], totals["impressions"])}
 
 
+write_ctr = batch_writer(apply_ctr, ctr_collected)
+"""The ctr writer of one batch frame (its rows collected, then :func:`apply_ctr`)."""
+
+
 QUERY = ViewQuery(
     name="ctr",
     description="Impressions and clicks per rail, button and title in 1-minute windows, and each rail button's "
@@ -165,5 +173,7 @@ QUERY = ViewQuery(
     topics=(TopicKind.INTERACTIONS,),
     transform=ctr_rows,
     write=write_ctr,
+    collected=ctr_collected,
+    apply=apply_ctr,
     late_cut=True,
 )

@@ -1,25 +1,30 @@
 """Malformed records read from Kafka go to the dead-letter topic with the reason; the other queries run on.
 
-The collector never writes a malformed event to the event topics, but any other producer can. This query reads
-the event topics' raw records, runs the shared validator on each (the same pandas UDF bronze uses, so the
-reason is word for word the collector's) and writes every refused one to the dead-letter topic as a
-dead-letter record (``warehouse_models.dead_letter``): reason, field, raw payload, source topic, partition and
-offset, stage ``speed_layer`` and the Kafka timestamp as the receive time. From there bronze lands it in the
-dead-letter table.
+The collector never writes a malformed event to the event topics, but any other producer can. The shared query's
+envelope check (:func:`speed_layer.source.envelope_violation`) refuses exactly what the collector refuses; this
+view takes the refused records of each micro-batch (few: their raw bytes, Kafka coordinates and receive time go
+to the driver with the other views' rows, in the same Spark job), runs the shared validator
+(``warehouse_models.events.decode_and_validate``) on each for its reason, word for word the collector's, and
+produces a dead-letter record (``warehouse_models.dead_letter``) to the dead-letter topic: reason, field, raw
+payload, source topic, partition and offset, stage ``speed_layer`` and the Kafka timestamp as the receive time.
+From there bronze lands it in the dead-letter table.
 
-The dead letter's id is the record's Kafka coordinates, so a micro-batch replayed after a crash (the Kafka sink
-is at-least-once) produces the same ids and readers can drop the repeats.
+The dead letter's id is the record's Kafka coordinates, so a micro-batch replayed after a crash (the producer is
+at-least-once) produces the same ids and readers can drop the repeats. A send that fails fails the micro-batch,
+which Spark then runs again: a refused record is never lost.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Any
 
-from batch_layer.bronze.transform import parse_envelope
-from speed_layer.query import SinkContext, ViewQuery
-from warehouse_models.dead_letter import DEAD_LETTER_COLUMNS
-from warehouse_models.events import TopicKind
+from speed_layer.query import SinkContext, ViewQuery, batch_writer
+from speed_layer.redis_io import utc_from_ms
+from warehouse_models.dead_letter import EMPTY_RECORD_REASON, dead_letter_record
+from warehouse_models.events import TopicKind, decode_and_validate
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,72 +36,89 @@ STAGE = "speed_layer"
 
 EVENT_TOPICS = (TopicKind.PLAYBACK, TopicKind.INTERACTIONS, TopicKind.CATALOG, TopicKind.DERIVED)
 
+_FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): ")
 
-def dead_letter_rows(records: DataFrame, settings: Settings) -> DataFrame:
-    """Kafka records (``kafka_records`` columns, and ``violation`` when the speed layer's check judged them first)
-    -> ``key``/``value`` of the dead letters of the refused ones.
+_PRODUCERS: dict[str, Any] = {}
 
-    ``value`` is the dead-letter record as JSON with the columns of ``DEAD_LETTER_COLUMNS``; ``key`` is the
-    source topic, so one topic's dead letters keep their order.
-    """
+
+def refused_records(records: DataFrame, settings: Settings) -> DataFrame:
+    """The records the envelope check refused (``violation`` set), as the shared query hands them over."""
     from pyspark.sql import functions as F
 
-    checked = parse_envelope(records)
-    if "violation" in records.columns:
-        # The speed layer's own check refused these records. The validator agrees on every record (tested with a
-        # corpus); should it ever accept one, the record is still dead-lettered with the check's reason rather
-        # than lost between the two.
-        checked = checked.withColumn("parse_error", F.coalesce(F.col("parse_error"), F.col("violation")))
-    checked = checked.where(F.col("parse_error").isNotNull())
-    coordinates = F.concat_ws("/", F.col("kafka_topic"), F.col("kafka_partition").cast("string"),
-                              F.col("kafka_offset").cast("string"))
-    field = F.regexp_extract(F.col("parse_error"), r"^([A-Za-z_][A-Za-z0-9_]*): ", 1)
-    values = {
-        "dead_letter_id": coordinates,
-        "reason": F.col("parse_error"),
-        "field": F.when(field == "", F.lit(None)).otherwise(field),
-        "stage": F.lit(STAGE),
-        "source": F.concat(F.lit("kafka:"), coordinates),
-        "source_topic": F.col("kafka_topic"),
-        "source_partition": F.col("kafka_partition"),
-        "source_offset": F.col("kafka_offset"),
-        "event_id": F.col("event_id"),
-        "event_type": F.col("event_type"),
-        "raw_payload": F.col("raw_value"),
-        "raw_encoding": F.lit("utf-8"),
-        # The session time zone is UTC (infra.spark), so this is the canonical wire form of a timestamp.
-        "received_at": F.date_format(F.col("kafka_timestamp"), "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"),
-    }
-    missing = [c.name for c in DEAD_LETTER_COLUMNS if c.name not in values]
-    if missing:
-        raise ValueError(f"dead-letter columns without a value: {missing}")
-    record = F.struct(*[values[c.name].alias(c.name) for c in DEAD_LETTER_COLUMNS])
-    return checked.select(F.col("kafka_topic").alias("key"), F.to_json(record).alias("value"))
+    return records.where(F.col("violation").isNotNull()) if "violation" in records.columns else records
 
 
-def write_dead_letters(batch: DataFrame, ctx: SinkContext) -> None:
-    """Produce one micro-batch's dead letters to the dead-letter topic (the Kafka sink's batch writer)."""
-    batch.persist()
-    try:
-        count = batch.count()
-        if count:
-            (batch.write.format("kafka")
-             .options(**ctx.settings.spark_kafka_options())
-             .option("topic", ctx.settings.topics.dead_letter.name)
-             .save())
-            logger.warning("batch %d: %d malformed records sent to %s", ctx.batch_id, count,
-                           ctx.settings.topics.dead_letter.name)
-        ctx.stats["dead_letters"] = count
-    finally:
-        batch.unpersist()
+def dead_letters_collected(records: DataFrame) -> DataFrame:
+    """What goes to the driver for each refused record: its coordinates, receive time, bytes and the check's
+    reason (kept for a record the validator would accept, which the corpus test says never happens)."""
+    from pyspark.sql import functions as F
+
+    violation = F.col("violation") if "violation" in records.columns else F.lit(None).cast("string")
+    return records.select("kafka_topic", "kafka_partition", "kafka_offset",
+                          F.unix_millis("kafka_timestamp").alias("received_ms"),
+                          F.col("raw_value").cast("binary").alias("raw"), violation.alias("violation"))
+
+
+def dead_letter_of(row: dict[str, Any]) -> dict[str, Any]:
+    """The dead-letter record of one refused Kafka record (a collected row)."""
+    received = utc_from_ms(int(row["received_ms"]))
+    raw: bytes | None = row["raw"]
+    reason: str | None
+    field: str | None
+    if raw is None:
+        reason, field = EMPTY_RECORD_REASON, None
+    else:
+        verdict = decode_and_validate(raw, now=received)
+        reason, field = verdict.reason, verdict.field
+        if reason is None:  # the Spark check refused what the validator accepts: keep it, with the check's reason
+            reason = str(row["violation"] or "refused by the speed layer's envelope check")
+            match = _FIELD.match(reason)
+            field = match.group(1) if match else None
+    coordinates = f"{row['kafka_topic']}/{row['kafka_partition']}/{row['kafka_offset']}"
+    letter = dead_letter_record(raw or b"", reason or EMPTY_RECORD_REASON, field=field, stage=STAGE,
+                                source=f"kafka:{coordinates}", received_at=received, source_topic=row["kafka_topic"],
+                                source_partition=int(row["kafka_partition"]), source_offset=int(row["kafka_offset"]))
+    letter["dead_letter_id"] = coordinates
+    return letter
+
+
+def _producer(settings: Settings) -> Any:
+    """One Kafka producer per process and cluster (kafka-python), made on the first dead letter."""
+    from kafka import KafkaProducer
+
+    key = settings.kafka_bootstrap_servers
+    if key not in _PRODUCERS:
+        _PRODUCERS[key] = KafkaProducer(**settings.kafka_producer_config(client_id="reelytics-speed-dead-letters"))
+    return _PRODUCERS[key]
+
+
+def apply_dead_letters(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
+    """Produce one micro-batch's dead letters to the dead-letter topic and wait until the broker has them all."""
+    ctx.stats["dead_letters"] = len(rows)
+    if not rows:
+        return
+    topic = ctx.settings.topics.dead_letter.name
+    producer = _producer(ctx.settings)
+    sends = [producer.send(topic, key=row["kafka_topic"].encode(), value=json.dumps(dead_letter_of(row)).encode())
+             for row in rows]
+    producer.flush()
+    for send in sends:
+        send.get(timeout=30)  # raises if the broker refused it: the micro-batch fails and runs again
+    logger.warning("batch %d: %d malformed records sent to %s", ctx.batch_id, len(rows), topic)
+
+
+write_dead_letters = batch_writer(apply_dead_letters, dead_letters_collected)
+"""The dead-letter writer of one batch frame of refused records."""
 
 
 QUERY = ViewQuery(
     name="dead_letters",
     description="records on the event topics that fail the envelope -> dead-letter topic, with the reason",
     topics=EVENT_TOPICS,
-    transform=dead_letter_rows,
+    transform=refused_records,
     write=write_dead_letters,
     output_mode="append",
     reads="records",
+    collected=dead_letters_collected,
+    apply=apply_dead_letters,
 )

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from speed_layer.query import SinkContext, ViewQuery, collect_rows, write_increments
+from speed_layer.query import SinkContext, ViewQuery, batch_writer, write_increments
 from speed_layer.redis_io import text
 from warehouse_models.events import (
     HEARTBEAT_INTERVAL_SECONDS,
@@ -71,11 +71,15 @@ def engagement_rows(events: DataFrame, settings: Settings) -> DataFrame:
     )
 
 
-def write_engagement(batch: DataFrame, ctx: SinkContext) -> None:
-    """Add the batch's counts of each window to the user's minute bucket, once per micro-batch."""
+def engagement_collected(batch: DataFrame) -> DataFrame:
+    """The columns of a batch's engagement rows that go to the driver."""
     from pyspark.sql import functions as F
 
-    rows = collect_rows(batch.select("user_id", F.col("window_start").cast("long").alias("start"), *METRICS))
+    return batch.select("user_id", F.col("window_start").cast("long").alias("start"), *METRICS)
+
+
+def apply_engagement(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
+    """Add the batch's counts of each window to the user's minute bucket, once per micro-batch."""
     mappings: dict[str, dict[str, int]] = {}
     for row in rows:
         key = ctx.keys.user_engagement_bucket(row["user_id"], bucket_start(row["start"]))
@@ -127,11 +131,17 @@ def read_engagement(client: redis.Redis, keys: KeyLayout, user_id: str, *, since
     return totals
 
 
+write_engagement = batch_writer(apply_engagement, engagement_collected)
+"""The engagement writer of one batch frame (its rows collected, then :func:`apply_engagement`)."""
+
+
 QUERY = ViewQuery(
     name="engagement",
     description="Watch seconds, events and clicks per user in 5-second event-time windows.",
     topics=(TopicKind.PLAYBACK, TopicKind.INTERACTIONS),
     transform=engagement_rows,
     write=write_engagement,
+    collected=engagement_collected,
+    apply=apply_engagement,
     late_cut=True,
 )

@@ -1,22 +1,26 @@
 """The speed layer job: Structured Streaming queries from Kafka to Redis (or Kafka).
 
-Each view module exports a :class:`speed_layer.query.ViewQuery`. Every view without Spark state shares one query,
-``views``: each micro-batch is read from Kafka once, parsed and validated once (the envelope as one Spark SQL
-expression, :func:`speed_layer.source.parse_records`), cached, and then goes through each view's pure transform
-and writer as a batch DataFrame (``foreachBatch``). The additive views (``late_cut``) see only the events inside
-the allowed lateness (:mod:`speed_layer.lateness`) and add their counts under a batch-id fence; the latest-value
-views (resume, recent, concurrency) see every valid event; the dead-letter view sees only the records the Spark
-check refused, so the Python validator runs on those alone. The stateful views (QoE and view_end, state per
-session with event-time timeouts) are queries of their own, on the background trigger.
+Each view module exports a :class:`speed_layer.query.ViewQuery`. Every view without session state shares one
+query, ``views``: in the stream, each record is parsed and checked once (the envelope as one Spark SQL
+expression, :func:`speed_layer.source.parse_records`) and each re-sent event dropped (Spark state keyed by event
+id, :func:`speed_layer.source.deduplicated`). Each micro-batch is then cached, every view's transform (and the
+projection it collects) is applied to it, and all of their rows reach the driver in **one Spark job**
+(:func:`collect_views`: a union of tagged struct columns, one Arrow collect). Each view's ``apply`` then writes its
+rows to Redis (one pipeline or fenced transaction each). The additive views (``late_cut``) see only the events
+inside their topic's allowed lateness (:mod:`speed_layer.lateness`); the latest-value views (resume, recent,
+concurrency) see every valid event; the dead-letter view sees only the records the check refused. The
+stateful views (QoE and view_end, state per session with event-time timeouts) are queries of their own, on the
+background trigger.
 
-Why one shared query: on a two-core machine most of a micro-batch's cost is fixed (planning, the Kafka read,
-the parse, the commit), so every extra query multiplies it; the views' own work on a cached batch is small.
+Why one shared query and one job: on a two-core machine most of a micro-batch's cost is fixed (planning,
+scheduling, the Kafka read, the commit), so every extra query or job multiplies it.
 
 Checkpoints live under ``<checkpoint root>/speed/<query>``; a query killed at any point and restarted re-runs its
 unfinished micro-batch with the same id and rows, and the writers are idempotent, so Redis ends up the same.
 
-Triggers: ``processing`` (a micro-batch every ``speed_trigger_seconds``, the long-running job),
-``available_now`` (everything in the topics now, then stop: tests and catch-up runs).
+Triggers: ``processing`` (a micro-batch every ``speed_trigger_seconds`` for the shared query, every
+``speed_background_trigger_seconds`` for a stateful one: the long-running job), ``available_now`` (everything in
+the topics now, then stop: tests and catch-up runs).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.column import Column as SparkColumn
     from pyspark.sql.streaming import StreamingQuery
 
 logger = logging.getLogger(__name__)
@@ -148,24 +153,29 @@ def _read_cutoff(client: Any, key: str) -> Cutoff | None:
     return Cutoff.from_fields({text(k): text(v) for k, v in client.hgetall(key).items()})
 
 
-def _cut_late(events: DataFrame, settings: Settings, client: Any, name: str,
-              batch_id: int) -> tuple[DataFrame, dict[str, Any]]:
-    """The events inside the allowed lateness of their topic, and the batch's lateness figures for its progress.
-
-    Records the cut-off for the next batch before any view writes (:mod:`speed_layer.lateness`). The figures:
-    how many events this batch left to the batch layer, the query's total, and its watermark (the oldest of its
-    topics').
-    """
+def _late_column(used: dict[str, int]) -> SparkColumn:
+    """True for an event older than its topic's watermark among ``used`` (the cut-off of earlier batches)."""
     from pyspark.sql import functions as F
 
-    stored = _read_cutoff(client, settings.keys.speed_cutoff(name))
-    used = watermarks_for(stored, batch_id)
     event_ms = F.unix_millis(F.col("event_timestamp"))
     watermark = (F.create_map(*[F.lit(v) for topic, ms in sorted(used.items()) for v in (topic, ms)])
                  [F.col("kafka_topic")] if used else F.lit(None).cast("long"))
-    is_late = F.coalesce(event_ms < watermark, F.lit(False))
-    per_topic = events.groupBy("kafka_topic").agg(F.max(event_ms).alias("newest"),
-                                                  F.count_if(is_late).alias("late")).collect()
+    return F.coalesce(event_ms < watermark, F.lit(False))
+
+
+def _lateness_rows(events: DataFrame, is_late: SparkColumn) -> DataFrame:
+    """Per topic: the batch's newest event time (ms) and how many of its events are older than the cut-off."""
+    from pyspark.sql import functions as F
+
+    return events.groupBy("kafka_topic").agg(F.max(F.unix_millis(F.col("event_timestamp"))).alias("newest"),
+                                             F.count_if(is_late).alias("late"))
+
+
+def _advance_cutoff(client: Any, settings: Settings, name: str, batch_id: int, stored: Cutoff | None,
+                    per_topic: list[dict[str, Any]]) -> dict[str, Any]:
+    """Record the cut-off for the next batch (before any view writes) and return the batch's lateness figures:
+    how many events it left to the batch layer, the query's total, and its watermark (the oldest of its topics').
+    """
     late = sum(int(row["late"]) for row in per_topic)
     cutoff = advance(stored, batch_id, newest={row["kafka_topic"]: int(row["newest"]) for row in per_topic},
                      late=late, lateness_ms=settings.speed_allowed_lateness_seconds * 1000)
@@ -176,7 +186,27 @@ def _cut_late(events: DataFrame, settings: Settings, client: Any, name: str,
     if late:
         logger.info("%s batch %d: %d events older than their topic's watermark left to the batch layer", name,
                     batch_id, late)
-    return (events.where(~is_late) if used else events), figures
+    return figures
+
+
+def collect_views(frames: Sequence[tuple[str, DataFrame]]) -> dict[str, list[dict[str, Any]]]:
+    """Every frame's rows on the driver in one Spark job: one union of the frames side by side (each frame's
+    columns prefixed with its tag, null on the other frames' rows), collected once through Arrow and split again.
+    Returns tag -> rows (dicts of the frame's own column names)."""
+    import functools
+
+    import pyarrow.compute as pc
+    from pyspark.sql import functions as F
+
+    tagged = [frame.select(F.lit(tag).alias("_view"), *[F.col(c).alias(f"{tag}.{c}") for c in frame.columns])
+              for tag, frame in frames]
+    union = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), tagged)
+    table = union.toArrow()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for (tag, frame) in frames:
+        part = table.filter(pc.equal(table["_view"], tag)).select([f"{tag}.{c}" for c in frame.columns])
+        out[tag] = part.rename_columns(list(frame.columns)).to_pylist()
+    return out
 
 
 def _record_progress(client: Any, settings: Settings, name: str, fields: dict[str, Any]) -> None:
@@ -191,13 +221,22 @@ def _record_progress(client: Any, settings: Settings, name: str, fields: dict[st
     pipe.execute()
 
 
+LATENESS = "_lateness"
+"""The tag of the shared query's own per-topic lateness rows among the collected frames."""
+
+SHARED_QUERY_SPARK_JOBS = 1
+"""Spark jobs a micro-batch of the shared query runs in its writer: one, whatever the number of views."""
+
+
 def _shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[DataFrame, int], None]:
-    """The ``foreachBatch`` function of the shared query: parse once, then each view's transform and writer."""
+    """The ``foreachBatch`` function of the shared query: every view's rows in one Spark job, then each view's
+    Redis writes (one pipeline or transaction each), latest-value views first."""
     from pyspark.sql import functions as F
 
     client = settings.redis_client()
     keys = settings.keys
     every_topic = {settings.topics.for_kind(k).name for k in plan.topics}
+    cut = any(view.late_cut for view in plan.views)
 
     def of_topics(frame: DataFrame, view: ViewQuery) -> DataFrame:
         names = sorted(settings.topics.for_kind(k).name for k in view.topics)
@@ -205,38 +244,50 @@ def _shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[
 
     def write(batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
-        stats: dict[str, Any] = {}
         spent: dict[str, int] = {}
+        stats: dict[str, Any] = {}
         progress: dict[str, Any] = {"batch_id": batch_id}
+        sc = batch.sparkSession.sparkContext
+        group = f"{name}/batch-{batch_id}-{time.monotonic_ns()}"
+        # Parsed and de-duplicated in the stream (stateful): cached, so the views' branches below read it once.
         parsed = batch.persist()
+        sc.setLocalProperty("spark.jobGroup.id", group)
         try:
-            # Read from Kafka and parse into the cache here, so the views' times below are their own.
-            stats["records"] = parsed.count()
-            spent["read_parse"] = round((time.monotonic() - started) * 1000)
             events = parsed.where(F.col("violation").isNull()).select(*ENVELOPE_NAMES, "kafka_timestamp",
                                                                       "kafka_topic")
-            on_time = events
+            stored = _read_cutoff(client, keys.speed_cutoff(name)) if cut else None
+            used = watermarks_for(stored, batch_id) if cut else {}
+            is_late = _late_column(used)
+            on_time = events.where(~is_late) if used else events
+            frames: list[tuple[str, DataFrame]] = [(LATENESS, _lateness_rows(events, is_late))] if cut else []
             for view in plan.views:
-                if view.late_cut and "late_cut" not in spent:
-                    # Once, before the first additive view (the latest-value views come first and see every event).
-                    cut_started = time.monotonic()
-                    on_time, lateness = _cut_late(events, settings, client, name, batch_id)
-                    progress.update(lateness)
-                    spent["late_cut"] = round((time.monotonic() - cut_started) * 1000)
-                view_started = time.monotonic()
-                ctx = SinkContext(settings=settings, client=client, keys=keys, query_name=f"{name}/{view.name}",
-                                  batch_id=batch_id)
                 if view.reads == "records":
-                    # Only what the Spark check refused goes to the (Python) validator for its reason.
                     frame = parsed.where(F.col("violation").isNotNull()).select(*RECORD_COLUMNS, "violation")
                 else:
                     frame = on_time if view.late_cut else events
-                view.write(view.transform(of_topics(frame, view), settings), ctx)
-                stats[view.name] = ctx.stats
-                spent[view.name] = round((time.monotonic() - view_started) * 1000)
+                rows = view.transform(of_topics(frame, view), settings)
+                frames.append((view.name, view.collected(rows) if view.collected is not None else rows))
+            collected = collect_views(frames)
         finally:
+            sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]  # None clears it
             parsed.unpersist()
-        # Where the batch's time went: the Kafka read and parse, then each view.
+        spent["spark"] = round((time.monotonic() - started) * 1000)
+        progress["spark_jobs"] = len(sc.statusTracker().getJobIdsForGroup(group))
+        for view in plan.views:
+            if view.late_cut and "late_cut" not in spent:
+                # Once, before the first additive view (the latest-value views come first and see every event).
+                cut_started = time.monotonic()
+                progress.update(_advance_cutoff(client, settings, name, batch_id, stored, collected[LATENESS]))
+                spent["late_cut"] = round((time.monotonic() - cut_started) * 1000)
+            view_started = time.monotonic()
+            ctx = SinkContext(settings=settings, client=client, keys=keys, query_name=f"{name}/{view.name}",
+                              batch_id=batch_id)
+            assert view.apply is not None, f"view {view.name} of the shared query has no apply"
+            view.apply(collected[view.name], ctx)
+            stats[view.name] = ctx.stats
+            spent[view.name] = round((time.monotonic() - view_started) * 1000)
+        # Where the batch's time went: the one Spark job (Kafka read, parse, de-duplication, every view's rows),
+        # then each view's Redis writes.
         progress["view_ms"] = " ".join(f"{k}={v}" for k, v in spent.items())
         _record_progress(client, settings, name, progress)
         logger.debug("%s batch %d written in %.0f ms %s %s", name, batch_id, (time.monotonic() - started) * 1000,

@@ -47,6 +47,8 @@ class SinkContext:
 
 Transform = Callable[["DataFrame", Settings], "DataFrame"]
 Writer = Callable[["DataFrame", SinkContext], None]
+Collected = Callable[["DataFrame"], "DataFrame"]
+Apply = Callable[[list[dict[str, Any]], SinkContext], None]
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,14 @@ class ViewQuery:
     late_cut: bool = False
     """Counts by event-time window: sees only the events inside the allowed lateness (:mod:`speed_layer.lateness`);
     the older ones are left to the batch layer and counted."""
+
+    collected: Collected | None = None
+    """For a view of the shared query: the columns of its transform's rows that go to the driver (plain columns:
+    strings, numbers, booleans); None for the rows as they are."""
+
+    apply: Apply | None = None
+    """For a view of the shared query: writes the collected rows (dicts) to Redis. The shared query collects every
+    view's rows in one Spark job and hands each view its own; ``write`` is the same for one view's batch frame."""
 
 
 def fenced(ctx: SinkContext) -> bool:
@@ -114,6 +124,15 @@ def collect_rows(frame: DataFrame) -> list[dict[str, Any]]:
     Python ``Row`` per record, several times dearer at tens of thousands of rows per batch. Only for plain
     columns (strings, numbers, booleans): timestamps are collected as epoch numbers by the writers."""
     return frame.toArrow().to_pylist()
+
+
+def batch_writer(apply: Apply, collected: Collected | None = None) -> Writer:
+    """A view's ``write`` from its ``apply``: collect the batch frame's rows (through ``collected``), then apply."""
+
+    def write(batch: DataFrame, ctx: SinkContext) -> None:
+        apply(collect_rows(collected(batch) if collected is not None else batch), ctx)
+
+    return write
 
 
 def newest_per_title(rows: Iterable[Mapping[str, Any]],

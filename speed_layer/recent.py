@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from speed_layer.query import SinkContext, ViewQuery, collect_rows, newest_per_title
+from speed_layer.query import SinkContext, ViewQuery, batch_writer, newest_per_title
 from speed_layer.redis_io import text, utc_from_ms
 from warehouse_models.events import EventType, TopicKind
 from warehouse_models.redis_keys import RECENT_ITEMS_MAX, RECENT_ITEMS_TTL_SECONDS, KeyLayout
@@ -52,9 +52,9 @@ def newest_watches(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int
     return newest_per_title(rows, lambda row: int(row["event_time_ms"]))
 
 
-def write_recent(batch: DataFrame, ctx: SinkContext) -> None:
+def apply_recent(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     """ZADD GT each user's newest watches, trim to the newest RECENT_ITEMS_MAX; one pipeline per micro-batch."""
-    watches = newest_watches(collect_rows(batch))
+    watches = newest_watches(rows)
     if not watches:
         return
     pipe = ctx.client.pipeline(transaction=False)
@@ -78,11 +78,16 @@ def read_recent(client: redis.Redis, keys: KeyLayout, user_id: str, n: int = 10)
     return [(text(member), utc_from_ms(int(score))) for member, score in pairs]
 
 
+write_recent = batch_writer(apply_recent)
+"""The recent writer of one batch frame (its rows collected, then :func:`apply_recent`)."""
+
+
 QUERY = ViewQuery(
     name="recent",
     description="Recently watched titles per user (newest RECENT_ITEMS_MAX), for live recommendations",
     topics=(TopicKind.PLAYBACK,),
     transform=recent_rows,
     write=write_recent,
+    apply=apply_recent,
     output_mode="append",
 )

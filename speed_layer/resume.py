@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from speed_layer.query import SinkContext, ViewQuery, collect_rows, newest_per_title
+from speed_layer.query import SinkContext, ViewQuery, batch_writer, newest_per_title
 from speed_layer.redis_io import ClientScript, text, utc_from_ms
 from warehouse_models.events import PLAYBACK_TYPES, TopicKind
 from warehouse_models.redis_keys import RESUME_TTL_SECONDS, KeyLayout
@@ -102,9 +102,9 @@ def set_if_newer(client: redis.Redis, keys: KeyLayout, user_id: str, titles: Map
                                         client=pipe if pipe is not None else client)
 
 
-def write_resume(batch: DataFrame, ctx: SinkContext) -> None:
+def apply_resume(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     """Move each (user, title) position forward in event time only: one script call per user, one pipeline."""
-    positions = newest_positions(collect_rows(batch))
+    positions = newest_positions(rows)
     if not positions:
         return
     pipe = ctx.client.pipeline(transaction=False)
@@ -135,11 +135,16 @@ def read_resume(client: redis.Redis, keys: KeyLayout, user_id: str,
     return {text(field): _parse(value) for field, value in sorted(client.hgetall(key).items())}
 
 
+write_resume = batch_writer(apply_resume)
+"""The resume writer of one batch frame (its rows collected, then :func:`apply_resume`)."""
+
+
 QUERY = ViewQuery(
     name="resume",
     description="Resume position per user and VOD title: the newest position by event time",
     topics=(TopicKind.PLAYBACK,),
     transform=resume_rows,
     write=write_resume,
+    apply=apply_resume,
     output_mode="append",
 )

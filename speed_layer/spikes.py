@@ -47,7 +47,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from speed_layer.query import SinkContext, ViewQuery, collect_rows, commit_fence, fenced
+from speed_layer.query import SinkContext, ViewQuery, batch_writer, commit_fence, fenced
 from speed_layer.redis_io import text
 from warehouse_models.events import INTERACTION_TYPES, PLAYBACK_TYPES, TOPIC_OF_EVENT, TopicKind
 from warehouse_models.redis_keys import (
@@ -250,14 +250,18 @@ def _first_unjudged(scope: str, counts: Mapping[str, Mapping[int, int]], judged:
     return max(first, newest - MAX_JUDGED_SECONDS + 1)
 
 
-def write_spikes(batch: DataFrame, ctx: SinkContext) -> None:
+def spikes_collected(batch: DataFrame) -> DataFrame:
+    """The columns of a batch's per-second counts that go to the driver."""
+    from pyspark.sql import functions as F
+
+    return batch.select("scope", F.unix_seconds("second_start").alias("second"), "events")
+
+
+def apply_spikes(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     """Add the batch's per-second counts, judge every second not judged yet, and write both in one transaction.
 
     The transaction carries the batch id (:func:`~speed_layer.query.fenced`): a replayed batch adds nothing.
     """
-    from pyspark.sql import functions as F
-
-    rows = collect_rows(batch.select("scope", F.unix_seconds("second_start").alias("second"), "events"))
     if not rows:
         return
     if not fenced(ctx):
@@ -357,11 +361,17 @@ def read_traffic(client: redis.Redis, keys: KeyLayout, scope: str, *, first: int
     return _history(client, keys, {scope: (first, last)})[scope]
 
 
+write_spikes = batch_writer(apply_spikes, spikes_collected)
+"""The spikes writer of one batch frame (its rows collected, then :func:`apply_spikes`)."""
+
+
 QUERY = ViewQuery(
     name="spikes",
     description="Events per second per topic kind and per title; raises and clears traffic-spike alerts.",
     topics=(TopicKind.PLAYBACK, TopicKind.INTERACTIONS, TopicKind.CATALOG, TopicKind.DERIVED),
     transform=spikes_rows,
     write=write_spikes,
+    collected=spikes_collected,
+    apply=apply_spikes,
     late_cut=True,
 )

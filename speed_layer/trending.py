@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from speed_layer.query import SinkContext, ViewQuery, collect_rows
+from speed_layer.query import SinkContext, ViewQuery, batch_writer
 from speed_layer.redis_io import text, window_buckets
 from warehouse_models.events import PLAYBACK_TYPES, TopicKind
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, TRENDING_TTL_SECONDS, ContentKind, KeyLayout
@@ -54,7 +54,14 @@ def trending_rows(events: DataFrame, settings: Settings) -> DataFrame:
     )
 
 
-def write_trending(batch: DataFrame, ctx: SinkContext) -> None:
+def trending_collected(batch: DataFrame) -> DataFrame:
+    """The columns of a batch's trending rows that go to the driver."""
+    from pyspark.sql import functions as F
+
+    return batch.select("content_kind", "content_id", F.col("window_start").cast("long").alias("start"), "viewers")
+
+
+def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     """SADD each minute's viewers, then recompute and swap in the newest trending window of each kind touched.
 
     Four round trips whatever the batch size: the set writes (with the stored window ends), the titles of the
@@ -62,10 +69,6 @@ def write_trending(batch: DataFrame, ctx: SinkContext) -> None:
     batch (rounded up to the slide), or later if a previous batch recorded a later end: a batch of late events
     never moves the ranking back in time.
     """
-    from pyspark.sql import functions as F
-
-    rows = collect_rows(batch.select("content_kind", "content_id", F.col("window_start").cast("long").alias("start"),
-                                     "viewers"))
     rows = [row for row in rows if row["viewers"]]
     ctx.stats["minute_sets_written"] = len(rows)
     if not rows:
@@ -139,11 +142,17 @@ def read_trending(client: redis.Redis, keys: KeyLayout, kind: ContentKind, n: in
     return [(text(content), int(score)) for content, score in pairs]
 
 
+write_trending = batch_writer(apply_trending, trending_collected)
+"""The trending writer of one batch frame (its rows collected, then :func:`apply_trending`)."""
+
+
 QUERY = ViewQuery(
     name="trending",
     description="Distinct active viewers per title over a sliding window, live and VOD apart.",
     topics=(TopicKind.PLAYBACK,),
     transform=trending_rows,
     write=write_trending,
+    collected=trending_collected,
+    apply=apply_trending,
     late_cut=True,
 )

@@ -28,6 +28,9 @@ DEAD_LETTER_COLUMNS: tuple[Column, ...] = (
     Column("received_at", "timestamp", "When the refusing stage received it (processing time).", nullable=False),
 )
 
+EMPTY_RECORD_REASON = "not an envelope (a record without a value)"
+"""The reason a Kafka record with no value at all (a tombstone) gets: refused, never landed as an event."""
+
 
 def dead_letter_record(
     raw: bytes | str,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from warehouse_models.dead_letter import DEAD_LETTER_COLUMNS
+from warehouse_models.dead_letter import DEAD_LETTER_COLUMNS, EMPTY_RECORD_REASON
 from warehouse_models.events import ENVELOPE_COLUMNS, decode_and_validate
 from warehouse_models.tables import DEAD_LETTER, TableSpec
 from warehouse_models.types import Column, spark_ddl
@@ -60,10 +60,6 @@ def kafka_records(df: DataFrame) -> DataFrame:
         F.col("key").cast("string").alias("kafka_key"),
         F.col("value").cast("string").alias("raw_value"),
     )
-
-
-EMPTY_RECORD_REASON = "not an envelope (a record without a value)"
-"""The reason a Kafka record with no value at all (a tombstone) gets: refused, never landed as an event."""
 
 
 def validation_reason(raw: pd.Series, received: pd.Series) -> pd.Series:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 from simulator.sinks import write_kafka
 from speed_layer.engagement import read_engagement
-from speed_layer.job import SHARED_QUERY, QueryPlan, query_name, run_speed_available_now
+from speed_layer.job import SHARED_QUERY, SHARED_QUERY_SPARK_JOBS, QueryPlan, query_name, run_speed_available_now
 from speed_layer.progress import read_progress
 from speed_layer.recent import read_recent
 from warehouse_models.events import format_timestamp
@@ -65,9 +65,10 @@ def test_events_older_than_the_lateness_are_left_to_batch_and_counted(spark, kaf
     assert shared.get("late_rows_before_views_total") == "1", shared
     assert shared["late_rows_total"] == "0"
     assert shared["watermark"] == (T0 + timedelta(seconds=480)).isoformat()
-    # Where the last batch's time went: read and parse, the latest-value view, the cut-off, the additive view.
-    assert [part.split("=")[0] for part in shared["view_ms"].split()] == ["read_parse", "recent", "late_cut",
+    # Where the last batch's time went: its one Spark job, the latest-value view, the cut-off, the additive view.
+    assert [part.split("=")[0] for part in shared["view_ms"].split()] == ["spark", "recent", "late_cut",
                                                                           "engagement"]
+    assert shared["spark_jobs"] == str(SHARED_QUERY_SPARK_JOBS)
     assert all(int(part.split("=")[1]) >= 0 for part in shared["view_ms"].split())
     # A latest-value view is not cut: the recent items still hold the title.
     assert [content for content, _ in read_recent(client, settings.keys, "u1")] == ["vod-1"]

@@ -220,6 +220,10 @@ def test_every_view_equals_the_ground_truth(kafka_service, redis_service, isolat
         time.sleep(0.5)
         progress = {row["name"]: row for row in read_progress(isolated.redis_client(), isolated.keys)}
     assert expected == set(progress)
+    # Every view's rows of a micro-batch come from one Spark job (counted by job group per batch).
+    from speed_layer.job import SHARED_QUERY, SHARED_QUERY_SPARK_JOBS, QueryPlan
+
+    assert progress[query_name(isolated, QueryPlan(SHARED_QUERY, ()))]["spark_jobs"] == str(SHARED_QUERY_SPARK_JOBS)
 
 
 def test_sigkill_and_restart_leaves_the_views_equal_to_the_truth(kafka_service, redis_service, isolated, world,
