@@ -57,7 +57,7 @@ def kafka_stream(spark: SparkSession, settings: Settings, kinds: Sequence[TopicK
     names = ",".join(settings.topics.for_kind(kind).name for kind in kinds)
     reader = (
         spark.readStream.format("kafka")
-        .options(**settings.spark_kafka_options())
+        .options(**settings.spark_kafka_source_options())
         .option("subscribe", names)
         .option("startingOffsets", starting_offsets)
         # A topic deleted or compacted under a running query must not stop the views; the batch layer is the

@@ -98,7 +98,7 @@ def start_bronze(
             path = ensure_bronze_table(spark, settings, spec)
             reader = (
                 spark.readStream.format("kafka")
-                .options(**settings.spark_kafka_options())
+                .options(**settings.spark_kafka_source_options())
                 .option("subscribe", topic_of(settings, spec))
                 .option("startingOffsets", "earliest")
             )
