@@ -21,8 +21,8 @@ import shutil
 import threading
 from typing import Any, Literal
 
-from bench.harness import BenchContext, Outcome, benchmark, process_tree_sum
-from bench.speed import Load, Step, _cleanup, _percentile, _seconds, _warm_up, throwaway_run
+from bench.harness import BenchContext, Outcome, benchmark
+from bench.speed import Load, Step, _cleanup, _percentile, _seconds, _warm_up, throwaway_run, tree_cpu_seconds
 from warehouse_models.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -30,16 +30,6 @@ logger = logging.getLogger(__name__)
 Mode = Literal["microbatch", "realtime"]
 
 RATES: tuple[int, ...] = (2_000, 10_000)
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` and its live descendants, with their reaped children's."""
-
-    def cpu(proc: Any) -> float:
-        times = proc.cpu_times()
-        return times.user + times.system + times.children_user + times.children_system
-
-    return process_tree_sum(pid, cpu)
 
 
 def _step_figures(step: Step, cpu_cores: float, load_avg: float) -> dict[str, Any]:
