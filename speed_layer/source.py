@@ -183,10 +183,11 @@ def deduplicated(parsed: DataFrame, settings: Settings) -> DataFrame:
 
 def drop_resent(events: DataFrame) -> DataFrame:
     """Valid events with a re-sent one (same ``event_id``) counted once: on a stream with an event-time watermark,
-    Spark state kept for the watermark's delay (``dropDuplicatesWithinWatermark``); on a batch frame, once."""
+    Spark state kept for the watermark's delay (``dropDuplicatesWithinWatermark``). A batch frame is returned as it
+    is: the batch layer hands the transforms silver's events, de-duplicated already (and without the id)."""
     if events.isStreaming:
         return events.dropDuplicatesWithinWatermark(["event_id"])
-    return events.dropDuplicates(["event_id"])
+    return events
 
 
 def valid_events(parsed: DataFrame) -> DataFrame:
