@@ -239,7 +239,7 @@ class Load:
         from speed_layer.progress import read_progress
 
         wanted = ("batch_id", "num_input_rows", "batch_duration_ms", "processed_rows_per_second", "kafka_lag",
-                  "view_ms")
+                  "view_ms", "phase_ms")
         return {row.get("name", "?"): {k: row[k] for k in wanted if k in row}
                 for row in read_progress(self.client, self.settings.keys)}
 

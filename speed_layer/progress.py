@@ -40,6 +40,10 @@ def progress_figures(progress: dict[str, Any]) -> dict[str, Any]:
         "input_rows_per_second": round(float(progress.get("inputRowsPerSecond") or 0.0), 1),
         "processed_rows_per_second": round(float(progress.get("processedRowsPerSecond") or 0.0), 1),
         "batch_duration_ms": int(duration.get("triggerExecution") or 0),
+        # Where the micro-batch's time went, as Spark measured it (the writer's own share is in ``addBatch``;
+        # the shared query's ``view_ms`` splits that further): "addBatch=1298 queryPlanning=322 ...".
+        "phase_ms": " ".join(f"{phase}={int(ms)}" for phase, ms in sorted(duration.items())
+                             if phase != "triggerExecution"),
         "watermark": event_time.get("watermark") or "",
         "max_event_time": event_time.get("max") or "",
         "stateful": bool(states),
