@@ -39,6 +39,7 @@ from speed_layer.query import SHARED_QUERY, SinkContext, ViewQuery
 from speed_layer.redis_io import text, utc_from_ms
 from speed_layer.source import ENVELOPE_NAMES, deduplicated, kafka_stream, parse_records, valid_events
 from warehouse_models.events import TopicKind
+from warehouse_models.kafka_records import KAFKA_RECORD_COLUMNS
 from warehouse_models.redis_keys import PROGRESS_TTL_SECONDS
 from warehouse_models.settings import Settings
 
@@ -58,9 +59,8 @@ micro-batch, before the additive ones and their late-event cut-off."""
 
 Trigger = Literal["processing", "available_now"]
 
-RECORD_COLUMNS: tuple[str, ...] = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp", "kafka_key",
-                                   "raw_value")
-"""What a ``reads="records"`` view gets: the Kafka records (:func:`batch_layer.bronze.transform.kafka_records`)."""
+RECORD_COLUMNS: tuple[str, ...] = KAFKA_RECORD_COLUMNS
+"""What a ``reads="records"`` view gets: the Kafka records (:func:`warehouse_models.kafka_records.kafka_records`)."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from batch_layer.bronze.transform import kafka_records
 from warehouse_models.events import (
     ENVELOPE_COLUMNS,
     ENVELOPE_FIELDS,
@@ -33,6 +32,7 @@ from warehouse_models.events import (
     FieldSpec,
     TopicKind,
 )
+from warehouse_models.kafka_records import kafka_records
 from warehouse_models.settings import Settings
 from warehouse_models.types import Column, spark_ddl
 

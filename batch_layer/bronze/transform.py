@@ -24,6 +24,7 @@ import pandas as pd
 
 from warehouse_models.dead_letter import DEAD_LETTER_COLUMNS, EMPTY_RECORD_REASON
 from warehouse_models.events import ENVELOPE_COLUMNS, decode_and_validate
+from warehouse_models.kafka_records import kafka_records
 from warehouse_models.tables import DEAD_LETTER, TableSpec
 from warehouse_models.types import Column, spark_ddl
 
@@ -42,24 +43,6 @@ UNREADABLE_DEAD_LETTER_REASON = "dead-letter record is not a valid dead-letter J
 def _nullable_ddl(columns: tuple[Column, ...]) -> str:
     # from_json yields null for whatever is missing; declaring NOT NULL here would only mislead.
     return spark_ddl(tuple(Column(c.name, c.type, c.doc, nullable=True) for c in columns))
-
-
-def kafka_records(df: DataFrame) -> DataFrame:
-    """Kafka source rows as the bronze metadata columns: topic, partition, offset, timestamp, key, raw value.
-
-    ``raw_value`` is the value's bytes read as a string; bytes that are not UTF-8 are left as they are here
-    and made valid (and reported) by :func:`parse_envelope` or :func:`dead_letter_rows`.
-    """
-    from pyspark.sql import functions as F
-
-    return df.select(
-        F.col("topic").alias("kafka_topic"),
-        F.col("partition").cast("int").alias("kafka_partition"),
-        F.col("offset").cast("long").alias("kafka_offset"),
-        F.col("timestamp").alias("kafka_timestamp"),
-        F.col("key").cast("string").alias("kafka_key"),
-        F.col("value").cast("string").alias("raw_value"),
-    )
 
 
 def validation_reason(raw: pd.Series, received: pd.Series) -> pd.Series:

@@ -14,11 +14,11 @@ from batch_layer.bronze.transform import (
     UNREADABLE_DEAD_LETTER_REASON,
     bronze_frame,
     dead_letter_rows,
-    kafka_records,
     parse_envelope,
 )
 from warehouse_models.dead_letter import dead_letter_record
 from warehouse_models.events import decode_and_validate, format_timestamp
+from warehouse_models.kafka_records import kafka_records
 from warehouse_models.tables import BRONZE_PLAYBACK, DEAD_LETTER
 
 RECEIVED = datetime(2026, 1, 5, 20, 0, 5, tzinfo=timezone.utc)

@@ -174,7 +174,7 @@ def judged(spark) -> list[dict[str, Any]]:
         rows, "topic STRING, partition INT, offset LONG, timestamp TIMESTAMP, key BINARY, value BINARY")
     speed = {row["kafka_offset"]: row["violation"]
              for row in parse_records(frame).select("kafka_offset", "violation").collect()}
-    from batch_layer.bronze.transform import kafka_records
+    from warehouse_models.kafka_records import kafka_records
 
     bronze = {row["kafka_offset"]: row["parse_error"]
               for row in parse_envelope(kafka_records(frame)).select("kafka_offset", "parse_error")
