@@ -42,10 +42,10 @@ _PRODUCERS: dict[str, Any] = {}
 
 
 def refused_records(records: DataFrame, settings: Settings) -> DataFrame:
-    """The records the envelope check refused (``violation`` set), as the shared query hands them over."""
+    """The records the envelope check refused: those of the shared query's Kafka records with ``violation`` set."""
     from pyspark.sql import functions as F
 
-    return records.where(F.col("violation").isNotNull()) if "violation" in records.columns else records
+    return records.where(F.col("violation").isNotNull())
 
 
 def dead_letters_collected(records: DataFrame) -> DataFrame:
@@ -53,10 +53,9 @@ def dead_letters_collected(records: DataFrame) -> DataFrame:
     reason (kept for a record the validator would accept, which the corpus test says never happens)."""
     from pyspark.sql import functions as F
 
-    violation = F.col("violation") if "violation" in records.columns else F.lit(None).cast("string")
     return records.select("kafka_topic", "kafka_partition", "kafka_offset",
                           F.unix_millis("kafka_timestamp").alias("received_ms"),
-                          F.col("raw_value").cast("binary").alias("raw"), violation.alias("violation"))
+                          F.col("raw_value").cast("binary").alias("raw"), "violation")
 
 
 def dead_letter_of(row: dict[str, Any]) -> dict[str, Any]:

@@ -59,8 +59,6 @@ micro-batch, before the additive ones and their late-event cut-off."""
 
 Trigger = Literal["processing", "available_now"]
 
-RECORD_COLUMNS: tuple[str, ...] = KAFKA_RECORD_COLUMNS
-"""What a ``reads="records"`` view gets: the Kafka records (:func:`warehouse_models.kafka_records.kafka_records`)."""
 
 
 @dataclass(frozen=True)
@@ -262,7 +260,8 @@ def _shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[
             frames: list[tuple[str, DataFrame]] = [(LATENESS, _lateness_rows(events, is_late))] if cut else []
             for view in plan.views:
                 if view.reads == "records":
-                    frame = parsed.where(F.col("violation").isNotNull()).select(*RECORD_COLUMNS, "violation")
+                    # The Kafka records with the check's verdict; the view's transform keeps the refused ones.
+                    frame = parsed.select(*KAFKA_RECORD_COLUMNS, "violation")
                 else:
                     frame = on_time if view.late_cut else events
                 rows = view.transform(of_topics(frame, view), settings)

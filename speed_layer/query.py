@@ -64,8 +64,8 @@ class ViewQuery:
     write: Writer
     output_mode: Literal["update", "append"] = "update"
     reads: Literal["events", "records"] = "events"
-    """``events``: the valid events (:func:`speed_layer.source.valid_events`); ``records``: the raw Kafka records
-    (:func:`batch_layer.bronze.transform.kafka_records`), for the dead-letter view."""
+    """``events``: the valid events (:func:`speed_layer.source.valid_events`); ``records``: the Kafka records
+    (:func:`warehouse_models.kafka_records.kafka_records`) with the check's ``violation``, for the dead-letter view."""
 
     stateful: bool = False
     """Keeps Spark state across micro-batches (sessions): runs as a streaming query of its own; the other views

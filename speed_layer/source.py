@@ -34,18 +34,12 @@ from warehouse_models.events import (
 )
 from warehouse_models.kafka_records import kafka_records
 from warehouse_models.settings import Settings
-from warehouse_models.types import Column, spark_ddl
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.column import Column as SparkColumn
 
 ENVELOPE_NAMES: tuple[str, ...] = tuple(c.name for c in ENVELOPE_COLUMNS)
-
-
-def envelope_ddl() -> str:
-    """The envelope as a Spark DDL schema, every column nullable (``from_json`` yields null for what is missing)."""
-    return spark_ddl(tuple(Column(c.name, c.type, c.doc, nullable=True) for c in ENVELOPE_COLUMNS))
 
 
 # --- reading -----------------------------------------------------------------------------------------------
