@@ -14,7 +14,8 @@ view_end rows), in the bucket of the event that ended it (``play_end`` or fatal 
 that stopped sending events, in the bucket of its last event once the watermark passes it plus the heartbeat
 timeout.
 
-One stateful operator does both (``applyInPandasWithState`` keyed by slice, event-time timeouts), so each
+One stateful operator does both (``applyInPandasWithState``, event-time timeouts; the slices hashed into
+``speed_state_groups`` keys, each holding many slices), so each
 micro-batch emits the *whole* value of every bucket it changed and the writer sets it (``HSET``): replaying a
 batch writes the same values. A bucket's sums stay in the state until the watermark passes its end plus the
 heartbeat timeout (the last moment a timed-out session can still be judged into it), then it is final.
@@ -35,7 +36,7 @@ import pandas as pd
 
 from speed_layer.query import SinkContext, ViewQuery
 from speed_layer.source import drop_resent
-from speed_layer.view_end import ordered_events, outcome_flags
+from speed_layer.view_end import STATE_GROUP, ordered_events, outcome_flags, state_group
 from warehouse_models.events import HEARTBEAT_INTERVAL_SECONDS, PLAYBACK_TYPES, EventType, TopicKind
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout
 from warehouse_models.settings import Settings
@@ -64,7 +65,8 @@ EVENT_COLUMNS: tuple[str, ...] = (
 )
 OUTPUT_DDL = ("content_id STRING, device_type STRING, country STRING, window_start TIMESTAMP, "
               + ", ".join(f"{name} BIGINT" for name in QOE_FIELDS))
-STATE_DDL = "state_json STRING"
+STATE_DDL = "slices_json STRING"
+"""A state group's state: its slices as JSON, ``[content_id, device_type, country]`` (JSON text) -> slice state."""
 
 _MINUTE_MS = SPEED_BUCKET_SECONDS * 1000
 _OUTCOME_FIELDS = {"start_failure": "start_failures", "exit_before_start": "exits_before_start",
@@ -104,16 +106,16 @@ class SliceState:
         return cls({}, {})
 
     @classmethod
-    def from_json(cls, text: str) -> SliceState:
-        raw = json.loads(text)
+    def from_raw(cls, raw: Mapping[str, Any]) -> SliceState:
+        """From :meth:`to_raw`'s form (decoded JSON)."""
         return cls({int(k): v for k, v in raw["buckets"].items()},
                    {k: _Session(*v) for k, v in raw["sessions"].items()})
 
-    def to_json(self) -> str:
+    def to_raw(self) -> dict[str, Any]:
+        """As plain JSON values."""
         sessions = {k: [s.requested, s.first_frame_ms, s.fatal_ms, s.fatal_code, s.play_end_ms, s.last_ms, s.judged]
                     for k, s in self.sessions.items()}
-        return json.dumps({"buckets": {str(k): v for k, v in self.buckets.items()}, "sessions": sessions},
-                          separators=(",", ":"))
+        return {"buckets": {str(k): v for k, v in self.buckets.items()}, "sessions": sessions}
 
     def next_timeout_ms(self, timeout_ms: int) -> int | None:
         """When the next session times out or the next bucket becomes final (event time, epoch ms)."""
@@ -203,29 +205,58 @@ def qoe_step(state: SliceState, events: Iterable[Mapping[str, Any]], *, watermar
     return out
 
 
-def _rows(key: tuple[Any, ...], buckets: Mapping[int, Mapping[str, int]]) -> pd.DataFrame:
+def _row_dicts(key: tuple[Any, ...], buckets: Mapping[int, Mapping[str, int]]) -> list[dict[str, Any]]:
     content_id, device_type, country = (str(k) for k in key)
-    rows = [{"content_id": content_id, "device_type": device_type, "country": country,
+    return [{"content_id": content_id, "device_type": device_type, "country": country,
              "window_start": pd.Timestamp(bucket, unit="s", tz="UTC"), **{f: int(sums[f]) for f in QOE_FIELDS}}
             for bucket, sums in buckets.items()]
+
+
+def _rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["content_id", "device_type", "country", "window_start", *QOE_FIELDS])
 
 
-def qoe_stateful_step(key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: GroupState, *,
-                      timeout_ms: int) -> Iterator[pd.DataFrame]:
-    """The ``applyInPandasWithState`` function: one slice's micro-batch (or timeout) in, changed buckets out."""
-    slice_state = SliceState.from_json(state.get[0]) if state.exists else SliceState.empty()
+def load_slices(state: GroupState) -> dict[tuple[str, str, str], SliceState]:
+    """The slices a state group holds (none for a new group): (content_id, device_type, country) -> state."""
+    if not state.exists:
+        return {}
+    return {tuple(json.loads(key)): SliceState.from_raw(raw) for key, raw in json.loads(state.get[0]).items()}
+
+
+def qoe_group_step(key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: GroupState, *,
+                   timeout_ms: int) -> Iterator[pd.DataFrame]:
+    """The ``applyInPandasWithState`` function of one state group (many slices, see ``speed_state_groups``): each
+    slice's new events in (:func:`qoe_step`), the whole sums of every bucket that changed out.
+
+    Slices without new events are stepped too, so their timed-out sessions are judged and their final buckets
+    dropped in the batch where the watermark passes them; Spark calls the group when its earliest deadline passes.
+    """
+    slices = load_slices(state)
+    by_slice: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    if not state.hasTimedOut:
+        for event in ordered_events(frames):
+            slice_key = (str(event["content_id"]), str(event["device_type"]), str(event["country"]))
+            by_slice.setdefault(slice_key, []).append(event)
     watermark_ms = state.getCurrentWatermarkMs()
-    events = [] if state.hasTimedOut else ordered_events(frames)
-    changed = qoe_step(slice_state, events, watermark_ms=watermark_ms, timeout_ms=timeout_ms)
-    next_ms = slice_state.next_timeout_ms(timeout_ms)
-    if next_ms is None:
-        state.remove()
+    rows: list[dict[str, Any]] = []
+    due: list[int] = []
+    for slice_key in sorted(set(slices) | set(by_slice)):
+        slice_state = slices.get(slice_key) or SliceState.empty()
+        changed = qoe_step(slice_state, by_slice.get(slice_key, []), watermark_ms=watermark_ms, timeout_ms=timeout_ms)
+        next_ms = slice_state.next_timeout_ms(timeout_ms)
+        if next_ms is None:
+            slices.pop(slice_key, None)
+        else:
+            slices[slice_key] = slice_state
+            due.append(next_ms)
+        rows.extend(_row_dicts(slice_key, changed))
+    if slices:
+        state.update((json.dumps({json.dumps(list(k)): s.to_raw() for k, s in slices.items()}, separators=(",", ":")),))
+        state.setTimeoutTimestamp(max(min(due), watermark_ms, 1))
     else:
-        state.update((slice_state.to_json(),))
-        state.setTimeoutTimestamp(max(next_ms, watermark_ms, 1))
-    if changed:
-        yield _rows(key, changed)
+        state.remove()
+    if rows:
+        yield _rows(rows)
 
 
 def _batch_step(frame: pd.DataFrame, *, timeout_ms: int) -> pd.DataFrame:
@@ -233,7 +264,7 @@ def _batch_step(frame: pd.DataFrame, *, timeout_ms: int) -> pd.DataFrame:
     watermark_ms = int(frame["_watermark_ms"].iloc[0])
     changed = qoe_step(SliceState.empty(), ordered_events([frame.drop(columns=["_watermark_ms"])]),
                        watermark_ms=watermark_ms, timeout_ms=timeout_ms)
-    return _rows(key, changed)
+    return _rows(_row_dicts(key, changed))
 
 
 # --- the transform ------------------------------------------------------------------------------------------------
@@ -259,9 +290,11 @@ def qoe_rows(events: DataFrame, settings: Settings) -> DataFrame:
     if rows.isStreaming:
         def stateful_step(key: tuple[Any, ...], frames: Iterator[pd.DataFrame],
                           state: GroupState) -> Iterator[pd.DataFrame]:
-            return qoe_stateful_step(key, frames, state, timeout_ms=timeout_ms)
+            return qoe_group_step(key, frames, state, timeout_ms=timeout_ms)
 
-        return rows.groupBy(*SLICE_COLUMNS).applyInPandasWithState(
+        groups = rows.withColumn(STATE_GROUP, state_group([F.col(c) for c in SLICE_COLUMNS],
+                                                          settings.speed_state_groups))
+        return groups.groupBy(STATE_GROUP).applyInPandasWithState(
             stateful_step, OUTPUT_DDL, STATE_DDL, "update", GroupStateTimeout.EventTimeTimeout)
 
     def batch_step(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,14 +1,15 @@
 """Computed view ends: one ``view_end`` event per viewing session, sent to the derived topic.
 
-Per session (key ``session_id``) the query keeps, in Spark's state store, who watched what where (account,
-user, device, country, title, live or not), the first and last event time, the last position, the count of
+Per session the query keeps, in Spark's state store (the sessions hashed into ``speed_state_groups`` keys, each
+holding many sessions: Spark's Python call per key costs more than a few events' work), who watched what
+where (account, user, device, country, title, live or not), the first and last event time, the last position, the count of
 playing heartbeats and the lifecycle facts (play request seen, first frame, first fatal error and its code,
 explicit ``play_end``). A session ends:
 
 * **explicit_end** at once, in the micro-batch where its ``play_end`` or a fatal ``error`` arrives;
 * **heartbeat_timeout** when the event-time watermark passes its last event plus
-  ``speed_heartbeat_timeout_seconds`` with no explicit end (an event-time timeout of
-  ``applyInPandasWithState``).
+  ``speed_heartbeat_timeout_seconds`` with no explicit end (checked in each call of the session's group; the
+  group's event-time timeout of ``applyInPandasWithState`` is its earliest deadline).
 
 The row is a valid ``view_end`` envelope event: ``event_id`` is ``ve-<session id>`` (a digest when that would
 be too long), so a replayed micro-batch or a restarted query sends the same id and consumers keep one;
@@ -43,7 +44,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,7 @@ from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
+    from pyspark.sql.column import Column
     from pyspark.sql.streaming.state import GroupState
 
 logger = logging.getLogger(__name__)
@@ -126,6 +128,19 @@ def view_end_id(session_id: str) -> str:
     if len(candidate) <= MAX_ID_LENGTH:
         return candidate
     return "ve-" + hashlib.sha256(session_id.encode()).hexdigest()[: MAX_ID_LENGTH - 3]
+
+
+# --- state groups ---------------------------------------------------------------------------------------------
+
+STATE_GROUP = "_state_group"
+"""The column a session-state query groups by: which of the ``speed_state_groups`` keys holds the row's state."""
+
+
+def state_group(columns: list[Column], groups: int) -> Column:
+    """The state group of a row: a stable hash of ``columns`` (the session or slice) modulo ``groups``."""
+    from pyspark.sql import functions as F
+
+    return F.pmod(F.xxhash64(*columns), F.lit(groups)).cast("int")
 
 
 # --- per-session state -----------------------------------------------------------------------------------------
@@ -200,19 +215,9 @@ class SessionTracker:
     _IDENTITY = ("account_id", "user_id", "device_id", "device_type", "country", "content_id", "is_live",
                  "duration_seconds")
 
-    @classmethod
-    def state_ddl(cls) -> str:
-        """The Spark schema of the state (one column per field, in field order)."""
-        types = {"str": "STRING", "str | None": "STRING", "bool | None": "BOOLEAN", "bool": "BOOLEAN",
-                 "float | None": "DOUBLE", "int | None": "BIGINT", "int": "BIGINT"}
-        return ", ".join(f"{f.name} {types[str(f.type)]}" for f in fields(cls))
-
-    @classmethod
-    def from_state(cls, values: tuple[Any, ...]) -> SessionTracker:
-        return cls(*values)
-
-    def to_state(self) -> tuple[Any, ...]:
-        return tuple(asdict(self).values())
+    def state_values(self) -> list[Any]:
+        """The fields after ``session_id``, in field order (a session's part of its state group's JSON)."""
+        return [getattr(self, name) for name in _STATE_FIELDS]
 
     @property
     def explicit_end_ms(self) -> int | None:
@@ -305,27 +310,54 @@ def session_view_ends(session_id: str, events: pd.DataFrame, *, watermark_ms: in
     return _frame([])
 
 
-def view_end_step(key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: GroupState, *,
-                  timeout_ms: int) -> Iterator[pd.DataFrame]:
-    """The ``applyInPandasWithState`` function: fold a micro-batch into the session, emit its view_end once."""
-    if state.hasTimedOut:
-        tracker = SessionTracker.from_state(state.get)
-        state.remove()
-        if not tracker.emitted:
-            yield _frame([tracker.view_end("heartbeat_timeout")])
-        return
-    tracker = SessionTracker.from_state(state.get) if state.exists else SessionTracker(str(key[0]))
-    tracker.observe(ordered_events(frames))
-    if tracker.last_ms is None:
-        return
+_STATE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(SessionTracker))[1:]
+
+STATE_DDL = "sessions_json STRING"
+"""A state group's state: its open sessions as JSON, session id -> :meth:`SessionTracker.state_values`."""
+
+
+def load_sessions(state: GroupState) -> dict[str, SessionTracker]:
+    """The open sessions a state group holds (none for a new group)."""
+    if not state.exists:
+        return {}
+    return {session_id: SessionTracker(session_id, *values) for session_id, values in json.loads(state.get[0]).items()}
+
+
+def view_end_group_step(key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: GroupState, *,
+                        timeout_ms: int) -> Iterator[pd.DataFrame]:
+    """The ``applyInPandasWithState`` function of one state group (many sessions, see ``speed_state_groups``):
+    fold a micro-batch into its sessions, emit each session's view_end once.
+
+    A session ends explicitly in the batch where its ``play_end`` or fatal error arrives (its state stays until the
+    timeout, to absorb stragglers without a second view_end), or by timeout once the event-time watermark passes
+    its last event plus ``timeout_ms``. Spark calls the group on new events or when its earliest deadline passes.
+    """
+    sessions = load_sessions(state)
     rows: list[dict[str, Any]] = []
-    if tracker.explicit_end_ms is not None and not tracker.emitted:
-        rows.append(tracker.view_end("explicit_end"))
-        tracker.emitted = True
-    state.update(tracker.to_state())
-    # A timeout may not be set before the watermark; Spark drops events older than it before they get here,
-    # so this only guards a session whose newest event is exactly at the watermark.
-    state.setTimeoutTimestamp(max(tracker.last_ms + timeout_ms, state.getCurrentWatermarkMs(), 1))
+    if not state.hasTimedOut:
+        by_session: dict[str, list[dict[str, Any]]] = {}
+        for event in ordered_events(frames):
+            by_session.setdefault(str(event["session_id"]), []).append(event)
+        for session_id, events in by_session.items():
+            tracker = sessions.setdefault(session_id, SessionTracker(session_id))
+            tracker.observe(events)
+            if tracker.explicit_end_ms is not None and not tracker.emitted:
+                rows.append(tracker.view_end("explicit_end"))
+                tracker.emitted = True
+    watermark_ms = state.getCurrentWatermarkMs()
+    for session_id, tracker in list(sessions.items()):
+        assert tracker.last_ms is not None, "a tracked session has seen an event"
+        if tracker.last_ms + timeout_ms < watermark_ms:
+            if not tracker.emitted:
+                rows.append(tracker.view_end("heartbeat_timeout"))
+            del sessions[session_id]
+    if sessions:
+        state.update((json.dumps({sid: t.state_values() for sid, t in sessions.items()}, separators=(",", ":")),))
+        # A timeout may not be set before the watermark; Spark drops events older than it before they get here.
+        due = min(t.last_ms for t in sessions.values() if t.last_ms is not None) + timeout_ms
+        state.setTimeoutTimestamp(max(due, watermark_ms, 1))
+    else:
+        state.remove()
     if rows:
         yield _frame(rows)
 
@@ -371,8 +403,9 @@ def view_end_rows(events: DataFrame, settings: Settings, *, durations: DataFrame
         rows = rows.withColumn("duration_seconds", F.lit(None).cast("double"))
     rows = rows.select(*SESSION_COLUMNS, "duration_seconds")
     if rows.isStreaming:
-        return rows.groupBy("session_id").applyInPandasWithState(
-            partial(view_end_step, timeout_ms=timeout_ms), OUTPUT_DDL, SessionTracker.state_ddl(), "append",
+        groups = rows.withColumn(STATE_GROUP, state_group([F.col("session_id")], settings.speed_state_groups))
+        return groups.groupBy(STATE_GROUP).applyInPandasWithState(
+            partial(view_end_group_step, timeout_ms=timeout_ms), OUTPUT_DDL, STATE_DDL, "append",
             GroupStateTimeout.EventTimeTimeout)
 
     def batch_step(frame: pd.DataFrame) -> pd.DataFrame:

@@ -159,6 +159,13 @@ class Settings(BaseSettings):
     micro-batch then keeps at most one Python worker busy, so the background views (QoE, view_end) cannot take
     every core from the shared query the apps wait on. Raise it with the executor cores of a cluster."""
 
+    speed_state_groups: int = Field(default=8, ge=1)
+    """State keys the session-state queries (QoE, view_end) spread their sessions over, by a hash, fixed when a
+    checkpoint is created. Spark calls Python once per state key with data in a micro-batch, and that call's
+    fixed cost (a pandas frame, a state read and write) outweighs a few events' work: a few keys, each holding
+    many sessions, cost a few calls per batch instead of one per session. On a cluster, at least the state
+    partitions (``speed_shuffle_partitions``)."""
+
     speed_local_task_slots: int = Field(default=6, ge=1)
     """Task slots of the speed layer's own Spark (`python -m speed_layer`) when its master is local: a local[N]
     master with fewer slots is raised to local[<this>]. The speed queries' tasks wait on Kafka, Redis and Python

@@ -19,10 +19,10 @@ from speed_layer.qoe import (
     EVENT_COLUMNS,
     QOE_FIELDS,
     QUERY,
-    SliceState,
+    load_slices,
     merge_sums,
+    qoe_group_step,
     qoe_metrics,
-    qoe_stateful_step,
 )
 from tests.speed_support import FakeGroupState
 from warehouse_models.events import TopicKind, format_timestamp
@@ -89,7 +89,7 @@ def _pandas(events: list[dict[str, Any]]) -> pd.DataFrame:
 
 def _step(state: FakeGroupState, events: list[dict[str, Any]]) -> list[tuple[int, dict[str, int]]]:
     frames = iter([_pandas(events)]) if events else iter([])
-    out = list(qoe_stateful_step(("vod-1", "tv", "DE"), frames, state, timeout_ms=TIMEOUT_MS))
+    out = list(qoe_group_step((0,), frames, state, timeout_ms=TIMEOUT_MS))
     rows = [r for frame in out for r in frame.to_dict("records")]
     return [(int(r["window_start"].timestamp()), {f: int(r[f]) for f in QOE_FIELDS}) for r in rows]
 
@@ -111,7 +111,7 @@ def test_stateful_step_emits_whole_values_updates_a_late_minute_and_finalises():
     state.hasTimedOut, state.watermark_ms = True, (T0_S + 141) * 1000
     assert _step(state, []) == [(T0_S + 60, _sums(plays=1, exits_before_start=1))]
     assert state.exists
-    remaining = SliceState.from_json(state.get[0])
+    remaining = load_slices(state)[("vod-1", "tv", "DE")]
     assert sorted(remaining.buckets) == [T0_S + 60] and remaining.sessions == {}
 
     # Past the end of 12:01 plus the timeout the minute is final and the state is gone.
@@ -139,3 +139,19 @@ def test_metrics_without_denominators_are_none():
     metrics = qoe_metrics(_sums())
     assert metrics["video_startup_time_ms"] is None and metrics["rebuffering_ratio"] is None
     assert metrics["average_bitrate_kbps"] is None and metrics["playback_failure_rate"] is None
+
+
+def test_one_state_group_keeps_its_slices_apart():
+    state = FakeGroupState(None, watermark_ms=0)
+    mobile = [_event("play_request", "s2", 5, device="mobile"), _hb("s2", 15, 1000, device="mobile")]
+    frames = iter([_pandas(S1[:3] + mobile)])
+    out = [r for frame in qoe_group_step((0,), frames, state, timeout_ms=TIMEOUT_MS) for r in frame.to_dict("records")]
+    by_slice = {(r["content_id"], r["device_type"], r["country"]): {f: int(r[f]) for f in QOE_FIELDS} for r in out}
+    assert by_slice == {
+        ("vod-1", "tv", "DE"): _sums(plays=1, startups=1, startup_ms_sum=1000, playing_seconds=10,
+                                     bitrate_seconds_kbps=30_000, bitrate_seconds=10),
+        ("vod-1", "mobile", "DE"): _sums(plays=1, playing_seconds=10, bitrate_seconds_kbps=10_000, bitrate_seconds=10),
+    }
+    assert sorted(load_slices(state)) == [("vod-1", "mobile", "DE"), ("vod-1", "tv", "DE")]
+    # The earliest deadline of the group: s1's last event (11 s) plus the timeout.
+    assert state.timeout_ms == (T0_S + 11) * 1000 + TIMEOUT_MS

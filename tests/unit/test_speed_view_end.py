@@ -21,11 +21,12 @@ from speed_layer.view_end import (
     QUERY,
     SESSION_COLUMNS,
     SessionTracker,
+    load_sessions,
     outcome_flags,
     session_view_ends,
     view_end_event,
+    view_end_group_step,
     view_end_id,
-    view_end_step,
 )
 from tests.speed_support import FakeGroupState
 from warehouse_models.events import TopicKind, format_timestamp, to_wire, validate_event
@@ -186,7 +187,7 @@ def test_completion_pct_when_the_duration_is_known():
 
 def _step(session: str, events: list[dict[str, Any]], state: FakeGroupState) -> list[dict[str, Any]]:
     frames = iter([_pandas(events)]) if events else iter([])
-    out = list(view_end_step((session,), frames, state, timeout_ms=TIMEOUT_MS))
+    out = list(view_end_group_step((0,), frames, state, timeout_ms=TIMEOUT_MS))
     return [r for frame in out for r in _records(frame)]
 
 
@@ -211,7 +212,22 @@ def test_stateful_step_emits_an_explicit_end_once_and_swallows_stragglers():
     assert _step("s-end", events[3:5], state) == [{**EXPLICIT, "watch_seconds": 10.0}]
     # The late heartbeat after the end: folded into the state, no second view_end.
     assert _step("s-end", events[5:], state) == []
-    assert SessionTracker.from_state(state.get).playing_heartbeats == 2
-    state.hasTimedOut = True
+    assert load_sessions(state)["s-end"].playing_heartbeats == 2
+    state.hasTimedOut, state.watermark_ms = True, T0_MS + 3_600_000
     assert _step("s-end", [], state) == []
     assert state.removed
+
+
+def test_one_state_group_holds_many_sessions_and_ends_each_on_its_own():
+    state = FakeGroupState(None, watermark_ms=0)
+    explicit, gone = _session_explicit(), _session_timeout()
+    # Both sessions arrive in one call of their group: the explicit end goes out at once, s-gone stays open.
+    assert _step("group", explicit[:5] + gone, state) == [{**EXPLICIT, "watch_seconds": 10.0}]
+    assert sorted(load_sessions(state)) == ["s-end", "s-gone"]
+    # The group's deadline is its earliest session's (last event + timeout).
+    last_ms = {sid: t.last_ms for sid, t in load_sessions(state).items()}
+    assert state.timeout_ms == min(last_ms.values()) + TIMEOUT_MS
+    # The watermark passes s-gone's deadline while s-end's stragglers arrive: s-gone times out in that call.
+    state.watermark_ms = last_ms["s-gone"] + TIMEOUT_MS + 1
+    assert _step("group", explicit[5:], state) == [TIMED_OUT]
+    assert "s-gone" not in load_sessions(state)
