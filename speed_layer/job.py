@@ -226,7 +226,7 @@ SHARED_QUERY_SPARK_JOBS = 1
 """Spark jobs a micro-batch of the shared query runs in its writer: one, whatever the number of views."""
 
 
-def _shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[DataFrame, int], None]:
+def shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[DataFrame, int], None]:
     """The ``foreachBatch`` function of the shared query: every view's rows in one Spark job, then each view's
     Redis writes (one pipeline or transaction each), latest-value views first."""
     from pyspark.sql import functions as F
@@ -316,7 +316,7 @@ def start_query(spark: SparkSession, settings: Settings, plan: QueryPlan, *, tri
     name = query_name(settings, plan)
     source = query_input(spark, settings, plan)
     if plan.shared:
-        rows, sink = source, _shared_writer(settings, plan, name)
+        rows, sink = source, shared_writer(settings, plan, name)
     else:
         rows, sink = plan.views[0].transform(source, settings), _stateful_writer(settings, plan, name)
     writer = (

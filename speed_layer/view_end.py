@@ -2,8 +2,8 @@
 
 Per session the query keeps, in Spark's state store (the sessions hashed into ``speed_state_groups`` keys, each
 holding many sessions: Spark's Python call per key costs more than a few events' work), who watched what
-where (account, user, device, country, title, live or not), the first and last event time, the last position, the count of
-playing heartbeats and the lifecycle facts (play request seen, first frame, first fatal error and its code,
+where (account, user, device, country, title, live or not), the first and last event time, the last position,
+the count of playing heartbeats and the lifecycle facts (play request seen, first frame, first fatal error and its code,
 explicit ``play_end``). A session ends:
 
 * **explicit_end** at once, in the micro-batch where its ``play_end`` or a fatal ``error`` arrives;

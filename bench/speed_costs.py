@@ -1,0 +1,249 @@
+"""What each stage of the speed layer costs per event, measured apart on a quiet machine (no load generator).
+
+The end-to-end benchmark (``bench/speed.py``) says how far the latency is from its targets; this one says where
+the time goes, so the figures there can be read as a sum: a rate is sustainable only while the sum of the
+per-event costs of every query times the rate stays well under the cores left by Kafka, Redis and the producer.
+
+Stages, each timed in its own Spark job or call over the same heartbeats the load generator sends:
+
+* **source** (a streaming query over a topic holding ``events`` records, available-now, no-op sink; the second
+  of two runs, so plans are compiled): the Kafka read, then the parse with the envelope check
+  (:func:`speed_layer.source.parse_records`), then the de-duplication by event id. Every speed query pays it.
+* **shared views** (one micro-batch of ``batch`` parsed records, cached first so the source is not counted):
+  each view of the shared query alone and all together, split as the progress row splits it: ``spark`` (the
+  one job) and the view's driver-side Redis writes (``apply``).
+* **session state** (the Python step of QoE and view_end on one state group's pandas frame): the part of the
+  stateful queries that runs in Python; their Spark side (source, shuffle, Arrow) is the source stage plus the
+  difference to the end-to-end batch durations.
+
+Figures are microseconds of wall time per event on this machine's cores (Spark runs its tasks on all of them).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from bench.harness import BenchContext, Outcome, benchmark
+from bench.speed import _TEMPLATE, _cleanup, throwaway_run
+from warehouse_models.events import TopicKind, format_timestamp
+from warehouse_models.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def _heartbeats(count: int, *, run: str, offset: int = 0) -> list[tuple[bytes, bytes]]:
+    """(key, value) of ``count`` heartbeats as the load generator sends them (one user each)."""
+    ts = format_timestamp(datetime.now(timezone.utc))
+    out = []
+    for n in range(offset, offset + count):
+        account = f"acc-{run}-{n // 2}"
+        value = _TEMPLATE.format(event_id=uuid.uuid4().hex, ts=ts, account=account, user=f"usr-{run}-{n}", n=n,
+                                 run=run, content=f"vod-{n % 5000:05d}", position=n % 7200)
+        out.append((account.encode(), value.encode()))
+    return out
+
+
+def _produce(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": ",".join(settings.kafka_bootstrap_list), "linger.ms": 5,
+                         "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
+    for i, (key, value) in enumerate(records):
+        while True:
+            try:
+                producer.produce(settings.topics.playback.name, value, key)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        if i % 10_000 == 0:
+            producer.poll(0)
+    producer.flush(60)
+
+
+def _source_costs(spark: Any, settings: Settings, events: int) -> dict[str, float]:
+    """Microseconds per record of the Kafka read, the parse and check, and the de-duplication (cumulative)."""
+    from speed_layer.source import deduplicated, kafka_stream, parse_records
+
+    def read() -> Any:
+        return kafka_stream(spark, settings, [TopicKind.PLAYBACK]).coalesce(settings.speed_source_partitions)
+
+    stages = {
+        "kafka_read": lambda: read(),
+        "parse_and_check": lambda: parse_records(read()),
+        "deduplicate": lambda: deduplicated(parse_records(read()), settings),
+    }
+    out: dict[str, float] = {}
+    for name, build in stages.items():
+        for attempt in range(2):
+            checkpoint = tempfile.mkdtemp(prefix="bench-costs-")
+            began = time.perf_counter()
+            query = (build().writeStream.format("noop").option("checkpointLocation", checkpoint)
+                     .trigger(availableNow=True).start())
+            query.awaitTermination()
+            elapsed = time.perf_counter() - began
+            rows = sum(int(p["numInputRows"]) for p in query.recentProgress)
+            if rows != events:
+                raise RuntimeError(f"source stage {name} read {rows} records, expected {events}")
+            if attempt == 1:
+                out[name] = round(elapsed / rows * 1e6, 1)
+    return out
+
+
+def _shared_view_costs(spark: Any, settings: Settings, batch: int) -> dict[str, Any]:
+    """Per view of the shared query (and all together): Spark and driver-side microseconds per event."""
+    from speed_layer.job import plan_queries, shared_writer, views
+    from speed_layer.source import parse_records
+
+    client = settings.redis_client()
+    shared = [v.name for v in views() if not v.stateful]
+    offset = 0
+
+    def parsed_batch() -> Any:
+        nonlocal offset
+        records = _heartbeats(batch, run="costs", offset=offset)
+        now = datetime.now(timezone.utc)
+        rows = [(key, value, settings.topics.playback.name, i % 6, offset + i, now, 0)
+                for i, (key, value) in enumerate(records)]
+        offset += batch
+        frame = spark.createDataFrame(rows, "key BINARY, value BINARY, topic STRING, partition INT, offset LONG, "
+                                            "timestamp TIMESTAMP, timestampType INT")
+        cached = parse_records(frame.coalesce(settings.speed_source_partitions)).persist()
+        cached.count()
+        return cached
+
+    out: dict[str, Any] = {}
+    for label, names in [*((name, [name]) for name in shared), ("all", shared)]:
+        plan = plan_queries(views(names))[0]
+        query = f"costs-{label}-{uuid.uuid4().hex[:6]}"
+        write = shared_writer(settings, plan, query)
+        figures: dict[str, float] = {}
+        for batch_id in range(3):  # the first batch compiles; the figures are the last one's
+            frame = parsed_batch()
+            write(frame, batch_id)  # cached already: the writer's persist finds it
+            frame.unpersist()
+            spent = dict(part.split("=") for part in
+                         client.hget(settings.keys.speed_progress(query), "view_ms").decode().split())
+            figures = {"spark": round(int(spent.pop("spark")) * 1000 / batch, 1),
+                       "apply": round(sum(int(v) for v in spent.values()) * 1000 / batch, 1)}
+        out[label] = figures
+        logger.info("shared view %s: %s us per event", label, figures)
+    return out
+
+
+class _State:
+    """The part of Spark's GroupState the session steps use (one group, the watermark of a micro-batch)."""
+
+    def __init__(self) -> None:
+        self.value: tuple[Any, ...] | None = None
+        self.hasTimedOut = False
+        self.watermark_ms = 0
+
+    exists = property(lambda self: self.value is not None)
+    get = property(lambda self: self.value)
+
+    def update(self, value: tuple[Any, ...]) -> None:
+        self.value = value
+
+    def remove(self) -> None:
+        self.value = None
+
+    def setTimeoutTimestamp(self, ms: int) -> None:  # noqa: N802 - pyspark's name
+        pass
+
+    def getCurrentWatermarkMs(self) -> int:  # noqa: N802 - pyspark's name
+        return self.watermark_ms
+
+
+def _session_step_costs(rows: int, sessions: int) -> dict[str, float]:
+    """Microseconds per event of the Python step of QoE and view_end on one state group's frame of heartbeats
+    (``sessions`` open sessions, each heartbeating every 10 s), the third of three calls."""
+    import pandas as pd
+
+    from speed_layer.qoe import EVENT_COLUMNS, qoe_group_step
+    from speed_layer.view_end import SESSION_COLUMNS, view_end_group_step
+
+    out: dict[str, float] = {}
+    start = datetime.now(timezone.utc)
+    for name, step, columns in (("view_end", view_end_group_step, [*SESSION_COLUMNS, "duration_seconds"]),
+                                ("qoe", qoe_group_step, list(EVENT_COLUMNS))):
+        state = _State()
+        for call in range(3):
+            base = call * rows
+            frame = pd.DataFrame([{
+                "session_id": f"ses-{n % sessions}", "event_type": "heartbeat",
+                "event_timestamp": start + timedelta(seconds=(base + n) // sessions * 10),
+                "account_id": f"acc-{n % sessions}", "user_id": f"usr-{n % sessions}", "device_id": "dev",
+                "device_type": "tv", "country": "DE", "content_id": f"vod-{n % sessions % 5000:05d}", "is_live": False,
+                "position_seconds": float(base + n), "player_state": "playing", "error_fatal": None,
+                "error_code": None, "duration_seconds": None, "bitrate_kbps": 3000, "previous_bitrate_kbps": None,
+                "startup_ms": None, "stall_ms": None} for n in range(rows)])[columns]
+            began = time.perf_counter()
+            list(step((0,), iter([frame]), state, timeout_ms=30_000))  # type: ignore[arg-type]
+            elapsed = time.perf_counter() - began
+        out[name] = round(elapsed / rows * 1e6, 1)
+    return out
+
+
+@benchmark("speed_costs", packages=("pyspark", "confluent-kafka", "redis"))
+def speed_costs(ctx: BenchContext) -> Outcome:
+    """Per-event cost of each speed-layer stage (source, each shared view, session steps), measured apart."""
+    from infra.kafka import ensure_topics
+    from infra.spark import build_spark_session
+    from speed_layer.job import speed_master
+
+    events = 20_000 if ctx.quick else 100_000
+    batch = 5_000 if ctx.quick else 20_000
+    run, workdir = throwaway_run(ctx.settings, "costs")
+    run = run.model_copy(update={"spark_master": speed_master(run)})
+    ensure_topics(run)
+    client = run.redis_client()
+    spark = build_spark_session(run, app_name="bench-speed-costs", ui=False)
+    spark.conf.set("spark.sql.shuffle.partitions", str(run.speed_shuffle_partitions))
+    try:
+        ctx.progress("producing %d heartbeats", events)
+        _produce(run, _heartbeats(events, run=uuid.uuid4().hex[:6]))
+        ctx.progress("source stages over %d records", events)
+        source = _source_costs(spark, run, events)
+        ctx.progress("shared views on micro-batches of %d records", batch)
+        shared = _shared_view_costs(spark, run, batch)
+        ctx.progress("session steps")
+        steps = _session_step_costs(rows=batch // 4, sessions=batch // 8)
+    finally:
+        _cleanup(run, client)
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    source_us = source["deduplicate"]
+    every_view_us = source_us + shared["all"]["spark"] + shared["all"]["apply"]
+    figures = {
+        "source_kafka_read_us": source["kafka_read"],
+        "source_parse_and_check_us": round(source["parse_and_check"] - source["kafka_read"], 1),
+        "source_deduplicate_us": round(source["deduplicate"] - source["parse_and_check"], 1),
+        "shared_views_spark_us": shared["all"]["spark"],
+        "shared_views_apply_us": shared["all"]["apply"],
+        "view_end_step_us": steps["view_end"],
+        "qoe_step_us": steps["qoe"],
+        # The shared query, then each stateful query's own source and Python step (their Spark side beyond the
+        # source is not counted, so this is a lower bound of the per-event wall time of every view).
+        "every_view_floor_us": round(every_view_us + 2 * source_us + steps["view_end"] + steps["qoe"], 1),
+    }
+    return Outcome(
+        figures=figures,
+        notes={
+            "source_cumulative_us": source,
+            "shared_views_us": shared,
+            "session_steps_us": steps,
+            "events": events,
+            "batch": batch,
+            "unit": "microseconds of wall time per event, Spark on every core of the machine, nothing else running",
+            "reading": "1e6 / every_view_floor_us is the most events/s every view could take on this machine with "
+                       "nothing else running; the end-to-end targets need the sum well under the budget left by "
+                       "Kafka, Redis and the producer",
+            "master": run.spark_master,
+        },
+    )
