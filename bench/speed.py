@@ -17,6 +17,10 @@ p95 under 10 s). A probe not visible within 180 s counts as never seen; a percen
 reported as null.
 
 Redis memory: ``used_memory`` after the 10,000 events/s step minus before the run, per 100,000 active viewers.
+
+view_end lag (full run only, a run of its own): every view running under 1,000 events/s, probe sessions send one
+heartbeat each and go silent; a probe's lag is when its view_end shows on the derived topic minus the earliest
+moment the rule allows it (heartbeat time + heartbeat timeout + allowed lateness).
 """
 
 from __future__ import annotations
@@ -368,6 +372,90 @@ def measure_speed_layer(settings: Settings, *, quick: bool = False,
     return {"figures": figures, "steps": [_step_figures(s) for s in steps]}
 
 
+VIEW_END_LAG_RATE = 1_000
+"""Background load of the view_end lag run (events/s): it keeps the watermark moving past the silent probes."""
+VIEW_END_LAG_PROBES = 20
+
+
+class ViewEndWatch:
+    """Notes when each view_end whose event id starts with ``prefix`` first shows on the derived topic."""
+
+    def __init__(self, settings: Settings, prefix: str) -> None:
+        from confluent_kafka import Consumer
+
+        self.prefix = prefix
+        self.seen: dict[str, float] = {}
+        self._consumer = Consumer({"bootstrap.servers": ",".join(settings.kafka_bootstrap_list),
+                                   "group.id": f"bench-view-end-{uuid.uuid4().hex[:8]}",
+                                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        self._consumer.subscribe([settings.topics.derived.name])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="view-end-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import json
+
+        while not self._stop.is_set():
+            message = self._consumer.poll(0.2)
+            if message is None or message.error() or message.value() is None:
+                continue
+            event_id = str(json.loads(message.value() or b"{}").get("event_id", ""))
+            if event_id.startswith(self.prefix) and event_id not in self.seen:
+                self.seen[event_id] = time.time()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._consumer.close()
+
+
+def measure_view_end_lag(settings: Settings) -> dict[str, Any]:
+    """Every view running under a steady background load; probe sessions send one heartbeat each and go silent.
+
+    A probe's lag is when its view_end first shows on the derived topic minus the earliest moment the rule
+    allows it: its heartbeat's event time plus the heartbeat timeout plus the allowed lateness the watermark
+    waits for. The load runs until every probe is due, plus two background triggers and half a minute.
+    """
+    from infra.kafka import ensure_topics
+    from speed_layer.service import start_speed, stop_speed
+
+    run, workdir = throwaway_run(settings, "view-end")
+    ensure_topics(run)
+    client = run.redis_client()
+    logger.info("view_end lag: starting the speed layer: %s", start_speed(run))
+    load = Load(run)
+    tag = f"velag{load.run}"
+    watch = ViewEndWatch(run, f"ve-ses-{tag}-")
+    wait_s = run.speed_heartbeat_timeout_seconds + run.speed_allowed_lateness_seconds
+    due: dict[str, float] = {}
+    try:
+        _warm_up(load)
+        for i in range(VIEW_END_LAG_PROBES):
+            now = datetime.now(timezone.utc)
+            value = _TEMPLATE.format(event_id=f"{tag}-{i}", ts=format_timestamp(now), account=f"acc-{tag}-{i}",
+                                     user=f"usr-{tag}-{i}", n=i, run=tag, content="vod-00001", position=i)
+            load.producer.produce(load.topic, value.encode(), f"acc-{tag}-{i}".encode())
+            due[f"ve-ses-{tag}-{i}"] = now.timestamp() + wait_s
+            time.sleep(0.5)
+        load.producer.flush(30)
+        seconds = wait_s + 2 * run.speed_background_trigger_seconds + 30
+        logger.info("view_end lag: %d probe sessions went silent; load at %d events/s for %.0f s",
+                    len(due), VIEW_END_LAG_RATE, seconds)
+        load.run_step(VIEW_END_LAG_RATE, seconds, settle_s=5.0)
+    finally:
+        watch.close()
+        load.close()
+        stop_speed(run)
+        _cleanup(run, client)
+        shutil.rmtree(workdir, ignore_errors=True)
+    lags = [watch.seen[event_id] - at if event_id in watch.seen else math.inf for event_id, at in due.items()]
+    return {"view_end_lag_p50_s": _seconds(_percentile(lags, 50)),
+            "view_end_lag_p95_s": _seconds(_percentile(lags, 95)),
+            "view_end_probes": len(due), "view_end_probes_seen": sum(1 for e in due if e in watch.seen),
+            "view_end_lag_rate": VIEW_END_LAG_RATE}
+
+
 def _cleanup(settings: Settings, client: Any) -> None:
     """Delete the run's Redis keys and topics (leftovers only cost memory and disk; the figures are measured)."""
     try:
@@ -395,15 +483,19 @@ def speed_layer(ctx: BenchContext) -> Outcome:
     result = measure_speed_layer(ctx.settings, quick=ctx.quick)
     ctx.progress("the floor: the resume view alone, at 10,000 events/s")
     floor = measure_speed_layer(ctx.settings, quick=True, views=["resume"], rates=(10_000,))
+    lag: dict[str, Any] = {}
+    if not ctx.quick:
+        ctx.progress("view_end lag: silent sessions under %d events/s (every view running)", VIEW_END_LAG_RATE)
+        lag = measure_view_end_lag(ctx.settings)
     return Outcome(
-        figures={**result["figures"], "floor_e2e_p95_s_at_10k": floor["figures"]["floor_e2e_p95_s_at_10k"]},
+        figures={**result["figures"], "floor_e2e_p95_s_at_10k": floor["figures"]["floor_e2e_p95_s_at_10k"],
+                 **{k: v for k, v in lag.items() if k.startswith("view_end_lag_p")}},
         targets={"e2e_p95_s_at_2k": "<= 1.5", "e2e_p95_s_at_10k": "<= 2.0", "e2e_windowed_p95_s_at_10k": "<= 3.0",
                  "sustained_max_eps": ">= 10000", "view_end_lag_p95_s": "<= 5"},
         notes={
             "steps": result["steps"],
             "floor_steps": floor["steps"],
-            "view_end_lag": "not measured yet: needs sessions that stop heartbeating under load and the time their "
-                            "view_end reaches the derived topic",
+            "view_end_lag": lag or "not measured in a quick run",
             "latency": "produce -> visible in Redis; e2e_* is the resume view (stateless), "
                        "e2e_windowed_* the 5-second engagement window",
             "machine": f"Kafka, Redis, the speed layer (every view, Spark {speed_master(ctx.settings)}) and the load "
