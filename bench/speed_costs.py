@@ -164,8 +164,8 @@ def _session_step_costs(rows: int, sessions: int) -> dict[str, float]:
     (``sessions`` open sessions, each heartbeating every 10 s), the third of three calls."""
     import pandas as pd
 
-    from speed_layer.qoe import EVENT_COLUMNS, qoe_group_step
     from speed_layer.view_end import SESSION_COLUMNS, view_end_group_step
+    from warehouse_models.metrics.qoe import EVENT_COLUMNS, qoe_group_step
 
     out: dict[str, float] = {}
     start = datetime.now(timezone.utc)

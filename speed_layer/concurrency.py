@@ -41,8 +41,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from speed_layer.query import SinkContext, ViewQuery, batch_writer
-from speed_layer.redis_io import ClientScript, text
 from warehouse_models.events import EventType, TopicKind
+from warehouse_models.metrics.concurrency import over_limit_sessions
+from warehouse_models.redis_io import ClientScript, text
 from warehouse_models.redis_keys import CONCURRENCY_TTL_SECONDS, KeyLayout
 from warehouse_models.settings import Settings
 
@@ -138,25 +139,6 @@ class AccountUpdate:
     over_remove: list[str]
     forget_sessions: list[str]
     forget_ended_before_ms: int | None
-
-
-def over_limit_sessions(intervals: Iterable[tuple[int, int, str]], limit: int | None) -> dict[str, int]:
-    """Sessions that started while ``limit`` others streamed -> their start (ms): the ground truth's rule.
-
-    Args:
-        intervals: (first heartbeat ms, last heartbeat ms, session id) of one account's sessions.
-        limit: the plan's limit; None (unknown) puts nobody over it.
-    """
-    if limit is None:
-        return {}
-    streaming: list[tuple[int, int, str]] = []
-    over: dict[str, int] = {}
-    for first, last, session_id in sorted(intervals):
-        streaming = [s for s in streaming if s[1] >= first]
-        if len(streaming) >= limit:
-            over[session_id] = first
-        streaming.append((first, last, session_id))
-    return over
 
 
 def account_update(state: AccountStreams, *, timeout_ms: int, retention_ms: int = RETENTION_MS) -> AccountUpdate:

@@ -11,65 +11,19 @@ the same after a replay.
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from speed_layer.query import SinkContext, ViewQuery, batch_writer, write_increments
-from speed_layer.redis_io import text, window_buckets
-from warehouse_models.events import MAX_CLOCK_SKEW, EventType, TopicKind
-from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
-from warehouse_models.settings import Settings
+from warehouse_models.events import TopicKind
+from warehouse_models.metrics.ctr import COUNTS, NO_CONTENT, click_rate, ctr_rows, sum_counts
+from warehouse_models.redis_io import text, window_buckets
+from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS
 
 if TYPE_CHECKING:
-    import redis
     from pyspark.sql import DataFrame
     from redis.typing import EncodableT, FieldT
 
 logger = logging.getLogger(__name__)
-
-NO_CONTENT = "-"
-"""Field prefix of a click that names no title (``content_id`` is optional on clicks); no content id starts so."""
-
-COUNTS: tuple[str, ...] = ("impressions", "clicks")
-
-
-def ctr_rows(events: DataFrame, settings: Settings) -> DataFrame:
-    """Valid events -> impressions and clicks per (rail, button, content, 1-minute window).
-
-    Columns: ``rail_id``, ``button_id``, ``content_id`` (null for a click without one), ``window_start`` (UTC
-    timestamp), ``impressions``, ``clicks`` (longs). Works on streaming and batch frames.
-    """
-    from pyspark.sql import functions as F
-
-    kind = F.col("event_type")
-    return (
-        events.where(kind.isin(EventType.IMPRESSION.value, EventType.CLICK.value))
-        .withWatermark("event_timestamp", f"{settings.speed_allowed_lateness_seconds} seconds")
-        # One window per speed bucket, so a window's values are exactly one bucket's fields.
-        .groupBy("rail_id", "button_id", "content_id",
-                 F.window("event_timestamp", f"{SPEED_BUCKET_SECONDS} seconds").alias("window"))
-        .agg(
-            F.count(F.when(kind == EventType.IMPRESSION.value, F.lit(1))).alias("impressions"),
-            F.count(F.when(kind == EventType.CLICK.value, F.lit(1))).alias("clicks"),
-        )
-        .select("rail_id", "button_id", "content_id", F.col("window.start").alias("window_start"), *COUNTS)
-    )
-
-
-def _sum_counts(hashes: list[dict[Any, Any]]) -> dict[str, int]:
-    """Impressions and clicks summed over every title field of the given bucket hashes."""
-    totals = dict.fromkeys(COUNTS, 0)
-    for fields in hashes:
-        for field, value in fields.items():
-            # Content ids may hold ':'; the count's name is what follows the last one.
-            metric = text(field).rpartition(":")[2]
-            if metric in totals:
-                totals[metric] += int(value)
-    return totals
-
-
-def _rate(clicks: int, impressions: int) -> float:
-    return clicks / impressions if impressions else 0.0
 
 
 def ctr_collected(batch: DataFrame) -> DataFrame:
@@ -120,46 +74,18 @@ def apply_ctr(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     pipe = ctx.client.pipeline(transaction=False)
     offset = 0
     for (rail, button), span, end in zip(pairs, spans, ends, strict=True):
-        totals = _sum_counts(hashes[offset:offset + len(span)])
+        totals = sum_counts(hashes[offset:offset + len(span)])
         offset += len(span)
         key = ctx.keys.ctr_rate(rail, button)
         impressions, clicks = totals["impressions"], totals["clicks"]
         rate: dict[FieldT, EncodableT] = {"impressions": impressions, "clicks": clicks,
-                                          "rate": _rate(clicks, impressions), "window_start": end - window,
+                                          "rate": click_rate(clicks, impressions), "window_start": end - window,
                                           "window_end": end}
         pipe.hset(key, mapping=rate)
         pipe.expire(key, SPEED_BUCKET_TTL_SECONDS)
     pipe.execute()
     ctx.stats["rates_written"] = len(pairs)
     logger.debug("ctr batch %d: %d windows, %d rates", ctx.batch_id, len(rows), len(pairs))
-
-
-def read_ctr(client: redis.Redis, keys: KeyLayout, rail_id: str, button_id: str, *, since_epoch: float,
-             now_epoch: float | None = None, until_epoch: float | None = None) -> dict[str, int | float]:
-    """Impressions, clicks and their rate for one rail and button over the minute buckets at or after ``since_epoch``.
-
-    Reads the buckets from ``since_epoch`` (at most :data:`SPEED_BUCKET_TTL_SECONDS` back, older ones have
-    expired) to ``now_epoch`` plus the clock skew the envelope allows, in one pipeline.
-
-    Args:
-        since_epoch: the batch layer's watermark W (epoch seconds).
-        now_epoch: the reader's clock (epoch seconds); defaults to the wall clock. A replayed day passes its own.
-        until_epoch: only the buckets that end by this (e.g. the end of an hour being reconciled); None for
-            every bucket up to the clock.
-
-    Returns:
-        ``{"impressions": int, "clicks": int, "rate": float}`` (rate 0.0 without impressions).
-    """
-    now = time.time() if now_epoch is None else now_epoch
-    first = max(since_epoch, now - SPEED_BUCKET_TTL_SECONDS)
-    end = bucket_start(now + MAX_CLOCK_SKEW.total_seconds()) + SPEED_BUCKET_SECONDS
-    if until_epoch is not None:
-        end = min(end, int(until_epoch))
-    pipe = client.pipeline(transaction=False)
-    for bucket in window_buckets(first, end):
-        pipe.hgetall(keys.ctr_bucket(rail_id, button_id, bucket))
-    totals = _sum_counts(pipe.execute())
-    return {**totals, "rate": _rate(totals["clicks"], totals["impressions"])}
 
 
 write_ctr = batch_writer(apply_ctr, ctr_collected)

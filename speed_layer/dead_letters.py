@@ -22,9 +22,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from speed_layer.query import SinkContext, ViewQuery, batch_writer
-from speed_layer.redis_io import utc_from_ms
 from warehouse_models.dead_letter import EMPTY_RECORD_REASON, dead_letter_record
 from warehouse_models.events import TopicKind, decode_and_validate
+from warehouse_models.redis_io import utc_from_ms
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:

@@ -13,62 +13,19 @@ adds to its window later), in one transaction with the batch id, so a replayed m
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from speed_layer.query import SinkContext, ViewQuery, batch_writer, write_increments
-from speed_layer.redis_io import text
 from warehouse_models.events import (
-    HEARTBEAT_INTERVAL_SECONDS,
-    INTERACTION_TYPES,
-    MAX_CLOCK_SKEW,
-    PLAYBACK_TYPES,
-    EventType,
     TopicKind,
 )
-from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
-from warehouse_models.settings import Settings
+from warehouse_models.metrics.engagement import METRICS, engagement_rows
+from warehouse_models.redis_keys import SPEED_BUCKET_TTL_SECONDS, bucket_start
 
 if TYPE_CHECKING:
-    import redis
     from pyspark.sql import DataFrame
 
 logger = logging.getLogger(__name__)
-
-WINDOW_SECONDS = 5
-"""Width of the tumbling engagement windows (several fit in one speed bucket)."""
-
-METRICS: tuple[str, ...] = ("watch_seconds", "events", "clicks")
-"""The window values, in output order; also the hash field suffixes."""
-
-
-def engagement_rows(events: DataFrame, settings: Settings) -> DataFrame:
-    """Valid events -> one row per (user, 5-second window): watch_seconds, events, clicks.
-
-    Columns: ``user_id``, ``window_start``, ``window_end`` (UTC timestamps), ``watch_seconds``, ``events``,
-    ``clicks`` (longs). Works on streaming and batch frames (the watermark is a no-op on a batch frame).
-    """
-    from pyspark.sql import functions as F
-
-    types = sorted(t.value for t in PLAYBACK_TYPES | INTERACTION_TYPES)
-    playing = (F.col("event_type") == EventType.HEARTBEAT.value) & (F.col("player_state") == "playing")
-    return (
-        events.where(F.col("event_type").isin(types) & F.col("user_id").isNotNull())
-        .withWatermark("event_timestamp", f"{settings.speed_allowed_lateness_seconds} seconds")
-        .groupBy(F.col("user_id"), F.window("event_timestamp", f"{WINDOW_SECONDS} seconds").alias("window"))
-        .agg(
-            F.sum(F.when(playing, F.lit(HEARTBEAT_INTERVAL_SECONDS)).otherwise(F.lit(0))).cast("long")
-            .alias("watch_seconds"),
-            F.count(F.lit(1)).alias("events"),
-            F.count(F.when(F.col("event_type") == EventType.CLICK.value, F.lit(1))).alias("clicks"),
-        )
-        .select(
-            "user_id",
-            F.col("window.start").alias("window_start"),
-            F.col("window.end").alias("window_end"),
-            *METRICS,
-        )
-    )
 
 
 def engagement_collected(batch: DataFrame) -> DataFrame:
@@ -92,43 +49,6 @@ def apply_engagement(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     ctx.stats["windows_written"] = len(rows)
     ctx.stats["buckets_written"] = len(mappings)
     logger.debug("engagement batch %d: %d windows in %d buckets", ctx.batch_id, len(rows), len(mappings))
-
-
-def read_engagement(client: redis.Redis, keys: KeyLayout, user_id: str, *, since_epoch: float | None = None,
-                    now_epoch: float | None = None, until_epoch: float | None = None) -> dict[str, int]:
-    """A user's totals over the speed windows that start at or after ``since_epoch`` (and before ``until_epoch``).
-
-    Reads the minute buckets from ``since_epoch`` (at most :data:`SPEED_BUCKET_TTL_SECONDS` back, older buckets
-    have expired) to ``now_epoch`` plus the clock skew the envelope allows, in one pipeline.
-
-    Args:
-        since_epoch: the batch layer's watermark W (epoch seconds); None for every live bucket.
-        now_epoch: the reader's clock (epoch seconds); defaults to the wall clock. A replayed day passes its own.
-        until_epoch: only windows that start before this (e.g. the end of an hour being reconciled); None for
-            every window up to the clock.
-
-    Returns:
-        ``{"watch_seconds", "events", "clicks"}`` as ints (zeros when nothing was recorded).
-    """
-    now = time.time() if now_epoch is None else now_epoch
-    oldest = now - SPEED_BUCKET_TTL_SECONDS
-    first = bucket_start(oldest if since_epoch is None else max(since_epoch, oldest))
-    last = bucket_start(now + MAX_CLOCK_SKEW.total_seconds())
-    if until_epoch is not None:
-        last = min(last, bucket_start(until_epoch - 1))
-    buckets = range(first, last + SPEED_BUCKET_SECONDS, SPEED_BUCKET_SECONDS)
-    pipe = client.pipeline(transaction=False)
-    for bucket in buckets:
-        pipe.hgetall(keys.user_engagement_bucket(user_id, bucket))
-    totals = dict.fromkeys(METRICS, 0)
-    for fields in pipe.execute():
-        for field, value in fields.items():
-            start, _, metric = text(field).partition(":")
-            # The bucket W falls in may hold windows that start before W: those belong to the batch view.
-            if metric in totals and (since_epoch is None or int(start) >= since_epoch) \
-                    and (until_epoch is None or int(start) < until_epoch):
-                totals[metric] += int(value)
-    return totals
 
 
 write_engagement = batch_writer(apply_engagement, engagement_collected)

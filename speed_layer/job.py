@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from speed_layer.lateness import Cutoff, advance, watermarks_for
 from speed_layer.query import SHARED_QUERY, SinkContext, ViewQuery
-from speed_layer.redis_io import text, utc_from_ms
 from speed_layer.source import ENVELOPE_NAMES, deduplicated, kafka_stream, parse_records, valid_events
 from warehouse_models.events import TopicKind
 from warehouse_models.kafka_records import KAFKA_RECORD_COLUMNS
+from warehouse_models.redis_io import text, utc_from_ms
 from warehouse_models.redis_keys import PROGRESS_TTL_SECONDS
 from warehouse_models.settings import Settings
 

@@ -18,8 +18,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from speed_layer.query import SinkContext, ViewQuery, batch_writer, newest_per_title
-from speed_layer.redis_io import text, utc_from_ms
 from warehouse_models.events import EventType, TopicKind
+from warehouse_models.redis_io import text, utc_from_ms
 from warehouse_models.redis_keys import RECENT_ITEMS_MAX, RECENT_ITEMS_TTL_SECONDS, KeyLayout
 from warehouse_models.settings import Settings
 

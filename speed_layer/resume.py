@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from speed_layer.query import SinkContext, ViewQuery, batch_writer, newest_per_title
-from speed_layer.redis_io import ClientScript, text, utc_from_ms
 from warehouse_models.events import PLAYBACK_TYPES, TopicKind
+from warehouse_models.redis_io import ClientScript, text, utc_from_ms
 from warehouse_models.redis_keys import RESUME_TTL_SECONDS, KeyLayout
 from warehouse_models.settings import Settings
 

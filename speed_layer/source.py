@@ -175,15 +175,6 @@ def deduplicated(parsed: DataFrame, settings: Settings) -> DataFrame:
             .drop(_DEDUPE_TIME, _DEDUPE_KEY))
 
 
-def drop_resent(events: DataFrame) -> DataFrame:
-    """Valid events with a re-sent one (same ``event_id``) counted once: on a stream with an event-time watermark,
-    Spark state kept for the watermark's delay (``dropDuplicatesWithinWatermark``). A batch frame is returned as it
-    is: the batch layer hands the transforms silver's events, de-duplicated already (and without the id)."""
-    if events.isStreaming:
-        return events.dropDuplicatesWithinWatermark(["event_id"])
-    return events
-
-
 def valid_events(parsed: DataFrame) -> DataFrame:
     """The envelope columns (and ``kafka_timestamp``) of the records that pass :func:`envelope_violation`."""
     from pyspark.sql import functions as F

@@ -48,8 +48,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from speed_layer.query import SinkContext, ViewQuery, batch_writer, commit_fence, fenced
-from speed_layer.redis_io import text
 from warehouse_models.events import INTERACTION_TYPES, PLAYBACK_TYPES, TOPIC_OF_EVENT, TopicKind
+from warehouse_models.redis_io import text
 from warehouse_models.redis_keys import (
     SPEED_BUCKET_SECONDS,
     SPEED_BUCKET_TTL_SECONDS,

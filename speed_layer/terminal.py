@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.table import Table
 
-from speed_layer.redis_io import text
+from warehouse_models.redis_io import text
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS
 from warehouse_models.settings import Settings
 
@@ -63,7 +63,7 @@ def progress_table(client: Any, settings: Settings) -> Table | None:
 
 
 def trending_table(client: Any, settings: Settings, *, top: int) -> Table:
-    from speed_layer.trending import read_trending
+    from warehouse_models.metrics.trending import read_trending
 
     table = Table(title=f"trending: distinct viewers over the last "
                         f"{settings.speed_trending_window_seconds // 60} minutes")
@@ -122,7 +122,7 @@ def concurrency_table(client: Any, settings: Settings, *, top: int) -> Table:
 
 def qoe_table(client: Any, settings: Settings, *, top: int) -> Table:
     """QoE per title over the newest minute buckets Redis holds (a sample of at most the scan limit)."""
-    from speed_layer.qoe import merge_sums, qoe_metrics
+    from warehouse_models.metrics.qoe import merge_sums, qoe_metrics
 
     prefix = settings.keys.qoe_bucket("", "", "", 0).split("::", 1)[0] + ":"
     keys = _scan(client, prefix + "*")
@@ -170,9 +170,9 @@ def alerts_table(client: Any, settings: Settings, *, top: int) -> Table:
 
 
 def user_table(client: Any, settings: Settings, user: str) -> Table:
-    from speed_layer.engagement import read_engagement
     from speed_layer.recent import read_recent
     from speed_layer.resume import read_resume
+    from warehouse_models.metrics.engagement import read_engagement
 
     now = time.time()
     hour = read_engagement(client, settings.keys, user, since_epoch=now - 3600 - SPEED_BUCKET_SECONDS)

@@ -12,46 +12,22 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from speed_layer.query import SinkContext, ViewQuery, batch_writer
-from speed_layer.redis_io import text, window_buckets
-from warehouse_models.events import PLAYBACK_TYPES, TopicKind
-from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, TRENDING_TTL_SECONDS, ContentKind, KeyLayout
-from warehouse_models.settings import Settings
+from warehouse_models.events import TopicKind
+from warehouse_models.metrics.trending import KINDS, trending_rows
+from warehouse_models.redis_io import text, window_buckets
+from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, TRENDING_TTL_SECONDS, ContentKind
 
 if TYPE_CHECKING:
-    import redis
     from pyspark.sql import DataFrame
 
 logger = logging.getLogger(__name__)
 
-KINDS: tuple[ContentKind, ...] = ("vod", "live")
 
 # The size of a union of sets, counted where the sets are instead of shipping every member to the writer.
 _UNION_SIZE_LUA = "return #redis.call('SUNION', unpack(KEYS))"
-
-
-def trending_rows(events: DataFrame, settings: Settings) -> DataFrame:
-    """Valid events -> the users active on each title in each minute.
-
-    Columns: ``content_kind`` (``live`` when ``is_live`` is true, else ``vod``), ``content_id``, ``window_start``
-    (UTC timestamp of the minute), ``viewers`` (sorted array of distinct user ids). Works on streaming and batch
-    frames.
-    """
-    from pyspark.sql import functions as F
-
-    types = sorted(t.value for t in PLAYBACK_TYPES)
-    kind = F.when(F.coalesce(F.col("is_live"), F.lit(False)), F.lit("live")).otherwise(F.lit("vod"))
-    return (
-        events.where(F.col("event_type").isin(types) & F.col("user_id").isNotNull() & F.col("content_id").isNotNull())
-        .withWatermark("event_timestamp", f"{settings.speed_allowed_lateness_seconds} seconds")
-        # One window per speed bucket, so each window is exactly one minute set in Redis.
-        .groupBy(kind.alias("content_kind"), F.col("content_id"),
-                 F.window("event_timestamp", f"{SPEED_BUCKET_SECONDS} seconds").alias("window"))
-        .agg(F.array_sort(F.collect_set("user_id")).alias("viewers"))
-        .select("content_kind", "content_id", F.col("window.start").alias("window_start"), "viewers")
-    )
 
 
 def trending_collected(batch: DataFrame) -> DataFrame:
@@ -134,12 +110,6 @@ def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     swap.execute()
     ctx.stats["trending_titles"] = sum(len(titles[k]) for k in kinds)
     logger.debug("trending batch %d: %d minute sets, windows %s", ctx.batch_id, len(rows), ends)
-
-
-def read_trending(client: redis.Redis, keys: KeyLayout, kind: ContentKind, n: int = 10) -> list[tuple[str, int]]:
-    """The ``n`` titles of a kind with the most distinct viewers in the newest window, highest first."""
-    pairs = cast("list[tuple[bytes | str, float]]", client.zrevrange(keys.trending(kind), 0, n - 1, withscores=True))
-    return [(text(content), int(score)) for content, score in pairs]
 
 
 write_trending = batch_writer(apply_trending, trending_collected)

@@ -52,7 +52,6 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from speed_layer.query import SinkContext, ViewQuery
-from speed_layer.source import drop_resent
 from warehouse_models.events import (
     HEARTBEAT_INTERVAL_SECONDS,
     MAX_ID_LENGTH,
@@ -65,17 +64,15 @@ from warehouse_models.events import (
     to_wire,
     validate_event,
 )
+from warehouse_models.metrics.sessions import STATE_GROUP, drop_resent, ordered_events, outcome_flags, state_group
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
-    from pyspark.sql.column import Column
     from pyspark.sql.streaming.state import GroupState
 
 logger = logging.getLogger(__name__)
 
-REFUSAL_ERROR_CODES = frozenset({"STREAM_LIMIT_REACHED"})
-"""Fatal error codes that refuse a play request by rule (plan limits) rather than fail it."""
 
 SESSION_COLUMNS: tuple[str, ...] = (
     "session_id", "event_type", "event_timestamp", "account_id", "user_id", "device_id", "device_type",
@@ -99,27 +96,7 @@ OUTPUT_DDL = (
 """The transform's rows: the view_end envelope columns, then the outcome flags for QoE."""
 
 
-# --- outcome of a session ------------------------------------------------------------------------------------
-
-
-def outcome_flags(*, requested: bool, first_frame_ms: int | None, fatal_ms: int | None, fatal_code: str | None,
-                  play_end_ms: int | None) -> dict[str, bool]:
-    """The outcome flags of a session from its lifecycle facts (see the module docs for the definitions).
-
-    The end is the earlier of ``play_end_ms`` and ``fatal_ms``; facts after it do not count. With neither,
-    the session ended by timeout and every fact counts.
-    """
-    ends = [ms for ms in (play_end_ms, fatal_ms) if ms is not None]
-    end_ms = min(ends) if ends else None
-    started = first_frame_ms is not None and (end_ms is None or first_frame_ms <= end_ms)
-    fatal = fatal_ms is not None and fatal_ms == end_ms
-    refused = fatal and not started and fatal_code in REFUSAL_ERROR_CODES
-    return {
-        "started": started,
-        "start_failure": fatal and not started and not refused,
-        "exit_before_start": requested and not started and not fatal,
-        "failed_after_start": fatal and started,
-    }
+# --- the event id -------------------------------------------------------------------------------------------------
 
 
 def view_end_id(session_id: str) -> str:
@@ -130,60 +107,7 @@ def view_end_id(session_id: str) -> str:
     return "ve-" + hashlib.sha256(session_id.encode()).hexdigest()[: MAX_ID_LENGTH - 3]
 
 
-# --- state groups ---------------------------------------------------------------------------------------------
-
-STATE_GROUP = "_state_group"
-"""The column a session-state query groups by: which of the ``speed_state_groups`` keys holds the row's state."""
-
-
-def state_group(columns: list[Column], groups: int) -> Column:
-    """The state group of a row: a stable hash of ``columns`` (the session or slice) modulo ``groups``."""
-    from pyspark.sql import functions as F
-
-    return F.pmod(F.xxhash64(*columns), F.lit(groups)).cast("int")
-
-
 # --- per-session state -----------------------------------------------------------------------------------------
-
-
-def epoch_ms(values: pd.Series) -> pd.Series:
-    """Event times (naive UTC or aware) as integer epoch milliseconds."""
-    if pd.api.types.is_datetime64_any_dtype(values) and not values.hasnans:
-        # The integers under the times (naive ones are UTC, as to_datetime(utc=True) reads them): no arithmetic
-        # on Timestamps, which costs more than everything else a small group does.
-        return values.dt.as_unit("ns").astype("int64") // 1_000_000
-    times = pd.to_datetime(values, utc=True)
-    return (times - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
-
-
-def _value(value: Any) -> Any:
-    """A pandas cell as a plain Python value (None for missing)."""
-    if value is None:
-        return None
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        return value
-    return value.item() if hasattr(value, "item") else value
-
-
-def ordered_events(frames: Iterable[pd.DataFrame]) -> list[dict[str, Any]]:
-    """The rows of one group's frames as dicts with ``ms`` (epoch ms), oldest first (arrival order on ties)."""
-    rows: list[dict[str, Any]] = []
-    for frame in frames:
-        if frame.empty:
-            continue
-        millis = epoch_ms(frame["event_timestamp"]).tolist()
-        names = [str(name) for name in frame.columns]
-        # Column by column (``to_dict("records")`` indexes every cell: most of a small group's cost).
-        columns = [frame[name].tolist() for name in frame.columns]
-        for ms, values in zip(millis, zip(*columns, strict=True), strict=True):
-            event = {name: _value(value) for name, value in zip(names, values, strict=True)}
-            event["ms"] = int(ms)
-            rows.append(event)
-    rows.sort(key=lambda event: event["ms"])
-    return rows
 
 
 @dataclass

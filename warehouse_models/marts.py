@@ -97,7 +97,7 @@ QOE_SUM_COLUMNS: tuple[Column, ...] = (
     Column("exits_before_start", "long", "Sessions judged an exit before start.", nullable=False),
     Column("failures_after_start", "long", "Sessions judged a failure after start.", nullable=False),
 )
-"""The additive sums of docs/qoe.md, in the order of ``speed_layer.qoe.QOE_FIELDS``."""
+"""The additive sums of docs/qoe.md, in the order of ``warehouse_models.metrics.qoe.QOE_FIELDS``."""
 
 QOE_RATIO_COLUMNS: tuple[Column, ...] = (
     Column("video_startup_time_ms", "double", "startup_ms_sum / startups."),
@@ -110,7 +110,7 @@ QOE_RATIO_COLUMNS: tuple[Column, ...] = (
     Column("exit_before_start_rate", "double", "exits_before_start / plays."),
     Column("playback_failure_rate", "double", "failures_after_start / startups."),
 )
-"""The ratios of ``speed_layer.qoe.qoe_metrics`` (null when the denominator is zero)."""
+"""The ratios of ``warehouse_models.metrics.qoe.qoe_metrics`` (null when the denominator is zero)."""
 
 MART_QOE_HOURLY = TableSpec(
     "mart_qoe_hourly", "gold",

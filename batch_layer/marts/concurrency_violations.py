@@ -1,6 +1,6 @@
 """``mart_concurrency_violations``: per account and day, the sessions that started over the plan's limit.
 
-The rule is the speed layer's (:func:`speed_layer.concurrency.over_limit_sessions`, the ground truth's): a
+The rule is the shared one (:func:`warehouse_models.metrics.concurrency.over_limit_sessions`, the ground truth's): a
 session streams from its first to its last heartbeat, both inclusive; taken in order of (first heartbeat, last
 heartbeat, id), one that starts while at least ``limit`` sessions of the account stream is over the limit. The
 limit is ``max_streams`` of the session user's ``dim_users`` version valid at the session's first heartbeat;
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from batch_layer.marts.sessions import conform, fact_sessions
-from speed_layer.concurrency import over_limit_sessions
 from warehouse_models.marts import MART_CONCURRENCY_VIOLATIONS
+from warehouse_models.metrics.concurrency import over_limit_sessions
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

@@ -1,8 +1,8 @@
 """``mart_qoe_hourly``: QoE per title, device type, country and hour, with the speed layer's own functions.
 
-The fact rows go through :func:`speed_layer.qoe.qoe_rows` on a batch frame (the same per-slice step the
+The fact rows go through :func:`warehouse_models.metrics.qoe.qoe_rows` on a batch frame (the same per-slice step the
 stream runs, so session outcomes are judged exactly as there), its minute sums are added per hour, and the
-ratios come from :func:`speed_layer.qoe.qoe_metrics` (the formulas of ``docs/qoe.md``), row by row.
+ratios come from :func:`warehouse_models.metrics.qoe.qoe_metrics` (the formulas of ``docs/qoe.md``), row by row.
 
 The step reads envelope fields the fact table does not declare (:data:`OPTIONAL_FACT_COLUMNS`): they are taken
 from the frame when it has them and are null otherwise. Without ``player_state`` a heartbeat is playing
@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from batch_layer.marts.sessions import conform
-from speed_layer.qoe import EVENT_COLUMNS, QOE_FIELDS, SLICE_COLUMNS, qoe_metrics, qoe_rows
 from warehouse_models.events import FIELDS_BY_NAME, EventType
 from warehouse_models.marts import MART_QOE_HOURLY, QOE_RATIO_COLUMNS
+from warehouse_models.metrics.qoe import EVENT_COLUMNS, QOE_FIELDS, SLICE_COLUMNS, qoe_metrics, qoe_rows
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -39,7 +39,7 @@ _RATIOS: tuple[str, ...] = tuple(c.name for c in QOE_RATIO_COLUMNS)
 
 
 def qoe_events(fact: DataFrame) -> DataFrame:
-    """Fact rows as the envelope columns :func:`speed_layer.qoe.qoe_rows` reads (:data:`EVENT_COLUMNS`)."""
+    """Fact rows as the envelope columns :func:`warehouse_models.metrics.qoe.qoe_rows` reads (:data:`EVENT_COLUMNS`)."""
     from pyspark.sql import functions as F
 
     derived: dict[str, SparkColumn] = {}

@@ -1,10 +1,10 @@
 """Click-through per rail and button (and title) before W, computed with the speed CTR view's own transform.
 
-:func:`speed_layer.ctr.ctr_rows` on the fact rows before W, its minute windows added up per rail, button and
-title. Redis: :meth:`~warehouse_models.redis_keys.KeyLayout.batch_ctr`, one hash per rail/button with the speed
-buckets' fields (``<content id>:impressions``, ``<content id>:clicks``; :data:`speed_layer.ctr.NO_CONTENT` for a
-click that names no title), so the serving layer adds batch and speed field by field.
-"""
+:func:`warehouse_models.metrics.ctr.ctr_rows` on the fact rows before W, its minute windows added up per rail,
+button and title. Redis: :meth:`~warehouse_models.redis_keys.KeyLayout.batch_ctr`, one hash per rail/button with the
+speed buckets' fields (``<content id>:impressions``, ``<content id>:clicks``;
+:data:`warehouse_models.metrics.ctr.NO_CONTENT` for a click that names no title), so the serving layer adds batch
+and speed field by field."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from batch_layer.publish.frames import between
 from batch_layer.publish.versioned import BatchRead, Entry, read_version_hash
-from speed_layer.ctr import COUNTS, NO_CONTENT, ctr_rows
+from warehouse_models.metrics.ctr import COUNTS, NO_CONTENT, ctr_rows
 from warehouse_models.redis_keys import KeyLayout
 from warehouse_models.settings import Settings
 

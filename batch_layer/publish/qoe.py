@@ -1,11 +1,11 @@
 """QoE sums per title, device type and country over every minute before W: the speed QoE buckets' own sums.
 
-:func:`speed_layer.qoe.qoe_rows` runs on the whole fact frame (so a session that ends after W is judged as the
-stream judges it, in the bucket of its end) and only its minutes before W are added up. Redis:
-:meth:`~warehouse_models.redis_keys.KeyLayout.batch_qoe` with the fields of :data:`speed_layer.qoe.QOE_FIELDS`;
-the serving layer adds :func:`speed_layer.qoe.read_qoe` ``(since=W)`` with :func:`speed_layer.qoe.merge_sums`
-and turns the sums into ratios with :func:`speed_layer.qoe.qoe_metrics`.
-"""
+:func:`warehouse_models.metrics.qoe.qoe_rows` runs on the whole fact frame (so a session that ends after W is judged
+as the stream judges it, in the bucket of its end) and only its minutes before W are added up. Redis:
+:meth:`~warehouse_models.redis_keys.KeyLayout.batch_qoe` with the fields of
+:data:`warehouse_models.metrics.qoe.QOE_FIELDS`; the serving layer adds
+:func:`warehouse_models.metrics.qoe.read_qoe` ``(since=W)`` with :func:`warehouse_models.metrics.qoe.merge_sums` and
+turns the sums into ratios with :func:`warehouse_models.metrics.qoe.qoe_metrics`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from batch_layer.marts.qoe_hourly import qoe_events
 from batch_layer.publish.frames import between
 from batch_layer.publish.versioned import BatchRead, Entry, read_version_hash
-from speed_layer.qoe import QOE_FIELDS, SLICE_COLUMNS, qoe_rows
+from warehouse_models.metrics.qoe import QOE_FIELDS, SLICE_COLUMNS, qoe_rows
 from warehouse_models.redis_keys import KeyLayout
 from warehouse_models.settings import Settings
 

@@ -1,12 +1,11 @@
 """Trending baselines: per title, the average distinct viewers per trending window over the day before W.
 
-Definition: the day ``[W - 24 h, W)`` is cut into consecutive trending windows of
-``speed_trending_window_seconds`` ending at W (window ``k`` is ``[W - (k+1)·w, W - k·w)``; the oldest one is cut
-at ``W - 24 h`` when ``w`` does not divide a day). A viewer of a title in a window is a user with a playback event
-on it in a minute that starts in the window (the speed trending view's rule, from
-:func:`speed_layer.trending.trending_rows`). A title's baseline is its distinct viewers summed over the windows
-divided by the number of windows (``ceil(24 h / w)``), windows without viewers included: what the live trending
-count of a title is on an ordinary window of the last day.
+Definition: the day ``[W - 24 h, W)`` is cut into consecutive trending windows of ``speed_trending_window_seconds``
+ending at W (window ``k`` is ``[W - (k+1)·w, W - k·w)``; the oldest one is cut at ``W - 24 h`` when ``w`` does not
+divide a day). A viewer of a title in a window is a user with a playback event on it in a minute that starts in the
+window (the speed trending view's rule, from :func:`warehouse_models.metrics.trending.trending_rows`). A title's
+baseline is its distinct viewers summed over the windows divided by the number of windows (``ceil(24 h / w)``),
+windows without viewers included: what the live trending count of a title is on an ordinary window of the last day.
 
 Redis: :meth:`~warehouse_models.redis_keys.KeyLayout.batch_trending_baselines` per content kind, content id ->
 baseline.
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from batch_layer.publish.frames import between
 from batch_layer.publish.versioned import BatchRead, Entry, read_version_hash
-from speed_layer.trending import trending_rows
+from warehouse_models.metrics.trending import trending_rows
 from warehouse_models.redis_keys import ContentKind, KeyLayout
 from warehouse_models.settings import Settings
 

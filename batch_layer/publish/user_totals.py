@@ -1,8 +1,8 @@
 """Per-user totals before W: watch seconds, events and clicks, computed with the speed engagement view's own
-transform (:func:`speed_layer.engagement.engagement_rows`) on fact rows, so batch and speed count alike.
+transform (:func:`warehouse_models.metrics.engagement.engagement_rows`) on fact rows, so batch and speed count alike.
 
 Redis: :meth:`~warehouse_models.redis_keys.KeyLayout.batch_user_totals`, fields ``watch_seconds``, ``events``,
-``clicks``; the serving layer adds :func:`speed_layer.engagement.read_engagement` ``(since_epoch=W)``.
+``clicks``; the serving layer adds :func:`warehouse_models.metrics.engagement.read_engagement` ``(since_epoch=W)``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from batch_layer.publish.frames import between
 from batch_layer.publish.versioned import BatchRead, Entry, read_version_hash
-from speed_layer.engagement import METRICS, engagement_rows
+from warehouse_models.metrics.engagement import METRICS, engagement_rows
 from warehouse_models.redis_keys import KeyLayout
 from warehouse_models.settings import Settings
 

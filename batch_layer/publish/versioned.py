@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from speed_layer.redis_io import text
+from warehouse_models.redis_io import text
 from warehouse_models.redis_keys import BATCH_VIEW_TTL_SECONDS, KeyLayout
 
 if TYPE_CHECKING:

@@ -22,9 +22,9 @@ from batch_layer.publish.user_totals import user_totals
 from batch_layer.reconcile import speed
 from batch_layer.reconcile.drift import ViewTotals, drift_rows, hours_to_reconcile
 from batch_layer.silver.job import ensure_table, overwrite_partitions, read_table
-from speed_layer.ctr import COUNTS
-from speed_layer.engagement import METRICS
-from speed_layer.qoe import QOE_FIELDS
+from warehouse_models.metrics.ctr import COUNTS
+from warehouse_models.metrics.engagement import METRICS
+from warehouse_models.metrics.qoe import QOE_FIELDS
 from warehouse_models.redis_keys import SPEED_BUCKET_TTL_SECONDS
 from warehouse_models.tables import FACT_STREAM_EVENTS, RECONCILIATION
 

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from batch_layer.reconcile.drift import ViewTotals
-from speed_layer.ctr import COUNTS, read_ctr
-from speed_layer.engagement import METRICS, read_engagement
-from speed_layer.qoe import QOE_FIELDS, merge_sums, read_qoe
-from speed_layer.redis_io import text
+from warehouse_models.metrics.ctr import COUNTS, read_ctr
+from warehouse_models.metrics.engagement import METRICS, read_engagement
+from warehouse_models.metrics.qoe import QOE_FIELDS, merge_sums, read_qoe
+from warehouse_models.redis_io import text
 from warehouse_models.redis_keys import KeyLayout
 
 if TYPE_CHECKING:

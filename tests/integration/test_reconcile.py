@@ -28,10 +28,10 @@ def test_speed_and_batch_agree_and_a_missing_bucket_fails_the_check(kafka_servic
     from orchestration.resources import ReelyticsSettingsResource, SparkResource
     from simulator import SimulationConfig, simulate
     from simulator.sinks import write_kafka
-    from speed_layer.ctr import COUNTS
-    from speed_layer.engagement import METRICS
     from speed_layer.job import run_speed_available_now
-    from speed_layer.qoe import QOE_FIELDS
+    from warehouse_models.metrics.ctr import COUNTS
+    from warehouse_models.metrics.engagement import METRICS
+    from warehouse_models.metrics.qoe import QOE_FIELDS
     from warehouse_models.settings import settings_environment
     from warehouse_models.tables import RECONCILIATION
 

@@ -8,9 +8,10 @@ again leaves Redis identical; every key has a TTL.
 
 from __future__ import annotations
 
-from speed_layer.ctr import ctr_rows, read_ctr, write_ctr
+from speed_layer.ctr import write_ctr
 from speed_layer.source import events_frame
 from tests.speed_support import epoch, interaction, rail_interactions, sink_context_fixture, snapshot
+from warehouse_models.metrics.ctr import ctr_rows, read_ctr
 from warehouse_models.redis_keys import SPEED_BUCKET_TTL_SECONDS
 
 ctx = sink_context_fixture("ctr", batch_id=3)

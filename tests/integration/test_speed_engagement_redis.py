@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from speed_layer.engagement import engagement_rows, read_engagement, write_engagement
+from speed_layer.engagement import write_engagement
 from speed_layer.source import events_frame
 from tests.speed_support import epoch, event, sink_context_fixture, snapshot
+from warehouse_models.metrics.engagement import engagement_rows, read_engagement
 from warehouse_models.redis_keys import SPEED_BUCKET_TTL_SECONDS
 
 

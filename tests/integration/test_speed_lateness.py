@@ -13,11 +13,11 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from simulator.sinks import write_kafka
-from speed_layer.engagement import read_engagement
 from speed_layer.job import SHARED_QUERY, SHARED_QUERY_SPARK_JOBS, QueryPlan, query_name, run_speed_available_now
 from speed_layer.progress import read_progress
 from speed_layer.recent import read_recent
 from warehouse_models.events import format_timestamp
+from warehouse_models.metrics.engagement import read_engagement
 
 # Recent enough for the envelope (events years back are dead letters), aligned to the minute.
 T0 = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=30)

@@ -128,9 +128,9 @@ def _expected_trending(events: list[dict[str, Any]], window_s: int) -> dict[str,
 
 def _assert_views_equal_truth(settings: Settings, events: list[dict[str, Any]], truth: dict[str, Any], *,
                               start: datetime, full: bool = True) -> None:
-    from speed_layer.ctr import read_ctr
-    from speed_layer.engagement import read_engagement
     from speed_layer.resume import read_resume
+    from warehouse_models.metrics.ctr import read_ctr
+    from warehouse_models.metrics.engagement import read_engagement
 
     client, keys = settings.redis_client(), settings.keys
     now = time.time()
@@ -160,7 +160,7 @@ def _assert_views_equal_truth(settings: Settings, events: list[dict[str, Any]], 
 
     if not full:
         return
-    from speed_layer.trending import read_trending
+    from warehouse_models.metrics.trending import read_trending
 
     expected = _expected_trending(events, settings.speed_trending_window_seconds)
     for kind, titles in expected.items():
@@ -264,7 +264,7 @@ def test_sigkill_and_restart_leaves_the_views_equal_to_the_truth(kafka_service, 
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
     # Killed mid-stream: the views do not hold every event yet.
-    from speed_layer.engagement import read_engagement
+    from warehouse_models.metrics.engagement import read_engagement
 
     client = settings.redis_client()
     seen = sum(read_engagement(client, settings.keys, user, since_epoch=config.start.timestamp() - 60)["watch_seconds"]

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from speed_layer.qoe import QOE_FIELDS, QUERY, merge_sums, qoe_metrics, qoe_rows, read_qoe, write_qoe
+from speed_layer.qoe import QUERY, write_qoe
 from speed_layer.query import SinkContext
 from speed_layer.source import events_frame, kafka_stream, parse_records, valid_events
 from warehouse_models.events import format_timestamp
+from warehouse_models.metrics.qoe import QOE_FIELDS, merge_sums, qoe_metrics, qoe_rows, read_qoe
 from warehouse_models.redis_keys import SPEED_BUCKET_TTL_SECONDS
 from warehouse_models.settings import Settings
 

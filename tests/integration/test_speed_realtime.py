@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from speed_layer.realtime import RealtimeModeError, check_task_slots, start_realtime_resume
-from speed_layer.redis_io import utc_from_ms
 from speed_layer.resume import newest_positions, read_resume, resume_rows
 from speed_layer.source import events_frame
 from tests.speed_support import clear_prefix
 from warehouse_models.events import format_timestamp
+from warehouse_models.redis_io import utc_from_ms
 from warehouse_models.settings import Settings
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

@@ -12,8 +12,9 @@ import time
 from typing import Any
 
 from speed_layer.source import events_frame
-from speed_layer.trending import read_trending, trending_rows, write_trending
+from speed_layer.trending import write_trending
 from tests.speed_support import epoch, playback, sink_context_fixture, snapshot
+from warehouse_models.metrics.trending import read_trending, trending_rows
 from warehouse_models.redis_keys import TRENDING_TTL_SECONDS
 
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from speed_layer.ctr import QUERY, ctr_rows
+from speed_layer.ctr import QUERY
 from speed_layer.source import events_frame
 from tests.speed_support import T0, epoch, interaction, rail_interactions, run_stream
 from warehouse_models.events import format_timestamp
+from warehouse_models.metrics.ctr import ctr_rows
 from warehouse_models.settings import Settings
 
 SETTINGS = Settings(speed_allowed_lateness_seconds=120)

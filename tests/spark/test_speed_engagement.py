@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from speed_layer.engagement import QUERY, engagement_rows
+from speed_layer.engagement import QUERY
 from speed_layer.source import events_frame
 from tests.speed_support import epoch, event, run_stream
+from warehouse_models.metrics.engagement import engagement_rows
 from warehouse_models.settings import Settings
 
 SETTINGS = Settings(speed_allowed_lateness_seconds=120)

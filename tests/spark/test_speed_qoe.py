@@ -5,12 +5,9 @@ The Spark side (local SparkSession, no services) of the contract stated in ``tes
 
 from __future__ import annotations
 
-from speed_layer.qoe import (
-    QOE_FIELDS,
-    qoe_rows,
-)
 from speed_layer.source import events_frame
 from tests.unit.test_speed_qoe import S1, S1_LATE, T0_S, VOD_1200, VOD_1201, _event, _hb, _sums
+from warehouse_models.metrics.qoe import QOE_FIELDS, qoe_rows
 from warehouse_models.settings import Settings
 
 SETTINGS = Settings(speed_allowed_lateness_seconds=10, speed_heartbeat_timeout_seconds=30)

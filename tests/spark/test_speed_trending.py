@@ -9,9 +9,10 @@ from datetime import timedelta
 from typing import Any
 
 from speed_layer.source import events_frame
-from speed_layer.trending import QUERY, trending_rows
+from speed_layer.trending import QUERY
 from tests.speed_support import T0, epoch, playback, run_stream
 from warehouse_models.events import format_timestamp
+from warehouse_models.metrics.trending import trending_rows
 from warehouse_models.settings import Settings
 
 SETTINGS = Settings(speed_allowed_lateness_seconds=120)

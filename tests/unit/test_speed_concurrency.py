@@ -17,15 +17,9 @@ from typing import Any
 from simulator import SimulationConfig, simulate
 from simulator.sessions import epoch_ms
 from simulator.truth import compute_truth
-from speed_layer.concurrency import (
-    QUERY,
-    AccountStreams,
-    account_update,
-    may_play,
-    over_limit_sessions,
-    reduce_batch,
-)
+from speed_layer.concurrency import QUERY, AccountStreams, account_update, may_play, reduce_batch
 from warehouse_models.events import parse_timestamp
+from warehouse_models.metrics.concurrency import over_limit_sessions
 from warehouse_models.redis_keys import KeyLayout
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)

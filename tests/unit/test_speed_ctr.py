@@ -8,9 +8,9 @@ lateness is still counted and one beyond it is left to the batch layer.
 from __future__ import annotations
 
 from speed_layer.ctr import QUERY
-from speed_layer.redis_io import window_buckets
 from tests.speed_support import epoch
 from warehouse_models.events import TopicKind
+from warehouse_models.redis_io import window_buckets
 
 
 def test_query_reads_interactions():

@@ -15,17 +15,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from speed_layer.qoe import (
-    EVENT_COLUMNS,
-    QOE_FIELDS,
-    QUERY,
-    load_slices,
-    merge_sums,
-    qoe_group_step,
-    qoe_metrics,
-)
+from speed_layer.qoe import QUERY
 from tests.speed_support import FakeGroupState
 from warehouse_models.events import TopicKind, format_timestamp
+from warehouse_models.metrics.qoe import EVENT_COLUMNS, QOE_FIELDS, load_slices, merge_sums, qoe_group_step, qoe_metrics
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 T0_S = int(T0.timestamp())

@@ -22,7 +22,6 @@ from speed_layer.view_end import (
     SESSION_COLUMNS,
     SessionTracker,
     load_sessions,
-    outcome_flags,
     session_view_ends,
     view_end_event,
     view_end_group_step,
@@ -30,6 +29,7 @@ from speed_layer.view_end import (
 )
 from tests.speed_support import FakeGroupState
 from warehouse_models.events import TopicKind, format_timestamp, to_wire, validate_event
+from warehouse_models.metrics.qoe import outcome_flags
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 T0_MS = int(T0.timestamp() * 1000)

@@ -1,0 +1,96 @@
+"""Click-through on rails: impressions and clicks per rail, button and title in 1-minute event-time windows (the
+definition).
+
+The speed layer adds each window's counts to one hash per (rail, button, minute) (:mod:`speed_layer.ctr`,
+:meth:`~warehouse_models.redis_keys.KeyLayout.ctr_bucket`, fields ``<content id>:impressions`` and
+``<content id>:clicks``); :func:`read_ctr` sums them back; the batch layer publishes the same counts.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from warehouse_models.events import MAX_CLOCK_SKEW, EventType
+from warehouse_models.redis_io import text, window_buckets
+from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
+from warehouse_models.settings import Settings
+
+if TYPE_CHECKING:
+    import redis
+    from pyspark.sql import DataFrame
+
+
+NO_CONTENT = "-"
+"""Field prefix of a click that names no title (``content_id`` is optional on clicks); no content id starts so."""
+
+COUNTS: tuple[str, ...] = ("impressions", "clicks")
+
+
+def ctr_rows(events: DataFrame, settings: Settings) -> DataFrame:
+    """Valid events -> impressions and clicks per (rail, button, content, 1-minute window).
+
+    Columns: ``rail_id``, ``button_id``, ``content_id`` (null for a click without one), ``window_start`` (UTC
+    timestamp), ``impressions``, ``clicks`` (longs). Works on streaming and batch frames.
+    """
+    from pyspark.sql import functions as F
+
+    kind = F.col("event_type")
+    return (
+        events.where(kind.isin(EventType.IMPRESSION.value, EventType.CLICK.value))
+        .withWatermark("event_timestamp", f"{settings.speed_allowed_lateness_seconds} seconds")
+        # One window per speed bucket, so a window's values are exactly one bucket's fields.
+        .groupBy("rail_id", "button_id", "content_id",
+                 F.window("event_timestamp", f"{SPEED_BUCKET_SECONDS} seconds").alias("window"))
+        .agg(
+            F.count(F.when(kind == EventType.IMPRESSION.value, F.lit(1))).alias("impressions"),
+            F.count(F.when(kind == EventType.CLICK.value, F.lit(1))).alias("clicks"),
+        )
+        .select("rail_id", "button_id", "content_id", F.col("window.start").alias("window_start"), *COUNTS)
+    )
+
+
+def sum_counts(hashes: list[dict[Any, Any]]) -> dict[str, int]:
+    """Impressions and clicks summed over every title field of the given bucket hashes."""
+    totals = dict.fromkeys(COUNTS, 0)
+    for fields in hashes:
+        for field, value in fields.items():
+            # Content ids may hold ':'; the count's name is what follows the last one.
+            metric = text(field).rpartition(":")[2]
+            if metric in totals:
+                totals[metric] += int(value)
+    return totals
+
+
+def click_rate(clicks: int, impressions: int) -> float:
+    return clicks / impressions if impressions else 0.0
+
+
+def read_ctr(client: redis.Redis, keys: KeyLayout, rail_id: str, button_id: str, *, since_epoch: float,
+             now_epoch: float | None = None, until_epoch: float | None = None) -> dict[str, int | float]:
+    """Impressions, clicks and their rate for one rail and button over the minute buckets at or after ``since_epoch``.
+
+    Reads the buckets from ``since_epoch`` (at most :data:`SPEED_BUCKET_TTL_SECONDS` back, older ones have
+    expired) to ``now_epoch`` plus the clock skew the envelope allows, in one pipeline.
+
+    Args:
+        since_epoch: the batch layer's watermark W (epoch seconds).
+        now_epoch: the reader's clock (epoch seconds); defaults to the wall clock. A replayed day passes its own.
+        until_epoch: only the buckets that end by this (e.g. the end of an hour being reconciled); None for
+            every bucket up to the clock.
+
+    Returns:
+        ``{"impressions": int, "clicks": int, "rate": float}`` (rate 0.0 without impressions).
+    """
+    now = time.time() if now_epoch is None else now_epoch
+    first = max(since_epoch, now - SPEED_BUCKET_TTL_SECONDS)
+    end = bucket_start(now + MAX_CLOCK_SKEW.total_seconds()) + SPEED_BUCKET_SECONDS
+    if until_epoch is not None:
+        end = min(end, int(until_epoch))
+    pipe = client.pipeline(transaction=False)
+    for bucket in window_buckets(first, end):
+        pipe.hgetall(keys.ctr_bucket(rail_id, button_id, bucket))
+    totals = sum_counts(pipe.execute())
+    return {**totals, "rate": click_rate(totals["clicks"], totals["impressions"])}
+
+

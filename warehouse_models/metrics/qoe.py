@@ -1,0 +1,367 @@
+"""Quality of experience per title, device type and country, in 1-minute event-time buckets.
+
+Each bucket holds additive sums only (the fields of :data:`QOE_FIELDS`), so buckets merge exactly (the serving
+layer adds the batch totals and the speed buckets at or after W); :func:`qoe_metrics` turns sums into the
+ratios. The definitions, with formulas, are in ``docs/qoe.md``.
+
+The sums of a bucket come from playback events whose event time falls in the minute (startup from
+``first_frame``, stalls from ``buffer_end``, playing time and bitrate from playing heartbeats, shifts from
+``quality_change``, plays from ``play_request``). The three session outcomes (start failures, exits before
+start, failures after start) need to know what happened earlier in the session, which one minute's events do
+not tell: so the query keeps, per slice (title, device type, country), the lifecycle of its open sessions and
+judges each session once, with :func:`warehouse_models.metrics.sessions.outcome_flags` (the same definitions as the
+view_end rows), in the bucket of the event that ended it (``play_end`` or fatal ``error``) or, for a session
+that stopped sending events, in the bucket of its last event once the watermark passes it plus the heartbeat
+timeout.
+
+One stateful operator does both (``applyInPandasWithState``, event-time timeouts; the slices hashed into
+``speed_state_groups`` keys, each holding many slices), so each
+micro-batch emits the *whole* value of every bucket it changed and the writer sets it (``HSET``): replaying a
+batch writes the same values. A bucket's sums stay in the state until the watermark passes its end plus the
+heartbeat timeout (the last moment a timed-out session can still be judged into it), then it is final.
+
+On a batch frame the same step runs once per slice through ``applyInPandas`` with the watermark the stream
+would have after reading the frame, so the batch layer computes the same buckets from the same function.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from warehouse_models.events import HEARTBEAT_INTERVAL_SECONDS, PLAYBACK_TYPES, EventType
+from warehouse_models.metrics.sessions import STATE_GROUP, drop_resent, ordered_events, outcome_flags, state_group
+from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, KeyLayout
+from warehouse_models.settings import Settings
+
+if TYPE_CHECKING:
+    import redis
+    from pyspark.sql import DataFrame
+    from pyspark.sql.streaming.state import GroupState
+
+logger = logging.getLogger(__name__)
+
+QOE_FIELDS: tuple[str, ...] = (
+    "plays", "startups", "startup_ms_sum", "playing_seconds", "stall_ms", "rebuffers", "bitrate_seconds_kbps",
+    "bitrate_seconds", "quality_changes", "upshifts", "downshifts", "start_failures", "exits_before_start",
+    "failures_after_start",
+)
+"""The additive sums of a bucket, in the order of the output columns and of docs/qoe.md."""
+
+SLICE_COLUMNS: tuple[str, ...] = ("content_id", "device_type", "country")
+UNKNOWN_COUNTRY = "unknown"
+"""Slice value for events without a country (the field is optional)."""
+
+EVENT_COLUMNS: tuple[str, ...] = (
+    *SLICE_COLUMNS, "session_id", "event_type", "event_timestamp", "player_state", "bitrate_kbps",
+    "previous_bitrate_kbps", "startup_ms", "stall_ms", "error_fatal", "error_code",
+)
+OUTPUT_DDL = ("content_id STRING, device_type STRING, country STRING, window_start TIMESTAMP, "
+              + ", ".join(f"{name} BIGINT" for name in QOE_FIELDS))
+STATE_DDL = "slices_json STRING"
+"""A state group's state: its slices as JSON, ``[content_id, device_type, country]`` (JSON text) -> slice state."""
+
+_MINUTE_MS = SPEED_BUCKET_SECONDS * 1000
+_OUTCOME_FIELDS = {"start_failure": "start_failures", "exit_before_start": "exits_before_start",
+                   "failed_after_start": "failures_after_start"}
+
+
+# --- the per-slice step ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Session:
+    """The lifecycle facts of one open session (compact: a hot live slice holds thousands)."""
+
+    requested: bool = False
+    first_frame_ms: int | None = None
+    fatal_ms: int | None = None
+    fatal_code: str | None = None
+    play_end_ms: int | None = None
+    last_ms: int = 0
+    judged: bool = False
+
+    def flags(self) -> dict[str, bool]:
+        return outcome_flags(requested=self.requested, first_frame_ms=self.first_frame_ms, fatal_ms=self.fatal_ms,
+                             fatal_code=self.fatal_code, play_end_ms=self.play_end_ms)
+
+
+@dataclass
+class SliceState:
+    """What the query keeps per slice: the open buckets' sums and the open sessions."""
+
+    buckets: dict[int, dict[str, int]]
+    """Bucket start (epoch s) -> sums."""
+    sessions: dict[str, _Session]
+
+    @classmethod
+    def empty(cls) -> SliceState:
+        return cls({}, {})
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any]) -> SliceState:
+        """From :meth:`to_raw`'s form (decoded JSON)."""
+        return cls({int(k): v for k, v in raw["buckets"].items()},
+                   {k: _Session(*v) for k, v in raw["sessions"].items()})
+
+    def to_raw(self) -> dict[str, Any]:
+        """As plain JSON values."""
+        sessions = {k: [s.requested, s.first_frame_ms, s.fatal_ms, s.fatal_code, s.play_end_ms, s.last_ms, s.judged]
+                    for k, s in self.sessions.items()}
+        return {"buckets": {str(k): v for k, v in self.buckets.items()}, "sessions": sessions}
+
+    def next_timeout_ms(self, timeout_ms: int) -> int | None:
+        """When the next session times out or the next bucket becomes final (event time, epoch ms)."""
+        due = [s.last_ms + timeout_ms for s in self.sessions.values()]
+        due += [bucket * 1000 + _MINUTE_MS + timeout_ms for bucket in self.buckets]
+        return min(due) if due else None
+
+
+def _bucket_of(ms: int) -> int:
+    return ms // _MINUTE_MS * SPEED_BUCKET_SECONDS
+
+
+def _judge(state: SliceState, session: _Session, at_ms: int, changed: set[int]) -> None:
+    """Count a session's outcome once, in the bucket of ``at_ms``."""
+    session.judged = True
+    bucket = _bucket_of(at_ms)
+    sums = state.buckets.setdefault(bucket, dict.fromkeys(QOE_FIELDS, 0))
+    for flag, value in session.flags().items():
+        if value and flag in _OUTCOME_FIELDS:
+            sums[_OUTCOME_FIELDS[flag]] += 1
+            changed.add(bucket)
+
+
+def qoe_step(state: SliceState, events: Iterable[Mapping[str, Any]], *, watermark_ms: int,
+             timeout_ms: int) -> dict[int, dict[str, int]]:
+    """Fold one slice's new events into its state; return the whole sums of every bucket that changed.
+
+    Args:
+        state: the slice's state, updated in place (sessions judged and dropped, final buckets dropped).
+        events: the new events, oldest first, each with ``ms`` (as :func:`ordered_events` gives them).
+        watermark_ms: the event-time watermark: sessions silent since before it minus ``timeout_ms`` are
+            judged as timed out; buckets that ended before it minus ``timeout_ms`` are final and dropped.
+        timeout_ms: the heartbeat timeout.
+    """
+    changed: set[int] = set()
+    for event in events:
+        ms = int(event["ms"])
+        bucket = _bucket_of(ms)
+        sums = state.buckets.setdefault(bucket, dict.fromkeys(QOE_FIELDS, 0))
+        changed.add(bucket)
+        session_id = str(event["session_id"])
+        session = state.sessions.setdefault(session_id, _Session(last_ms=ms))
+        session.last_ms = max(session.last_ms, ms)
+        kind = event["event_type"]
+        ends = False
+        if kind == EventType.PLAY_REQUEST:
+            sums["plays"] += 1
+            session.requested = True
+        elif kind == EventType.FIRST_FRAME:
+            sums["startups"] += 1
+            sums["startup_ms_sum"] += int(event.get("startup_ms") or 0)
+            session.first_frame_ms = ms if session.first_frame_ms is None else min(session.first_frame_ms, ms)
+        elif kind == EventType.HEARTBEAT and event.get("player_state") == "playing":
+            seconds = HEARTBEAT_INTERVAL_SECONDS
+            sums["playing_seconds"] += seconds
+            if event.get("bitrate_kbps") is not None:
+                sums["bitrate_seconds_kbps"] += int(event["bitrate_kbps"]) * seconds
+                sums["bitrate_seconds"] += seconds
+        elif kind == EventType.BUFFER_END:
+            sums["rebuffers"] += 1
+            sums["stall_ms"] += int(event.get("stall_ms") or 0)
+        elif kind == EventType.QUALITY_CHANGE:
+            sums["quality_changes"] += 1
+            now, before = event.get("bitrate_kbps"), event.get("previous_bitrate_kbps")
+            if now is not None and before is not None:
+                sums["upshifts"] += int(now > before)
+                sums["downshifts"] += int(now < before)
+        elif kind == EventType.ERROR and event.get("error_fatal"):
+            if session.fatal_ms is None or ms < session.fatal_ms:
+                session.fatal_ms, session.fatal_code = ms, event.get("error_code")
+            ends = True
+        elif kind == EventType.PLAY_END:
+            session.play_end_ms = ms if session.play_end_ms is None else min(session.play_end_ms, ms)
+            ends = True
+        if ends and not session.judged:
+            _judge(state, session, ms, changed)
+
+    for session_id, session in list(state.sessions.items()):
+        if session.last_ms + timeout_ms < watermark_ms:
+            if not session.judged:
+                _judge(state, session, session.last_ms, changed)
+            del state.sessions[session_id]
+    out = {bucket: dict(state.buckets[bucket]) for bucket in sorted(changed)}
+    for bucket in list(state.buckets):
+        if bucket * 1000 + _MINUTE_MS + timeout_ms < watermark_ms:
+            del state.buckets[bucket]
+    return out
+
+
+def _row_dicts(key: tuple[Any, ...], buckets: Mapping[int, Mapping[str, int]]) -> list[dict[str, Any]]:
+    content_id, device_type, country = (str(k) for k in key)
+    return [{"content_id": content_id, "device_type": device_type, "country": country,
+             "window_start": pd.Timestamp(bucket, unit="s", tz="UTC"), **{f: int(sums[f]) for f in QOE_FIELDS}}
+            for bucket, sums in buckets.items()]
+
+
+def _rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["content_id", "device_type", "country", "window_start", *QOE_FIELDS])
+
+
+def load_slices(state: GroupState) -> dict[tuple[str, str, str], SliceState]:
+    """The slices a state group holds (none for a new group): (content_id, device_type, country) -> state."""
+    if not state.exists:
+        return {}
+    return {tuple(json.loads(key)): SliceState.from_raw(raw) for key, raw in json.loads(state.get[0]).items()}
+
+
+def qoe_group_step(key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: GroupState, *,
+                   timeout_ms: int) -> Iterator[pd.DataFrame]:
+    """The ``applyInPandasWithState`` function of one state group (many slices, see ``speed_state_groups``): each
+    slice's new events in (:func:`qoe_step`), the whole sums of every bucket that changed out.
+
+    Slices without new events are stepped too, so their timed-out sessions are judged and their final buckets
+    dropped in the batch where the watermark passes them; Spark calls the group when its earliest deadline passes.
+    """
+    slices = load_slices(state)
+    by_slice: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    if not state.hasTimedOut:
+        for event in ordered_events(frames):
+            slice_key = (str(event["content_id"]), str(event["device_type"]), str(event["country"]))
+            by_slice.setdefault(slice_key, []).append(event)
+    watermark_ms = state.getCurrentWatermarkMs()
+    rows: list[dict[str, Any]] = []
+    due: list[int] = []
+    for slice_key in sorted(set(slices) | set(by_slice)):
+        slice_state = slices.get(slice_key) or SliceState.empty()
+        changed = qoe_step(slice_state, by_slice.get(slice_key, []), watermark_ms=watermark_ms, timeout_ms=timeout_ms)
+        next_ms = slice_state.next_timeout_ms(timeout_ms)
+        if next_ms is None:
+            slices.pop(slice_key, None)
+        else:
+            slices[slice_key] = slice_state
+            due.append(next_ms)
+        rows.extend(_row_dicts(slice_key, changed))
+    if slices:
+        state.update((json.dumps({json.dumps(list(k)): s.to_raw() for k, s in slices.items()}, separators=(",", ":")),))
+        state.setTimeoutTimestamp(max(min(due), watermark_ms, 1))
+    else:
+        state.remove()
+    if rows:
+        yield _rows(rows)
+
+
+def _batch_step(frame: pd.DataFrame, *, timeout_ms: int) -> pd.DataFrame:
+    key = tuple(frame[c].iloc[0] for c in SLICE_COLUMNS)
+    watermark_ms = int(frame["_watermark_ms"].iloc[0])
+    changed = qoe_step(SliceState.empty(), ordered_events([frame.drop(columns=["_watermark_ms"])]),
+                       watermark_ms=watermark_ms, timeout_ms=timeout_ms)
+    return _rows(_row_dicts(key, changed))
+
+
+# --- the transform ------------------------------------------------------------------------------------------------
+
+
+def qoe_rows(events: DataFrame, settings: Settings) -> DataFrame:
+    """Valid events -> QoE sums per (content_id, device_type, country, window_start) minute (:data:`OUTPUT_DDL`).
+
+    Streaming: the whole sums of every bucket a micro-batch changed (update output). Batch: every bucket of
+    the frame, with the sessions still open at the frame's watermark not judged yet (as the stream would).
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.streaming.state import GroupStateTimeout
+
+    lateness = settings.speed_allowed_lateness_seconds
+    timeout_ms = settings.speed_heartbeat_timeout_seconds * 1000
+    playback = sorted(t.value for t in PLAYBACK_TYPES)
+    rows = (drop_resent(events.withWatermark("event_timestamp", f"{lateness} seconds"))
+            .where(F.col("event_type").isin(playback) & F.col("session_id").isNotNull()
+                   & F.col("content_id").isNotNull() & F.col("device_type").isNotNull())
+            .withColumn("country", F.coalesce(F.col("country"), F.lit(UNKNOWN_COUNTRY)))
+            .select(*EVENT_COLUMNS))
+    if rows.isStreaming:
+        def stateful_step(key: tuple[Any, ...], frames: Iterator[pd.DataFrame],
+                          state: GroupState) -> Iterator[pd.DataFrame]:
+            return qoe_group_step(key, frames, state, timeout_ms=timeout_ms)
+
+        groups = rows.withColumn(STATE_GROUP, state_group([F.col(c) for c in SLICE_COLUMNS],
+                                                          settings.speed_state_groups))
+        return groups.groupBy(STATE_GROUP).applyInPandasWithState(
+            stateful_step, OUTPUT_DDL, STATE_DDL, "update", GroupStateTimeout.EventTimeTimeout)
+
+    def batch_step(frame: pd.DataFrame) -> pd.DataFrame:
+        return _batch_step(frame, timeout_ms=timeout_ms)
+
+    front = rows.agg((F.unix_millis(F.max("event_timestamp")) - F.lit(lateness * 1000)).alias("_watermark_ms"))
+    return rows.crossJoin(front).groupBy(*SLICE_COLUMNS).applyInPandas(batch_step, OUTPUT_DDL)
+
+
+# --- sink and readers -------------------------------------------------------------------------------------------
+
+
+def read_qoe(client: redis.Redis, keys: KeyLayout, content_id: str, *, device_type: str = "*", country: str = "*",
+             since: int | None = None, until: int | None = None) -> dict[tuple[str, str, int], dict[str, int]]:
+    """The QoE buckets of one title: (device type, country, bucket start) -> sums; ``*`` matches any.
+
+    Args:
+        since: only buckets starting at or after this epoch second (e.g. the batch watermark W).
+        until: only buckets starting before this epoch second (e.g. the end of an hour being reconciled).
+    """
+    pattern = keys.qoe_bucket(content_id, device_type, country, 0).rsplit(":b:", 1)[0] + ":b:*"
+    found = sorted(client.scan_iter(match=pattern, count=1000))
+    pipe = client.pipeline(transaction=False)
+    for key in found:
+        pipe.hgetall(key)
+    out: dict[tuple[str, str, int], dict[str, int]] = {}
+    for key, values in zip(found, pipe.execute(), strict=True):
+        text = key.decode() if isinstance(key, bytes) else key
+        _, device, ctry, _, bucket = text.rsplit(":", 4)
+        if (since is not None and int(bucket) < since) or (until is not None and int(bucket) >= until):
+            continue
+        sums = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in values.items()}
+        out[(device, ctry, int(bucket))] = {name: sums.get(name, 0) for name in QOE_FIELDS}
+    return out
+
+
+def merge_sums(parts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    """Add buckets (or batch totals and buckets): exact, since every field is a sum."""
+    total = dict.fromkeys(QOE_FIELDS, 0)
+    for part in parts:
+        for name in QOE_FIELDS:
+            total[name] += int(part.get(name, 0))
+    return total
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def qoe_metrics(sums: Mapping[str, int]) -> dict[str, float | int | None]:
+    """The QoE ratios of merged sums (None where the denominator is zero); formulas in docs/qoe.md."""
+    s = {name: int(sums.get(name, 0)) for name in QOE_FIELDS}
+    stall_seconds = s["stall_ms"] / 1000.0
+    return {
+        "plays": s["plays"],
+        "startups": s["startups"],
+        "video_startup_time_ms": _ratio(s["startup_ms_sum"], s["startups"]),
+        "rebuffering_ratio": _ratio(stall_seconds, stall_seconds + s["playing_seconds"]),
+        "rebuffers": s["rebuffers"],
+        "rebuffers_per_hour": _ratio(s["rebuffers"] * 3600.0, s["playing_seconds"]),
+        "average_bitrate_kbps": _ratio(s["bitrate_seconds_kbps"], s["bitrate_seconds"]),
+        "upshift_share": _ratio(s["upshifts"], s["quality_changes"]),
+        "downshift_share": _ratio(s["downshifts"], s["quality_changes"]),
+        "start_failures": s["start_failures"],
+        "video_start_failure_rate": _ratio(s["start_failures"], s["plays"]),
+        "exits_before_start": s["exits_before_start"],
+        "exit_before_start_rate": _ratio(s["exits_before_start"], s["plays"]),
+        "failures_after_start": s["failures_after_start"],
+        "playback_failure_rate": _ratio(s["failures_after_start"], s["startups"]),
+    }
+
+

@@ -1,0 +1,53 @@
+"""Trending titles, live and VOD apart: distinct active viewers over a sliding event-time window (the definition).
+
+Spark cannot count distinct values exactly in a streaming aggregation, so :func:`trending_rows` gives, per title
+and 1-minute window, the set of users active on it (any playback event); the speed layer keeps each minute's set
+in Redis and ranks the union of a window's sets (:mod:`speed_layer.trending`); the batch layer's baselines use
+the same rows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from warehouse_models.events import PLAYBACK_TYPES
+from warehouse_models.redis_io import text
+from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, ContentKind, KeyLayout
+from warehouse_models.settings import Settings
+
+if TYPE_CHECKING:
+    import redis
+    from pyspark.sql import DataFrame
+
+
+KINDS: tuple[ContentKind, ...] = ("vod", "live")
+
+
+def trending_rows(events: DataFrame, settings: Settings) -> DataFrame:
+    """Valid events -> the users active on each title in each minute.
+
+    Columns: ``content_kind`` (``live`` when ``is_live`` is true, else ``vod``), ``content_id``, ``window_start``
+    (UTC timestamp of the minute), ``viewers`` (sorted array of distinct user ids). Works on streaming and batch
+    frames.
+    """
+    from pyspark.sql import functions as F
+
+    types = sorted(t.value for t in PLAYBACK_TYPES)
+    kind = F.when(F.coalesce(F.col("is_live"), F.lit(False)), F.lit("live")).otherwise(F.lit("vod"))
+    return (
+        events.where(F.col("event_type").isin(types) & F.col("user_id").isNotNull() & F.col("content_id").isNotNull())
+        .withWatermark("event_timestamp", f"{settings.speed_allowed_lateness_seconds} seconds")
+        # One window per speed bucket, so each window is exactly one minute set in Redis.
+        .groupBy(kind.alias("content_kind"), F.col("content_id"),
+                 F.window("event_timestamp", f"{SPEED_BUCKET_SECONDS} seconds").alias("window"))
+        .agg(F.array_sort(F.collect_set("user_id")).alias("viewers"))
+        .select("content_kind", "content_id", F.col("window.start").alias("window_start"), "viewers")
+    )
+
+
+def read_trending(client: redis.Redis, keys: KeyLayout, kind: ContentKind, n: int = 10) -> list[tuple[str, int]]:
+    """The ``n`` titles of a kind with the most distinct viewers in the newest window, highest first."""
+    pairs = cast("list[tuple[bytes | str, float]]", client.zrevrange(keys.trending(kind), 0, n - 1, withscores=True))
+    return [(text(content), int(score)) for content, score in pairs]
+
+
