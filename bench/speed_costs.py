@@ -194,7 +194,7 @@ def speed_costs(ctx: BenchContext) -> Outcome:
     """Per-event cost of each speed-layer stage (source, each shared view, session steps), measured apart."""
     from infra.kafka import ensure_topics
     from infra.spark import build_spark_session
-    from speed_layer.job import speed_master
+    from speed_layer.job import speed_master, speed_session_conf
 
     events = 20_000 if ctx.quick else 100_000
     batch = 5_000 if ctx.quick else 20_000
@@ -203,7 +203,8 @@ def speed_costs(ctx: BenchContext) -> Outcome:
     ensure_topics(run)
     client = run.redis_client()
     spark = build_spark_session(run, app_name="bench-speed-costs", ui=False)
-    spark.conf.set("spark.sql.shuffle.partitions", str(run.speed_shuffle_partitions))
+    for key, value in speed_session_conf(run).items():
+        spark.conf.set(key, value)
     try:
         ctx.progress("producing %d heartbeats", events)
         _produce(run, _heartbeats(events, run=uuid.uuid4().hex[:6]))
