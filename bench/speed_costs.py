@@ -11,7 +11,9 @@ Stages, each timed in its own Spark job or call over the same heartbeats the loa
   (:func:`speed_layer.source.parse_records`), then the de-duplication by event id. Every speed query pays it.
 * **shared views** (one micro-batch of ``batch`` parsed records, cached first so the source is not counted):
   each view of the shared query alone and all together, split as the progress row splits it: ``spark`` (the
-  one job) and the view's driver-side Redis writes (``apply``).
+  one job, with the building of its plan on the driver) and the view's driver-side Redis writes (``apply``); then
+  every view on a 1,000-event micro-batch, whose cost is mostly fixed (``shared_batch_*``: the plan is rebuilt
+  through the JVM gateway for every micro-batch, ``shared_batch_jvm_calls`` calls).
 * **session state** (the Python step of QoE and view_end on one state group's pandas frame): the part of the
   stateful queries that runs in Python; their Spark side (source, shuffle, Arrow) is the source stage plus the
   difference to the end-to-end batch durations.
@@ -94,6 +96,33 @@ def _source_costs(spark: Any, settings: Settings, events: int) -> dict[str, floa
     return out
 
 
+class _JvmCalls:
+    """Counts the driver's calls into the JVM (py4j round trips) while active: building a DataFrame plan in Python
+    costs one or more per column expression and per DataFrame method."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._original: Any = None
+
+    def __enter__(self) -> _JvmCalls:
+        from py4j.clientserver import ClientServerConnection
+
+        self._original = original = ClientServerConnection.send_command
+        counter = self
+
+        def counted(connection: Any, command: str) -> Any:
+            counter.count += 1
+            return original(connection, command)
+
+        ClientServerConnection.send_command = counted  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from py4j.clientserver import ClientServerConnection
+
+        ClientServerConnection.send_command = self._original  # type: ignore[method-assign]
+
+
 def _shared_view_costs(spark: Any, settings: Settings, batch: int) -> dict[str, Any]:
     """Per view of the shared query (and all together): Spark and driver-side microseconds per event."""
     from speed_layer.job import plan_queries, shared_writer, views
@@ -116,22 +145,34 @@ def _shared_view_costs(spark: Any, settings: Settings, batch: int) -> dict[str, 
         cached.count()
         return cached
 
-    out: dict[str, Any] = {}
-    for label, names in [*((name, [name]) for name in shared), ("all", shared)]:
+    def measure(names: list[str], size: int) -> dict[str, float]:
+        """The last of three micro-batches of ``size`` events (the first compiles): Spark and apply ms, JVM calls."""
+        nonlocal batch
+        batch = size
         plan = plan_queries(views(names))[0]
-        query = f"costs-{label}-{uuid.uuid4().hex[:6]}"
+        query = f"costs-{uuid.uuid4().hex[:8]}"
         write = shared_writer(settings, plan, query)
         figures: dict[str, float] = {}
-        for batch_id in range(3):  # the first batch compiles; the figures are the last one's
+        for batch_id in range(3):
             frame = parsed_batch()
-            write(frame, batch_id)  # cached already: the writer's persist finds it
+            with _JvmCalls() as calls:
+                write(frame, batch_id)  # cached already: the writer's persist finds it
             frame.unpersist()
             spent = dict(part.split("=") for part in
                          client.hget(settings.keys.speed_progress(query), "view_ms").decode().split())
-            figures = {"spark": round(int(spent.pop("spark")) * 1000 / batch, 1),
-                       "apply": round(sum(int(v) for v in spent.values()) * 1000 / batch, 1)}
-        out[label] = figures
-        logger.info("shared view %s: %s us per event", label, figures)
+            figures = {"spark_ms": int(spent.pop("spark")), "apply_ms": sum(int(v) for v in spent.values()),
+                       "jvm_calls": calls.count}
+        return figures
+
+    full = batch
+    out: dict[str, Any] = {}
+    for label, names in [*((name, [name]) for name in shared), ("all", shared)]:
+        figures = measure(names, full)
+        out[label] = {"spark": round(figures["spark_ms"] * 1000 / full, 1),
+                      "apply": round(figures["apply_ms"] * 1000 / full, 1)}
+        logger.info("shared view %s: %s us per event", label, out[label])
+    out["small_batch"] = {"events": 1_000, **measure(shared, 1_000)}
+    logger.info("every shared view on a 1,000-event micro-batch: %s", out["small_batch"])
     return out
 
 
@@ -232,6 +273,11 @@ def speed_costs(ctx: BenchContext) -> Outcome:
         # The shared query, then each stateful query's own source and Python step (their Spark side beyond the
         # source is not counted, so this is a lower bound of the per-event wall time of every view).
         "every_view_floor_us": round(every_view_us + 2 * source_us + steps["view_end"] + steps["qoe"], 1),
+        # What a shared micro-batch costs whatever its size: the job on a 1,000-event batch, its driver-side writes,
+        # and the calls into the JVM the driver makes to build the batch's plan.
+        "shared_batch_spark_s_at_1k": round(shared["small_batch"]["spark_ms"] / 1000, 3),
+        "shared_batch_apply_s_at_1k": round(shared["small_batch"]["apply_ms"] / 1000, 3),
+        "shared_batch_jvm_calls": shared["small_batch"]["jvm_calls"],
     }
     return Outcome(
         figures=figures,
