@@ -14,6 +14,9 @@ Stages, each timed in its own Spark job or call over the same heartbeats the loa
   one job, with the building of its plan on the driver) and the view's driver-side Redis writes (``apply``); then
   every view on a 1,000-event micro-batch, whose cost is mostly fixed (``shared_batch_*``: the plan is rebuilt
   through the JVM gateway for every micro-batch, ``shared_batch_jvm_calls`` calls).
+* **trickle** (a stream shaped like the shared query: Kafka, parse and check, de-duplication, 1 s trigger, under
+  20 events/s, so each micro-batch holds a handful): the median batch when its foreachBatch only collects the
+  rows (the floor of a micro-batch on this stack) and when it runs every shared view.
 * **session state** (the Python step of QoE and view_end on one state group's pandas frame): the part of the
   stateful queries that runs in Python; their Spark side (source, shuffle, Arrow) is the source stage plus the
   difference to the end-to-end batch durations.
@@ -230,6 +233,46 @@ def _session_step_costs(rows: int, sessions: int) -> dict[str, float]:
     return out
 
 
+TRICKLE_EPS = 20
+"""Events/s of the trickle runs: a handful per micro-batch, so a batch's time is its fixed cost."""
+
+
+def _trickle_batch_ms(spark: Any, settings: Settings, *, views: bool, seconds: float) -> dict[str, float]:
+    """Median trigger and addBatch ms of a shared-query-shaped stream (Kafka, parse and check, de-duplication,
+    1 s trigger) under a trickle of events: its foreachBatch only collects the rows (``views`` False: the floor
+    of a micro-batch here) or runs every shared view (True)."""
+    import statistics
+
+    from bench.speed import Load
+    from speed_layer.job import plan_queries, shared_writer
+    from speed_layer.job import views as view_queries
+    from speed_layer.source import deduplicated, kafka_stream, parse_records
+
+    kinds = [TopicKind.PLAYBACK, TopicKind.INTERACTIONS, TopicKind.CATALOG]
+    source = deduplicated(parse_records(
+        kafka_stream(spark, settings, kinds, starting_offsets="latest").coalesce(settings.speed_source_partitions)),
+        settings)
+    if views:
+        plan = plan_queries(view_queries([v.name for v in view_queries() if not v.stateful]))[0]
+        sink = shared_writer(settings, plan, f"costs-trickle-{uuid.uuid4().hex[:6]}")
+    else:
+        def sink(batch: Any, batch_id: int) -> None:
+            batch.toArrow()
+    query = (source.writeStream.foreachBatch(sink).option("checkpointLocation", tempfile.mkdtemp(prefix="bench-"))
+             .trigger(processingTime=f"{settings.speed_trigger_seconds} seconds").start())
+    load = Load(settings, watch=())
+    try:
+        load.run_step(TRICKLE_EPS, seconds, settle_s=0.0)
+    finally:
+        load.close()
+        progress = [p for p in query.recentProgress if int(p["numInputRows"]) > 0][-15:]
+        query.stop()
+    return {"trigger_ms": statistics.median(p["durationMs"]["triggerExecution"] for p in progress),
+            "add_batch_ms": statistics.median(p["durationMs"].get("addBatch", 0) for p in progress),
+            "rows_per_batch": statistics.median(int(p["numInputRows"]) for p in progress),
+            "batches": len(progress)}
+
+
 @benchmark("speed_costs", packages=("pyspark", "confluent-kafka", "redis"))
 def speed_costs(ctx: BenchContext) -> Outcome:
     """Per-event cost of each speed-layer stage (source, each shared view, session steps), measured apart."""
@@ -253,6 +296,10 @@ def speed_costs(ctx: BenchContext) -> Outcome:
         source = _source_costs(spark, run, events)
         ctx.progress("shared views on micro-batches of %d records", batch)
         shared = _shared_view_costs(spark, run, batch)
+        trickle_s = 20.0 if ctx.quick else 45.0
+        ctx.progress("a shared-query stream under %d events/s: collecting only, then every view", TRICKLE_EPS)
+        trickle = {"collect_only": _trickle_batch_ms(spark, run, views=False, seconds=trickle_s),
+                   "every_view": _trickle_batch_ms(spark, run, views=True, seconds=trickle_s)}
         ctx.progress("session steps")
         steps = _session_step_costs(rows=batch // 4, sessions=batch // 8)
     finally:
@@ -278,6 +325,10 @@ def speed_costs(ctx: BenchContext) -> Outcome:
         "shared_batch_spark_s_at_1k": round(shared["small_batch"]["spark_ms"] / 1000, 3),
         "shared_batch_apply_s_at_1k": round(shared["small_batch"]["apply_ms"] / 1000, 3),
         "shared_batch_jvm_calls": shared["small_batch"]["jvm_calls"],
+        # A micro-batch of a few events in the stream (median of the last 15): the floor of this stack (read,
+        # check, de-duplicate, collect, commit) and the same with every shared view.
+        "trickle_batch_s_collect_only": round(trickle["collect_only"]["trigger_ms"] / 1000, 3),
+        "trickle_batch_s_every_view": round(trickle["every_view"]["trigger_ms"] / 1000, 3),
     }
     return Outcome(
         figures=figures,
@@ -285,6 +336,7 @@ def speed_costs(ctx: BenchContext) -> Outcome:
             "source_cumulative_us": source,
             "shared_views_us": shared,
             "session_steps_us": steps,
+            "trickle": {**trickle, "events_per_s": TRICKLE_EPS},
             "events": events,
             "batch": batch,
             "unit": "microseconds of wall time per event, Spark on every core of the machine, nothing else running",
