@@ -186,6 +186,7 @@ class _State:
         self.value: tuple[Any, ...] | None = None
         self.hasTimedOut = False
         self.watermark_ms = 0
+        self.timeout_ms: int | None = None
 
     exists = property(lambda self: self.value is not None)
     get = property(lambda self: self.value)
@@ -197,7 +198,7 @@ class _State:
         self.value = None
 
     def setTimeoutTimestamp(self, ms: int) -> None:  # noqa: N802 - pyspark's name
-        pass
+        self.timeout_ms = ms
 
     def getCurrentWatermarkMs(self) -> int:  # noqa: N802 - pyspark's name
         return self.watermark_ms
