@@ -23,7 +23,7 @@ REFUSAL_ERROR_CODES = frozenset({"STREAM_LIMIT_REACHED"})
 
 def outcome_flags(*, requested: bool, first_frame_ms: int | None, fatal_ms: int | None, fatal_code: str | None,
                   play_end_ms: int | None) -> dict[str, bool]:
-    """The outcome flags of a session from its lifecycle facts (see the module docs for the definitions).
+    """The outcome flags of a session from its lifecycle facts (the definitions are in docs/qoe.md).
 
     The end is the earlier of ``play_end_ms`` and ``fatal_ms``; facts after it do not count. With neither,
     the session ended by timeout and every fact counts.
