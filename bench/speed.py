@@ -59,6 +59,16 @@ _TEMPLATE = (
 )
 
 
+def heartbeat(run: str, n: int, ts: str, *, event_id: str, position: int, user: str | None = None,
+              content: str | None = None) -> tuple[bytes, bytes]:
+    """(Kafka key, value) of viewer ``n``'s playing heartbeat in a run: the load every speed benchmark sends
+    (account ``n // 2``, session ``ses-<run>-<n>``, title ``vod-<n mod 5000>`` unless given)."""
+    account = f"acc-{run}-{n // 2}"
+    value = _TEMPLATE.format(event_id=event_id, ts=ts, account=account, user=user or f"usr-{run}-{n}", n=n, run=run,
+                             content=content or f"vod-{n % 5000:05d}", position=position)
+    return account.encode(), value.encode()
+
+
 def _percentile(values: list[float], pct: float) -> float:
     if not values:
         return math.nan
@@ -152,12 +162,9 @@ class Load:
         self.producer.flush(30)
 
     def _event(self, n: int, ts: str, *, user: str | None = None, content: str | None = None) -> tuple[bytes, bytes]:
-        account = f"acc-{self.run}-{n // 2}"
         self._position += 1
-        value = _TEMPLATE.format(event_id=f"{self.run}-{uuid.uuid4().hex[:12]}", ts=ts, account=account,
-                                 user=user or f"usr-{self.run}-{n}", n=n, run=self.run,
-                                 content=content or f"vod-{n % 5000:05d}", position=self._position % 7200)
-        return account.encode(), value.encode()
+        return heartbeat(self.run, n, ts, event_id=f"{self.run}-{uuid.uuid4().hex[:12]}",
+                         position=self._position % 7200, user=user, content=content)
 
     def probe(self) -> Probe:
         """Produce one probe heartbeat and start watching for it."""
@@ -433,9 +440,8 @@ def measure_view_end_lag(settings: Settings) -> dict[str, Any]:
         _warm_up(load)
         for i in range(VIEW_END_LAG_PROBES):
             now = datetime.now(timezone.utc)
-            value = _TEMPLATE.format(event_id=f"{tag}-{i}", ts=format_timestamp(now), account=f"acc-{tag}-{i}",
-                                     user=f"usr-{tag}-{i}", n=i, run=tag, content="vod-00001", position=i)
-            load.producer.produce(load.topic, value.encode(), f"acc-{tag}-{i}".encode())
+            key, value = heartbeat(tag, i, format_timestamp(now), event_id=f"{tag}-{i}", position=i)
+            load.producer.produce(load.topic, value, key)
             due[f"ve-ses-{tag}-{i}"] = now.timestamp() + wait_s
             time.sleep(0.5)
         load.producer.flush(30)

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bench.harness import BenchContext, Outcome, benchmark
-from bench.speed import _TEMPLATE, _cleanup, throwaway_run
+from bench.speed import _cleanup, heartbeat, throwaway_run
 from warehouse_models.events import TopicKind, format_timestamp
 from warehouse_models.settings import Settings
 
@@ -44,13 +44,7 @@ logger = logging.getLogger(__name__)
 def _heartbeats(count: int, *, run: str, offset: int = 0) -> list[tuple[bytes, bytes]]:
     """(key, value) of ``count`` heartbeats as the load generator sends them (one user each)."""
     ts = format_timestamp(datetime.now(timezone.utc))
-    out = []
-    for n in range(offset, offset + count):
-        account = f"acc-{run}-{n // 2}"
-        value = _TEMPLATE.format(event_id=uuid.uuid4().hex, ts=ts, account=account, user=f"usr-{run}-{n}", n=n,
-                                 run=run, content=f"vod-{n % 5000:05d}", position=n % 7200)
-        out.append((account.encode(), value.encode()))
-    return out
+    return [heartbeat(run, n, ts, event_id=uuid.uuid4().hex, position=n % 7200) for n in range(offset, offset + count)]
 
 
 def _produce(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
@@ -179,44 +173,20 @@ def _shared_view_costs(spark: Any, settings: Settings, batch: int) -> dict[str, 
     return out
 
 
-class _State:
-    """The part of Spark's GroupState the session steps use (one group, the watermark of a micro-batch)."""
-
-    def __init__(self) -> None:
-        self.value: tuple[Any, ...] | None = None
-        self.hasTimedOut = False
-        self.watermark_ms = 0
-        self.timeout_ms: int | None = None
-
-    exists = property(lambda self: self.value is not None)
-    get = property(lambda self: self.value)
-
-    def update(self, value: tuple[Any, ...]) -> None:
-        self.value = value
-
-    def remove(self) -> None:
-        self.value = None
-
-    def setTimeoutTimestamp(self, ms: int) -> None:  # noqa: N802 - pyspark's name
-        self.timeout_ms = ms
-
-    def getCurrentWatermarkMs(self) -> int:  # noqa: N802 - pyspark's name
-        return self.watermark_ms
-
-
 def _session_step_costs(rows: int, sessions: int) -> dict[str, float]:
     """Microseconds per event of the Python step of QoE and view_end on one state group's frame of heartbeats
     (``sessions`` open sessions, each heartbeating every 10 s), the third of three calls."""
     import pandas as pd
 
     from speed_layer.view_end import SESSION_COLUMNS, view_end_group_step
+    from tests.speed_support import FakeGroupState
     from warehouse_models.metrics.qoe import EVENT_COLUMNS, qoe_group_step
 
     out: dict[str, float] = {}
     start = datetime.now(timezone.utc)
     for name, step, columns in (("view_end", view_end_group_step, [*SESSION_COLUMNS, "duration_seconds"]),
                                 ("qoe", qoe_group_step, list(EVENT_COLUMNS))):
-        state = _State()
+        state = FakeGroupState(None, watermark_ms=0)
         for call in range(3):
             base = call * rows
             frame = pd.DataFrame([{

@@ -64,7 +64,15 @@ from warehouse_models.events import (
     to_wire,
     validate_event,
 )
-from warehouse_models.metrics.sessions import STATE_GROUP, drop_resent, ordered_events, outcome_flags, state_group
+from warehouse_models.metrics.sessions import (
+    STATE_GROUP,
+    drop_resent,
+    load_group,
+    ordered_events,
+    outcome_flags,
+    state_group,
+    store_group,
+)
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
@@ -242,9 +250,7 @@ STATE_DDL = "sessions_json STRING"
 
 def load_sessions(state: GroupState) -> dict[str, SessionTracker]:
     """The open sessions a state group holds (none for a new group)."""
-    if not state.exists:
-        return {}
-    return {session_id: SessionTracker(session_id, *values) for session_id, values in json.loads(state.get[0]).items()}
+    return {session_id: SessionTracker(session_id, *values) for session_id, values in load_group(state).items()}
 
 
 def view_end_group_step(key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: GroupState, *,
@@ -275,13 +281,8 @@ def view_end_group_step(key: tuple[Any, ...], frames: Iterator[pd.DataFrame], st
             if not tracker.emitted:
                 rows.append(tracker.view_end("heartbeat_timeout"))
             del sessions[session_id]
-    if sessions:
-        state.update((json.dumps({sid: t.state_values() for sid, t in sessions.items()}, separators=(",", ":")),))
-        # A timeout may not be set before the watermark; Spark drops events older than it before they get here.
-        due = min(t.last_ms for t in sessions.values() if t.last_ms is not None) + timeout_ms
-        state.setTimeoutTimestamp(max(due, watermark_ms, 1))
-    else:
-        state.remove()
+    store_group(state, {sid: t.state_values() for sid, t in sessions.items()},
+                (t.last_ms + timeout_ms for t in sessions.values() if t.last_ms is not None))
     if rows:
         yield _frame(rows)
 

@@ -35,7 +35,15 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from warehouse_models.events import HEARTBEAT_INTERVAL_SECONDS, PLAYBACK_TYPES, EventType
-from warehouse_models.metrics.sessions import STATE_GROUP, drop_resent, ordered_events, outcome_flags, state_group
+from warehouse_models.metrics.sessions import (
+    STATE_GROUP,
+    drop_resent,
+    load_group,
+    ordered_events,
+    outcome_flags,
+    state_group,
+    store_group,
+)
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, KeyLayout
 from warehouse_models.settings import Settings
 
@@ -216,9 +224,7 @@ def _rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def load_slices(state: GroupState) -> dict[tuple[str, str, str], SliceState]:
     """The slices a state group holds (none for a new group): (content_id, device_type, country) -> state."""
-    if not state.exists:
-        return {}
-    return {tuple(json.loads(key)): SliceState.from_raw(raw) for key, raw in json.loads(state.get[0]).items()}
+    return {tuple(json.loads(key)): SliceState.from_raw(raw) for key, raw in load_group(state).items()}
 
 
 def qoe_group_step(key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: GroupState, *,
@@ -248,11 +254,7 @@ def qoe_group_step(key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: 
             slices[slice_key] = slice_state
             due.append(next_ms)
         rows.extend(_row_dicts(slice_key, changed))
-    if slices:
-        state.update((json.dumps({json.dumps(list(k)): s.to_raw() for k, s in slices.items()}, separators=(",", ":")),))
-        state.setTimeoutTimestamp(max(min(due), watermark_ms, 1))
-    else:
-        state.remove()
+    store_group(state, {json.dumps(list(k)): s.to_raw() for k, s in slices.items()}, due)
     if rows:
         yield _rows(rows)
 

@@ -7,7 +7,8 @@ time; for a session that stopped sending events, everything seen): see :func:`ou
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -15,6 +16,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
     from pyspark.sql.column import Column
+    from pyspark.sql.streaming.state import GroupState
 
 
 REFUSAL_ERROR_CODES = frozenset({"STREAM_LIMIT_REACHED"})
@@ -50,6 +52,21 @@ def state_group(columns: list[Column], groups: int) -> Column:
     from pyspark.sql import functions as F
 
     return F.pmod(F.xxhash64(*columns), F.lit(groups)).cast("int")
+
+
+def load_group(state: GroupState) -> dict[str, Any]:
+    """A state group's entries (decoded JSON: key -> value); empty for a new group."""
+    return json.loads(state.get[0]) if state.exists else {}
+
+
+def store_group(state: GroupState, entries: Mapping[str, Any], deadlines: Iterable[int]) -> None:
+    """Keep a state group's entries as one JSON value with its earliest deadline (event time, epoch ms) as the
+    group's timeout, or drop the group when it holds none. A timeout may not be set before the watermark."""
+    if not entries:
+        state.remove()
+        return
+    state.update((json.dumps(entries, separators=(",", ":")),))
+    state.setTimeoutTimestamp(max(min(deadlines), state.getCurrentWatermarkMs(), 1))
 
 
 def epoch_ms(values: pd.Series) -> pd.Series:
