@@ -11,9 +11,10 @@ Stages, each timed in its own Spark job or call over the same heartbeats the loa
   (:func:`speed_layer.source.parse_records`), then the de-duplication by event id. Every speed query pays it.
 * **shared views** (one micro-batch of ``batch`` parsed records, cached first so the source is not counted):
   each view of the shared query alone and all together, split as the progress row splits it: ``spark`` (the
-  one job, with the building of its plan on the driver) and the view's driver-side Redis writes (``apply``); then
-  every view on a 1,000-event micro-batch, whose cost is mostly fixed (``shared_batch_*``: the plan is rebuilt
-  through the JVM gateway for every micro-batch, ``shared_batch_jvm_calls`` calls).
+  one job: each view's contributions projected and collected through Arrow; the stream builds that plan once,
+  here it is built before the timing) and the view's driver-side Arrow reduction and Redis writes (``apply``);
+  then every view on a 1,000-event micro-batch, whose cost is mostly fixed (``shared_batch_*``, with the calls
+  the writer makes into the JVM, ``shared_batch_jvm_calls``).
 * **trickle** (a stream shaped like the shared query: Kafka, parse and check, de-duplication, 1 s trigger, under
   20 events/s, so each micro-batch holds a handful): the median batch when its foreachBatch only collects the
   rows (the floor of a micro-batch on this stack) and when it runs every shared view.
@@ -122,7 +123,7 @@ class _JvmCalls:
 
 def _shared_view_costs(spark: Any, settings: Settings, batch: int) -> dict[str, Any]:
     """Per view of the shared query (and all together): Spark and driver-side microseconds per event."""
-    from speed_layer.job import plan_queries, shared_writer, views
+    from speed_layer.job import plan_queries, shared_projection, shared_writer, views
     from speed_layer.source import parse_records
 
     client = settings.redis_client()
@@ -151,10 +152,12 @@ def _shared_view_costs(spark: Any, settings: Settings, batch: int) -> dict[str, 
         write = shared_writer(settings, plan, query)
         figures: dict[str, float] = {}
         for batch_id in range(3):
-            frame = parsed_batch()
+            parsed = parsed_batch()
+            # The stream builds this plan once; the writer's one job computes it from the cached records.
+            frame = shared_projection(parsed, settings, plan)
             with _JvmCalls() as calls:
-                write(frame, batch_id)  # cached already: the writer's persist finds it
-            frame.unpersist()
+                write(frame, batch_id)
+            parsed.unpersist()
             spent = dict(part.split("=") for part in
                          client.hget(settings.keys.speed_progress(query), "view_ms").decode().split())
             figures = {"spark_ms": int(spent.pop("spark")), "apply_ms": sum(int(v) for v in spent.values()),
@@ -215,7 +218,7 @@ def _trickle_batch_ms(spark: Any, settings: Settings, *, views: bool, seconds: f
     import statistics
 
     from bench.speed import Load
-    from speed_layer.job import plan_queries, shared_writer
+    from speed_layer.job import plan_queries, shared_projection, shared_writer
     from speed_layer.job import views as view_queries
     from speed_layer.source import deduplicated, kafka_stream, parse_records
 
@@ -225,6 +228,7 @@ def _trickle_batch_ms(spark: Any, settings: Settings, *, views: bool, seconds: f
         settings)
     if views:
         plan = plan_queries(view_queries([v.name for v in view_queries() if not v.stateful]))[0]
+        source = shared_projection(source, settings, plan)
         sink = shared_writer(settings, plan, f"costs-trickle-{uuid.uuid4().hex[:6]}")
     else:
         def sink(batch: Any, batch_id: int) -> None:

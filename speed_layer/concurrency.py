@@ -40,16 +40,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from speed_layer.query import SinkContext, ViewQuery, batch_writer
+from speed_layer.query import SinkContext, shared_view
 from warehouse_models.events import EventType, TopicKind
 from warehouse_models.metrics.concurrency import over_limit_sessions
+from warehouse_models.metrics.contributions import Contributions
 from warehouse_models.redis_io import ClientScript, text
 from warehouse_models.redis_keys import CONCURRENCY_TTL_SECONDS, KeyLayout
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
     import redis
-    from pyspark.sql import DataFrame
+    from pyspark.sql.column import Column as SparkColumn
 
 logger = logging.getLogger(__name__)
 
@@ -87,13 +88,7 @@ _plan_limit_script = ClientScript(_PLAN_LIMIT_LUA)
 # --- the transform ---------------------------------------------------------------------------------------
 
 
-def concurrency_rows(events: DataFrame, settings: Settings) -> DataFrame:
-    """Valid events -> the events concurrency needs, one row each (a projection and a filter, no state).
-
-    Columns: ``account_id``, ``session_id`` (null on plan records), ``event_type``, ``event_time_ms`` (long),
-    ``max_streams`` (int, only on ``user_upsert``). Kept: heartbeats, ``play_end``, fatal errors and
-    ``user_upsert`` records; everything else (``content_upsert`` included) is dropped.
-    """
+def _where() -> SparkColumn:
     from pyspark.sql import functions as F
 
     kind = F.col("event_type")
@@ -102,13 +97,27 @@ def concurrency_rows(events: DataFrame, settings: Settings) -> DataFrame:
         | ((kind == EventType.ERROR.value) & F.coalesce(F.col("error_fatal"), F.lit(False)))
         | ((kind == EventType.USER_UPSERT.value) & F.col("max_streams").isNotNull())
     )
-    return events.where(wanted & F.col("account_id").isNotNull()).select(
-        "account_id",
-        F.when(kind != EventType.USER_UPSERT.value, F.col("session_id")).alias("session_id"),
-        "event_type",
-        F.unix_millis(F.col("event_timestamp")).alias("event_time_ms"),
-        F.when(kind == EventType.USER_UPSERT.value, F.col("max_streams")).alias("max_streams"),
-    )
+    return wanted & F.col("account_id").isNotNull()
+
+
+def _columns() -> dict[str, SparkColumn]:
+    from pyspark.sql import functions as F
+
+    kind = F.col("event_type")
+    return {
+        "account_id": F.col("account_id"),
+        "session_id": F.when(kind != EventType.USER_UPSERT.value, F.col("session_id")),
+        "event_type": kind,
+        "event_time_ms": F.unix_millis(F.col("event_timestamp")),
+        "max_streams": F.when(kind == EventType.USER_UPSERT.value, F.col("max_streams")),
+    }
+
+
+CONTRIBUTIONS = Contributions(where=_where, columns=_columns)
+"""The events concurrency needs, one row each (no state): heartbeats, ``play_end``, fatal errors and
+``user_upsert`` records with a limit; everything else (``content_upsert`` included) gives none. Columns:
+``account_id``, ``session_id`` (null on plan records), ``event_type``, ``event_time_ms`` (long), ``max_streams``
+(int, only on ``user_upsert``)."""
 
 
 # --- the view, as a function of what Redis holds ---------------------------------------------------------
@@ -194,7 +203,7 @@ class BatchEvents:
 
 
 def reduce_batch(rows: Iterable[Mapping[str, Any]]) -> BatchEvents:
-    """Rows of :func:`concurrency_rows` -> per account: newest plan record, first/last heartbeat and end per session."""
+    """Rows of :data:`CONTRIBUTIONS` -> per account: newest plan record, first/last heartbeat and end per session."""
     out = BatchEvents({}, {}, {}, {})
     for row in rows:
         account, session, kind, ms = row["account_id"], row["session_id"], row["event_type"], int(row["event_time_ms"])
@@ -323,16 +332,10 @@ def may_play(client: redis.Redis, keys: KeyLayout, account_id: str, session_id: 
             "active": active}
 
 
-write_concurrency = batch_writer(apply_concurrency)
-"""The concurrency writer of one batch frame (its rows collected, then :func:`apply_concurrency`)."""
-
-
-QUERY = ViewQuery(
+QUERY = shared_view(
     name="concurrency",
     description="Concurrent streams per account from heartbeats: may a stream play, and which went over the plan",
     topics=(TopicKind.PLAYBACK, TopicKind.CATALOG),
-    transform=concurrency_rows,
-    write=write_concurrency,
+    contributions=CONTRIBUTIONS,
     apply=apply_concurrency,
-    output_mode="append",
 )

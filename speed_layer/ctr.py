@@ -13,25 +13,16 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from speed_layer.query import SinkContext, ViewQuery, batch_writer, write_increments
+from speed_layer.query import SinkContext, shared_view, write_increments
 from warehouse_models.events import TopicKind
-from warehouse_models.metrics.ctr import COUNTS, NO_CONTENT, click_rate, ctr_rows, sum_counts
+from warehouse_models.metrics.ctr import CONTRIBUTIONS, COUNTS, NO_CONTENT, click_rate, sum_counts
 from warehouse_models.redis_io import text, window_buckets
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
     from redis.typing import EncodableT, FieldT
 
 logger = logging.getLogger(__name__)
-
-
-def ctr_collected(batch: DataFrame) -> DataFrame:
-    """The columns of a batch's CTR rows that go to the driver."""
-    from pyspark.sql import functions as F
-
-    return batch.select("rail_id", "button_id", "content_id", F.col("window_start").cast("long").alias("start"),
-                        *COUNTS)
 
 
 def apply_ctr(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
@@ -88,18 +79,12 @@ def apply_ctr(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     logger.debug("ctr batch %d: %d windows, %d rates", ctx.batch_id, len(rows), len(pairs))
 
 
-write_ctr = batch_writer(apply_ctr, ctr_collected)
-"""The ctr writer of one batch frame (its rows collected, then :func:`apply_ctr`)."""
-
-
-QUERY = ViewQuery(
+QUERY = shared_view(
     name="ctr",
     description="Impressions and clicks per rail, button and title in 1-minute windows, and each rail button's "
                 "rolling click-through rate.",
     topics=(TopicKind.INTERACTIONS,),
-    transform=ctr_rows,
-    write=write_ctr,
-    collected=ctr_collected,
+    contributions=CONTRIBUTIONS,
     apply=apply_ctr,
     late_cut=True,
 )

@@ -21,14 +21,15 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from speed_layer.query import SinkContext, ViewQuery, batch_writer
+from speed_layer.query import SinkContext, shared_view
 from warehouse_models.dead_letter import EMPTY_RECORD_REASON, dead_letter_record
 from warehouse_models.events import TopicKind, decode_and_validate
+from warehouse_models.metrics.contributions import Contributions
 from warehouse_models.redis_io import utc_from_ms
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql.column import Column as SparkColumn
 
 logger = logging.getLogger(__name__)
 
@@ -41,21 +42,23 @@ _FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): ")
 _PRODUCERS: dict[str, Any] = {}
 
 
-def refused_records(records: DataFrame, settings: Settings) -> DataFrame:
-    """The records the envelope check refused: those of the shared query's Kafka records with ``violation`` set."""
+def _where() -> SparkColumn:
     from pyspark.sql import functions as F
 
-    return records.where(F.col("violation").isNotNull())
+    return F.col("violation").isNotNull()
 
 
-def dead_letters_collected(records: DataFrame) -> DataFrame:
-    """What goes to the driver for each refused record: its coordinates, receive time, bytes and the check's
-    reason (kept for a record the validator would accept, which the corpus test says never happens)."""
+def _columns() -> dict[str, SparkColumn]:
     from pyspark.sql import functions as F
 
-    return records.select("kafka_topic", "kafka_partition", "kafka_offset",
-                          F.unix_millis("kafka_timestamp").alias("received_ms"),
-                          F.col("raw_value").cast("binary").alias("raw"), "violation")
+    return {"kafka_topic": F.col("kafka_topic"), "kafka_partition": F.col("kafka_partition"),
+            "kafka_offset": F.col("kafka_offset"), "received_ms": F.unix_millis("kafka_timestamp"),
+            "raw": F.col("raw_value").cast("binary"), "violation": F.col("violation")}
+
+
+CONTRIBUTIONS = Contributions(where=_where, columns=_columns)
+"""Each record the envelope check refused (few): its coordinates, receive time, bytes and the check's reason (kept
+for a record the validator would accept, which the corpus test says never happens)."""
 
 
 def dead_letter_of(row: dict[str, Any]) -> dict[str, Any]:
@@ -106,18 +109,11 @@ def apply_dead_letters(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     logger.warning("batch %d: %d malformed records sent to %s", ctx.batch_id, len(rows), topic)
 
 
-write_dead_letters = batch_writer(apply_dead_letters, dead_letters_collected)
-"""The dead-letter writer of one batch frame of refused records."""
-
-
-QUERY = ViewQuery(
+QUERY = shared_view(
     name="dead_letters",
     description="records on the event topics that fail the envelope -> dead-letter topic, with the reason",
     topics=EVENT_TOPICS,
-    transform=refused_records,
-    write=write_dead_letters,
-    output_mode="append",
-    reads="records",
-    collected=dead_letters_collected,
+    contributions=CONTRIBUTIONS,
     apply=apply_dead_letters,
+    reads="records",
 )

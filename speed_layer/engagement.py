@@ -13,26 +13,16 @@ adds to its window later), in one transaction with the batch id, so a replayed m
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from speed_layer.query import SinkContext, ViewQuery, batch_writer, write_increments
+from speed_layer.query import SinkContext, shared_view, write_increments
 from warehouse_models.events import (
     TopicKind,
 )
-from warehouse_models.metrics.engagement import METRICS, engagement_rows
+from warehouse_models.metrics.engagement import CONTRIBUTIONS, METRICS
 from warehouse_models.redis_keys import SPEED_BUCKET_TTL_SECONDS, bucket_start
 
-if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
-
 logger = logging.getLogger(__name__)
-
-
-def engagement_collected(batch: DataFrame) -> DataFrame:
-    """The columns of a batch's engagement rows that go to the driver."""
-    from pyspark.sql import functions as F
-
-    return batch.select("user_id", F.col("window_start").cast("long").alias("start"), *METRICS)
 
 
 def apply_engagement(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
@@ -51,17 +41,11 @@ def apply_engagement(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     logger.debug("engagement batch %d: %d windows in %d buckets", ctx.batch_id, len(rows), len(mappings))
 
 
-write_engagement = batch_writer(apply_engagement, engagement_collected)
-"""The engagement writer of one batch frame (its rows collected, then :func:`apply_engagement`)."""
-
-
-QUERY = ViewQuery(
+QUERY = shared_view(
     name="engagement",
     description="Watch seconds, events and clicks per user in 5-second event-time windows.",
     topics=(TopicKind.PLAYBACK, TopicKind.INTERACTIONS),
-    transform=engagement_rows,
-    write=write_engagement,
-    collected=engagement_collected,
+    contributions=CONTRIBUTIONS,
     apply=apply_engagement,
     late_cut=True,
 )

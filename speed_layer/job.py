@@ -1,19 +1,22 @@
 """The speed layer job: Structured Streaming queries from Kafka to Redis (or Kafka).
 
 Each view module exports a :class:`speed_layer.query.ViewQuery`. Every view without session state shares one
-query, ``views``: in the stream, each record is parsed and checked once (the envelope as one Spark SQL
-expression, :func:`speed_layer.source.parse_records`) and each re-sent event dropped (Spark state keyed by event
-id, :func:`speed_layer.source.deduplicated`). Each micro-batch is then cached, every view's transform (and the
-projection it collects) is applied to it, and all of their rows reach the driver in **one Spark job**
-(:func:`collect_views`: a union of tagged struct columns, one Arrow collect). Each view's ``apply`` then writes its
-rows to Redis (one pipeline or fenced transaction each). The additive views (``late_cut``) see only the events
-inside their topic's allowed lateness (:mod:`speed_layer.lateness`); the latest-value views (resume, recent,
-concurrency) see every valid event; the dead-letter view sees only the records the check refused. The
+query, ``views``, whose streaming plan is built once, when it starts: each record is parsed and checked once (the
+envelope as one Spark SQL expression, :func:`speed_layer.source.parse_records`), each re-sent event dropped (Spark
+state keyed by event id, :func:`speed_layer.source.deduplicated`), and each record projected to what it
+contributes to every view, side by side (:func:`shared_projection`, from each view's
+:class:`~warehouse_models.metrics.contributions.Contributions`). Each micro-batch is then collected to the driver
+in **one Spark job** (one Arrow collect, no plan built from Python per batch), each view's rows are reduced with
+Arrow (:func:`~warehouse_models.metrics.contributions.reduce_table`: filter, group, add) and each view's ``apply``
+writes them to Redis (one pipeline or fenced transaction each). The additive views (``late_cut``) see only the
+events inside their topic's allowed lateness (:mod:`speed_layer.lateness`); the latest-value views (resume,
+recent, concurrency) see every valid event; the dead-letter view sees only the records the check refused. The
 stateful views (QoE and view_end, state per session with event-time timeouts) are queries of their own, on the
 background trigger.
 
-Why one shared query and one job: on a two-core machine most of a micro-batch's cost is fixed (planning,
-scheduling, the Kafka read, the commit), so every extra query or job multiplies it.
+Why one shared query, one plan and one job: on a two-core machine most of a micro-batch's cost is fixed
+(planning, scheduling, the Kafka read, the commit), so every extra query, job or plan built per batch multiplies
+it.
 
 Checkpoints live under ``<checkpoint root>/speed/<query>``; a query killed at any point and restarted re-runs its
 unfinished micro-batch with the same id and rows, and the writers are idempotent, so Redis ends up the same.
@@ -34,18 +37,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from speed_layer.lateness import Cutoff, advance, watermarks_for
+from speed_layer.lateness import EVENT_MS, TOPIC, VALID, Cutoff, advance, late_mask, lateness_rows, watermarks_for
 from speed_layer.query import SHARED_QUERY, SinkContext, ViewQuery
-from speed_layer.source import ENVELOPE_NAMES, deduplicated, kafka_stream, parse_records, valid_events
+from speed_layer.source import deduplicated, kafka_stream, parse_records, valid_events
 from warehouse_models.events import TopicKind
-from warehouse_models.kafka_records import KAFKA_RECORD_COLUMNS
+from warehouse_models.metrics.contributions import reduce_table, stream_columns
 from warehouse_models.redis_io import text, utc_from_ms
 from warehouse_models.redis_keys import PROGRESS_TTL_SECONDS
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.column import Column as SparkColumn
     from pyspark.sql.streaming import StreamingQuery
 
 logger = logging.getLogger(__name__)
@@ -136,37 +138,39 @@ def checkpoint_location(settings: Settings, plan: QueryPlan) -> str:
     return f"{settings.checkpoint_root_uri.rstrip('/')}/speed/{plan.name}"
 
 
+def shared_projection(records: DataFrame, settings: Settings, plan: QueryPlan) -> DataFrame:
+    """The shared query's rows: per record, whether it is a valid event, its event time and topic (for the
+    late cut), and what it contributes to each view (:func:`~warehouse_models.metrics.contributions.stream_columns`:
+    ``<view>?`` and ``<view>.<column>``). Event views take the valid events of their topics; a ``records`` view
+    (dead letters) the Kafka records of its topics with the check's verdict."""
+    from pyspark.sql import functions as F
+
+    valid = F.col("violation").isNull()
+    columns = [valid.alias(VALID), F.when(valid, F.unix_millis(F.col("event_timestamp"))).alias(EVENT_MS),
+               F.col("kafka_topic").alias(TOPIC)]
+    for view in plan.views:
+        assert view.contributions is not None, f"view {view.name} of the shared query has no contributions"
+        in_topics = F.col("kafka_topic").isin(sorted(settings.topics.for_kind(k).name for k in view.topics))
+        scope = in_topics if view.reads == "records" else valid & in_topics
+        columns += stream_columns(view.name, view.contributions, scope)
+    return records.select(*columns)
+
+
 def query_input(spark: SparkSession, settings: Settings, plan: QueryPlan) -> DataFrame:
-    """The streaming frame a query starts from: the Kafka records (shared query), or the valid events."""
+    """The streaming frame a query starts from: the shared projection (shared query), or the valid events."""
     # One Spark partition per Kafka partition would mean a task per partition per micro-batch; a few are enough.
     records = kafka_stream(spark, settings, plan.topics, starting_offsets=settings.speed_starting_offsets).coalesce(
         settings.speed_source_partitions)
     # Parsed once, in the stream. Re-sent events are dropped with Spark state: here for the shared query, in their
     # own transform (after their watermark) for the stateful ones.
     parsed = parse_records(records)
-    return deduplicated(parsed, settings) if plan.shared else valid_events(parsed)
+    if plan.shared:
+        return shared_projection(deduplicated(parsed, settings), settings, plan)
+    return valid_events(parsed)
 
 
 def _read_cutoff(client: Any, key: str) -> Cutoff | None:
     return Cutoff.from_fields({text(k): text(v) for k, v in client.hgetall(key).items()})
-
-
-def _late_column(used: dict[str, int]) -> SparkColumn:
-    """True for an event older than its topic's watermark among ``used`` (the cut-off of earlier batches)."""
-    from pyspark.sql import functions as F
-
-    event_ms = F.unix_millis(F.col("event_timestamp"))
-    watermark = (F.create_map(*[F.lit(v) for topic, ms in sorted(used.items()) for v in (topic, ms)])
-                 [F.col("kafka_topic")] if used else F.lit(None).cast("long"))
-    return F.coalesce(event_ms < watermark, F.lit(False))
-
-
-def _lateness_rows(events: DataFrame, is_late: SparkColumn) -> DataFrame:
-    """Per topic: the batch's newest event time (ms) and how many of its events are older than the cut-off."""
-    from pyspark.sql import functions as F
-
-    return events.groupBy("kafka_topic").agg(F.max(F.unix_millis(F.col("event_timestamp"))).alias("newest"),
-                                             F.count_if(is_late).alias("late"))
 
 
 def _advance_cutoff(client: Any, settings: Settings, name: str, batch_id: int, stored: Cutoff | None,
@@ -187,26 +191,6 @@ def _advance_cutoff(client: Any, settings: Settings, name: str, batch_id: int, s
     return figures
 
 
-def collect_views(frames: Sequence[tuple[str, DataFrame]]) -> dict[str, list[dict[str, Any]]]:
-    """Every frame's rows on the driver in one Spark job: one union of the frames side by side (each frame's
-    columns prefixed with its tag, null on the other frames' rows), collected once through Arrow and split again.
-    Returns tag -> rows (dicts of the frame's own column names)."""
-    import functools
-
-    import pyarrow.compute as pc
-    from pyspark.sql import functions as F
-
-    tagged = [frame.select(F.lit(tag).alias("_view"), *[F.col(c).alias(f"{tag}.{c}") for c in frame.columns])
-              for tag, frame in frames]
-    union = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), tagged)
-    table = union.toArrow()
-    out: dict[str, list[dict[str, Any]]] = {}
-    for (tag, frame) in frames:
-        part = table.filter(pc.equal(table["_view"], tag)).select([f"{tag}.{c}" for c in frame.columns])
-        out[tag] = part.rename_columns(list(frame.columns)).to_pylist()
-    return out
-
-
 def _record_progress(client: Any, settings: Settings, name: str, fields: dict[str, Any]) -> None:
     """Put a shared batch's own figures in the query's progress row, and register the query there (not only
     through the progress listener, whose events arrive asynchronously)."""
@@ -219,26 +203,18 @@ def _record_progress(client: Any, settings: Settings, name: str, fields: dict[st
     pipe.execute()
 
 
-LATENESS = "_lateness"
-"""The tag of the shared query's own per-topic lateness rows among the collected frames."""
-
 SHARED_QUERY_SPARK_JOBS = 1
 """Spark jobs a micro-batch of the shared query runs in its writer: one, whatever the number of views."""
 
 
 def shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[DataFrame, int], None]:
-    """The ``foreachBatch`` function of the shared query: every view's rows in one Spark job, then each view's
-    Redis writes (one pipeline or transaction each), latest-value views first."""
-    from pyspark.sql import functions as F
+    """The ``foreachBatch`` function of the shared query: the micro-batch's projection collected in one Spark job,
+    then each view's rows reduced with Arrow and written to Redis (one pipeline or transaction each), latest-value
+    views first."""
+    import pyarrow.compute as pc
 
     client = settings.redis_client()
     keys = settings.keys
-    every_topic = {settings.topics.for_kind(k).name for k in plan.topics}
-    cut = any(view.late_cut for view in plan.views)
-
-    def of_topics(frame: DataFrame, view: ViewQuery) -> DataFrame:
-        names = sorted(settings.topics.for_kind(k).name for k in view.topics)
-        return frame if set(names) == every_topic else frame.where(F.col("kafka_topic").isin(names))
 
     def write(batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
@@ -247,46 +223,34 @@ def shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[D
         progress: dict[str, Any] = {"batch_id": batch_id}
         sc = batch.sparkSession.sparkContext
         group = f"{name}/batch-{batch_id}-{time.monotonic_ns()}"
-        # Parsed and de-duplicated in the stream (stateful): cached, so the views' branches below read it once.
-        parsed = batch.persist()
         sc.setLocalProperty("spark.jobGroup.id", group)
         try:
-            events = parsed.where(F.col("violation").isNull()).select(*ENVELOPE_NAMES, "kafka_timestamp",
-                                                                      "kafka_topic")
-            stored = _read_cutoff(client, keys.speed_cutoff(name)) if cut else None
-            used = watermarks_for(stored, batch_id) if cut else {}
-            is_late = _late_column(used)
-            on_time = events.where(~is_late) if used else events
-            frames: list[tuple[str, DataFrame]] = [(LATENESS, _lateness_rows(events, is_late))] if cut else []
-            for view in plan.views:
-                if view.reads == "records":
-                    # The Kafka records with the check's verdict; the view's transform keeps the refused ones.
-                    frame = parsed.select(*KAFKA_RECORD_COLUMNS, "violation")
-                else:
-                    frame = on_time if view.late_cut else events
-                rows = view.transform(of_topics(frame, view), settings)
-                frames.append((view.name, view.collected(rows) if view.collected is not None else rows))
-            collected = collect_views(frames)
+            # The whole micro-batch (Kafka read, parse, de-duplication, every view's contributions) in one job.
+            table = batch.toArrow()
         finally:
             sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]  # None clears it
-            parsed.unpersist()
         spent["spark"] = round((time.monotonic() - started) * 1000)
         progress["spark_jobs"] = len(sc.statusTracker().getJobIdsForGroup(group))
+        progress["rows"] = table.num_rows
+        on_time = None
         for view in plan.views:
             if view.late_cut and "late_cut" not in spent:
                 # Once, before the first additive view (the latest-value views come first and see every event).
                 cut_started = time.monotonic()
-                progress.update(_advance_cutoff(client, settings, name, batch_id, stored, collected[LATENESS]))
+                stored = _read_cutoff(client, keys.speed_cutoff(name))
+                late = late_mask(table, watermarks_for(stored, batch_id))
+                on_time = pc.invert(late)
+                progress.update(_advance_cutoff(client, settings, name, batch_id, stored, lateness_rows(table, late)))
                 spent["late_cut"] = round((time.monotonic() - cut_started) * 1000)
             view_started = time.monotonic()
+            assert view.contributions is not None and view.apply is not None, f"view {view.name} is not shared"
+            rows = reduce_table(table, view.name, view.contributions, keep=on_time if view.late_cut else None)
             ctx = SinkContext(settings=settings, client=client, keys=keys, query_name=f"{name}/{view.name}",
                               batch_id=batch_id)
-            assert view.apply is not None, f"view {view.name} of the shared query has no apply"
-            view.apply(collected[view.name], ctx)
+            view.apply(rows, ctx)
             stats[view.name] = ctx.stats
             spent[view.name] = round((time.monotonic() - view_started) * 1000)
-        # Where the batch's time went: the one Spark job (Kafka read, parse, de-duplication, every view's rows),
-        # then each view's Redis writes.
+        # Where the batch's time went: the one Spark job, then each view's reduction and Redis writes.
         progress["view_ms"] = " ".join(f"{k}={v}" for k, v in spent.items())
         _record_progress(client, settings, name, progress)
         logger.debug("%s batch %d written in %.0f ms %s %s", name, batch_id, (time.monotonic() - started) * 1000,

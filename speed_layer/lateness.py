@@ -18,6 +18,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -80,3 +84,34 @@ def advance(stored: Cutoff | None, batch_id: int, *, newest: Mapping[str, int], 
         following[topic] = max(following.get(topic, ms - lateness_ms), ms - lateness_ms)
     return Cutoff(batch_id=batch_id, used=used, next=following,
                   late_total=(stored.late_total if stored is not None else 0) + late)
+
+
+VALID = "_valid"
+"""Column of the shared projection: the record passed the envelope check."""
+
+EVENT_MS = "_event_ms"
+"""Column of the shared projection: a valid event's time (epoch ms); null on a refused record."""
+
+TOPIC = "kafka_topic"
+
+
+def late_mask(table: pa.Table, used: Mapping[str, int]) -> pa.ChunkedArray | pa.Array:
+    """True for each valid event older than its topic's watermark among ``used``; False elsewhere."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    late: pa.ChunkedArray | pa.Array = pa.array([False] * table.num_rows, pa.bool_())
+    for topic, watermark in sorted(used.items()):
+        older = pc.and_(pc.equal(table[TOPIC], topic), pc.less(table[EVENT_MS], watermark))
+        late = pc.or_(late, pc.fill_null(older, False))
+    return late
+
+
+def lateness_rows(table: pa.Table, late: pa.ChunkedArray | pa.Array) -> list[dict[str, Any]]:
+    """Per topic of the batch's valid events: ``newest`` (epoch ms) and how many are ``late``."""
+    import pyarrow.compute as pc
+
+    events = table.select([TOPIC, EVENT_MS]).append_column("late", pc.cast(late, "int64")).filter(table[VALID])
+    grouped = events.group_by(TOPIC, use_threads=False).aggregate([(EVENT_MS, "max"), ("late", "sum")])
+    return [{"kafka_topic": row[TOPIC], "newest": row[f"{EVENT_MS}_max"], "late": row["late_sum"]}
+            for row in grouped.to_pylist()]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from warehouse_models.events import TopicKind
+from warehouse_models.metrics.contributions import Contributions, reduce_frame
 from warehouse_models.redis_keys import KeyLayout
 from warehouse_models.settings import Settings
 
@@ -47,7 +48,6 @@ class SinkContext:
 
 Transform = Callable[["DataFrame", Settings], "DataFrame"]
 Writer = Callable[["DataFrame", SinkContext], None]
-Collected = Callable[["DataFrame"], "DataFrame"]
 Apply = Callable[[list[dict[str, Any]], SinkContext], None]
 
 
@@ -62,6 +62,9 @@ class ViewQuery:
     topics: tuple[TopicKind, ...]
     transform: Transform
     write: Writer
+    """Writes one batch frame: a stateful view's the rows of its ``transform``; a view of the shared query its
+    events (or records), which it reduces itself."""
+
     output_mode: Literal["update", "append"] = "update"
     reads: Literal["events", "records"] = "events"
     """``events``: the valid events (:func:`speed_layer.source.valid_events`); ``records``: the Kafka records
@@ -75,13 +78,28 @@ class ViewQuery:
     """Counts by event-time window: sees only the events inside the allowed lateness (:mod:`speed_layer.lateness`);
     the older ones are left to the batch layer and counted."""
 
-    collected: Collected | None = None
-    """For a view of the shared query: the columns of its transform's rows that go to the driver (plain columns:
-    strings, numbers, booleans); None for the rows as they are."""
+    contributions: Contributions | None = None
+    """For a view of the shared query: what each event (or refused record) gives it and how those rows reduce
+    (:mod:`warehouse_models.metrics.contributions`). The shared query projects every view's contributions in the
+    stream, collects each micro-batch once and reduces each view's rows with Arrow on the driver; ``transform``
+    is the same reduction by Spark, for a batch frame."""
 
     apply: Apply | None = None
-    """For a view of the shared query: writes the collected rows (dicts) to Redis. The shared query collects every
-    view's rows in one Spark job and hands each view its own; ``write`` is the same for one view's batch frame."""
+    """For a view of the shared query: writes its reduced rows (dicts) to Redis. ``write`` is the same for one
+    view's batch frame (its rows reduced by Spark and collected)."""
+
+
+def shared_view(*, name: str, description: str, topics: tuple[TopicKind, ...], contributions: Contributions,
+                apply: Apply, late_cut: bool = False, reads: Literal["events", "records"] = "events") -> ViewQuery:
+    """A view of the shared query: its ``transform`` and ``write`` for a batch frame follow from its contributions
+    and its ``apply``."""
+
+    def transform(frame: DataFrame, settings: Settings) -> DataFrame:
+        return reduce_frame(frame, contributions)
+
+    return ViewQuery(name=name, description=description, topics=topics, transform=transform,
+                     write=batch_writer(apply, contributions), output_mode="append", reads=reads,
+                     late_cut=late_cut, contributions=contributions, apply=apply)
 
 
 def fenced(ctx: SinkContext) -> bool:
@@ -126,11 +144,11 @@ def collect_rows(frame: DataFrame) -> list[dict[str, Any]]:
     return frame.toArrow().to_pylist()
 
 
-def batch_writer(apply: Apply, collected: Collected | None = None) -> Writer:
-    """A view's ``write`` from its ``apply``: collect the batch frame's rows (through ``collected``), then apply."""
+def batch_writer(apply: Apply, contributions: Contributions) -> Writer:
+    """A view's ``write`` for one batch frame: its contributions reduced by Spark, collected, then ``apply``."""
 
     def write(batch: DataFrame, ctx: SinkContext) -> None:
-        apply(collect_rows(collected(batch) if collected is not None else batch), ctx)
+        apply(collect_rows(reduce_frame(batch, contributions)), ctx)
 
     return write
 

@@ -1,11 +1,12 @@
 """The resume view in Spark's real-time mode: long-running tasks instead of micro-batches.
 
 Kafka playback topic -> the shared envelope parse and check (:func:`speed_layer.source.parse_records`,
-:func:`speed_layer.source.valid_events`) -> the view's own transform (:func:`speed_layer.resume.resume_rows`) ->
-a ``ForeachWriter`` that runs the view's compare-and-set (:func:`speed_layer.resume.set_if_newer`) per row. The
-query is stateless, in update mode, with ``trigger(realTime=...)``: Spark keeps one task per Kafka partition
-running for each batch (a checkpoint interval, ``speed_realtime_checkpoint_seconds``) and moves records through
-as they arrive, so the Spark master needs at least as many task slots as the topic has partitions.
+:func:`speed_layer.source.valid_events`) -> the view's own rows (its contributions,
+:data:`speed_layer.resume.CONTRIBUTIONS`) -> a ``ForeachWriter`` that runs the view's compare-and-set
+(:func:`speed_layer.resume.set_if_newer`) per row. The query is stateless, in update mode, with
+``trigger(realTime=...)``: Spark keeps one task per Kafka partition running for each batch (a checkpoint interval,
+``speed_realtime_checkpoint_seconds``) and moves records through as they arrive, so the Spark master needs at least
+as many task slots as the topic has partitions.
 
 A Python ``ForeachWriter`` is fed in chunks: the JVM pickles the rows it has for the Python worker in groups of
 1, 2, 4, ... rows (growing while a chunk stays under 1 MB) and waits until a group is full or the batch ends.
@@ -22,7 +23,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from speed_layer.job import QueryPlan, checkpoint_location, install_progress, query_name, wait_for
-from speed_layer.resume import QUERY, resume_rows, set_if_newer
+from speed_layer.resume import QUERY, set_if_newer
 from speed_layer.source import kafka_stream, parse_records, valid_events
 from warehouse_models.events import TopicKind
 from warehouse_models.settings import Settings
@@ -99,7 +100,7 @@ def start_realtime_resume(spark: SparkSession, settings: Settings) -> StreamingQ
     install_progress(spark, settings)
     # No coalesce (unlike the micro-batch query): each Kafka partition is read by its own long-running task.
     records = kafka_stream(spark, settings, PLAN.topics, starting_offsets=settings.speed_starting_offsets)
-    rows = resume_rows(valid_events(parse_records(records)), settings)
+    rows = QUERY.transform(valid_events(parse_records(records)), settings)
     every = f"{settings.speed_realtime_checkpoint_seconds:g} seconds"
     query = (
         rows.writeStream.queryName(query_name(settings, PLAN))

@@ -17,34 +17,38 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from speed_layer.query import SinkContext, ViewQuery, batch_writer, newest_per_title
+from speed_layer.query import SinkContext, newest_per_title, shared_view
 from warehouse_models.events import EventType, TopicKind
+from warehouse_models.metrics.contributions import Contributions
 from warehouse_models.redis_io import text, utc_from_ms
 from warehouse_models.redis_keys import RECENT_ITEMS_MAX, RECENT_ITEMS_TTL_SECONDS, KeyLayout
-from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
     import redis
-    from pyspark.sql import DataFrame
+    from pyspark.sql.column import Column as SparkColumn
 
 logger = logging.getLogger(__name__)
 
 
-def recent_rows(events: DataFrame, settings: Settings) -> DataFrame:
-    """Valid events -> one row per watching event (no state).
-
-    Columns: ``user_id``, ``content_id``, ``event_time_ms`` (long).
-    """
+def _where() -> SparkColumn:
     from pyspark.sql import functions as F
 
     kind = F.col("event_type")
     watching = (kind == EventType.FIRST_FRAME.value) | (
         (kind == EventType.HEARTBEAT.value) & (F.col("player_state") == "playing"))
-    return events.where(watching & F.col("user_id").isNotNull() & F.col("content_id").isNotNull()).select(
-        "user_id",
-        "content_id",
-        F.unix_millis(F.col("event_timestamp")).alias("event_time_ms"),
-    )
+    return watching & F.col("user_id").isNotNull() & F.col("content_id").isNotNull()
+
+
+def _columns() -> dict[str, SparkColumn]:
+    from pyspark.sql import functions as F
+
+    return {"user_id": F.col("user_id"), "content_id": F.col("content_id"),
+            "event_time_ms": F.unix_millis(F.col("event_timestamp"))}
+
+
+CONTRIBUTIONS = Contributions(where=_where, columns=_columns)
+"""One row per watching event (first frame, playing heartbeat): ``user_id``, ``content_id``, ``event_time_ms``
+(long); the writer keeps the newest per title."""
 
 
 def newest_watches(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
@@ -78,16 +82,10 @@ def read_recent(client: redis.Redis, keys: KeyLayout, user_id: str, n: int = 10)
     return [(text(member), utc_from_ms(int(score))) for member, score in pairs]
 
 
-write_recent = batch_writer(apply_recent)
-"""The recent writer of one batch frame (its rows collected, then :func:`apply_recent`)."""
-
-
-QUERY = ViewQuery(
+QUERY = shared_view(
     name="recent",
     description="Recently watched titles per user (newest RECENT_ITEMS_MAX), for live recommendations",
     topics=(TopicKind.PLAYBACK,),
-    transform=recent_rows,
-    write=write_recent,
+    contributions=CONTRIBUTIONS,
     apply=apply_recent,
-    output_mode="append",
 )

@@ -16,15 +16,15 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from speed_layer.query import SinkContext, ViewQuery, batch_writer, newest_per_title
+from speed_layer.query import SinkContext, newest_per_title, shared_view
 from warehouse_models.events import PLAYBACK_TYPES, TopicKind
+from warehouse_models.metrics.contributions import Contributions
 from warehouse_models.redis_io import ClientScript, text, utc_from_ms
 from warehouse_models.redis_keys import RESUME_TTL_SECONDS, KeyLayout
-from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
     import redis
-    from pyspark.sql import DataFrame
+    from pyspark.sql.column import Column as SparkColumn
 
 logger = logging.getLogger(__name__)
 
@@ -54,25 +54,26 @@ _set_if_newer_script = ClientScript(_SET_IF_NEWER_LUA)
 """The compare-and-set script, registered once per client."""
 
 
-def resume_rows(events: DataFrame, settings: Settings) -> DataFrame:
-    """Valid events -> one row per playback event with a position on VOD content (no state).
-
-    Columns: ``user_id``, ``content_id``, ``event_time_ms`` (long), ``position_seconds`` (double).
-    """
+def _where() -> SparkColumn:
     from pyspark.sql import functions as F
 
-    return events.where(
-        F.col("event_type").isin(sorted(t.value for t in PLAYBACK_TYPES))
-        & F.col("position_seconds").isNotNull()
-        & ~F.coalesce(F.col("is_live"), F.lit(False))
-        & F.col("user_id").isNotNull()
-        & F.col("content_id").isNotNull()
-    ).select(
-        "user_id",
-        "content_id",
-        F.unix_millis(F.col("event_timestamp")).alias("event_time_ms"),
-        "position_seconds",
-    )
+    return (F.col("event_type").isin(sorted(t.value for t in PLAYBACK_TYPES))
+            & F.col("position_seconds").isNotNull()
+            & ~F.coalesce(F.col("is_live"), F.lit(False))
+            & F.col("user_id").isNotNull()
+            & F.col("content_id").isNotNull())
+
+
+def _columns() -> dict[str, SparkColumn]:
+    from pyspark.sql import functions as F
+
+    return {"user_id": F.col("user_id"), "content_id": F.col("content_id"),
+            "event_time_ms": F.unix_millis(F.col("event_timestamp")), "position_seconds": F.col("position_seconds")}
+
+
+CONTRIBUTIONS = Contributions(where=_where, columns=_columns)
+"""One row per playback event with a position on VOD content: ``user_id``, ``content_id``, ``event_time_ms``
+(long), ``position_seconds`` (double); the writer keeps the newest per title."""
 
 
 def newest_positions(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, tuple[int, float]]]:
@@ -135,16 +136,10 @@ def read_resume(client: redis.Redis, keys: KeyLayout, user_id: str,
     return {text(field): _parse(value) for field, value in sorted(client.hgetall(key).items())}
 
 
-write_resume = batch_writer(apply_resume)
-"""The resume writer of one batch frame (its rows collected, then :func:`apply_resume`)."""
-
-
-QUERY = ViewQuery(
+QUERY = shared_view(
     name="resume",
     description="Resume position per user and VOD title: the newest position by event time",
     topics=(TopicKind.PLAYBACK,),
-    transform=resume_rows,
-    write=write_resume,
+    contributions=CONTRIBUTIONS,
     apply=apply_resume,
-    output_mode="append",
 )

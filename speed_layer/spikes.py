@@ -47,8 +47,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from speed_layer.query import SinkContext, ViewQuery, batch_writer, commit_fence, fenced
+from speed_layer.query import SinkContext, commit_fence, fenced, shared_view
 from warehouse_models.events import INTERACTION_TYPES, PLAYBACK_TYPES, TOPIC_OF_EVENT, TopicKind
+from warehouse_models.metrics.contributions import Contributions, window_start
 from warehouse_models.redis_io import text
 from warehouse_models.redis_keys import (
     SPEED_BUCKET_SECONDS,
@@ -61,7 +62,7 @@ from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
     import redis
-    from pyspark.sql import DataFrame
+    from pyspark.sql.column import Column as SparkColumn
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +103,7 @@ return 0
 # --- the transform ------------------------------------------------------------------------------------------
 
 
-def spikes_rows(events: DataFrame, settings: Settings) -> DataFrame:
-    """Valid events -> ``scope``, ``second_start`` (1-second event-time window), ``events`` (count)."""
+def _columns() -> dict[str, SparkColumn]:
     from pyspark.sql import functions as F
 
     kinds = F.create_map(*[F.lit(v) for t, k in sorted(TOPIC_OF_EVENT.items()) for v in (t.value, k.value)])
@@ -111,14 +111,20 @@ def spikes_rows(events: DataFrame, settings: Settings) -> DataFrame:
     topic_scope = F.concat(F.lit(TOPIC_SCOPE), kinds[F.col("event_type")])
     content_scope = F.when(F.col("event_type").isin(viewer) & F.col("content_id").isNotNull(),
                            F.concat(F.lit(CONTENT_SCOPE), F.col("content_id")))
-    scopes = F.filter(F.array(topic_scope, content_scope), lambda scope: scope.isNotNull())
-    return (
-        events.withWatermark("event_timestamp", f"{settings.speed_allowed_lateness_seconds} seconds")
-        .select("event_timestamp", F.explode(scopes).alias("scope"))
-        .groupBy("scope", F.window("event_timestamp", "1 second"))
-        .agg(F.count(F.lit(1)).alias("events"))
-        .select("scope", F.col("window.start").alias("second_start"), "events")
-    )
+    return {"scope": F.filter(F.array(topic_scope, content_scope), lambda scope: scope.isNotNull()),
+            "second": window_start(1), "events": F.lit(1).cast("long")}
+
+
+def _every_event() -> SparkColumn:
+    from pyspark.sql import functions as F
+
+    return F.lit(True)
+
+
+CONTRIBUTIONS = Contributions(where=_every_event, columns=_columns, keys=("scope", "second"), sums=("events",),
+                              explode="scope")
+"""Per valid event: its scopes (its topic kind; its title for a viewer event that names one) and its second
+(epoch): the events per (scope, second)."""
 
 
 # --- detection (pure) ---------------------------------------------------------------------------------------------
@@ -250,13 +256,6 @@ def _first_unjudged(scope: str, counts: Mapping[str, Mapping[int, int]], judged:
     return max(first, newest - MAX_JUDGED_SECONDS + 1)
 
 
-def spikes_collected(batch: DataFrame) -> DataFrame:
-    """The columns of a batch's per-second counts that go to the driver."""
-    from pyspark.sql import functions as F
-
-    return batch.select("scope", F.unix_seconds("second_start").alias("second"), "events")
-
-
 def apply_spikes(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     """Add the batch's per-second counts, judge every second not judged yet, and write both in one transaction.
 
@@ -361,17 +360,11 @@ def read_traffic(client: redis.Redis, keys: KeyLayout, scope: str, *, first: int
     return _history(client, keys, {scope: (first, last)})[scope]
 
 
-write_spikes = batch_writer(apply_spikes, spikes_collected)
-"""The spikes writer of one batch frame (its rows collected, then :func:`apply_spikes`)."""
-
-
-QUERY = ViewQuery(
+QUERY = shared_view(
     name="spikes",
     description="Events per second per topic kind and per title; raises and clears traffic-spike alerts.",
     topics=(TopicKind.PLAYBACK, TopicKind.INTERACTIONS, TopicKind.CATALOG, TopicKind.DERIVED),
-    transform=spikes_rows,
-    write=write_spikes,
-    collected=spikes_collected,
+    contributions=CONTRIBUTIONS,
     apply=apply_spikes,
     late_cut=True,
 )

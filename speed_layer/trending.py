@@ -12,29 +12,19 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from speed_layer.query import SinkContext, ViewQuery, batch_writer
+from speed_layer.query import SinkContext, shared_view
 from warehouse_models.events import TopicKind
-from warehouse_models.metrics.trending import KINDS, trending_rows
+from warehouse_models.metrics.trending import CONTRIBUTIONS, KINDS
 from warehouse_models.redis_io import text, window_buckets
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, TRENDING_TTL_SECONDS, ContentKind
-
-if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
 
 logger = logging.getLogger(__name__)
 
 
 # The size of a union of sets, counted where the sets are instead of shipping every member to the writer.
 _UNION_SIZE_LUA = "return #redis.call('SUNION', unpack(KEYS))"
-
-
-def trending_collected(batch: DataFrame) -> DataFrame:
-    """The columns of a batch's trending rows that go to the driver."""
-    from pyspark.sql import functions as F
-
-    return batch.select("content_kind", "content_id", F.col("window_start").cast("long").alias("start"), "viewers")
 
 
 def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
@@ -112,17 +102,11 @@ def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     logger.debug("trending batch %d: %d minute sets, windows %s", ctx.batch_id, len(rows), ends)
 
 
-write_trending = batch_writer(apply_trending, trending_collected)
-"""The trending writer of one batch frame (its rows collected, then :func:`apply_trending`)."""
-
-
-QUERY = ViewQuery(
+QUERY = shared_view(
     name="trending",
     description="Distinct active viewers per title over a sliding window, live and VOD apart.",
     topics=(TopicKind.PLAYBACK,),
-    transform=trending_rows,
-    write=write_trending,
-    collected=trending_collected,
+    contributions=CONTRIBUTIONS,
     apply=apply_trending,
     late_cut=True,
 )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -17,7 +16,7 @@ from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
     import redis
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 """The hand-made events' time zero."""
@@ -64,25 +63,6 @@ def rail_interactions() -> list[dict[str, Any]]:
     ]
 
 
-def run_stream(spark: SparkSession, query: ViewQuery, settings: Settings, batches: list[list[dict[str, Any]]],
-               tmp_path: Path, rows: Callable[[DataFrame], list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
-    """Stream each list of events as one micro-batch through the view's transform; ``rows`` of all it emitted."""
-    source = tmp_path / "events"
-    source.mkdir()
-    schema = events_frame(spark, batches[0]).schema
-    name = f"{query.name}_{uuid.uuid4().hex[:8]}"
-    stream = spark.readStream.schema(schema).parquet(str(source))
-    running = (query.transform(stream, settings).writeStream.format("memory").queryName(name)
-               .outputMode(query.output_mode).option("checkpointLocation", str(tmp_path / "checkpoint")).start())
-    try:
-        for events in batches:
-            events_frame(spark, events).coalesce(1).write.mode("append").parquet(str(source))
-            running.processAllAvailable()
-        return rows(spark.table(name))
-    finally:
-        running.stop()
-
-
 def clear_prefix(client: redis.Redis, pattern: str) -> None:
     """Delete every key matching ``pattern``."""
     keys = list(client.scan_iter(match=pattern))
@@ -108,9 +88,11 @@ def sink_context_fixture(query_name: str, batch_id: int = 0) -> Callable[..., It
 
 def write_events(spark: SparkSession, query: ViewQuery, ctx: SinkContext, events: list[dict[str, Any]], *,
                  batch_id: int) -> None:
-    """Write ``events`` through the view's transform and writer as micro-batch ``batch_id``."""
+    """Write ``events`` through the view's writer as micro-batch ``batch_id`` (a stateful view's through its
+    transform first)."""
     ctx.batch_id = batch_id
-    query.write(query.transform(events_frame(spark, events), ctx.settings), ctx)
+    frame = events_frame(spark, events)
+    query.write(frame if query.contributions is not None else query.transform(frame, ctx.settings), ctx)
 
 
 def snapshot(ctx: SinkContext, *, strip: str = "", score: Callable[[float], Any] = float,

@@ -8,10 +8,10 @@ again leaves Redis identical; every key has a TTL.
 
 from __future__ import annotations
 
-from speed_layer.ctr import write_ctr
+from speed_layer.ctr import QUERY
 from speed_layer.source import events_frame
 from tests.speed_support import epoch, interaction, rail_interactions, sink_context_fixture, snapshot
-from warehouse_models.metrics.ctr import ctr_rows, read_ctr
+from warehouse_models.metrics.ctr import read_ctr
 from warehouse_models.redis_keys import SPEED_BUCKET_TTL_SECONDS
 
 ctx = sink_context_fixture("ctr", batch_id=3)
@@ -21,8 +21,8 @@ EVENTS = rail_interactions()
 
 
 def test_buckets_and_rolling_rates_and_a_replay_changes_nothing(spark, ctx):
-    batch = ctr_rows(events_frame(spark, EVENTS), ctx.settings)
-    write_ctr(batch, ctx)
+    batch = events_frame(spark, EVENTS)
+    QUERY.write(batch, ctx)
     keys = ctx.keys
     window_start, window_end = epoch(120 - 600), epoch(120)
     expected = {
@@ -41,16 +41,16 @@ def test_buckets_and_rolling_rates_and_a_replay_changes_nothing(spark, ctx):
     assert snapshot(ctx) == expected_all
     assert ctx.stats == {"windows_written": 5, "rates_written": 2}
 
-    write_ctr(batch, ctx)  # the same micro-batch again, as after a crash: counts not added twice
+    QUERY.write(batch, ctx)  # the same micro-batch again, as after a crash: counts not added twice
     assert snapshot(ctx) == expected_all
     for key in expected:
         assert 0 < ctx.client.ttl(key) <= SPEED_BUCKET_TTL_SECONDS
 
 
 def test_a_late_batch_adds_to_its_bucket_and_keeps_the_rate_window(spark, ctx):
-    write_ctr(ctr_rows(events_frame(spark, EVENTS), ctx.settings), ctx)
+    QUERY.write(events_frame(spark, EVENTS), ctx)
     ctx.batch_id += 1
-    write_ctr(ctr_rows(events_frame(spark, [interaction("impression", 15)]), ctx.settings), ctx)
+    QUERY.write(events_frame(spark, [interaction("impression", 15)]), ctx)
     assert ctx.client.hget(ctx.keys.ctr_bucket("top_picks", "tile", epoch(0)), "vod-1:impressions") == b"3"
     rate = ctx.client.hgetall(ctx.keys.ctr_rate("top_picks", "tile"))
     assert rate == {b"impressions": b"5", b"clicks": b"2", b"rate": b"0.4",
@@ -58,9 +58,9 @@ def test_a_late_batch_adds_to_its_bucket_and_keeps_the_rate_window(spark, ctx):
 
 
 def test_the_rate_window_slides_with_the_newest_minute(spark, ctx):
-    write_ctr(ctr_rows(events_frame(spark, EVENTS), ctx.settings), ctx)
+    QUERY.write(events_frame(spark, EVENTS), ctx)
     ctx.batch_id += 1
-    write_ctr(ctr_rows(events_frame(spark, [interaction("impression", 900, content="vod-3")]), ctx.settings), ctx)
+    QUERY.write(events_frame(spark, [interaction("impression", 900, content="vod-3")]), ctx)
     rate = ctx.client.hgetall(ctx.keys.ctr_rate("top_picks", "tile"))
     assert rate == {b"impressions": b"1", b"clicks": b"0", b"rate": b"0.0",
                     b"window_start": str(epoch(960 - 600)).encode(), b"window_end": str(epoch(960)).encode()}
@@ -69,7 +69,7 @@ def test_the_rate_window_slides_with_the_newest_minute(spark, ctx):
 
 
 def test_reader_sums_buckets_at_or_after_since(spark, ctx):
-    write_ctr(ctr_rows(events_frame(spark, EVENTS), ctx.settings), ctx)
+    QUERY.write(events_frame(spark, EVENTS), ctx)
     now = epoch(120)
     assert read_ctr(ctx.client, ctx.keys, "top_picks", "tile", since_epoch=epoch(0), now_epoch=now) == {
         "impressions": 4, "clicks": 2, "rate": 0.5}

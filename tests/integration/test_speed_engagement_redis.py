@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from speed_layer.engagement import write_engagement
+from speed_layer.engagement import QUERY
 from speed_layer.source import events_frame
 from tests.speed_support import epoch, event, sink_context_fixture, snapshot
-from warehouse_models.metrics.engagement import engagement_rows, read_engagement
+from warehouse_models.metrics.engagement import read_engagement
 from warehouse_models.redis_keys import SPEED_BUCKET_TTL_SECONDS
 
 
@@ -38,8 +38,8 @@ EVENTS = [
 
 
 def test_windows_land_in_minute_buckets_and_a_replay_changes_nothing(spark, ctx):
-    batch = engagement_rows(events_frame(spark, EVENTS), ctx.settings)
-    write_engagement(batch, ctx)
+    batch = events_frame(spark, EVENTS)
+    QUERY.write(batch, ctx)
     keys = ctx.keys
     expected = {
         keys.user_engagement_bucket("u1", epoch(0)): {
@@ -53,16 +53,16 @@ def test_windows_land_in_minute_buckets_and_a_replay_changes_nothing(spark, ctx)
     assert snapshot(ctx) == {**expected, fence: "7"}
     assert ctx.stats == {"windows_written": 4, "buckets_written": 3}
 
-    write_engagement(batch, ctx)  # the same micro-batch again, as after a crash: the fence skips it
+    QUERY.write(batch, ctx)  # the same micro-batch again, as after a crash: the fence skips it
     assert snapshot(ctx) == {**expected, fence: "7"}
     for key in expected:
         assert 0 < ctx.client.ttl(key) <= SPEED_BUCKET_TTL_SECONDS
 
 
 def test_a_late_event_in_a_later_batch_adds_to_its_window(spark, ctx):
-    write_engagement(engagement_rows(events_frame(spark, EVENTS), ctx.settings), ctx)
+    QUERY.write(events_frame(spark, EVENTS), ctx)
     ctx.batch_id += 1
-    write_engagement(engagement_rows(events_frame(spark, [_heartbeat("u1", 4)]), ctx.settings), ctx)
+    QUERY.write(events_frame(spark, [_heartbeat("u1", 4)]), ctx)
     bucket = ctx.client.hgetall(ctx.keys.user_engagement_bucket("u1", epoch(0)))
     assert bucket[f"{epoch(0)}:watch_seconds".encode()] == b"20"
     assert bucket[f"{epoch(0)}:events".encode()] == b"3"
@@ -70,7 +70,7 @@ def test_a_late_event_in_a_later_batch_adds_to_its_window(spark, ctx):
 
 
 def test_reader_sums_windows_at_or_after_since(spark, ctx):
-    write_engagement(engagement_rows(events_frame(spark, EVENTS), ctx.settings), ctx)
+    QUERY.write(events_frame(spark, EVENTS), ctx)
     now = epoch(120)
     assert read_engagement(ctx.client, ctx.keys, "u1", now_epoch=now) == {
         "watch_seconds": 20, "events": 4, "clicks": 1}

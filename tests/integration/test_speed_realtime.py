@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from speed_layer.realtime import RealtimeModeError, check_task_slots, start_realtime_resume
-from speed_layer.resume import newest_positions, read_resume, resume_rows
+from speed_layer.resume import QUERY, newest_positions, read_resume
 from speed_layer.source import events_frame
 from tests.speed_support import clear_prefix
 from warehouse_models.events import format_timestamp
@@ -76,7 +76,7 @@ def _produce(settings: Settings, events: list[dict[str, Any]]) -> None:
 
 def _expected(spark, settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
     """What the view's transform and newest_positions say about every event, in read_resume's shape."""
-    rows = resume_rows(events_frame(spark, BEFORE_START + WHILE_RUNNING), settings).collect()
+    rows = QUERY.transform(events_frame(spark, BEFORE_START + WHILE_RUNNING), settings).collect()
     return {user: {content: {"position_seconds": position, "event_timestamp": utc_from_ms(ms)}
                    for content, (ms, position) in titles.items()}
             for user, titles in newest_positions(row.asDict() for row in rows).items()}

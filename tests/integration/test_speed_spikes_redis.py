@@ -24,11 +24,10 @@ from speed_layer.query import SinkContext
 from speed_layer.source import events_frame
 from speed_layer.spikes import (
     ALERTS_TTL_SECONDS,
+    QUERY,
     read_active_alerts,
     read_alerts,
     read_traffic,
-    spikes_rows,
-    write_spikes,
 )
 from warehouse_models.events import format_timestamp
 from warehouse_models.redis_keys import TRAFFIC_TTL_SECONDS, bucket_start
@@ -104,7 +103,7 @@ def _entries(ctx: SinkContext) -> list[dict[str, Any]]:
 
 def _write(spark, ctx: SinkContext, events: list[dict[str, Any]], batch_id: int) -> dict[str, Any]:
     ctx.batch_id, ctx.stats = batch_id, {}
-    write_spikes(spikes_rows(events_frame(spark, events), ctx.settings), ctx)
+    QUERY.write(events_frame(spark, events), ctx)
     return ctx.stats
 
 

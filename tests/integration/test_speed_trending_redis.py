@@ -12,9 +12,9 @@ import time
 from typing import Any
 
 from speed_layer.source import events_frame
-from speed_layer.trending import write_trending
+from speed_layer.trending import QUERY
 from tests.speed_support import epoch, playback, sink_context_fixture, snapshot
-from warehouse_models.metrics.trending import read_trending, trending_rows
+from warehouse_models.metrics.trending import read_trending
 from warehouse_models.redis_keys import TRENDING_TTL_SECONDS
 
 
@@ -44,9 +44,9 @@ def _without_computed_at(dump: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_distinct_viewers_over_the_window_and_a_replay_changes_nothing(spark, ctx):
-    batch = trending_rows(events_frame(spark, EVENTS), ctx.settings)
+    batch = events_frame(spark, EVENTS)
     before = time.time()
-    write_trending(batch, ctx)
+    QUERY.write(batch, ctx)
     keys = ctx.keys
     window = {"start": str(epoch(240 - 600)), "end": str(epoch(240))}
     expected = {
@@ -72,7 +72,7 @@ def test_distinct_viewers_over_the_window_and_a_replay_changes_nothing(spark, ct
     computed_at = float(first[keys.trending_window("vod")]["computed_at"])
     assert before <= computed_at <= time.time()
 
-    write_trending(batch, ctx)
+    QUERY.write(batch, ctx)
     again = snapshot(ctx)
     assert _without_computed_at(again) == expected
     assert float(again[keys.trending_window("vod")]["computed_at"]) >= computed_at
@@ -84,8 +84,8 @@ def test_distinct_viewers_over_the_window_and_a_replay_changes_nothing(spark, ct
 
 
 def test_a_late_batch_counts_without_moving_the_window_back(spark, ctx):
-    write_trending(trending_rows(events_frame(spark, EVENTS), ctx.settings), ctx)
-    write_trending(trending_rows(events_frame(spark, [_heartbeat("u6", "vod-B", 30)]), ctx.settings), ctx)
+    QUERY.write(events_frame(spark, EVENTS), ctx)
+    QUERY.write(events_frame(spark, [_heartbeat("u6", "vod-B", 30)]), ctx)
     assert read_trending(ctx.client, ctx.keys, "vod") == [("vod-A", 3), ("vod-B", 2)]
     assert ctx.client.hget(ctx.keys.trending_window("vod"), "end") == str(epoch(240)).encode()
     # The live ranking was not touched by a batch without live events.
@@ -93,8 +93,8 @@ def test_a_late_batch_counts_without_moving_the_window_back(spark, ctx):
 
 
 def test_the_window_slides_and_titles_without_viewers_in_it_leave_the_ranking(spark, ctx):
-    write_trending(trending_rows(events_frame(spark, EVENTS), ctx.settings), ctx)
-    write_trending(trending_rows(events_frame(spark, [_heartbeat("u7", "vod-C", 720)]), ctx.settings), ctx)
+    QUERY.write(events_frame(spark, EVENTS), ctx)
+    QUERY.write(events_frame(spark, [_heartbeat("u7", "vod-C", 720)]), ctx)
     # The window is now [12:03, 12:13): only u3's minute of vod-A is left of the first batch.
     assert read_trending(ctx.client, ctx.keys, "vod") == [("vod-C", 1), ("vod-A", 1)]
     assert ctx.client.hmget(ctx.keys.trending_window("vod"), ["start", "end"]) == [

@@ -8,9 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from speed_layer.concurrency import (
-    concurrency_rows,
-)
+from speed_layer.concurrency import QUERY
 from speed_layer.source import events_frame
 from tests.unit.test_speed_concurrency import START, T0
 from warehouse_models.events import format_timestamp
@@ -51,7 +49,7 @@ def test_rows_keep_heartbeats_ends_fatal_errors_and_plan_records_only(spark):
         _playback("e-9", "play_end", 30, "ses-1", position_seconds=30.0),
         _heartbeat("e-10", 0, "ses-1"),  # late: behind everything else, still kept
     ]
-    rows = concurrency_rows(events_frame(spark, events), Settings())
+    rows = QUERY.transform(events_frame(spark, events), Settings())
     assert rows.columns == ["account_id", "session_id", "event_type", "event_time_ms", "max_streams"]
     assert sorted((tuple(r) for r in rows.collect()), key=str) == sorted([
         ("acc-1", None, "user_upsert", T0, 2),

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from speed_layer.ctr import QUERY
 from speed_layer.source import events_frame
-from tests.speed_support import T0, epoch, interaction, rail_interactions, run_stream
+from tests.speed_support import T0, epoch, interaction, rail_interactions
 from warehouse_models.events import format_timestamp
 from warehouse_models.metrics.ctr import ctr_rows
 from warehouse_models.settings import Settings
@@ -41,15 +40,4 @@ def test_two_windows_per_rail_button_and_title(spark):
         ("top_picks", "tile", "vod-1", epoch(60), 1, 0),
         ("top_picks", "tile", None, epoch(60), 0, 1),
         ("detail_actions", "play", "vod-1", epoch(0), 1, 0),
-    ], key=repr)
-
-
-def test_stream_counts_late_event_inside_lateness_and_drops_one_beyond(spark, tmp_path):
-    first = [interaction("impression", 300)]
-    # The watermark is now 12:05:00 - 120 s = 12:03:00.
-    second = [interaction("click", 200), interaction("impression", 100), interaction("impression", 330)]
-    assert run_stream(spark, QUERY, SETTINGS, [first, second], tmp_path, _rows) == sorted([
-        ("top_picks", "tile", "vod-1", epoch(300), 1, 0),
-        ("top_picks", "tile", "vod-1", epoch(180), 0, 1),
-        ("top_picks", "tile", "vod-1", epoch(300), 2, 0),
     ], key=repr)

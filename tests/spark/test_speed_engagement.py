@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from speed_layer.engagement import QUERY
 from speed_layer.source import events_frame
-from tests.speed_support import epoch, event, run_stream
+from tests.speed_support import epoch, event
 from warehouse_models.metrics.engagement import engagement_rows
 from warehouse_models.settings import Settings
 
@@ -51,15 +50,4 @@ def test_two_windows_per_user_with_watch_seconds_events_and_clicks(spark):
         ("u1", epoch(0), epoch(5), 20, 4, 1),
         ("u1", epoch(10), epoch(15), 10, 1, 0),
         ("u2", epoch(0), epoch(5), 10, 2, 0),
-    ]
-
-
-def test_stream_counts_late_event_inside_lateness_and_drops_one_beyond(spark, tmp_path):
-    first = [_heartbeat("u1", 300), _interaction("click", "u1", 301)]
-    # The watermark is now 12:05:00 - 120 s = 12:03:00.
-    second = [_heartbeat("u1", 240), _heartbeat("u1", 302, state="buffering"), _heartbeat("u1", 120)]
-    assert run_stream(spark, QUERY, SETTINGS, [first, second], tmp_path, _rows) == [
-        ("u1", epoch(240), epoch(245), 10, 1, 0),
-        ("u1", epoch(300), epoch(305), 10, 2, 1),
-        ("u1", epoch(300), epoch(305), 10, 3, 1),
     ]

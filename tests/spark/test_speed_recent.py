@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from simulator.sessions import epoch_ms
-from speed_layer.recent import recent_rows
+from speed_layer.recent import QUERY
 from speed_layer.source import events_frame
 from warehouse_models.events import format_timestamp
 from warehouse_models.settings import Settings
@@ -38,7 +38,7 @@ def test_rows_keep_first_frames_and_playing_heartbeats(spark):
          "content_id": "vod-2", "rail_id": "r-1", "button_id": "tile"},
         _event("e-9", "heartbeat", 5, "vod-3", position_seconds=4.0, player_state="playing"),  # late
     ]
-    rows = recent_rows(events_frame(spark, events), Settings())
+    rows = QUERY.transform(events_frame(spark, events), Settings())
     assert rows.columns == ["user_id", "content_id", "event_time_ms"]
     assert sorted(tuple(r) for r in rows.collect()) == [
         ("usr-1", "live-1", T0 + 40_000),

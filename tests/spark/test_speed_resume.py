@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from simulator.sessions import epoch_ms
-from speed_layer.resume import resume_rows
+from speed_layer.resume import QUERY
 from speed_layer.source import events_frame
 from tests.unit.test_speed_resume import START
 from warehouse_models.events import format_timestamp
@@ -42,7 +42,7 @@ def test_rows_keep_positions_of_vod_playback_only(spark):
          "user_id": "usr-1", "session_id": "ses-1", "content_id": "vod-1", "position_seconds": 307.5,
          "watch_seconds": 20.0, "end_reason": "heartbeat_timeout"},
     ]
-    rows = resume_rows(events_frame(spark, events), Settings())
+    rows = QUERY.transform(events_frame(spark, events), Settings())
     assert rows.columns == ["user_id", "content_id", "event_time_ms", "position_seconds"]
     assert sorted(tuple(r) for r in rows.collect()) == [
         ("usr-1", "vod-1", T0, 0.0),

@@ -9,9 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from speed_layer.source import events_frame
-from speed_layer.spikes import (
-    spikes_rows,
-)
+from speed_layer.spikes import QUERY
 from tests.unit.test_speed_spikes import SETTINGS
 from warehouse_models.events import format_timestamp
 
@@ -46,10 +44,7 @@ EVENTS = [
 
 
 def test_counts_per_scope_and_second(spark):
-    from pyspark.sql import functions as F
-
-    rows = spikes_rows(events_frame(spark, EVENTS), SETTINGS).select(
-        "scope", F.unix_seconds("second_start").alias("second"), "events").collect()
+    rows = QUERY.transform(events_frame(spark, EVENTS), SETTINGS).select("scope", "second", "events").collect()
     assert sorted(tuple(r) for r in rows) == sorted([
         ("topic:playback", T0_S, 3),
         ("content:vod-1", T0_S, 3),

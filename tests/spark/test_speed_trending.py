@@ -9,8 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from speed_layer.source import events_frame
-from speed_layer.trending import QUERY
-from tests.speed_support import T0, epoch, playback, run_stream
+from tests.speed_support import T0, epoch, playback
 from warehouse_models.events import format_timestamp
 from warehouse_models.metrics.trending import trending_rows
 from warehouse_models.settings import Settings
@@ -55,16 +54,4 @@ def test_distinct_viewers_per_title_and_minute_live_and_vod_apart(spark):
         ("live", "live-1", epoch(0), ["u3"]),
         ("vod", "vod-A", epoch(0), ["u1", "u2", "u4"]),
         ("vod", "vod-A", epoch(60), ["u1"]),
-    ]
-
-
-def test_stream_counts_late_event_inside_lateness_and_drops_one_beyond(spark, tmp_path):
-    first = [_heartbeat("u1", "vod-A", 300, live=False)]
-    # The watermark is now 12:05:00 - 120 s = 12:03:00.
-    second = [_heartbeat("u2", "vod-A", 250, live=False), _heartbeat("u3", "vod-A", 100, live=False),
-              _heartbeat("u4", "vod-A", 310, live=False)]
-    assert run_stream(spark, QUERY, SETTINGS, [first, second], tmp_path, _rows) == [
-        ("vod", "vod-A", epoch(240), ["u2"]),
-        ("vod", "vod-A", epoch(300), ["u1"]),
-        ("vod", "vod-A", epoch(300), ["u1", "u4"]),
     ]

@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from warehouse_models.events import MAX_CLOCK_SKEW, EventType
+from warehouse_models.metrics.contributions import Contributions, reduce_frame, window_start
 from warehouse_models.redis_io import text, window_buckets
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
 from warehouse_models.settings import Settings
@@ -19,6 +20,7 @@ from warehouse_models.settings import Settings
 if TYPE_CHECKING:
     import redis
     from pyspark.sql import DataFrame
+    from pyspark.sql.column import Column as SparkColumn
 
 
 NO_CONTENT = "-"
@@ -27,27 +29,42 @@ NO_CONTENT = "-"
 COUNTS: tuple[str, ...] = ("impressions", "clicks")
 
 
-def ctr_rows(events: DataFrame, settings: Settings) -> DataFrame:
-    """Valid events -> impressions and clicks per (rail, button, content, 1-minute window).
+def _where() -> SparkColumn:
+    from pyspark.sql import functions as F
 
-    Columns: ``rail_id``, ``button_id``, ``content_id`` (null for a click without one), ``window_start`` (UTC
-    timestamp), ``impressions``, ``clicks`` (longs). Works on streaming and batch frames.
-    """
+    return F.col("event_type").isin(EventType.IMPRESSION.value, EventType.CLICK.value)
+
+
+def _columns() -> dict[str, SparkColumn]:
     from pyspark.sql import functions as F
 
     kind = F.col("event_type")
-    return (
-        events.where(kind.isin(EventType.IMPRESSION.value, EventType.CLICK.value))
-        .withWatermark("event_timestamp", f"{settings.speed_allowed_lateness_seconds} seconds")
+    return {
+        "rail_id": F.col("rail_id"),
+        "button_id": F.col("button_id"),
+        "content_id": F.col("content_id"),
         # One window per speed bucket, so a window's values are exactly one bucket's fields.
-        .groupBy("rail_id", "button_id", "content_id",
-                 F.window("event_timestamp", f"{SPEED_BUCKET_SECONDS} seconds").alias("window"))
-        .agg(
-            F.count(F.when(kind == EventType.IMPRESSION.value, F.lit(1))).alias("impressions"),
-            F.count(F.when(kind == EventType.CLICK.value, F.lit(1))).alias("clicks"),
-        )
-        .select("rail_id", "button_id", "content_id", F.col("window.start").alias("window_start"), *COUNTS)
-    )
+        "start": window_start(SPEED_BUCKET_SECONDS),
+        "impressions": F.when(kind == EventType.IMPRESSION.value, F.lit(1)).otherwise(F.lit(0)).cast("long"),
+        "clicks": F.when(kind == EventType.CLICK.value, F.lit(1)).otherwise(F.lit(0)).cast("long"),
+    }
+
+
+CONTRIBUTIONS = Contributions(where=_where, columns=_columns, keys=("rail_id", "button_id", "content_id", "start"),
+                              sums=COUNTS)
+"""Per impression or click: its (rail, button, content, minute) and what it adds to the two counts."""
+
+
+def ctr_rows(events: DataFrame, settings: Settings) -> DataFrame:
+    """Valid events (a batch frame) -> impressions and clicks per (rail, button, content, 1-minute window).
+
+    Columns: ``rail_id``, ``button_id``, ``content_id`` (null for a click without one), ``window_start`` (UTC
+    timestamp), ``impressions``, ``clicks`` (longs): :data:`CONTRIBUTIONS` reduced by Spark.
+    """
+    from pyspark.sql import functions as F
+
+    return reduce_frame(events, CONTRIBUTIONS).select(
+        "rail_id", "button_id", "content_id", F.timestamp_seconds("start").alias("window_start"), *COUNTS)
 
 
 def sum_counts(hashes: list[dict[Any, Any]]) -> dict[str, int]:

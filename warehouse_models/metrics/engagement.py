@@ -19,6 +19,7 @@ from warehouse_models.events import (
     PLAYBACK_TYPES,
     EventType,
 )
+from warehouse_models.metrics.contributions import Contributions, reduce_frame, window_start
 from warehouse_models.redis_io import text
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
 from warehouse_models.settings import Settings
@@ -26,6 +27,7 @@ from warehouse_models.settings import Settings
 if TYPE_CHECKING:
     import redis
     from pyspark.sql import DataFrame
+    from pyspark.sql.column import Column as SparkColumn
 
 
 WINDOW_SECONDS = 5
@@ -35,32 +37,43 @@ METRICS: tuple[str, ...] = ("watch_seconds", "events", "clicks")
 """The window values, in output order; also the hash field suffixes."""
 
 
-def engagement_rows(events: DataFrame, settings: Settings) -> DataFrame:
-    """Valid events -> one row per (user, 5-second window): watch_seconds, events, clicks.
-
-    Columns: ``user_id``, ``window_start``, ``window_end`` (UTC timestamps), ``watch_seconds``, ``events``,
-    ``clicks`` (longs). Works on streaming and batch frames (the watermark is a no-op on a batch frame).
-    """
+def _where() -> SparkColumn:
     from pyspark.sql import functions as F
 
     types = sorted(t.value for t in PLAYBACK_TYPES | INTERACTION_TYPES)
+    return F.col("event_type").isin(types) & F.col("user_id").isNotNull()
+
+
+def _columns() -> dict[str, SparkColumn]:
+    from pyspark.sql import functions as F
+
     playing = (F.col("event_type") == EventType.HEARTBEAT.value) & (F.col("player_state") == "playing")
-    return (
-        events.where(F.col("event_type").isin(types) & F.col("user_id").isNotNull())
-        .withWatermark("event_timestamp", f"{settings.speed_allowed_lateness_seconds} seconds")
-        .groupBy(F.col("user_id"), F.window("event_timestamp", f"{WINDOW_SECONDS} seconds").alias("window"))
-        .agg(
-            F.sum(F.when(playing, F.lit(HEARTBEAT_INTERVAL_SECONDS)).otherwise(F.lit(0))).cast("long")
-            .alias("watch_seconds"),
-            F.count(F.lit(1)).alias("events"),
-            F.count(F.when(F.col("event_type") == EventType.CLICK.value, F.lit(1))).alias("clicks"),
-        )
-        .select(
-            "user_id",
-            F.col("window.start").alias("window_start"),
-            F.col("window.end").alias("window_end"),
-            *METRICS,
-        )
+    return {
+        "user_id": F.col("user_id"),
+        "start": window_start(WINDOW_SECONDS),
+        "watch_seconds": F.when(playing, F.lit(HEARTBEAT_INTERVAL_SECONDS)).otherwise(F.lit(0)).cast("long"),
+        "events": F.lit(1).cast("long"),
+        "clicks": F.when(F.col("event_type") == EventType.CLICK.value, F.lit(1)).otherwise(F.lit(0)).cast("long"),
+    }
+
+
+CONTRIBUTIONS = Contributions(where=_where, columns=_columns, keys=("user_id", "start"), sums=METRICS)
+"""Per event: its user's 5-second window (``start``, epoch seconds) and what it adds to the window's metrics."""
+
+
+def engagement_rows(events: DataFrame, settings: Settings) -> DataFrame:
+    """Valid events (a batch frame) -> one row per (user, 5-second window): watch_seconds, events, clicks.
+
+    Columns: ``user_id``, ``window_start``, ``window_end`` (UTC timestamps), ``watch_seconds``, ``events``,
+    ``clicks`` (longs): :data:`CONTRIBUTIONS` reduced by Spark.
+    """
+    from pyspark.sql import functions as F
+
+    return reduce_frame(events, CONTRIBUTIONS).select(
+        "user_id",
+        F.timestamp_seconds("start").alias("window_start"),
+        F.timestamp_seconds(F.col("start") + WINDOW_SECONDS).alias("window_end"),
+        *METRICS,
     )
 
 

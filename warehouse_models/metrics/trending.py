@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from warehouse_models.events import PLAYBACK_TYPES
+from warehouse_models.metrics.contributions import Contributions, reduce_frame, window_start
 from warehouse_models.redis_io import text
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, ContentKind, KeyLayout
 from warehouse_models.settings import Settings
@@ -18,31 +19,47 @@ from warehouse_models.settings import Settings
 if TYPE_CHECKING:
     import redis
     from pyspark.sql import DataFrame
+    from pyspark.sql.column import Column as SparkColumn
 
 
 KINDS: tuple[ContentKind, ...] = ("vod", "live")
 
 
-def trending_rows(events: DataFrame, settings: Settings) -> DataFrame:
-    """Valid events -> the users active on each title in each minute.
-
-    Columns: ``content_kind`` (``live`` when ``is_live`` is true, else ``vod``), ``content_id``, ``window_start``
-    (UTC timestamp of the minute), ``viewers`` (sorted array of distinct user ids). Works on streaming and batch
-    frames.
-    """
+def _where() -> SparkColumn:
     from pyspark.sql import functions as F
 
     types = sorted(t.value for t in PLAYBACK_TYPES)
-    kind = F.when(F.coalesce(F.col("is_live"), F.lit(False)), F.lit("live")).otherwise(F.lit("vod"))
-    return (
-        events.where(F.col("event_type").isin(types) & F.col("user_id").isNotNull() & F.col("content_id").isNotNull())
-        .withWatermark("event_timestamp", f"{settings.speed_allowed_lateness_seconds} seconds")
+    return F.col("event_type").isin(types) & F.col("user_id").isNotNull() & F.col("content_id").isNotNull()
+
+
+def _columns() -> dict[str, SparkColumn]:
+    from pyspark.sql import functions as F
+
+    return {
+        "content_kind": F.when(F.coalesce(F.col("is_live"), F.lit(False)), F.lit("live")).otherwise(F.lit("vod")),
+        "content_id": F.col("content_id"),
         # One window per speed bucket, so each window is exactly one minute set in Redis.
-        .groupBy(kind.alias("content_kind"), F.col("content_id"),
-                 F.window("event_timestamp", f"{SPEED_BUCKET_SECONDS} seconds").alias("window"))
-        .agg(F.array_sort(F.collect_set("user_id")).alias("viewers"))
-        .select("content_kind", "content_id", F.col("window.start").alias("window_start"), "viewers")
-    )
+        "start": window_start(SPEED_BUCKET_SECONDS),
+        "viewers": F.col("user_id"),
+    }
+
+
+CONTRIBUTIONS = Contributions(where=_where, columns=_columns, keys=("content_kind", "content_id", "start"),
+                              distinct=("viewers",))
+"""Per playback event: its title's kind and minute, and its user among the title's viewers of that minute."""
+
+
+def trending_rows(events: DataFrame, settings: Settings) -> DataFrame:
+    """Valid events (a batch frame) -> the users active on each title in each minute.
+
+    Columns: ``content_kind`` (``live`` when ``is_live`` is true, else ``vod``), ``content_id``, ``window_start``
+    (UTC timestamp of the minute), ``viewers`` (sorted array of distinct user ids): :data:`CONTRIBUTIONS` reduced
+    by Spark.
+    """
+    from pyspark.sql import functions as F
+
+    return reduce_frame(events, CONTRIBUTIONS).select(
+        "content_kind", "content_id", F.timestamp_seconds("start").alias("window_start"), "viewers")
 
 
 def read_trending(client: redis.Redis, keys: KeyLayout, kind: ContentKind, n: int = 10) -> list[tuple[str, int]]:
