@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from speed_layer.job import VIEW_MODULES, run_speed, run_speed_available_now, speed_master
+from speed_layer.job import VIEW_MODULES, run_speed, run_speed_available_now, speed_master, speed_spark_conf
 from warehouse_models.settings import load_settings
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("kafka", "py4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     names = [n.strip() for n in args.views.split(",") if n.strip()]
-    spark = build_spark_session(settings, app_name="reelytics-speed", ui=False)
+    spark = build_spark_session(settings, app_name="reelytics-speed", ui=False, extra_conf=speed_spark_conf(settings))
     try:
         if args.realtime_resume:
             from speed_layer.realtime import run_realtime_resume

@@ -85,6 +85,49 @@ _plan_limit_script = ClientScript(_PLAN_LIMIT_LUA)
 """The plan-limit compare-and-set script, registered once per client."""
 
 
+# KEYS[1]: the plan limits hash; then 4 per account: last heartbeats, first heartbeats, ends, over-limit sessions.
+# ARGV: ttl, then per account: account id, n, n x (session, first ms, last ms), m, m x (session, end ms).
+# Returns per account: {limit or nil, first heartbeats, last heartbeats, ends, over-limit} (member, score lists).
+_RECORD_AND_READ_LUA = """
+local out = {}
+local i = 2
+for k = 2, #KEYS, 4 do
+  local account, n = ARGV[i], tonumber(ARGV[i + 1])
+  i = i + 2
+  for j = 1, n do
+    redis.call('ZADD', KEYS[k], 'GT', ARGV[i + 2], ARGV[i])
+    redis.call('ZADD', KEYS[k + 1], 'LT', ARGV[i + 1], ARGV[i])
+    i = i + 3
+  end
+  if n > 0 then
+    redis.call('EXPIRE', KEYS[k], ARGV[1])
+    redis.call('EXPIRE', KEYS[k + 1], ARGV[1])
+  end
+  local m = tonumber(ARGV[i])
+  i = i + 1
+  for j = 1, m do
+    redis.call('ZADD', KEYS[k + 2], 'GT', ARGV[i + 1], ARGV[i])
+    i = i + 2
+  end
+  if m > 0 then
+    redis.call('EXPIRE', KEYS[k + 2], ARGV[1])
+  end
+  out[#out + 1] = {redis.call('HGET', KEYS[1], account),
+                   redis.call('ZRANGE', KEYS[k + 1], 0, -1, 'WITHSCORES'),
+                   redis.call('ZRANGE', KEYS[k], 0, -1, 'WITHSCORES'),
+                   redis.call('ZRANGE', KEYS[k + 2], 0, -1, 'WITHSCORES'),
+                   redis.call('ZRANGE', KEYS[k + 3], 0, -1, 'WITHSCORES')}
+end
+return out
+"""
+
+_record_and_read_script = ClientScript(_RECORD_AND_READ_LUA)
+"""Records an account's heartbeats and ends and reads its state back, registered once per client."""
+
+ACCOUNTS_PER_CALL = 250
+"""Accounts per record-and-read script call: one command for many accounts, short enough not to hold Redis long."""
+
+
 # --- the transform ---------------------------------------------------------------------------------------
 
 
@@ -222,8 +265,9 @@ def reduce_batch(rows: Iterable[Mapping[str, Any]]) -> BatchEvents:
     return out
 
 
-def _scores(pairs: Iterable[tuple[bytes | str, float]]) -> dict[str, int]:
-    return {text(member): int(score) for member, score in pairs}
+def _scores(flat: list[bytes]) -> dict[str, int]:
+    """A script's ``ZRANGE ... WITHSCORES`` reply (member, score, member, score, ...) -> member -> score."""
+    return {text(flat[i]): int(float(flat[i + 1])) for i in range(0, len(flat), 2)}
 
 
 def apply_concurrency(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
@@ -239,23 +283,28 @@ def apply_concurrency(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     pipe = ctx.client.pipeline(transaction=False)
     for account, (ms, limit) in sorted(reduced.limits.items()):
         script(keys=[limits_key, keys.account_plan_limit_times()], args=[ttl, account, ms, limit], client=pipe)
-    for account, lasts in reduced.lasts.items():
-        streams, starts = keys.account_streams(account), keys.account_stream_starts(account)
-        pipe.zadd(streams, lasts, gt=True)
-        pipe.zadd(starts, reduced.starts[account], lt=True)
-        pipe.expire(streams, ttl)
-        pipe.expire(starts, ttl)
-    for account, ends in reduced.ends.items():
-        pipe.zadd(keys.account_streams_ended(account), ends, gt=True)
-        pipe.expire(keys.account_streams_ended(account), ttl)
-    # Read back after the writes, in the same round trip: the view is a function of the stored state only.
-    for account in accounts:
-        pipe.hget(limits_key, account)
-        pipe.zrange(keys.account_stream_starts(account), 0, -1, withscores=True)
-        pipe.zrange(keys.account_streams(account), 0, -1, withscores=True)
-        pipe.zrange(keys.account_streams_ended(account), 0, -1, withscores=True)
-        pipe.zrange(keys.account_over_limit(account), 0, -1, withscores=True)
-    replies = pipe.execute()[-5 * len(accounts):]
+    # Each account's heartbeats and ends recorded, then its state read back, in one script call per
+    # ACCOUNTS_PER_CALL accounts: the view is a function of the stored state only.
+    record = _record_and_read_script(ctx.client)
+    calls = 0
+    for first in range(0, len(accounts), ACCOUNTS_PER_CALL):
+        chunk = accounts[first:first + ACCOUNTS_PER_CALL]
+        chunk_keys: list[str] = [limits_key]
+        args: list[Any] = [ttl]
+        for account in chunk:
+            chunk_keys += [keys.account_streams(account), keys.account_stream_starts(account),
+                           keys.account_streams_ended(account), keys.account_over_limit(account)]
+            lasts, starts, ends = reduced.lasts.get(account, {}), reduced.starts.get(account, {}), \
+                reduced.ends.get(account, {})
+            args += [account, len(lasts)]
+            for session, last in lasts.items():
+                args += [session, starts[session], last]
+            args.append(len(ends))
+            for session, ended in ends.items():
+                args += [session, ended]
+        record(keys=chunk_keys, args=args, client=pipe)
+        calls += 1
+    replies = [reply for chunk_replies in pipe.execute()[-calls:] for reply in chunk_replies]
 
     timeout_ms = ctx.settings.speed_heartbeat_timeout_seconds * 1000
     pipe = ctx.client.pipeline(transaction=False)
@@ -263,8 +312,7 @@ def apply_concurrency(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     pipe.expire(limits_key, ttl)
     pipe.expire(keys.account_plan_limit_times(), ttl)
     views = over_total = 0
-    for i, account in enumerate(accounts):
-        limit, starts, lasts, ended, over = replies[5 * i:5 * i + 5]
+    for account, (limit, starts, lasts, ended, over) in zip(accounts, replies, strict=True):
         state = AccountStreams(int(limit) if limit is not None else None, _scores(starts), _scores(lasts),
                                _scores(ended), _scores(over))
         update = account_update(state, timeout_ms=timeout_ms)

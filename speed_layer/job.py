@@ -318,6 +318,15 @@ def install_progress(spark: SparkSession, settings: Settings) -> Any:
     return recorder
 
 
+def speed_spark_conf(settings: Settings) -> dict[str, str]:
+    """The Spark settings of the speed layer's own process (``python -m speed_layer``), on top of the common ones:
+    its Python workers start from :mod:`speed_layer.python_workers`, at ``speed_worker_niceness``."""
+    from speed_layer.python_workers import NICENESS_ENV
+
+    return {"spark.python.daemon.module": "speed_layer.python_workers",
+            f"spark.executorEnv.{NICENESS_ENV}": str(settings.speed_worker_niceness)}
+
+
 def speed_session_conf(settings: Settings) -> dict[str, str]:
     """The Spark settings the speed queries run with (set on the session while they start)."""
     return {

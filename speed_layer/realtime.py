@@ -61,8 +61,8 @@ class ResumeForeachWriter:
     def process(self, row: Row) -> None:
         """Move this row's (user, title) position forward in event time only."""
         assert self._client is not None, "open() runs before process()"
-        set_if_newer(self._client, self.settings.keys, row["user_id"],
-                     {row["content_id"]: (int(row["event_time_ms"]), float(row["position_seconds"]))})
+        set_if_newer(self._client, self.settings.keys,
+                     {row["user_id"]: {row["content_id"]: (int(row["event_time_ms"]), float(row["position_seconds"]))}})
 
     def close(self, error: BaseException | None) -> None:
         """Disconnect; Spark reports ``error`` itself and re-runs the batch from its checkpoint."""

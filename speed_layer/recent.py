@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 from speed_layer.query import SinkContext, newest_per_title, shared_view
 from warehouse_models.events import EventType, TopicKind
 from warehouse_models.metrics.contributions import Contributions
-from warehouse_models.redis_io import text, utc_from_ms
+from warehouse_models.redis_io import ClientScript, text, utc_from_ms
 from warehouse_models.redis_keys import RECENT_ITEMS_MAX, RECENT_ITEMS_TTL_SECONDS, KeyLayout
 
 if TYPE_CHECKING:
@@ -56,18 +56,44 @@ def newest_watches(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int
     return newest_per_title(rows, lambda row: int(row["event_time_ms"]))
 
 
+# KEYS: users' recent-items sorted sets. ARGV: keep, ttl, then per set: n, then n x (event ms, content id).
+_RECORD_WATCHES_LUA = """
+local i = 3
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[i])
+  redis.call('ZADD', KEYS[k], 'GT', unpack(ARGV, i + 1, i + 2 * n))
+  -- Ranks run from the oldest; everything below the newest `keep` goes.
+  redis.call('ZREMRANGEBYRANK', KEYS[k], 0, -(tonumber(ARGV[1]) + 1))
+  redis.call('EXPIRE', KEYS[k], ARGV[2])
+  i = i + 1 + 2 * n
+end
+return #KEYS
+"""
+
+_record_watches_script = ClientScript(_RECORD_WATCHES_LUA)
+
+USERS_PER_CALL = 500
+"""Users per script call: one command for many users, short enough not to hold Redis for long."""
+
+
 def apply_recent(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
-    """ZADD GT each user's newest watches, trim to the newest RECENT_ITEMS_MAX; one pipeline per micro-batch."""
+    """ZADD GT each user's newest watches and trim to the newest RECENT_ITEMS_MAX: a script call per
+    :data:`USERS_PER_CALL` users, one pipeline per micro-batch."""
     watches = newest_watches(rows)
     if not watches:
         return
+    users = sorted(watches)
+    script = _record_watches_script(ctx.client)
     pipe = ctx.client.pipeline(transaction=False)
-    for user_id, titles in sorted(watches.items()):
-        key = ctx.keys.recent_items(user_id)
-        pipe.zadd(key, titles, gt=True)
-        # Ranks run from the oldest; everything below the newest RECENT_ITEMS_MAX goes.
-        pipe.zremrangebyrank(key, 0, -(RECENT_ITEMS_MAX + 1))
-        pipe.expire(key, RECENT_ITEMS_TTL_SECONDS)
+    for first in range(0, len(users), USERS_PER_CALL):
+        chunk = users[first:first + USERS_PER_CALL]
+        args: list[Any] = [RECENT_ITEMS_MAX, RECENT_ITEMS_TTL_SECONDS]
+        for user_id in chunk:
+            titles = watches[user_id]
+            args.append(len(titles))
+            for content_id, ms in titles.items():
+                args += [ms, content_id]
+        script(keys=[ctx.keys.recent_items(user) for user in chunk], args=args, client=pipe)
     pipe.execute()
     ctx.stats["users"] = len(watches)
     logger.debug("batch %d: recent items of %d users updated", ctx.batch_id, len(watches))

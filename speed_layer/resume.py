@@ -28,27 +28,36 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# KEYS: one user's resume hash. ARGV: ttl, then (content id, event ms, position, value) per title.
+# KEYS: users' resume hashes. ARGV: ttl, then per hash: n, then n x (content id, event ms, position, value).
 # (ms, position) compared as a pair: the newest event wins, equal times keep the larger position.
 _SET_IF_NEWER_LUA = """
 local written = 0
-for i = 2, #ARGV, 4 do
-  local field, ms, pos = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local stored = redis.call('HGET', KEYS[1], field)
-  local newer = true
-  if stored then
-    local sep = string.find(stored, ':', 1, true)
-    local stored_ms, stored_pos = tonumber(string.sub(stored, 1, sep - 1)), tonumber(string.sub(stored, sep + 1))
-    newer = ms > stored_ms or (ms == stored_ms and pos >= stored_pos)
+local i = 2
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[i])
+  for j = i + 1, i + 4 * n, 4 do
+    local field, ms, pos = ARGV[j], tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2])
+    local stored = redis.call('HGET', KEYS[k], field)
+    local newer = true
+    if stored then
+      local sep = string.find(stored, ':', 1, true)
+      local stored_ms, stored_pos = tonumber(string.sub(stored, 1, sep - 1)), tonumber(string.sub(stored, sep + 1))
+      newer = ms > stored_ms or (ms == stored_ms and pos >= stored_pos)
+    end
+    if newer then
+      redis.call('HSET', KEYS[k], field, ARGV[j + 3])
+      written = written + 1
+    end
   end
-  if newer then
-    redis.call('HSET', KEYS[1], field, ARGV[i + 3])
-    written = written + 1
-  end
+  redis.call('EXPIRE', KEYS[k], ARGV[1])
+  i = i + 1 + 4 * n
 end
-redis.call('EXPIRE', KEYS[1], ARGV[1])
 return written
 """
+
+USERS_PER_CALL = 500
+"""Users per script call of the micro-batch writer: one command for many users, short enough not to hold Redis
+for long."""
 
 _set_if_newer_script = ClientScript(_SET_IF_NEWER_LUA)
 """The compare-and-set script, registered once per client."""
@@ -81,36 +90,42 @@ def newest_positions(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, t
     return newest_per_title(rows, lambda row: (int(row["event_time_ms"]), float(row["position_seconds"])))
 
 
-def set_if_newer(client: redis.Redis, keys: KeyLayout, user_id: str, titles: Mapping[str, tuple[int, float]], *,
+def set_if_newer(client: redis.Redis, keys: KeyLayout, positions: Mapping[str, Mapping[str, tuple[int, float]]], *,
                  pipe: Any = None) -> Any:
-    """Move one user's positions forward in event time only: one compare-and-set script call.
+    """Move users' positions forward in event time only: one compare-and-set script call for them all.
 
-    The one write both sinks use: the micro-batch writer queues it per user on a pipeline, the real-time
-    writer (:mod:`speed_layer.realtime`) runs it per row on the client.
+    The one write both sinks use: the micro-batch writer queues it per :data:`USERS_PER_CALL` users on a
+    pipeline, the real-time writer (:mod:`speed_layer.realtime`) runs it per row on the client.
 
     Args:
         client: the Redis client (the script is registered on it once).
-        titles: content id -> (event ms, position) to write if newer than what is stored.
+        positions: user id -> content id -> (event ms, position) to write if newer than what is stored.
         pipe: a pipeline of ``client`` to queue the call on instead of running it now.
 
     Returns:
         How many positions moved (or the pipeline, when queued).
     """
+    hashes: list[str] = []
     args: list[Any] = [RESUME_TTL_SECONDS]
-    for content_id, (ms, position) in sorted(titles.items()):
-        args += [content_id, ms, repr(position), f"{ms}:{position!r}"]
-    return _set_if_newer_script(client)(keys=[keys.resume_position(user_id)], args=args,
-                                        client=pipe if pipe is not None else client)
+    for user_id, titles in positions.items():
+        hashes.append(keys.resume_position(user_id))
+        args.append(len(titles))
+        for content_id, (ms, position) in sorted(titles.items()):
+            args += [content_id, ms, repr(position), f"{ms}:{position!r}"]
+    return _set_if_newer_script(client)(keys=hashes, args=args, client=pipe if pipe is not None else client)
 
 
 def apply_resume(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
-    """Move each (user, title) position forward in event time only: one script call per user, one pipeline."""
+    """Move each (user, title) position forward in event time only: a script call per :data:`USERS_PER_CALL`
+    users, one pipeline."""
     positions = newest_positions(rows)
     if not positions:
         return
+    users = sorted(positions)
     pipe = ctx.client.pipeline(transaction=False)
-    for user_id, titles in sorted(positions.items()):
-        set_if_newer(ctx.client, ctx.keys, user_id, titles, pipe=pipe)
+    for first in range(0, len(users), USERS_PER_CALL):
+        chunk = users[first:first + USERS_PER_CALL]
+        set_if_newer(ctx.client, ctx.keys, {user: positions[user] for user in chunk}, pipe=pipe)
     written = sum(pipe.execute())
     ctx.stats["positions_moved"] = written
     logger.debug("batch %d: %d resume positions moved for %d users", ctx.batch_id, written, len(positions))

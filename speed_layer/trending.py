@@ -17,20 +17,50 @@ from typing import Any
 from speed_layer.query import SinkContext, shared_view
 from warehouse_models.events import TopicKind
 from warehouse_models.metrics.trending import CONTRIBUTIONS, KINDS
-from warehouse_models.redis_io import text, window_buckets
+from warehouse_models.redis_io import ClientScript, text, window_buckets
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, TRENDING_TTL_SECONDS, ContentKind
 
 logger = logging.getLogger(__name__)
 
 
-# The size of a union of sets, counted where the sets are instead of shipping every member to the writer.
-_UNION_SIZE_LUA = "return #redis.call('SUNION', unpack(KEYS))"
+# The sizes of unions of sets, counted where the sets are instead of shipping every member to the writer.
+# KEYS: ARGV[1] sets per union, union after union. Returns each union's size.
+_UNION_SIZES_LUA = """
+local per, sizes = tonumber(ARGV[1]), {}
+for first = 1, #KEYS, per do
+  sizes[#sizes + 1] = #redis.call('SUNION', unpack(KEYS, first, first + per - 1))
+end
+return sizes
+"""
+
+_union_sizes_script = ClientScript(_UNION_SIZES_LUA)
+
+# KEYS: per minute set, its viewers set and its minute's titles set. ARGV: ttl, then per minute set: content id, n,
+# n viewers.
+_ADD_VIEWERS_LUA = """
+local i = 2
+for k = 1, #KEYS, 2 do
+  local n = tonumber(ARGV[i + 1])
+  redis.call('SADD', KEYS[k], unpack(ARGV, i + 2, i + 1 + n))
+  redis.call('EXPIRE', KEYS[k], ARGV[1])
+  redis.call('SADD', KEYS[k + 1], ARGV[i])
+  redis.call('EXPIRE', KEYS[k + 1], ARGV[1])
+  i = i + 2 + n
+end
+return #KEYS / 2
+"""
+
+_add_viewers_script = ClientScript(_ADD_VIEWERS_LUA)
+
+TITLES_PER_CALL = 500
+"""Titles per union-size script call: one command for many titles, short enough not to hold Redis for long."""
 
 
 def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     """SADD each minute's viewers, then recompute and swap in the newest trending window of each kind touched.
 
-    Four round trips whatever the batch size: the set writes (with the stored window ends), the titles of the
+    Four round trips whatever the batch size (the set writes and the union sizes in one script call per
+    :data:`TITLES_PER_CALL` titles): the set writes (with the stored window ends), the titles of the
     window's minutes, the union sizes, and the swap. The window ends at the end of the newest minute in the
     batch (rounded up to the slide), or later if a previous batch recorded a later end: a batch of late events
     never moves the ranking back in time.
@@ -46,14 +76,16 @@ def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     kinds = [k for k in KINDS if any(row["content_kind"] == k for row in rows)]
 
     pipe = ctx.client.pipeline(transaction=False)
-    for row in rows:
-        kind, content, minute = row["content_kind"], row["content_id"], row["start"]
-        viewers_key = ctx.keys.trending_viewers(kind, content, minute)
-        titles_key = ctx.keys.trending_titles(kind, minute)
-        pipe.sadd(viewers_key, *row["viewers"])
-        pipe.expire(viewers_key, set_ttl)
-        pipe.sadd(titles_key, content)
-        pipe.expire(titles_key, set_ttl)
+    add = _add_viewers_script(ctx.client)
+    for first in range(0, len(rows), TITLES_PER_CALL):
+        chunk = rows[first:first + TITLES_PER_CALL]
+        chunk_keys: list[str] = []
+        args: list[Any] = [set_ttl]
+        for row in chunk:
+            kind, content, minute = row["content_kind"], row["content_id"], row["start"]
+            chunk_keys += [ctx.keys.trending_viewers(kind, content, minute), ctx.keys.trending_titles(kind, minute)]
+            args += [content, len(row["viewers"]), *row["viewers"]]
+        add(keys=chunk_keys, args=args, client=pipe)
     for kind in kinds:
         pipe.hget(ctx.keys.trending_window(kind), "end")
     recorded = pipe.execute()[-len(kinds):]
@@ -77,12 +109,14 @@ def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
             found.update(text(content) for content in next(member_sets))
         titles[kind] = sorted(found)
 
-    union_size = ctx.client.register_script(_UNION_SIZE_LUA)
+    union_sizes = _union_sizes_script(ctx.client)
     pipe = ctx.client.pipeline(transaction=False)
     for kind in kinds:
-        for content in titles[kind]:
-            union_size(keys=[ctx.keys.trending_viewers(kind, content, m) for m in minutes[kind]], client=pipe)
-    counts = iter(pipe.execute())
+        for first in range(0, len(titles[kind]), TITLES_PER_CALL):
+            union_sizes(keys=[ctx.keys.trending_viewers(kind, content, m)
+                              for content in titles[kind][first:first + TITLES_PER_CALL] for m in minutes[kind]],
+                        args=[len(minutes[kind])], client=pipe)
+    counts = iter([size for sizes in pipe.execute() for size in sizes])
 
     computed_at = round(time.time(), 3)
     # One transaction per batch: a reader sees the old ranking and window or the new ones, never a mix.
