@@ -67,10 +67,8 @@ def spark_conf(settings: Settings, *, app_name: str, ui: bool = True) -> dict[st
     }
 
 
-def build_spark_session(settings: Settings, *, app_name: str = "reelytics", ui: bool = True,
-                        extra_conf: dict[str, str] | None = None) -> SparkSession:
-    """Build (or return the running) SparkSession with Delta's SQL extension and catalog on (and ``extra_conf``,
-    e.g. the speed layer's own, :func:`speed_layer.job.speed_spark_conf`)."""
+def build_spark_session(settings: Settings, *, app_name: str = "reelytics", ui: bool = True) -> SparkSession:
+    """Build (or return the running) SparkSession with Delta's SQL extension and catalog on."""
     import os
     import shutil
     import sys
@@ -83,7 +81,7 @@ def build_spark_session(settings: Settings, *, app_name: str = "reelytics", ui: 
     if shutil.which("java") is None:
         raise ServiceError("Spark needs Java 17+: install a JDK (apt-get install openjdk-17-jdk-headless).")
     builder = SparkSession.builder
-    for key, value in {**spark_conf(settings, app_name=app_name, ui=ui), **(extra_conf or {})}.items():
+    for key, value in spark_conf(settings, app_name=app_name, ui=ui).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")

@@ -3,18 +3,68 @@
 The entry point for running the job under a supervisor, ``spark-submit`` or `reelytics speed start`; settings
 come from the ``REELYTICS_*`` environment like everywhere else. ``--realtime-resume`` runs only the resume view,
 in Spark's real-time mode (:mod:`speed_layer.realtime`; the Spark master needs a task slot per Kafka partition).
+
+Running (not ``--available-now``), the session-state views (QoE, view_end) go to a child process of their own,
+``python -m speed_layer --views qoe,view_end``, started at a lower CPU priority (``speed_background_niceness``):
+their micro-batches are long bursts on the background trigger, and on a machine with few cores they would
+otherwise take half of every core from the shared query whose views apps poll. This process watches the child: if
+either stops, both do, so a supervisor restarts the whole layer (the queries continue from their checkpoints).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import subprocess
 import sys
+from collections.abc import Sequence
 
-from speed_layer.job import VIEW_MODULES, run_speed, run_speed_available_now, speed_master, speed_spark_conf
-from warehouse_models.settings import load_settings
+from speed_layer.job import VIEW_MODULES, run_speed, run_speed_available_now, speed_master, views
+from warehouse_models.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+"""prctl option: the signal a process gets when its parent dies (Linux)."""
+
+
+def background_views(names: Sequence[str], settings: Settings) -> tuple[list[str], list[str]]:
+    """The views this process runs and those its low-priority child runs (none when all are of one kind, or when
+    ``speed_background_niceness`` is 0)."""
+    stateful = [view.name for view in views(names) if view.stateful]
+    foreground = [name for name in names if name not in stateful]
+    if not stateful or not foreground or settings.speed_background_niceness == 0:
+        return list(names), []
+    return foreground, stateful
+
+
+def start_background(names: Sequence[str], settings: Settings) -> subprocess.Popen[bytes]:
+    """Start ``python -m speed_layer --views <names>`` at ``speed_background_niceness`` (same environment and
+    output as this process)."""
+    niceness = settings.speed_background_niceness
+
+    def lower_priority() -> None:  # runs in the child between fork and exec
+        os.nice(niceness)
+        if sys.platform.startswith("linux"):  # and let it end with this process, even on a SIGKILL
+            import ctypes
+            import signal
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    child = subprocess.Popen([sys.executable, "-m", "speed_layer", "--views", ",".join(names)],  # noqa: S603
+                             preexec_fn=lower_priority)  # noqa: PLW1509 - no threads started yet
+    logger.info("session-state views %s run in pid %d at niceness +%d", ",".join(names), child.pid, niceness)
+    return child
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(60)
+        except subprocess.TimeoutExpired:
+            child.kill()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("kafka", "py4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     names = [n.strip() for n in args.views.split(",") if n.strip()]
-    spark = build_spark_session(settings, app_name="reelytics-speed", ui=False, extra_conf=speed_spark_conf(settings))
+    child = None
+    if not (args.available_now or args.realtime_resume):
+        names, behind = background_views(names, settings)
+        child = start_background(behind, settings) if behind else None
+    spark = build_spark_session(settings, app_name="reelytics-speed", ui=False)
     try:
         if args.realtime_resume:
             from speed_layer.realtime import run_realtime_resume
@@ -44,10 +98,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.available_now:
             run_speed_available_now(spark, settings, names=names)
         else:
-            run_speed(spark, settings, names=names)
+            def child_alive() -> bool:
+                return child is None or child.poll() is None
+
+            run_speed(spark, settings, names=names, alive=child_alive)
     except KeyboardInterrupt:
         logger.info("interrupted; the queries stop and continue from their checkpoints next time")
     finally:
+        if child is not None:
+            _stop(child)
         spark.stop()
     return 0
 

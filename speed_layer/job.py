@@ -318,15 +318,6 @@ def install_progress(spark: SparkSession, settings: Settings) -> Any:
     return recorder
 
 
-def speed_spark_conf(settings: Settings) -> dict[str, str]:
-    """The Spark settings of the speed layer's own process (``python -m speed_layer``), on top of the common ones:
-    its Python workers start from :mod:`speed_layer.python_workers`, at ``speed_worker_niceness``."""
-    from speed_layer.python_workers import NICENESS_ENV
-
-    return {"spark.python.daemon.module": "speed_layer.python_workers",
-            f"spark.executorEnv.{NICENESS_ENV}": str(settings.speed_worker_niceness)}
-
-
 def speed_session_conf(settings: Settings) -> dict[str, str]:
     """The Spark settings the speed queries run with (set on the session while they start)."""
     return {
@@ -368,11 +359,16 @@ def start_speed_layer(spark: SparkSession, settings: Settings, *, names: Sequenc
     return queries
 
 
-def wait_for(queries: Sequence[StreamingQuery], *, timeout_s: float | None = None, poll_s: float = 2.0) -> None:
-    """Wait until every query stopped; raise :class:`SpeedLayerError` (stopping the rest) when one fails."""
+def wait_for(queries: Sequence[StreamingQuery], *, timeout_s: float | None = None, poll_s: float = 2.0,
+             alive: Callable[[], bool] | None = None) -> None:
+    """Wait until every query stopped; raise :class:`SpeedLayerError` (stopping the rest) when one fails, or when
+    ``alive`` (e.g. the background queries' process) says False."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
         while True:
+            if alive is not None and not alive():
+                raise SpeedLayerError("the process of the session-state queries stopped: see its log lines above; "
+                                      "restart the speed layer (the queries continue from their checkpoints)")
             for query in queries:
                 if query.exception() is not None:
                     raise SpeedLayerError(f"speed query {query.name} failed: {query.exception()}")
@@ -396,6 +392,7 @@ def run_speed_available_now(spark: SparkSession, settings: Settings, *, names: S
     wait_for(start_speed_layer(spark, settings, names=names, trigger="available_now"), timeout_s=timeout_s)
 
 
-def run_speed(spark: SparkSession, settings: Settings, *, names: Sequence[str] | None = None) -> None:
-    """Run the views as a long-lived stream until one fails or the process is interrupted."""
-    wait_for(start_speed_layer(spark, settings, names=names, trigger="processing"))
+def run_speed(spark: SparkSession, settings: Settings, *, names: Sequence[str] | None = None,
+              alive: Callable[[], bool] | None = None) -> None:
+    """Run the views as a long-lived stream until one fails, ``alive`` says False, or the process is interrupted."""
+    wait_for(start_speed_layer(spark, settings, names=names, trigger="processing"), alive=alive)

@@ -128,10 +128,11 @@ class Settings(BaseSettings):
     """Micro-batch interval of the speed queries that run Python per session or per record (view_end, qoe,
     dead_letters): their cost grows with the number of batches, and nothing waits on them by the second."""
 
-    speed_worker_niceness: int = Field(default=10, ge=0, le=19)
-    """How much lower the CPU priority of the speed layer's Python workers is (Unix niceness, 0 = the same): they
-    run the session-state steps of QoE and view_end, in bursts that nobody waits on by the second, while the
-    shared query that apps poll runs in the JVM and the driver (``speed_layer/python_workers.py``)."""
+    speed_background_niceness: int = Field(default=10, ge=0, le=19)
+    """``python -m speed_layer`` runs the session-state queries (QoE, view_end) in a child process of their own at
+    this much lower CPU priority (Unix niceness): their micro-batches are long bursts on the background trigger
+    that nobody waits on by the second, while apps poll the shared query's views. 0 runs every query in one
+    process."""
 
     speed_allowed_lateness_seconds: int = Field(default=120, ge=0)
     """Watermark delay of the speed layer: events later than this are left to the batch layer (and counted)."""

@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
@@ -237,32 +238,33 @@ def test_sigkill_and_restart_leaves_the_views_equal_to_the_truth(kafka_service, 
 
     views = "engagement,ctr,resume,concurrency"
     queries = len(plan_queries(view_queries(views.split(","))))
-    # Small micro-batches so the kill lands mid-stream. Catching up 1,000 records at a time, the Kafka partitions
-    # move through event time at different paces (the live spike sits in a few accounts' partitions), so a
-    # two-minute lateness could leave events of a slower partition to the batch layer: this test is about
-    # exactly-once after a kill, so it allows an hour.
-    settings = isolated.model_copy(update={"data_dir": tmp_path / "data", "speed_kafka_max_offsets_per_trigger": 1000,
-                                           "speed_allowed_lateness_seconds": 3600, "log_level": "INFO"})
+    # The default lateness and rate limits: the events arrive live, paced, while the job runs its 1 s micro-batches,
+    # and the kill lands while they still arrive.
+    settings = isolated.model_copy(update={"data_dir": tmp_path / "data", "log_level": "INFO"})
     ensure_topics(settings)
-    write_kafka(events, settings)
     env = {**os.environ, **settings_environment(settings)}
     log = tmp_path / "speed.log"
+    producer = threading.Thread(target=write_kafka, args=(events, settings), kwargs={"rate": 150.0}, daemon=True)
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "speed_layer", "--views", views], cwd=ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
+        producer.start()
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             rows = read_progress(settings.redis_client(), settings.keys)
-            if rows and min(int(r["batch_id"]) for r in rows) >= 1 and len(rows) == queries:
+            if rows and min(int(r["batch_id"]) for r in rows) >= 2 and len(rows) == queries:
                 break
             assert proc.poll() is None, log.read_text()[-3000:]
             time.sleep(0.5)
         else:
             pytest.fail(f"no progress within 600 s: {log.read_text()[-3000:]}")
+        assert producer.is_alive(), "the events were all produced before the kill: slow the producer down"
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
+    producer.join(300)
+    assert not producer.is_alive()
     # Killed mid-stream: the views do not hold every event yet.
     from warehouse_models.metrics.engagement import read_engagement
 

@@ -56,23 +56,14 @@ def test_each_query_runs_with_the_output_mode_and_trigger_its_plan_gives() -> No
     assert "dead_letters" in {view.name for view in plans[SHARED_QUERY].views}
 
 
-def test_the_speed_process_starts_its_python_workers_at_the_configured_niceness(monkeypatch) -> None:
-    from pyspark import daemon
 
-    from speed_layer import python_workers
-    from speed_layer.job import speed_spark_conf
+def test_the_session_state_views_run_in_a_background_process_unless_niceness_is_zero() -> None:
+    from speed_layer.__main__ import background_views
 
-    conf = speed_spark_conf(Settings(speed_worker_niceness=7))
-    assert conf["spark.python.daemon.module"] == python_workers.__name__
-    assert conf[f"spark.executorEnv.{python_workers.NICENESS_ENV}"] == "7"
-
-    calls: list[object] = []
-    monkeypatch.setattr(os, "nice", lambda n: calls.append(("nice", n)))
-    monkeypatch.setattr(daemon, "manager", lambda: calls.append("manager"))
-    monkeypatch.setenv(python_workers.NICENESS_ENV, "7")
-    python_workers.main()
-    assert calls == [("nice", 7), "manager"]
-    calls.clear()
-    monkeypatch.setenv(python_workers.NICENESS_ENV, "0")
-    python_workers.main()
-    assert calls == ["manager"]
+    every = list(VIEW_MODULES)
+    foreground, behind = background_views(every, Settings())
+    assert sorted(behind) == ["qoe", "view_end"]
+    assert foreground == [name for name in every if name not in behind]
+    assert background_views(every, Settings(speed_background_niceness=0)) == (every, [])
+    assert background_views(["resume", "trending"], Settings()) == (["resume", "trending"], [])
+    assert background_views(["qoe"], Settings()) == (["qoe"], [])
