@@ -57,7 +57,8 @@ TITLES_PER_CALL = 500
 
 
 def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
-    """SADD each minute's viewers, then recompute and swap in the newest trending window of each kind touched.
+    """SADD each minute's viewers, then recompute and swap in the newest trending window of each kind touched (all
+    its titles when the window moved, else the titles the batch touched).
 
     Four round trips whatever the batch size (the set writes and the union sizes in one script call per
     :data:`TITLES_PER_CALL` titles): the set writes (with the stored window ends), the titles of the
@@ -93,20 +94,27 @@ def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     slide = settings.speed_trending_slide_seconds
     newest_end = max(row["start"] for row in rows) + SPEED_BUCKET_SECONDS
     batch_end = math.ceil(newest_end / slide) * slide
-    ends = {k: max(batch_end, int(text(r))) if r is not None else batch_end
-            for k, r in zip(kinds, recorded, strict=True)}
+    stored = {k: int(text(r)) if r is not None else None for k, r in zip(kinds, recorded, strict=True)}
+    ends = {k: max(batch_end, end) if end is not None else batch_end for k, end in stored.items()}
     minutes = {k: window_buckets(ends[k] - window, ends[k]) for k in kinds}
+    # A window that moved is ranked anew from every title of its minutes; in the same window only the titles this
+    # batch added viewers to can have changed.
+    moved = {k: stored[k] != ends[k] for k in kinds}
 
     pipe = ctx.client.pipeline(transaction=False)
     for kind in kinds:
-        for minute in minutes[kind]:
-            pipe.smembers(ctx.keys.trending_titles(kind, minute))
+        if moved[kind]:
+            for minute in minutes[kind]:
+                pipe.smembers(ctx.keys.trending_titles(kind, minute))
     member_sets = iter(pipe.execute())
     titles: dict[ContentKind, list[str]] = {}
     for kind in kinds:
         found: set[str] = set()
-        for _minute in minutes[kind]:
-            found.update(text(content) for content in next(member_sets))
+        if moved[kind]:
+            for _minute in minutes[kind]:
+                found.update(text(content) for content in next(member_sets))
+        else:
+            found.update(row["content_id"] for row in rows if row["content_kind"] == kind)
         titles[kind] = sorted(found)
 
     union_sizes = _union_sizes_script(ctx.client)
@@ -123,9 +131,12 @@ def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     swap = ctx.client.pipeline(transaction=True)
     for kind in kinds:
         ranking = {content: int(next(counts)) for content in titles[kind]}
-        ranking = {content: n for content, n in ranking.items() if n > 0}
         key, window_key = ctx.keys.trending(kind), ctx.keys.trending_window(kind)
-        swap.delete(key)
+        if moved[kind]:
+            swap.delete(key)
+        elif gone := [content for content, n in ranking.items() if n == 0]:
+            swap.zrem(key, *gone)
+        ranking = {content: n for content, n in ranking.items() if n > 0}
         if ranking:
             swap.zadd(key, ranking)
             swap.expire(key, TRENDING_TTL_SECONDS)
