@@ -17,7 +17,8 @@ Stages, each timed in its own Spark job or call over the same heartbeats the loa
   the writer makes into the JVM, ``shared_batch_jvm_calls``).
 * **trickle** (a stream shaped like the shared query: Kafka, parse and check, de-duplication, 1 s trigger, under
   20 events/s, so each micro-batch holds a handful): the median batch when its foreachBatch only collects the
-  rows (the floor of a micro-batch on this stack) and when it runs every shared view.
+  rows (the floor of a micro-batch on this stack), the same without the de-duplication state, and with every
+  shared view.
 * **session state** (the Python step of QoE and view_end on one state group's pandas frame): the part of the
   stateful queries that runs in Python; their Spark side (source, shuffle, Arrow) is the source stage plus the
   difference to the end-to-end batch durations.
@@ -211,10 +212,11 @@ TRICKLE_EPS = 20
 """Events/s of the trickle runs: a handful per micro-batch, so a batch's time is its fixed cost."""
 
 
-def _trickle_batch_ms(spark: Any, settings: Settings, *, views: bool, seconds: float) -> dict[str, float]:
-    """Median trigger and addBatch ms of a shared-query-shaped stream (Kafka, parse and check, de-duplication,
-    1 s trigger) under a trickle of events: its foreachBatch only collects the rows (``views`` False: the floor
-    of a micro-batch here) or runs every shared view (True)."""
+def _trickle_batch_ms(spark: Any, settings: Settings, *, views: bool, seconds: float,
+                      deduplicate: bool = True) -> dict[str, float]:
+    """Median trigger and addBatch ms of a shared-query-shaped stream (Kafka, parse and check, de-duplication
+    unless ``deduplicate`` is False, 1 s trigger) under a trickle of events: its foreachBatch only collects the
+    rows (``views`` False: the floor of a micro-batch here) or runs every shared view (True)."""
     import statistics
 
     from bench.speed import Load
@@ -223,9 +225,10 @@ def _trickle_batch_ms(spark: Any, settings: Settings, *, views: bool, seconds: f
     from speed_layer.source import deduplicated, kafka_stream, parse_records
 
     kinds = [TopicKind.PLAYBACK, TopicKind.INTERACTIONS, TopicKind.CATALOG]
-    source = deduplicated(parse_records(
-        kafka_stream(spark, settings, kinds, starting_offsets="latest").coalesce(settings.speed_source_partitions)),
-        settings)
+    source = parse_records(
+        kafka_stream(spark, settings, kinds, starting_offsets="latest").coalesce(settings.speed_source_partitions))
+    if deduplicate:
+        source = deduplicated(source, settings)
     if views:
         plan = plan_queries(view_queries([v.name for v in view_queries() if not v.stateful]))[0]
         source = shared_projection(source, settings, plan)
@@ -274,6 +277,8 @@ def speed_costs(ctx: BenchContext) -> Outcome:
         trickle_s = 20.0 if ctx.quick else 45.0
         ctx.progress("a shared-query stream under %d events/s: collecting only, then every view", TRICKLE_EPS)
         trickle = {"collect_only": _trickle_batch_ms(spark, run, views=False, seconds=trickle_s),
+                   "collect_only_without_dedupe": _trickle_batch_ms(spark, run, views=False, seconds=trickle_s,
+                                                                    deduplicate=False),
                    "every_view": _trickle_batch_ms(spark, run, views=True, seconds=trickle_s)}
         ctx.progress("session steps")
         steps = _session_step_costs(rows=batch // 4, sessions=batch // 8)
@@ -303,6 +308,8 @@ def speed_costs(ctx: BenchContext) -> Outcome:
         # A micro-batch of a few events in the stream (median of the last 15): the floor of this stack (read,
         # check, de-duplicate, collect, commit) and the same with every shared view.
         "trickle_batch_s_collect_only": round(trickle["collect_only"]["trigger_ms"] / 1000, 3),
+        # The same without the de-duplication state (its shuffle, state store and commit): what that costs a batch.
+        "trickle_batch_s_without_dedupe": round(trickle["collect_only_without_dedupe"]["trigger_ms"] / 1000, 3),
         "trickle_batch_s_every_view": round(trickle["every_view"]["trigger_ms"] / 1000, 3),
     }
     return Outcome(
