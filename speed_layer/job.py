@@ -37,7 +37,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from speed_layer.lateness import EVENT_MS, TOPIC, VALID, Cutoff, advance, late_mask, lateness_rows, watermarks_for
+from speed_layer.lateness import (
+    EVENT_MS,
+    TOPIC,
+    VALID,
+    Cutoff,
+    advance,
+    late_mask,
+    lateness_rows,
+    of_checkpoint,
+    watermarks_for,
+)
 from speed_layer.query import SHARED_QUERY, SinkContext, ViewQuery
 from speed_layer.source import deduplicated, kafka_stream, parse_records, valid_events
 from warehouse_models.events import TopicKind
@@ -174,13 +184,14 @@ def _read_cutoff(client: Any, key: str) -> Cutoff | None:
 
 
 def _advance_cutoff(client: Any, settings: Settings, name: str, batch_id: int, stored: Cutoff | None,
-                    per_topic: list[dict[str, Any]]) -> dict[str, Any]:
+                    per_topic: list[dict[str, Any]], checkpoint_id: str) -> dict[str, Any]:
     """Record the cut-off for the next batch (before any view writes) and return the batch's lateness figures:
     how many events it left to the batch layer, the query's total, and its watermark (the oldest of its topics').
     """
     late = sum(int(row["late"]) for row in per_topic)
     cutoff = advance(stored, batch_id, newest={row["kafka_topic"]: int(row["newest"]) for row in per_topic},
-                     late=late, lateness_ms=settings.speed_allowed_lateness_seconds * 1000)
+                     late=late, lateness_ms=settings.speed_allowed_lateness_seconds * 1000,
+                     checkpoint_id=checkpoint_id)
     client.hset(settings.keys.speed_cutoff(name), mapping=cutoff.fields())
     figures: dict[str, Any] = {"late_rows_dropped": late, "late_rows_total": cutoff.late_total}
     if cutoff.used:
@@ -222,6 +233,8 @@ def shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[D
         stats: dict[str, Any] = {}
         progress: dict[str, Any] = {"batch_id": batch_id}
         sc = batch.sparkSession.sparkContext
+        # The query's id, kept in its checkpoint: the fences and the cut-off record are the checkpoint's own.
+        checkpoint_id = sc.getLocalProperty("sql.streaming.queryId") or ""
         group = f"{name}/batch-{batch_id}-{time.monotonic_ns()}"
         sc.setLocalProperty("spark.jobGroup.id", group)
         try:
@@ -237,16 +250,21 @@ def shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[D
             if view.late_cut and "late_cut" not in spent:
                 # Once, before the first additive view (the latest-value views come first and see every event).
                 cut_started = time.monotonic()
-                stored = _read_cutoff(client, keys.speed_cutoff(name))
+                recorded = _read_cutoff(client, keys.speed_cutoff(name))
+                stored = of_checkpoint(recorded, checkpoint_id)
+                if recorded is not None and stored is None:
+                    logger.warning("%s: the cut-off record in Redis belongs to another checkpoint (batch %d); this "
+                                   "checkpoint starts its own", name, recorded.batch_id)
                 late = late_mask(table, watermarks_for(stored, batch_id))
                 on_time = pc.invert(late)
-                progress.update(_advance_cutoff(client, settings, name, batch_id, stored, lateness_rows(table, late)))
+                progress.update(_advance_cutoff(client, settings, name, batch_id, stored, lateness_rows(table, late),
+                                                checkpoint_id))
                 spent["late_cut"] = round((time.monotonic() - cut_started) * 1000)
             view_started = time.monotonic()
             assert view.contributions is not None and view.apply is not None, f"view {view.name} is not shared"
             rows = reduce_table(table, view.name, view.contributions, keep=on_time if view.late_cut else None)
             ctx = SinkContext(settings=settings, client=client, keys=keys, query_name=f"{name}/{view.name}",
-                              batch_id=batch_id)
+                              batch_id=batch_id, checkpoint_id=checkpoint_id)
             view.apply(rows, ctx)
             stats[view.name] = ctx.stats
             spent[view.name] = round((time.monotonic() - view_started) * 1000)
@@ -266,7 +284,8 @@ def _stateful_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable
 
     def write(batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
-        ctx = SinkContext(settings=settings, client=client, keys=settings.keys, query_name=name, batch_id=batch_id)
+        ctx = SinkContext(settings=settings, client=client, keys=settings.keys, query_name=name, batch_id=batch_id,
+                          checkpoint_id=batch.sparkSession.sparkContext.getLocalProperty("sql.streaming.queryId") or "")
         view.write(batch, ctx)
         logger.debug("%s batch %d written in %.0f ms %s", name, batch_id, (time.monotonic() - started) * 1000,
                      ctx.stats or "")

@@ -38,10 +38,14 @@ class Cutoff:
     late_total: int = 0
     """Events left to the batch layer by every batch up to this one."""
 
+    checkpoint_id: str = ""
+    """The streaming query (its checkpoint) whose batches these are; a record of another checkpoint is ignored."""
+
     def fields(self) -> dict[str, str]:
         """The record as Redis hash fields."""
         return {"batch_id": str(self.batch_id), "used": json.dumps(dict(sorted(self.used.items()))),
-                "next": json.dumps(dict(sorted(self.next.items()))), "late_total": str(self.late_total)}
+                "next": json.dumps(dict(sorted(self.next.items()))), "late_total": str(self.late_total),
+                "checkpoint_id": self.checkpoint_id}
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> Cutoff | None:
@@ -49,11 +53,19 @@ class Cutoff:
         if not fields:
             return None
         return cls(batch_id=int(fields["batch_id"]), used=json.loads(fields.get("used") or "{}"),
-                   next=json.loads(fields.get("next") or "{}"), late_total=int(fields.get("late_total", "0")))
+                   next=json.loads(fields.get("next") or "{}"), late_total=int(fields.get("late_total", "0")),
+                   checkpoint_id=fields.get("checkpoint_id", ""))
+
+
+def of_checkpoint(stored: Cutoff | None, checkpoint_id: str) -> Cutoff | None:
+    """The stored record if the same checkpoint wrote it; None for another checkpoint's (a query started anew on a
+    new checkpoint against the Redis of an old one starts its cut-off anew)."""
+    return stored if stored is not None and stored.checkpoint_id == checkpoint_id else None
 
 
 def watermarks_for(stored: Cutoff | None, batch_id: int) -> dict[str, int]:
-    """The watermarks (per topic) micro-batch ``batch_id`` applies, given the record the last started batch left."""
+    """The watermarks (per topic) micro-batch ``batch_id`` applies, given the record the last started batch left
+    (of the same checkpoint: :func:`of_checkpoint`)."""
     if stored is None:
         return {}
     if stored.batch_id == batch_id:  # a replay: the same cut-off as the first attempt
@@ -65,7 +77,7 @@ def watermarks_for(stored: Cutoff | None, batch_id: int) -> dict[str, int]:
 
 
 def advance(stored: Cutoff | None, batch_id: int, *, newest: Mapping[str, int], late: int,
-            lateness_ms: int) -> Cutoff:
+            lateness_ms: int, checkpoint_id: str = "") -> Cutoff:
     """The record micro-batch ``batch_id`` leaves: its watermarks, the next ones, and the late total.
 
     A replay (the stored record is this batch's own) returns the stored record: the same rows give the same
@@ -83,7 +95,7 @@ def advance(stored: Cutoff | None, batch_id: int, *, newest: Mapping[str, int], 
     for topic, ms in newest.items():
         following[topic] = max(following.get(topic, ms - lateness_ms), ms - lateness_ms)
     return Cutoff(batch_id=batch_id, used=used, next=following,
-                  late_total=(stored.late_total if stored is not None else 0) + late)
+                  late_total=(stored.late_total if stored is not None else 0) + late, checkpoint_id=checkpoint_id)
 
 
 VALID = "_valid"

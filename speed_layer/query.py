@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from warehouse_models.events import TopicKind
 from warehouse_models.metrics.contributions import Contributions, reduce_frame
-from warehouse_models.redis_io import ClientScript
+from warehouse_models.redis_io import ClientScript, text
 from warehouse_models.redis_keys import KeyLayout
 from warehouse_models.settings import Settings
 
@@ -45,6 +45,10 @@ class SinkContext:
     batch_id: int
     stats: dict[str, Any] = field(default_factory=dict)
     """Counts the writer wants logged with the batch (e.g. ``{"alerts_raised": 1}``)."""
+    checkpoint_id: str = ""
+    """The streaming query's id, kept in its checkpoint (Spark's ``sql.streaming.queryId``): the batch ids a fence
+    or cut-off record holds count only for the checkpoint that wrote them, so a query started on a new checkpoint
+    (batch ids from 0 again) against the Redis of an old one writes, instead of taking its batches for replays."""
 
 
 Transform = Callable[["DataFrame", Settings], "DataFrame"]
@@ -111,22 +115,34 @@ def fenced(ctx: SinkContext) -> bool:
     one after another, so nothing can commit between this check and that transaction.
     """
     last = ctx.client.get(ctx.keys.speed_commit(ctx.query_name))
-    return last is None or int(last) < ctx.batch_id
+    if last is None:
+        return True
+    checkpoint, _, batch = text(last).rpartition(":")
+    return checkpoint != ctx.checkpoint_id or int(batch) < ctx.batch_id
+
+
+def fence_value(ctx: SinkContext) -> str:
+    """What the fence records: ``<checkpoint id>:<batch id>``."""
+    return f"{ctx.checkpoint_id}:{ctx.batch_id}"
 
 
 def commit_fence(ctx: SinkContext, pipe: Any) -> None:
     """Record this batch as committed (inside the writer's transaction)."""
-    pipe.set(ctx.keys.speed_commit(ctx.query_name), ctx.batch_id)
+    pipe.set(ctx.keys.speed_commit(ctx.query_name), fence_value(ctx))
 
 
-# KEYS[1]: the query's commit key, then the hashes. ARGV: batch id, ttl, then per hash: n, then n x (field, amount).
-# The fence and the increments in one script: atomic, so a replayed batch (its id committed) adds nothing.
+# KEYS[1]: the query's commit key, then the hashes. ARGV: batch id, ttl, checkpoint id, then per hash: n, then
+# n x (field, amount). The fence and the increments in one script: atomic, so a replayed batch (its id committed by
+# the same checkpoint) adds nothing.
 _FENCED_INCREMENTS_LUA = """
 local last = redis.call('GET', KEYS[1])
-if last and tonumber(last) >= tonumber(ARGV[1]) then
-  return 0
+if last then
+  local checkpoint, batch = string.match(last, '^(.*):(%d+)$')
+  if checkpoint == ARGV[3] and tonumber(batch) >= tonumber(ARGV[1]) then
+    return 0
+  end
 end
-local i = 3
+local i = 4
 for k = 2, #KEYS do
   local n = tonumber(ARGV[i])
   for j = i + 1, i + 2 * n, 2 do
@@ -135,7 +151,7 @@ for k = 2, #KEYS do
   redis.call('EXPIRE', KEYS[k], ARGV[2])
   i = i + 1 + 2 * n
 end
-redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[1], ARGV[3] .. ':' .. ARGV[1])
 return 1
 """
 
@@ -150,7 +166,7 @@ def write_increments(ctx: SinkContext, increments: Mapping[str, Mapping[str, int
     and one command however many hashes, instead of a command per field. Returns False for such a replay.
     """
     keys: list[str] = [ctx.keys.speed_commit(ctx.query_name)]
-    args: list[Any] = [ctx.batch_id, ttl_seconds]
+    args: list[Any] = [ctx.batch_id, ttl_seconds, ctx.checkpoint_id]
     for key, fields in increments.items():
         pairs = [(name, amount) for name, amount in fields.items() if amount]
         keys.append(key)

@@ -70,5 +70,13 @@ def test_events_older_than_the_lateness_are_left_to_batch_and_counted(spark, kaf
                                                                           "engagement"]
     assert shared["spark_jobs"] == str(SHARED_QUERY_SPARK_JOBS)
     assert all(int(part.split("=")[1]) >= 0 for part in shared["view_ms"].split())
+    # The cut-off record and the fence belong to the query's checkpoint (Spark's query id, the same across restarts).
+    from speed_layer.lateness import Cutoff
+    from warehouse_models.redis_io import text
+
+    record = Cutoff.from_fields({text(k): text(v) for k, v in client.hgetall(settings.keys.speed_cutoff(name)).items()})
+    assert record is not None and len(record.checkpoint_id) == 36, record
+    fence = client.get(settings.keys.speed_commit(f"{name}/engagement"))
+    assert fence is not None and text(fence).startswith(record.checkpoint_id + ":")
     # A latest-value view is not cut: the recent items still hold the title.
     assert [content for content, _ in read_recent(client, settings.keys, "u1")] == ["vod-1"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from speed_layer.lateness import Cutoff, advance, watermarks_for
+from speed_layer.lateness import Cutoff, advance, of_checkpoint, watermarks_for
 
 LATENESS = 120_000
 
@@ -47,3 +47,17 @@ def test_fields_round_trip():
     record = Cutoff(batch_id=7, used={"a": 1}, next={"a": 42, "b": 3}, late_total=9)
     assert Cutoff.from_fields(record.fields()) == record
     assert Cutoff.from_fields({}) is None
+
+
+def test_a_record_of_another_checkpoint_is_ignored_and_round_trips_with_its_own() -> None:
+    record = advance(None, 6, newest={"playback": 1_000_000}, late=2, lateness_ms=LATENESS, checkpoint_id="q-old")
+    stored = Cutoff.from_fields(record.fields())
+    assert stored == record
+    # A query on a new checkpoint starts from batch 0 again: the old record must neither fail it nor cut it.
+    assert of_checkpoint(stored, "q-new") is None
+    fresh = advance(of_checkpoint(stored, "q-new"), 0, newest={"playback": 2_000_000}, late=0, lateness_ms=LATENESS,
+                    checkpoint_id="q-new")
+    assert fresh.used == {} and fresh.late_total == 0 and fresh.checkpoint_id == "q-new"
+    assert of_checkpoint(stored, "q-old") is stored
+    with pytest.raises(ValueError, match="disagree"):
+        watermarks_for(of_checkpoint(stored, "q-old"), 0)
