@@ -5,10 +5,11 @@ come from the ``REELYTICS_*`` environment like everywhere else. ``--realtime-res
 in Spark's real-time mode (:mod:`speed_layer.realtime`; the Spark master needs a task slot per Kafka partition).
 
 Running (not ``--available-now``), the session-state views (QoE, view_end) go to a child process of their own,
-``python -m speed_layer --views qoe,view_end``, started at a lower CPU priority (``speed_background_niceness``):
+``python -m speed_layer --views qoe,view_end``, which lowers its own CPU priority (``speed_background_niceness``):
 their micro-batches are long bursts on the background trigger, and on a machine with few cores they would
 otherwise take half of every core from the shared query whose views apps poll. This process watches the child: if
-either stops, both do, so a supervisor restarts the whole layer (the queries continue from their checkpoints).
+either stops, both do (the child gets SIGTERM when the parent dies on Linux), so a supervisor restarts the whole
+layer (the queries continue from their checkpoints).
 """
 
 from __future__ import annotations
@@ -39,23 +40,28 @@ def background_views(names: Sequence[str], settings: Settings) -> tuple[list[str
     return foreground, stateful
 
 
-def start_background(names: Sequence[str], settings: Settings) -> subprocess.Popen[bytes]:
-    """Start ``python -m speed_layer --views <names>`` at ``speed_background_niceness`` (same environment and
-    output as this process)."""
-    niceness = settings.speed_background_niceness
-
-    def lower_priority() -> None:  # runs in the child between fork and exec
-        os.nice(niceness)
-        if sys.platform.startswith("linux"):  # and let it end with this process, even on a SIGKILL
-            import ctypes
-            import signal
-
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    child = subprocess.Popen([sys.executable, "-m", "speed_layer", "--views", ",".join(names)],  # noqa: S603
-                             preexec_fn=lower_priority)  # noqa: PLW1509 - no threads started yet
-    logger.info("session-state views %s run in pid %d at niceness +%d", ",".join(names), child.pid, niceness)
+def start_background(names: Sequence[str]) -> subprocess.Popen[bytes]:
+    """Start ``python -m speed_layer --views <names>`` as this process's low-priority child (same environment and
+    output; the child lowers its own priority, :func:`become_background`)."""
+    child = subprocess.Popen([sys.executable, "-m", "speed_layer", "--views", ",".join(names),  # noqa: S603
+                              "--background-of", str(os.getpid())])
+    logger.info("session-state views %s run in pid %d", ",".join(names), child.pid)
     return child
+
+
+def become_background(settings: Settings, parent: int) -> None:
+    """In the child: lower this process's CPU priority by ``speed_background_niceness`` and (on Linux) ask for a
+    SIGTERM when the parent dies; exit if it died already."""
+    os.nice(settings.speed_background_niceness)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        logger.error("the speed layer process %d that started these views is gone; stopping", parent)
+        sys.exit(1)
+    logger.info("session-state views at niceness +%d, child of pid %d", settings.speed_background_niceness, parent)
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:
@@ -75,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--available-now", action="store_true", help="process what the topics hold now, then stop")
     mode.add_argument("--realtime-resume", action="store_true",
                       help="run only the resume view, in Spark's real-time mode (ignores --views)")
+    parser.add_argument("--background-of", type=int, help=argparse.SUPPRESS)  # set on the session-state child
     args = parser.parse_args(argv)
 
     from infra.spark import build_spark_session
@@ -85,12 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("kafka", "py4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     names = [n.strip() for n in args.views.split(",") if n.strip()]
+    if args.background_of is not None:
+        become_background(settings, args.background_of)
     child = None
-    if not (args.available_now or args.realtime_resume):
-        names, behind = background_views(names, settings)
-        child = start_background(behind, settings) if behind else None
-    spark = build_spark_session(settings, app_name="reelytics-speed", ui=False)
+    spark = None
     try:
+        if not (args.available_now or args.realtime_resume):
+            names, behind = background_views(names, settings)
+            child = start_background(behind) if behind else None
+        spark = build_spark_session(settings, app_name="reelytics-speed", ui=False)
         if args.realtime_resume:
             from speed_layer.realtime import run_realtime_resume
 
@@ -107,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if child is not None:
             _stop(child)
-        spark.stop()
+        if spark is not None:
+            spark.stop()
     return 0
 
 

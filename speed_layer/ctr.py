@@ -1,8 +1,9 @@
 """Click-through on rails: impressions and clicks per rail, button and title in 1-minute event-time windows.
 
 Redis: one hash per (rail, button, minute) (:meth:`~warehouse_models.redis_keys.KeyLayout.ctr_bucket`) with the
-fields ``<content id>:impressions`` and ``<content id>:clicks``, set to the window's full values (Spark's update
-mode re-emits a whole window when a late event changes it, so a replayed micro-batch writes the same values).
+fields ``<content id>:impressions`` and ``<content id>:clicks``; each micro-batch adds its own counts of the windows
+it touched with the batch id (one script call, :func:`~speed_layer.query.write_increments`), so a replayed
+micro-batch adds nothing.
 After the buckets, the writer recomputes the rolling rate of every (rail, button) the batch touched over the
 trending window (:meth:`~warehouse_models.redis_keys.KeyLayout.ctr_rate`) from the buckets alone, so it too is
 the same after a replay.
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 def apply_ctr(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     """Add the batch's counts to their buckets, then recompute the rolling rate of each (rail, button) touched.
 
-    Four round trips whatever the batch size: the fenced bucket increments (one transaction with the batch id,
+    Four round trips whatever the batch size: the fenced bucket increments (one script call with the batch id,
     so a replayed batch adds nothing), the stored rate windows, the bucket reads of the rate windows, the rate
     writes (whole values, so a replay writes the same). The rate window ends at the end of the newest minute in
     the batch, or later if a previous batch recorded a later one: a batch of late events never moves the rate

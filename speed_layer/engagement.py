@@ -7,7 +7,7 @@ window, ``clicks`` the ``click`` events among them.
 Redis: each window is a group of fields in the user's minute bucket
 (:meth:`~warehouse_models.redis_keys.KeyLayout.user_engagement_bucket`), ``<window start>:watch_seconds``,
 ``...:events`` and ``...:clicks``. Each micro-batch adds its own counts of the windows it touched (a late event
-adds to its window later), in one transaction with the batch id, so a replayed micro-batch adds nothing.
+adds to its window later), in one script call with the batch id, so a replayed micro-batch adds nothing.
 """
 
 from __future__ import annotations

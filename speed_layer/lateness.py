@@ -58,9 +58,10 @@ class Cutoff:
 
 
 def of_checkpoint(stored: Cutoff | None, checkpoint_id: str) -> Cutoff | None:
-    """The stored record if the same checkpoint wrote it; None for another checkpoint's (a query started anew on a
-    new checkpoint against the Redis of an old one starts its cut-off anew)."""
-    return stored if stored is not None and stored.checkpoint_id == checkpoint_id else None
+    """The stored record if the same checkpoint wrote it (or one written before records named their checkpoint);
+    None for another checkpoint's (a query started anew on a new checkpoint against the Redis of an old one starts
+    its cut-off anew)."""
+    return stored if stored is not None and stored.checkpoint_id in (checkpoint_id, "") else None
 
 
 def watermarks_for(stored: Cutoff | None, batch_id: int) -> dict[str, int]:

@@ -117,7 +117,9 @@ def fenced(ctx: SinkContext) -> bool:
     last = ctx.client.get(ctx.keys.speed_commit(ctx.query_name))
     if last is None:
         return True
-    checkpoint, _, batch = text(last).rpartition(":")
+    checkpoint, colon, batch = text(last).rpartition(":")
+    if not colon:  # a bare batch id, written before fences named their checkpoint: this one's
+        checkpoint = ctx.checkpoint_id
     return checkpoint != ctx.checkpoint_id or int(batch) < ctx.batch_id
 
 
@@ -138,6 +140,9 @@ _FENCED_INCREMENTS_LUA = """
 local last = redis.call('GET', KEYS[1])
 if last then
   local checkpoint, batch = string.match(last, '^(.*):(%d+)$')
+  if not checkpoint then  -- a bare batch id, written before fences named their checkpoint: this one's
+    checkpoint, batch = ARGV[3], last
+  end
   if checkpoint == ARGV[3] and tonumber(batch) >= tonumber(ARGV[1]) then
     return 0
   end

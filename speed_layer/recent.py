@@ -61,7 +61,10 @@ _RECORD_WATCHES_LUA = """
 local i = 3
 for k = 1, #KEYS do
   local n = tonumber(ARGV[i])
-  redis.call('ZADD', KEYS[k], 'GT', unpack(ARGV, i + 1, i + 2 * n))
+  -- In slices: unpack puts every value on Lua's stack, which holds about 8,000.
+  for first = i + 1, i + 2 * n, 1000 do
+    redis.call('ZADD', KEYS[k], 'GT', unpack(ARGV, first, math.min(first + 999, i + 2 * n)))
+  end
   -- Ranks run from the oldest; everything below the newest `keep` goes.
   redis.call('ZREMRANGEBYRANK', KEYS[k], 0, -(tonumber(ARGV[1]) + 1))
   redis.call('EXPIRE', KEYS[k], ARGV[2])

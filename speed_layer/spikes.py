@@ -4,7 +4,7 @@ The transform counts events per (scope, 1-second event-time window); a scope is 
 event (playback, interactions, catalog, derived: the topic it travels on) and ``content:<id>`` for viewer events
 (playback and interactions) that name a title. Catalog upserts and view ends are not traffic on a title.
 
-The writer sets each second's count (``HSET`` of the whole window value) into the scope's minute bucket,
+The writer adds each second's count of the batch (``HINCRBY``, fenced by the batch id) to the scope's minute bucket,
 ``KeyLayout.traffic_bucket(scope, minute)``, field = the second's epoch, and then judges, in time order, every
 complete second it has not judged yet of every scope the batch touched and every scope with an open alert. The
 newest second of the micro-batch may still be filling, so the newest complete second is the one before it. The

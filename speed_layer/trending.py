@@ -41,7 +41,10 @@ _ADD_VIEWERS_LUA = """
 local i = 2
 for k = 1, #KEYS, 2 do
   local n = tonumber(ARGV[i + 1])
-  redis.call('SADD', KEYS[k], unpack(ARGV, i + 2, i + 1 + n))
+  -- In slices: unpack puts every value on Lua's stack, which holds about 8,000.
+  for first = i + 2, i + 1 + n, 1000 do
+    redis.call('SADD', KEYS[k], unpack(ARGV, first, math.min(first + 999, i + 1 + n)))
+  end
   redis.call('EXPIRE', KEYS[k], ARGV[1])
   redis.call('SADD', KEYS[k + 1], ARGV[i])
   redis.call('EXPIRE', KEYS[k + 1], ARGV[1])
@@ -88,18 +91,21 @@ def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
             args += [content, len(row["viewers"]), *row["viewers"]]
         add(keys=chunk_keys, args=args, client=pipe)
     for kind in kinds:
-        pipe.hget(ctx.keys.trending_window(kind), "end")
-    recorded = pipe.execute()[-len(kinds):]
+        pipe.hmget(ctx.keys.trending_window(kind), ["start", "end"])
+        pipe.exists(ctx.keys.trending(kind))
+    replies = pipe.execute()[-2 * len(kinds):]
+    recorded = {k: (replies[2 * i], bool(replies[2 * i + 1])) for i, k in enumerate(kinds)}
 
     slide = settings.speed_trending_slide_seconds
     newest_end = max(row["start"] for row in rows) + SPEED_BUCKET_SECONDS
     batch_end = math.ceil(newest_end / slide) * slide
-    stored = {k: int(text(r)) if r is not None else None for k, r in zip(kinds, recorded, strict=True)}
+    stored = {k: int(text(end)) if end is not None else None for k, ((_, end), _) in recorded.items()}
     ends = {k: max(batch_end, end) if end is not None else batch_end for k, end in stored.items()}
     minutes = {k: window_buckets(ends[k] - window, ends[k]) for k in kinds}
-    # A window that moved is ranked anew from every title of its minutes; in the same window only the titles this
-    # batch added viewers to can have changed.
-    moved = {k: stored[k] != ends[k] for k in kinds}
+    # A window that moved (or changed length, or whose ranking is gone) is ranked anew from every title of its
+    # minutes; in the same window only the titles this batch added viewers to can have changed.
+    moved = {k: (stored[k] != ends[k] or not recorded[k][1] or recorded[k][0][0] is None
+                 or int(text(recorded[k][0][0])) != ends[k] - window) for k in kinds}
 
     pipe = ctx.client.pipeline(transaction=False)
     for kind in kinds:

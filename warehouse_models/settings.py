@@ -161,7 +161,7 @@ class Settings(BaseSettings):
 
     speed_shuffle_partitions: int = Field(default=1, ge=1)
     """Shuffle (and state store) partitions of the speed layer's stateful queries, fixed when a checkpoint is
-    created, and of the shared query's per-batch aggregations. One on one machine: a stateful query's
+    created, and of the shared query's de-duplication. One on one machine: a stateful query's
     micro-batch then keeps at most one Python worker busy, so the background views (QoE, view_end) cannot take
     every core from the shared query the apps wait on. Raise it with the executor cores of a cluster."""
 

@@ -97,3 +97,15 @@ def test_reader_sums_windows_at_or_after_since(spark, ctx):
     # Buckets older than their TTL are not looked for.
     assert read_engagement(ctx.client, ctx.keys, "u1", now_epoch=now + SPEED_BUCKET_TTL_SECONDS + 600) == {
         "watch_seconds": 0, "events": 0, "clicks": 0}
+
+
+def test_a_fence_written_before_fences_named_their_checkpoint_still_fences(ctx):
+    from speed_layer.query import write_increments
+
+    key = ctx.keys.user_engagement_bucket("u1", epoch(0))
+    ctx.checkpoint_id = "a-checkpoint"
+    ctx.client.set(ctx.keys.speed_commit(ctx.query_name), str(ctx.batch_id))  # the old form: a bare batch id
+    assert not write_increments(ctx, {key: {"f": 1}}, ttl_seconds=60)
+    ctx.batch_id += 1
+    assert write_increments(ctx, {key: {"f": 1}}, ttl_seconds=60)
+    assert ctx.client.hget(key, "f") == b"1"

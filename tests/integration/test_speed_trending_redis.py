@@ -99,3 +99,12 @@ def test_the_window_slides_and_titles_without_viewers_in_it_leave_the_ranking(sp
     assert read_trending(ctx.client, ctx.keys, "vod") == [("vod-C", 1), ("vod-A", 1)]
     assert ctx.client.hmget(ctx.keys.trending_window("vod"), ["start", "end"]) == [
         str(epoch(180)).encode(), str(epoch(780)).encode()]
+
+
+def test_a_minute_with_more_viewers_than_a_script_can_unpack_at_once(ctx):
+    from speed_layer.trending import apply_trending
+
+    viewers = sorted(f"u{n:05d}" for n in range(9_000))
+    apply_trending([{"content_kind": "live", "content_id": "live-9", "start": epoch(0), "viewers": viewers}], ctx)
+    assert ctx.client.scard(ctx.keys.trending_viewers("live", "live-9", epoch(0))) == 9_000
+    assert read_trending(ctx.client, ctx.keys, "live") == [("live-9", 9_000)]

@@ -1,6 +1,6 @@
 """Concurrency view: the transform keeps only what the view needs; the view is the ground truth's rule.
 
-Contract: ``concurrency_rows`` keeps heartbeats, ``play_end``, fatal errors and ``user_upsert`` plan records
+Contract: ``CONTRIBUTIONS`` keeps heartbeats, ``play_end``, fatal errors and ``user_upsert`` plan records
 (late ones too: there is no watermark), one row each. ``account_update`` computes over-limit sessions exactly
 as the simulator's ``concurrency_violations`` (first to last heartbeat, inclusive), "active now" with the
 heartbeat timeout and explicit ends, and gives the same answer whatever batches the events came in.
@@ -165,7 +165,7 @@ class _Store:
 
 
 def _wire_rows(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """What ``concurrency_rows`` yields for simulated events, built in Python (the Spark test is above)."""
+    """What ``CONTRIBUTIONS`` yields for simulated events, built in Python (the Spark test is above)."""
     rows = []
     for e in events:
         kind = e["event_type"]

@@ -67,3 +67,18 @@ def test_the_session_state_views_run_in_a_background_process_unless_niceness_is_
     assert background_views(every, Settings(speed_background_niceness=0)) == (every, [])
     assert background_views(["resume", "trending"], Settings()) == (["resume", "trending"], [])
     assert background_views(["qoe"], Settings()) == (["qoe"], [])
+
+
+def test_the_background_child_lowers_its_priority_and_stops_without_its_parent(monkeypatch) -> None:
+    import sys
+
+    from speed_layer import __main__ as entry
+
+    niced: list[int] = []
+    monkeypatch.setattr(os, "nice", niced.append)
+    monkeypatch.setattr(sys, "platform", "darwin")  # no parent-death signal asked for in the test process
+    monkeypatch.setattr(os, "getppid", lambda: 4242)
+    entry.become_background(Settings(speed_background_niceness=12), 4242)
+    assert niced == [12]
+    with pytest.raises(SystemExit):
+        entry.become_background(Settings(), 1)

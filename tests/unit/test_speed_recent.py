@@ -1,6 +1,6 @@
 """Recent items view: which events mean watching, and the newest time per user and title.
 
-Contract: ``recent_rows`` keeps ``first_frame`` and ``heartbeat`` events whose player is playing (late ones too:
+Contract: ``CONTRIBUTIONS`` keeps ``first_frame`` and ``heartbeat`` events whose player is playing (late ones too:
 there is no watermark), one row each; ``newest_watches`` reduces rows to the newest event time per user and
 title whatever their order.
 """

@@ -1,6 +1,6 @@
 """Resume view: positions of VOD playback events, newest by event time, whatever order they come in.
 
-Contract: ``resume_rows`` keeps every playback event with a ``position_seconds`` on content that is not live
+Contract: ``CONTRIBUTIONS`` keeps every playback event with a ``position_seconds`` on content that is not live
 (late ones too: there is no watermark), one row each; ``newest_positions`` reduces rows to the newest
 (event time, position) per user and title, equal times keeping the larger position; on a simulated stream the
 result is the simulator's ground truth.
