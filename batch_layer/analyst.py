@@ -2,8 +2,14 @@
 
 :func:`open_duckdb` opens an in-memory DuckDB connection with one view per gold table (the star schema of
 :mod:`warehouse_models.tables` plus every mart of :mod:`warehouse_models.marts`) that exists under the Delta
-root. Each view is the table's current Delta version read by ``deltalake`` as an Arrow dataset, so DuckDB
-needs no extension from the network (its own ``delta`` extension would be downloaded at run time).
+root. Each view is the table's current Delta version: ``deltalake`` reads the Delta log (which files make that
+version, their partition values and row counts) and the view is DuckDB's own ``read_parquet`` over exactly those
+files, with the partition columns taken from the files' ``column=value`` folders (:func:`parquet_view_sql`).
+DuckDB then prunes files by partition value before opening them, and ``EXPLAIN`` shows it ("File Filters",
+"Scanning Files: 1/30"). A table whose files DuckDB cannot read as they are (deletion vectors, column mapping,
+files outside their partition folders: :func:`direct_read_blocker`) is read through deltalake's Arrow dataset
+instead, and the log says why. No DuckDB extension is downloaded (its own ``delta`` extension would be, at run
+time).
 :func:`register_spark_views` gives Spark SQL the same names, so a query runs unchanged on either engine.
 
 :func:`schema_markdown` renders ``docs/schema.md`` (every column of every gold table, from the TableSpecs,
@@ -17,7 +23,7 @@ import importlib
 import io
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -165,8 +171,187 @@ def run_query(connection: duckdb.DuckDBPyConnection, sql: str, *, missing: Seque
         raise QueryError(message + hint) from exc
 
 
+_BLOCKING_READER_FEATURES = {
+    "deletionVectors": "it has deletion vectors (rows deleted without rewriting their files)",
+    "columnMapping": "it uses column mapping (its Parquet column names are not the table's)",
+}
+"""Delta reader features that make a table's Parquet files, read as they are, differ from the table."""
+
+
+def direct_read_blocker(*, reader_features: Iterable[str] | None, configuration: Mapping[str, str | None],
+                        table_uri: str, paths: Sequence[str], partition_columns: Sequence[str]) -> str | None:
+    """Why DuckDB's ``read_parquet`` over the Delta log's file list would not read the table right (None: it would).
+
+    ``paths`` are the data files of the current version as the log holds them (relative to ``table_uri``). The
+    partition columns are read from the files' ``column=value`` folders, so every file must sit under one folder
+    per partition column, and no folder of the table's own location may look like one.
+    """
+    features = set(reader_features or ())
+    for feature, why in _BLOCKING_READER_FEATURES.items():
+        if feature in features:
+            return why
+    if (configuration.get("delta.columnMapping.mode") or "none") != "none":
+        return _BLOCKING_READER_FEATURES["columnMapping"]
+    if not paths:
+        return "it has no data files yet"
+    if "://" in table_uri and not table_uri.startswith("file://"):
+        return "it is in object storage, which DuckDB reads only with an extension it would download (httpfs)"
+    if any("=" in part for part in table_uri.split("/")):
+        return f"its location {table_uri} has a folder named like a partition (name=value)"
+    wanted = set(partition_columns)
+    for path in paths:
+        folders = {part.split("=", 1)[0] for part in path.split("/")[:-1] if "=" in part}
+        if folders != wanted:
+            return f"a data file is not under exactly its partition folders ({path})"
+    return None
+
+
+def columns_differ_between_files(actions: pa.Table) -> bool:
+    """True when the Delta log's per-file statistics show files with different columns (the schema changed
+    between writes), so DuckDB must read every file's footer to line their columns up by name.
+
+    A file written before a column existed has no null count for it while other files have one; a file without
+    statistics at all counts as different. Columns no file has statistics for say nothing either way.
+    """
+    rows = actions.num_rows
+    for name in actions.column_names:
+        if name.startswith("null_count.") and 0 < actions.column(name).null_count < rows:
+            return True
+    return False
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+_DELTA_TO_DUCKDB = {
+    "string": "VARCHAR", "long": "BIGINT", "integer": "INTEGER", "short": "SMALLINT", "byte": "TINYINT",
+    "float": "FLOAT", "double": "DOUBLE", "boolean": "BOOLEAN", "binary": "BLOB", "date": "DATE",
+    "timestamp": "TIMESTAMP WITH TIME ZONE", "timestamp_ntz": "TIMESTAMP",
+}
+"""Delta's primitive types (the names of its schema JSON) as DuckDB types; Delta's ``timestamp`` is an instant."""
+
+
+def duckdb_type(delta_type: str | Mapping[str, Any]) -> str:
+    """The DuckDB type of a Delta schema type (a primitive's name, or the JSON object of an array, map, struct).
+
+    Mapped here rather than through Arrow: handing DuckDB any Arrow object first imports pandas, a second of the
+    command's start.
+    """
+    if isinstance(delta_type, str):
+        if delta_type.startswith("decimal("):
+            return delta_type.upper()
+        if delta_type not in _DELTA_TO_DUCKDB:
+            raise ValueError(f"no DuckDB type for the Delta type {delta_type!r}")
+        return _DELTA_TO_DUCKDB[delta_type]
+    kind = delta_type.get("type")
+    if kind == "array":
+        return duckdb_type(delta_type["elementType"]) + "[]"
+    if kind == "map":
+        return f"MAP({duckdb_type(delta_type['keyType'])}, {duckdb_type(delta_type['valueType'])})"
+    if kind == "struct":
+        return "STRUCT(" + ", ".join(f"{_quote(f['name'])} {duckdb_type(f['type'])}"
+                                     for f in delta_type["fields"]) + ")"
+    raise ValueError(f"no DuckDB type for the Delta type {delta_type!r}")
+
+
+def read_parquet_sql(files: Sequence[str], *, partition_types: Mapping[str, str], union_by_name: bool = False,
+                     rows: int | None = None) -> str:
+    """DuckDB's ``read_parquet(...)`` over the files, partition columns read from their ``column=value`` folders.
+
+    Args:
+        files: the data files (absolute).
+        partition_types: partition column -> DuckDB type.
+        union_by_name: line the files' columns up by name (when their columns differ).
+        rows: the row count the Delta log records (DuckDB's estimate for join planning), if known.
+    """
+    options = [f"hive_partitioning = {str(bool(partition_types)).lower()}"]
+    if partition_types:
+        options.append("hive_types = {" + ", ".join(f"{_sql_string(c)}: {_sql_string(t)}"
+                                                    for c, t in partition_types.items()) + "}")
+    if union_by_name:
+        options.append("union_by_name = true")
+    if rows is not None:
+        options.append(f"explicit_cardinality = {int(rows)}")
+    return f"read_parquet([{', '.join(_sql_string(f) for f in files)}], {', '.join(options)})"
+
+
+def parquet_view_sql(name: str, source: str, *, columns: Sequence[tuple[str, str]],
+                     file_types: Mapping[str, str]) -> str:
+    """``CREATE VIEW`` of a table over ``source`` (a :func:`read_parquet_sql`) with the table's columns and types.
+
+    ``columns`` are the table's columns in order with their DuckDB types (from the Delta schema); ``file_types``
+    the types the files give (partition columns included). A column whose type differs is cast to the table's,
+    one the files lack is NULL of the table's type.
+    """
+    select = []
+    for column, type_ in columns:
+        quoted = _quote(column)
+        if column not in file_types:
+            select.append(f"CAST(NULL AS {type_}) AS {quoted}")
+        elif file_types[column] != type_:
+            select.append(f"CAST({quoted} AS {type_}) AS {quoted}")
+        else:
+            select.append(quoted)
+    return f"CREATE OR REPLACE VIEW {_quote(name)} AS SELECT {', '.join(select)} FROM {source}"
+
+
+@dataclass(frozen=True)
+class DeltaSource:
+    """How one view reads its table: DuckDB's Parquet reader over the log's file list, or deltalake's dataset."""
+
+    path: str
+    version: int
+    files: int
+    reader: str
+    """``parquet`` (DuckDB over the file list, pruned by partition) or ``dataset`` (deltalake's Arrow dataset)."""
+    why: str = ""
+    """Why the dataset is read instead (empty for ``parquet``)."""
+
+    def __str__(self) -> str:
+        how = "read_parquet" if self.reader == "parquet" else f"deltalake dataset: {self.why}"
+        return f"{self.path} (version {self.version}, {self.files} files, {how})"
+
+
+def add_delta_view(connection: duckdb.DuckDBPyConnection, name: str, path: str) -> DeltaSource:
+    """Create the view ``name`` over the Delta table at ``path`` (its current version); say how it reads it."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    table = DeltaTable(deltalake_uri(path))
+    metadata, protocol = table.metadata(), table.protocol()
+    # Through the C stream interface: pa.table() would first import pandas to rule it out (a second or so).
+    actions = pa.RecordBatchReader.from_stream(table.get_add_actions(flatten=True)).read_all()
+    fields = json.loads(table.schema().to_json())["fields"]
+    paths = actions.column("path").to_pylist()
+    why = direct_read_blocker(reader_features=protocol.reader_features, configuration=metadata.configuration,
+                              table_uri=table.table_uri, paths=paths, partition_columns=metadata.partition_columns)
+    if why is not None:
+        connection.register(name, table.to_pyarrow_dataset())
+        log = logger.debug if not paths else logger.warning
+        log("%s: reading %s through deltalake's Arrow dataset (no partition or file pruning in DuckDB): %s",
+            name, path, why)
+        return DeltaSource(path, table.version(), len(paths), "dataset", why)
+    types = {field["name"]: duckdb_type(field["type"]) for field in fields}
+    partition_types = {c: types[c] for c in metadata.partition_columns}
+    files = table.file_uris()
+    union = columns_differ_between_files(actions)
+    # The files' own column types, from one footer (every footer when their columns differ).
+    probe = connection.sql("SELECT * FROM " + read_parquet_sql(files if union else files[:1], union_by_name=union,
+                                                               partition_types=partition_types) + " LIMIT 0")
+    rows = actions.column("num_records")
+    source = read_parquet_sql(files, partition_types=partition_types, union_by_name=union,
+                              rows=None if rows.null_count else int(sum(rows.to_pylist())))
+    connection.execute(parquet_view_sql(name, source, columns=list(types.items()),
+                                        file_types=dict(zip(probe.columns, map(str, probe.types), strict=True))))
+    return DeltaSource(path, table.version(), len(files), "parquet")
+
+
 def open_duckdb(settings: Settings, *, specs: Sequence[TableSpec] | None = None) -> AnalystConnection:
     """Open DuckDB with a view per gold table that exists under the Delta root (the latest Delta version).
+
+    Each view reads the table's Parquet files straight from the Delta log's file list (:func:`add_delta_view`);
+    a table DuckDB cannot read that way is read through deltalake's Arrow dataset, with a warning saying why.
 
     Raises:
         NoGoldTablesError: none of the tables exists yet (the message says how to build them).
@@ -174,26 +359,25 @@ def open_duckdb(settings: Settings, *, specs: Sequence[TableSpec] | None = None)
     """
     from deltalake import DeltaTable
 
-    sources: dict[str, Any] = {}
+    connection = duckdb_connection({})
     described: dict[str, str] = {}
     missing: list[str] = []
     for spec in specs if specs is not None else gold_tables():
         path = spec.path(settings.delta_root_uri)
-        uri = deltalake_uri(path)
-        if not DeltaTable.is_deltatable(uri):
+        if not DeltaTable.is_deltatable(deltalake_uri(path)):
             missing.append(spec.name)
             continue
         try:
-            table = DeltaTable(uri)
-            sources[spec.name] = table.to_pyarrow_dataset()
+            described[spec.name] = str(add_delta_view(connection, spec.name, path))
         except Exception as exc:  # delta-rs names the unsupported feature or the storage problem
-            raise AnalystError(f"cannot read {spec.name} at {path} with deltalake: {exc}") from exc
-        described[spec.name] = f"{path} (version {table.version()})"
+            connection.close()
+            raise AnalystError(f"cannot read {spec.name} at {path}: {exc}") from exc
         logger.debug("view %s over %s", spec.name, described[spec.name])
-    if not sources:
+    if not described:
+        connection.close()
         raise NoGoldTablesError(f"no gold tables under {settings.delta_root_uri.rstrip('/')}/gold yet: "
                                 f"{BUILD_HINT}.")
-    return AnalystConnection(duckdb_connection(sources), described, tuple(missing))
+    return AnalystConnection(connection, described, tuple(missing))
 
 
 def register_spark_views(spark: SparkSession, settings: Settings, *,

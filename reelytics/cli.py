@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import typer
 
-from reelytics.commands import backfill, bench, bronze, collector, demo, dlq, services, simulate, speed, sql
-
-app = typer.Typer(
-    name="reelytics",
-    help=(
-        "Reelytics: Lambda-architecture analytics for video on demand and live TV.\n\n"
-        "Typical first run: `reelytics up` (start Kafka, Redis, Dagster), `reelytics status`, "
-        "`reelytics simulate --minutes 10` (a simulated audience into Kafka), `reelytics down`. "
-        "`reelytics demo` does all of it in one go. Every address is a REELYTICS_* setting "
-        "(e.g. REELYTICS_KAFKA_BOOTSTRAP_SERVERS, REELYTICS_REDIS_URL, REELYTICS_SPARK_MASTER)."
-    ),
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
+HELP = (
+    "Reelytics: Lambda-architecture analytics for video on demand and live TV.\n\n"
+    "Typical first run: `reelytics up` (start Kafka, Redis, Dagster), `reelytics status`, "
+    "`reelytics simulate --minutes 10` (a simulated audience into Kafka), `reelytics down`. "
+    "`reelytics demo` does all of it in one go. Every address is a REELYTICS_* setting "
+    "(e.g. REELYTICS_KAFKA_BOOTSTRAP_SERVERS, REELYTICS_REDIS_URL, REELYTICS_SPARK_MASTER)."
 )
+
+LEAN_COMMANDS = ("sql",)
+"""Commands whose process builds an app of that command alone: `reelytics sql` answers an analyst in about a
+second, and importing every other command (the collector's web stack, the simulator, Kafka clients) first was a
+tenth of it."""
 
 
 def configure_logging(level: str) -> None:
@@ -29,24 +29,55 @@ def configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING if level.upper() != "DEBUG" else logging.DEBUG)
 
 
-@app.callback()
 def _root(log_level: str = typer.Option("WARNING", "--log-level", help="DEBUG, INFO, WARNING or ERROR.",
                                         case_sensitive=False)) -> None:
     configure_logging(log_level)
 
 
-app.command("up")(services.up)
-app.command("down")(services.down)
-app.command("status")(services.status)
-app.command("simulate")(simulate.simulate)
-app.command("demo")(demo.demo)
-app.command("bench")(bench.bench)
-app.command("collector")(collector.collector)
-app.command("bronze")(bronze.bronze)
-app.command("dlq")(dlq.dlq)
-app.command("sql")(sql.sql)
-app.command("backfill", help=backfill.HELP)(backfill.backfill)
-app.add_typer(speed.app, name="speed")
+def build_app(only: str | None = None) -> typer.Typer:
+    """The `reelytics` app with every command, or with the command ``only`` alone (one of :data:`LEAN_COMMANDS`)."""
+    app = typer.Typer(name="reelytics", help=HELP, no_args_is_help=True, pretty_exceptions_enable=False)
+    app.callback()(_root)
+    if only == "sql":
+        from reelytics.commands import sql
+
+        app.command("sql")(sql.sql)
+        return app
+    from reelytics.commands import backfill, bench, bronze, collector, demo, dlq, services, simulate, speed, sql
+
+    app.command("up")(services.up)
+    app.command("down")(services.down)
+    app.command("status")(services.status)
+    app.command("simulate")(simulate.simulate)
+    app.command("demo")(demo.demo)
+    app.command("bench")(bench.bench)
+    app.command("collector")(collector.collector)
+    app.command("bronze")(bronze.bronze)
+    app.command("dlq")(dlq.dlq)
+    app.command("sql")(sql.sql)
+    app.command("backfill", help=backfill.HELP)(backfill.backfill)
+    app.add_typer(speed.app, name="speed")
+    return app
+
+
+def command_name(argv: Sequence[str]) -> str | None:
+    """The subcommand of a command line (its first word that is not a root option or an option's value)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--log-level":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def __getattr__(name: str) -> Any:
+    """``app``: the full app, built on first use (``reelytics.cli.app`` for tests and tools)."""
+    if name == "app":
+        app = build_app()
+        globals()["app"] = app
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
@@ -61,8 +92,9 @@ def main() -> None:
     import sys
 
     code: int = 0
+    command = command_name(sys.argv[1:])
     try:
-        app()
+        build_app(command if command in LEAN_COMMANDS else None)()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if exc.code is not None and not isinstance(exc.code, int):
