@@ -2,7 +2,8 @@
 
 ``fact_stream_events`` is partitioned by event date; :func:`build_fact` overwrites exactly the dates it is
 given (:func:`dates_of_hours` turns the event hours a silver build rewrote into those dates) with
-``replaceWhere``. The dimensions are small and rebuilt whole from every catalog record on each run
+``replaceWhere``, one file per date (optimized writes, :func:`batch_layer.silver.job.sized_for_readers`). The
+dimensions are small and rebuilt whole from every catalog record on each run
 (:func:`build_dims`), so a re-run writes the same rows, and a late catalog record is simply in the next build.
 """
 
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 from batch_layer.gold.dim_content import dim_content
 from batch_layer.gold.dim_users import dim_users
 from batch_layer.gold.fact_stream_events import fact_stream_events
-from batch_layer.silver.job import ensure_table, overwrite_partitions, read_table
+from batch_layer.silver.job import ensure_table, overwrite_partitions, read_table, sized_for_readers
 from warehouse_models.tables import BRONZE_CATALOG, DIM_CONTENT, DIM_USERS, FACT_STREAM_EVENTS, SILVER_EVENTS
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def build_fact(spark: SparkSession, settings: Settings, *, dates: Iterable[date]
         in_dates = in_dates | ((F.col("event_hour") >= F.lit(start))
                                & (F.col("event_hour") < F.lit(start + timedelta(days=1))))
     silver = read_table(spark, settings, SILVER_EVENTS).where(in_dates)
-    overwrite_partitions(fact_stream_events(silver), FACT_STREAM_EVENTS, path, values=wanted)
+    overwrite_partitions(fact_stream_events(silver), FACT_STREAM_EVENTS, path, values=wanted, for_readers=True)
     rows = spark.read.format("delta").load(path).where(F.col("event_date").isin(*[F.lit(d) for d in wanted])).count()
     counts = {"dates": len(wanted), "rows": rows}
     logger.info("fact_stream_events rebuilt %s", counts)
@@ -71,7 +72,7 @@ def build_dims(spark: SparkSession, settings: Settings) -> dict[str, int]:
     for key, spec, frame in (("content_rows", DIM_CONTENT, dim_content(catalog)),
                              ("user_rows", DIM_USERS, dim_users(catalog))):
         path = ensure_table(spark, settings, spec)
-        frame.write.format("delta").mode("overwrite").save(path)
+        sized_for_readers(frame.write.format("delta").mode("overwrite")).save(path)
         counts[key] = spark.read.format("delta").load(path).count()
     counts["current_users"] = (
         spark.read.format("delta").load(DIM_USERS.path(settings.delta_root_uri)).where(F.col("is_current")).count()

@@ -25,6 +25,7 @@ from batch_layer.marts.segments import mart_segments
 from batch_layer.marts.session_length import mart_session_length
 from batch_layer.marts.sessions import conform
 from batch_layer.marts.user_engagement_daily import mart_user_engagement_daily
+from batch_layer.silver.job import sized_for_readers
 from warehouse_models.marts import (
     MART_CONCURRENCY_VIOLATIONS,
     MART_CONTENT_PERFORMANCE,
@@ -108,7 +109,8 @@ def ensure_table(spark: SparkSession, spec: TableSpec, path: str) -> None:
 
 def write_partitions(spark: SparkSession, spec: TableSpec, rows: DataFrame, *, dates: Sequence[date],
                      delta_root: str) -> int:
-    """Overwrite the partitions of ``dates`` with ``rows`` (already limited to those dates); return the row count.
+    """Overwrite the partitions of ``dates`` with ``rows`` (already limited to those dates), one file per partition
+    (:func:`batch_layer.silver.job.sized_for_readers`); return the row count.
 
     The count is the one Delta recorded for the commit (found by a token in its ``userMetadata``): counting the
     frame as well would compute the mart a second time, or cache it, a Spark job per mart for a figure the write
@@ -118,7 +120,7 @@ def write_partitions(spark: SparkSession, spec: TableSpec, rows: DataFrame, *, d
     ensure_table(spark, spec, path)
     predicate = partition_predicate(spec, dates)
     token = f"reelytics marts {uuid.uuid4().hex}"
-    (conform(rows, spec).write.format("delta").mode("overwrite")
+    (sized_for_readers(conform(rows, spec).write.format("delta")).mode("overwrite")
      .option("replaceWhere", predicate)
      .option("userMetadata", token)
      .save(path))
