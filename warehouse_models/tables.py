@@ -99,6 +99,40 @@ SILVER_EVENTS = TableSpec(
     "their session's account, user, title and device, by event hour.",
 )
 
+SESSION_IDENTITY: tuple[str, ...] = (
+    "account_id", "user_id", "content_id", "device_id", "device_type", "country", "is_live",
+)
+"""Who watched what where: every silver event of a session carries these, filled from the session's own events."""
+
+_ENVELOPE_BY_NAME = {c.name: c for c in ENVELOPE_COLUMNS}
+
+
+def _first_value_columns(name: str) -> tuple[Column, ...]:
+    kind = _ENVELOPE_BY_NAME[name].type
+    return (
+        Column(name, kind, f"{name} of the hour's earliest event of the session that names it (null: none does)."),
+        Column(f"{name}_at", "timestamp", f"Event time of that event (it and {name}_event_id order the candidates)."),
+        Column(f"{name}_event_id", "string", "Event id of that event."),
+    )
+
+
+SILVER_SESSION_HOURS = TableSpec(
+    "silver_session_hours", "silver",
+    (
+        _EVENT_HOUR,
+        Column("session_id", "string", "Viewing session.", nullable=False),
+        *(column for name in SESSION_IDENTITY for column in _first_value_columns(name)),
+        Column("events", "long", "The session's silver events in the hour.", nullable=False),
+        Column("has_gaps", "boolean",
+               "Some event of the session in this hour lacks an identity field, so its silver row is filled from "
+               "the session's other events (and changes when those do).", nullable=False),
+    ),
+    ("event_hour",),
+    "Per event hour and session, the earliest value of each identity field the hour's events carry: the small "
+    "state silver stitches sessions from (an hour's rows are filled from these rows of the hours around it, not "
+    "from their bronze events).",
+)
+
 FACT_STREAM_EVENTS = TableSpec(
     "fact_stream_events", "gold",
     (
@@ -212,6 +246,6 @@ RECONCILIATION = TableSpec(
 
 BRONZE_TABLES: tuple[TableSpec, ...] = (BRONZE_PLAYBACK, BRONZE_INTERACTIONS, BRONZE_CATALOG, BRONZE_DERIVED,
                                         DEAD_LETTER)
-ALL_TABLES: tuple[TableSpec, ...] = BRONZE_TABLES + (SILVER_EVENTS, FACT_STREAM_EVENTS, DIM_CONTENT, DIM_USERS,
-                                                     RECONCILIATION)
+ALL_TABLES: tuple[TableSpec, ...] = BRONZE_TABLES + (SILVER_EVENTS, SILVER_SESSION_HOURS, FACT_STREAM_EVENTS,
+                                                     DIM_CONTENT, DIM_USERS, RECONCILIATION)
 TABLES_BY_NAME: dict[str, TableSpec] = {t.name: t for t in ALL_TABLES}

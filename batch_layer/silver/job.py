@@ -1,10 +1,17 @@
 """The silver job: rebuild whole event-hour partitions of ``silver_events`` from the bronze Delta tables.
 
 An hourly run (or a backfill) names the event hours to rebuild; :func:`affected_hours` finds them from what
-bronze ingested since a point, so a late event re-opens the hour of its event time. Each build reads the bronze
-rows of those hours plus a margin (:data:`SESSION_SPAN`, so sessions crossing an hour boundary are stitched
-from their other events), applies :func:`batch_layer.silver.transform.silver_events` and overwrites exactly
-those ``event_hour`` partitions with Delta's ``replaceWhere``: a re-run writes the same rows again, never twice.
+bronze ingested since a point, so a late event re-opens the hour of its event time. A build reads the bronze
+rows of those hours only, de-duplicates them and overwrites exactly those ``event_hour`` partitions with Delta's
+``replaceWhere``: a re-run writes the same rows again, never twice.
+
+Sessions cross hour boundaries, and an event a client slimmed down takes its missing identity fields from the
+session's earliest events that carry them, possibly in other hours. So each build also writes, per hour and
+session, the earliest value of each identity field its hour holds (``silver_session_hours``, a few hundred bytes
+per session), and fills its own events from those rows of the hours within :data:`SESSION_SPAN`: the
+neighbours' events are never read. When a build changes a session's values, the other hours of that session
+that have events to fill are rebuilt with it (``reopened``), so the result does not depend on the order in which
+hours are built: once every hour is built, silver equals a build of all the hours at once.
 
 The small Delta helpers here (create a table from its spec, overwrite named partitions) serve the gold job too.
 """
@@ -16,11 +23,32 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from batch_layer.silver.transform import LATE_GRACE, affected_event_hours, silver_events
-from warehouse_models.tables import BRONZE_DERIVED, BRONZE_INTERACTIONS, BRONZE_PLAYBACK, SILVER_EVENTS, TableSpec
+from batch_layer.bronze.transform import conform
+from batch_layer.silver.transform import (
+    KAFKA_ORDER,
+    LATE_GRACE,
+    affected_event_hours,
+    deduplicate,
+    duplicate_ids,
+    identity_for_hours,
+    keep_first_copies,
+    session_hours,
+    stitch_from,
+    valid_viewer_events,
+    with_event_hour,
+)
+from warehouse_models.tables import (
+    BRONZE_DERIVED,
+    BRONZE_INTERACTIONS,
+    BRONZE_PLAYBACK,
+    SESSION_IDENTITY,
+    SILVER_EVENTS,
+    SILVER_SESSION_HOURS,
+    TableSpec,
+)
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
+    from pyspark.sql import Column, DataFrame, DataFrameWriter, SparkSession
 
     from warehouse_models.settings import Settings
 
@@ -30,7 +58,7 @@ SILVER_SOURCES: tuple[TableSpec, ...] = (BRONZE_PLAYBACK, BRONZE_INTERACTIONS, B
 """The bronze tables silver reads (the catalog goes to the dimensions, dead letters stay in bronze)."""
 
 SESSION_SPAN = timedelta(hours=6)
-"""How far around the rebuilt hours the job reads bronze to stitch sessions that cross an hour boundary."""
+"""How far around an hour the session rows of other hours fill its events (sessions crossing hour boundaries)."""
 
 _HOUR = timedelta(hours=1)
 
@@ -131,38 +159,158 @@ def affected_hours(spark: SparkSession, settings: Settings, *, since: datetime) 
     return hours
 
 
+REPEATED_IDS_LISTED = 100_000
+"""Up to this many re-sent event ids, only their rows are ranked to keep the first copy; more: every row is."""
+
+SMALL_IDENTITY_ROWS = 500_000
+"""Up to this many (hour, session) pairs with slimmed events, the values to fill them with are broadcast."""
+
+
+def repeated_ids(events: DataFrame) -> list[str] | None:
+    """The event ids more than one of ``events`` carries; None when there are over :data:`REPEATED_IDS_LISTED`."""
+    found = [row["event_id"] for row in duplicate_ids(events.select("event_id")).limit(REPEATED_IDS_LISTED + 1)
+             .collect()]
+    if len(found) > REPEATED_IDS_LISTED:
+        logger.info("silver: over %d re-sent event ids; every row is ranked", REPEATED_IDS_LISTED)
+        return None
+    return found
+
+
+def _in_hours(hours: Sequence[datetime]) -> Column:
+    """Rows whose event time falls in one of the hours (contiguous hours as one range, for Delta's file skipping)."""
+    from pyspark.sql import functions as F
+
+    ranges: list[tuple[datetime, datetime]] = []
+    for hour in sorted(hours):
+        if ranges and ranges[-1][1] == hour:
+            ranges[-1] = (ranges[-1][0], hour + _HOUR)
+        else:
+            ranges.append((hour, hour + _HOUR))
+    condition = F.lit(False)
+    for low, high in ranges:
+        condition = condition | ((F.col("event_timestamp") >= F.lit(low)) & (F.col("event_timestamp") < F.lit(high)))
+    return condition
+
+
+def _hour_list(column: str, hours: Iterable[datetime]) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.col(column).isin(*[F.lit(h) for h in sorted(hours)])
+
+
+def _differing(a: DataFrame, b: DataFrame, keys: Sequence[str], compared: Sequence[str]) -> DataFrame:
+    """The keys whose ``compared`` columns differ (nulls equal) between two frames, or that only one has."""
+    from pyspark.sql import functions as F
+
+    left, right = a.alias("a"), b.alias("b")
+    same = F.lit(True)
+    for name in compared:
+        same = same & F.col(f"a.{name}").eqNullSafe(F.col(f"b.{name}"))
+    on = F.lit(True)
+    for key in keys:
+        on = on & (F.col(f"a.{key}") == F.col(f"b.{key}"))
+    return (left.join(right, on, "full_outer").where(~same)
+            .select(*(F.coalesce(F.col(f"a.{key}"), F.col(f"b.{key}")).alias(key) for key in keys)))
+
+
+def reopened_hours(spark: SparkSession, parts_path: str, new_parts: DataFrame, *, hours: Sequence[datetime],
+                   span: timedelta) -> set[datetime]:
+    """The other hours whose silver rows change when ``new_parts`` replace the rebuilt hours' session rows.
+
+    Only an hour with an event that lacks an identity field (``has_gaps``) can change, and only when the values
+    its events are filled with (the earliest over the session rows within ``span``) are not the same as before.
+    """
+    from pyspark.sql import functions as F
+
+    def between(low: datetime, high: datetime) -> Column:
+        return (F.col("event_hour") >= F.lit(low)) & (F.col("event_hour") <= F.lit(high))
+
+    first, last = min(hours), max(hours)
+    table = spark.read.format("delta").load(parts_path)
+    old = table.where(between(first - 2 * span, last + 2 * span))
+    new = old.where(~_hour_list("event_hour", hours)).unionByName(new_parts)
+    changed = _differing(new_parts, old.where(_hour_list("event_hour", hours)), ["event_hour", "session_id"],
+                         [f"{name}{suffix}" for name in SESSION_IDENTITY for suffix in ("", "_at", "_event_id")])
+    candidates = (old.where(between(first - span, last + span) & ~_hour_list("event_hour", hours) & F.col("has_gaps"))
+                  .join(changed.select("session_id").distinct(), "session_id", "left_semi")
+                  .select("event_hour", "session_id"))
+    before = identity_for_hours(old, candidates, span=span)
+    after = identity_for_hours(new, candidates, span=span)
+    moved = _differing(after, before, ["event_hour", "session_id"], SESSION_IDENTITY)
+    near = {from_spark_timestamp(row["event_hour"]) for row in moved.select("event_hour").distinct().collect()}
+    return {h for h in near if any(abs(h - built) <= span for built in hours)}
+
+
 def build_silver(spark: SparkSession, settings: Settings, *, hours: Iterable[datetime],
                  grace: timedelta = LATE_GRACE, session_span: timedelta = SESSION_SPAN) -> dict[str, int]:
     """Rebuild the given event-hour partitions of ``silver_events`` from bronze; return counts for metadata.
+
+    The steps: the re-sent event ids of the hours (usually none: then nothing is sorted); the hours' session
+    rows (``silver_session_hours``, from the events' ids, times and identity fields only); the other hours they
+    re-open; then the silver rows of all those hours, their slimmed events filled from the session rows within
+    ``session_span`` (a broadcast lookup of the few sessions that need it). Bronze is read for these hours only.
 
     Args:
         spark: a session with Delta's SQL extension.
         settings: the Delta root.
         hours: event hours to rebuild (aware; any time within the hour names it).
         grace: the late-event grace period after an hour closes.
-        session_span: how much bronze around the hours is read to stitch sessions.
+        session_span: how far from an hour the session rows of other hours fill its events.
 
     Returns:
-        ``hours`` rebuilt, silver ``rows`` now in them and how many of those are ``late_rows``.
+        ``hours`` rebuilt (the asked ones and the ``reopened`` ones), silver ``rows`` now in them and how many of
+        those are ``late_rows``.
     """
     from pyspark.sql import functions as F
 
     wanted = sorted({utc_hour(h) for h in hours})
     path = ensure_table(spark, settings, SILVER_EVENTS)
+    parts_path = ensure_table(spark, settings, SILVER_SESSION_HOURS)
     if not wanted:
-        return {"hours": 0, "rows": 0, "late_rows": 0}
-    low, high = wanted[0] - session_span, wanted[-1] + _HOUR + session_span
-    bronze = bronze_viewer_rows(spark, settings).where(
-        (F.col("event_timestamp") >= F.lit(low)) & (F.col("event_timestamp") < F.lit(high))
-    )
-    overwrite_partitions(silver_events(bronze, hours=wanted, grace=grace), SILVER_EVENTS, path, values=wanted)
+        return {"hours": 0, "rows": 0, "late_rows": 0, "reopened": 0}
+
+    def viewer_events(of: Sequence[datetime]) -> DataFrame:
+        return valid_viewer_events(bronze_viewer_rows(spark, settings).where(_in_hours(of)))
+
+    def first_copies(events: DataFrame, repeated: list[str] | None) -> DataFrame:
+        if repeated is None:
+            return deduplicate(events)
+        if not repeated:
+            return events
+        return keep_first_copies(events, spark.createDataFrame([(i,) for i in repeated], "event_id STRING"))
+
+    # 1. The session rows of the asked hours, from the narrow columns (de-duplicated as the silver rows will be).
+    repeated = repeated_ids(viewer_events(wanted))
+    narrow = viewer_events(wanted).select("event_id", "event_timestamp", "session_id", *SESSION_IDENTITY,
+                                          *KAFKA_ORDER)
+    new_parts = session_hours(first_copies(narrow, repeated)).localCheckpoint(eager=True)
+    reopened = reopened_hours(spark, parts_path, new_parts, hours=wanted, span=session_span)
+    overwrite_partitions(new_parts, SILVER_SESSION_HOURS, parts_path, values=wanted)
+    built = sorted(set(wanted) | reopened)
+    if reopened:
+        logger.info("silver: %d other hours have events filled from the changed sessions: %s", len(reopened),
+                    ", ".join(h.isoformat() for h in sorted(reopened)))
+        repeated = repeated_ids(viewer_events(built))
+
+    # 2. The silver rows: slimmed events filled from the session rows of the hours around theirs.
+    parts = spark.read.format("delta").load(parts_path)
+    gapped = parts.where(_hour_list("event_hour", built) & F.col("has_gaps")).select("event_hour", "session_id")
+    gapped_count = gapped.count()
+    low, high = built[0] - session_span, built[-1] + session_span
+    around = parts.where((F.col("event_hour") >= F.lit(low)) & (F.col("event_hour") <= F.lit(high)))
+    identity = identity_for_hours(around, gapped, span=session_span)
+    events = first_copies(viewer_events(built), repeated)
+    stitched = stitch_from(events, identity, small=gapped_count <= SMALL_IDENTITY_ROWS) if gapped_count else events
+    rows = conform(with_event_hour(stitched, grace=grace), SILVER_EVENTS)
+    overwrite_partitions(rows, SILVER_EVENTS, path, values=built)
     written = (
         spark.read.format("delta").load(path)
-        .where(F.col("event_hour").isin(*[F.lit(h) for h in wanted]))
+        .where(_hour_list("event_hour", built))
         .agg(F.count(F.lit(1)).alias("rows"), F.count_if(F.col("is_late")).alias("late_rows"))
         .collect()[0]
     )
-    counts = {"hours": len(wanted), "rows": int(written["rows"]), "late_rows": int(written["late_rows"] or 0)}
+    counts = {"hours": len(built), "rows": int(written["rows"]), "late_rows": int(written["late_rows"] or 0),
+              "reopened": len(reopened)}
     logger.info("silver rebuilt %s", counts)
     return counts
 

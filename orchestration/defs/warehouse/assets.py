@@ -94,7 +94,8 @@ def bronze(context: AssetExecutionContext, settings: ReelyticsSettingsResource,
 )
 def silver_events(context: AssetExecutionContext, settings: ReelyticsSettingsResource,
                   spark: SparkResource) -> MaterializeResult:
-    """The partition's event hour of ``silver_events``, rebuilt whole from bronze (late events re-open their hour)."""
+    """The partition's event hour of ``silver_events``, rebuilt whole from bronze (late events re-open their hour),
+    and its sessions' rows in ``silver_session_hours``; other hours whose slimmed events it fills are rebuilt too."""
     from pyspark.sql import functions as F
 
     from batch_layer.silver.job import build_silver
@@ -110,6 +111,7 @@ def silver_events(context: AssetExecutionContext, settings: ReelyticsSettingsRes
         "rows": MetadataValue.int(counts["rows"]),
         "late_rows": MetadataValue.int(counts["late_rows"]),
         "hours_rebuilt": MetadataValue.json([hour.isoformat()]),
+        "other_hours_reopened": MetadataValue.int(counts["reopened"]),
         "seconds": MetadataValue.float(seconds),
         "preview": _preview(session, SILVER_EVENTS.path(s.delta_root_uri), F.col("event_hour") == F.lit(hour),
                             ["event_id", "event_type", "event_timestamp", "user_id", "is_late"]),
