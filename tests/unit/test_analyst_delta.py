@@ -72,7 +72,8 @@ def test_views_keep_the_delta_schema(gold: Settings) -> None:
 def test_explain_shows_the_partitions_pruned_to_the_asked_date(gold: Settings) -> None:
     connection = open_duckdb(gold)
     try:
-        one_day = _plan(connection, f"SELECT sum(watch_seconds) FROM fact_stream_events WHERE event_date = DATE '{DAY}'")
+        one_day = _plan(connection, "SELECT sum(watch_seconds) FROM fact_stream_events "
+                                    f"WHERE event_date = DATE '{DAY}'")
         assert "Scanning Files: 1/2" in one_day, one_day
         both = _plan(connection, "SELECT sum(watch_seconds) FROM fact_stream_events")
         assert "Scanning Files: 1/2" not in both

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,11 @@ from bench.batch import (
     QUICK_SCALE,
     BatchScale,
     bench_queries,
+    code_digest,
     kafka_records,
+    month_cache_key,
+    pinned_sql,
+    prune_cache,
     query_figures,
     scale_for,
     tree_rss_bytes,
@@ -65,10 +70,51 @@ def test_query_figures_take_the_slowest_median_and_the_ratio_of_sums():
         query_figures(duck, {1: [1.0]})
 
 
-def test_the_five_queries_are_example_questions():
+def test_the_ten_example_questions_are_timed_with_yesterday_pinned():
+    from batch_layer.analyst import EXAMPLE_QUERIES
+
     queries = bench_queries()
-    assert len(queries) == len(BENCH_QUERIES) == 5
-    assert "yesterday" in queries[0].question and "dim_users" in queries[-1].sql
+    assert queries == list(EXAMPLE_QUERIES) and len(BENCH_QUERIES) == 10
+    pinned = pinned_sql(queries[0].sql, date(2025, 12, 31))
+    assert "current_date" not in pinned and "f.event_date = DATE '2025-12-31'" in pinned
+    assert pinned_sql(queries[2].sql, date(2025, 12, 31)) == queries[2].sql
+
+
+def _tree(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_the_month_cache_key_changes_with_the_code_the_scale_and_the_end(tmp_path: Path):
+    root = _tree(tmp_path, {"sim/a.py": "x = 1\n", "sim/sub/b.py": "y = 2\n", "sim/notes.md": "prose"})
+    digest = code_digest(root, ["sim"])
+    assert digest == code_digest(root, ["sim"])
+    (root / "sim/notes.md").write_text("other prose")
+    assert code_digest(root, ["sim"]) == digest  # only Python files build the month
+    (root / "sim/sub/b.py").write_text("y = 3\n")
+    changed = code_digest(root, ["sim"])
+    assert changed != digest
+    assert code_digest(root, ["sim"], extra=["pyspark==4.2.0"]) != changed
+    (root / "sim/sub/b.py").rename(root / "sim/b.py")
+    assert code_digest(root, ["sim"]) != changed  # a moved file is a change too
+    key = month_cache_key(users=100, days=30, end=date(2026, 1, 1), code=digest)
+    assert key != month_cache_key(users=100, days=30, end=date(2026, 1, 1), code=changed)
+    assert key != month_cache_key(users=20, days=30, end=date(2026, 1, 1), code=digest)
+    assert key != month_cache_key(users=100, days=2, end=date(2026, 1, 1), code=digest)
+    assert key != month_cache_key(users=100, days=30, end=date(2026, 2, 1), code=digest)
+
+
+def test_prune_keeps_the_newest_months_and_removes_dead_builds(tmp_path: Path):
+    for age, name in enumerate(("u1-newest", "u1-middle", "u2-other", "u1-oldest")):
+        _tree(tmp_path, {f"{name}/month.json": "{}"})
+        os.utime(tmp_path / name / "month.json", (1_000_000 - age, 1_000_000 - age))
+    _tree(tmp_path, {"u1-incomplete/delta/x.py": "", f".k.building-{os.getpid()}/a": "", ".k.building-999999999/a": ""})
+    removed = {p.name for p in prune_cache(tmp_path, keep=2, scale="u1-")}
+    assert removed == {"u1-oldest", ".k.building-999999999"}
+    assert {p.name for p in tmp_path.iterdir()} == {"u1-newest", "u1-middle", "u2-other", "u1-incomplete",
+                                                    f".k.building-{os.getpid()}"}
 
 
 def test_rss_of_this_process_tree_is_counted():
