@@ -601,8 +601,9 @@ def schema_markdown(specs: Sequence[TableSpec] | None = None,
         "rewrite with `python -m batch_layer.analyst`. -->",
         "",
         "The gold layer is the star schema (`fact_stream_events` with `dim_content` and `dim_users`) and the "
-        "marts built from it. `reelytics sql` opens DuckDB with one view per table below that exists (read "
-        "through `deltalake` as Arrow); `batch_layer.analyst.register_spark_views(spark, settings)` gives Spark "
+        "marts built from it. `reelytics sql` opens DuckDB with one view per table below that exists (DuckDB's "
+        "Parquet reader over the files of the table's current Delta version, pruned by partition: "
+        "[docs/analysts.md](analysts.md)); `batch_layer.analyst.register_spark_views(spark, settings)` gives Spark "
         "SQL the same names. Times are UTC; tables live under `<delta root>/gold/<table>`.",
         "",
         "```",
