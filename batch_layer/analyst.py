@@ -310,7 +310,7 @@ class DeltaSource:
 
     def __str__(self) -> str:
         how = "read_parquet" if self.reader == "parquet" else f"deltalake dataset: {self.why}"
-        return f"{self.path} (version {self.version}, {self.files} files, {how})"
+        return f"{self.path} (version {self.version}); {self.files} files, {how}"
 
 
 def add_delta_view(connection: duckdb.DuckDBPyConnection, name: str, path: str) -> DeltaSource:
