@@ -11,73 +11,26 @@ give the transform the day before the reported ones too, so sessions still strea
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import date
 from typing import TYPE_CHECKING
-
-import pandas as pd
 
 from batch_layer.marts.sessions import conform, fact_sessions
 from warehouse_models.marts import MART_CONCURRENCY_VIOLATIONS
-from warehouse_models.metrics.concurrency import over_limit_sessions
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 logger = logging.getLogger(__name__)
 
-_SESSION_DDL = "account_id STRING, session_id STRING, first_ms BIGINT, last_ms BIGINT, max_streams INT, event_date DATE"
-_OUTPUT = ("account_id", "max_streams", "sessions", "sessions_over_limit", "peak_streams", "over_limit_session_ids",
-           "event_date")
-_OUTPUT_DDL = ("account_id STRING, max_streams INT, sessions BIGINT, sessions_over_limit BIGINT, "
-               "peak_streams BIGINT, over_limit_session_ids ARRAY<STRING>, event_date DATE")
-
-
-@dataclass
-class _Day:
-    """What one account's sessions of one day add up to."""
-
-    sessions: int = 0
-    peak_streams: int = 0
-    max_streams: int | None = None
-    over: list[str] = field(default_factory=list)
-
-
-def account_violations(sessions: pd.DataFrame) -> pd.DataFrame:
-    """One account's sessions (:data:`_SESSION_DDL`) -> its days with a session over the limit (:data:`_OUTPUT`).
-
-    A session is judged with its own limit: whether it is over depends only on how many sessions stream when
-    it starts (over-limit ones included), not on the others' limits, so a plan change during the day is exact
-    with one call of the shared rule per distinct limit.
-    """
-    ordered = sorted((int(r.first_ms), int(r.last_ms), str(r.session_id),
-                      None if pd.isna(r.max_streams) else int(r.max_streams), r.event_date)
-                     for r in sessions.itertuples(index=False))
-    intervals = [(first, last, sid) for first, last, sid, _, _ in ordered]
-    over_by_limit = {limit: over_limit_sessions(intervals, limit)
-                     for limit in {limit for *_, limit, _ in ordered if limit is not None}}
-    days: dict[date, _Day] = {}
-    for i, (first, _, sid, limit, day) in enumerate(ordered):
-        # The same count over_limit_sessions compares with the limit: earlier sessions still streaming.
-        streaming = sum(1 for _, last, _ in intervals[:i] if last >= first)
-        stats = days.setdefault(day, _Day())
-        stats.sessions += 1
-        stats.peak_streams = max(stats.peak_streams, streaming + 1)
-        if limit is not None and sid in over_by_limit[limit]:
-            stats.max_streams = limit if stats.max_streams is None else stats.max_streams
-            stats.over.append(sid)
-    account = str(sessions["account_id"].iloc[0]) if len(sessions) else None
-    rows = [
-        {"account_id": account, "max_streams": s.max_streams, "sessions": s.sessions,
-         "sessions_over_limit": len(s.over), "peak_streams": s.peak_streams,
-         "over_limit_session_ids": sorted(s.over), "event_date": day}
-        for day, s in sorted(days.items()) if s.over
-    ]
-    return pd.DataFrame(rows, columns=list(_OUTPUT))
-
 
 def mart_concurrency_violations(fact: DataFrame, dim_users: DataFrame) -> DataFrame:
-    """Fact rows and ``dim_users`` -> one row per (account, event date) with a session over the limit."""
+    """Fact rows and ``dim_users`` -> one row per (account, event date) with a session over the limit.
+
+    The shared rule as Spark aggregations: each session's count of earlier sessions of its account (in the order
+    of first heartbeat, last heartbeat, id) still streaming when it starts — a self-join of the account's
+    sessions, a few per account and day — is compared with its own limit, as
+    :func:`warehouse_models.metrics.concurrency.over_limit_sessions` does per limit. The plan's ``max_streams``
+    reported for a day is the limit of its first session over it.
+    """
     from pyspark.sql import functions as F
 
     sessions = fact_sessions(fact).where(F.col("first_heartbeat_at").isNotNull() & F.col("account_id").isNotNull())
@@ -89,5 +42,21 @@ def mart_concurrency_violations(fact: DataFrame, dim_users: DataFrame) -> DataFr
         "account_id", "session_id", F.unix_millis("first_heartbeat_at").alias("first_ms"),
         F.unix_millis("last_heartbeat_at").alias("last_ms"), F.col("max_streams").cast("int").alias("max_streams"),
         F.to_date("first_heartbeat_at").alias("event_date"))
-    out = rows.groupBy("account_id").applyInPandas(account_violations, _OUTPUT_DDL)
+    order = F.struct("first_ms", "last_ms", "session_id")
+    earlier = rows.select(F.col("account_id").alias("_account_id"), F.col("last_ms").alias("_last_ms"),
+                          order.alias("_order"))
+    before_and_streaming = ((F.col("_account_id") == F.col("account_id")) & (F.col("_order") < order)
+                            & (F.col("_last_ms") >= F.col("first_ms")))
+    streaming = (rows.join(earlier, before_and_streaming, "left")
+                 .groupBy("account_id", "session_id", "first_ms", "last_ms", "max_streams", "event_date")
+                 .agg(F.count("_order").alias("streaming")))
+    over = F.col("max_streams").isNotNull() & (F.col("streaming") >= F.col("max_streams"))
+    first_over = F.min(F.when(over, F.struct(order.alias("order"), F.col("max_streams").alias("limit"))))
+    out = (streaming.groupBy("account_id", "event_date")
+           .agg(first_over["limit"].alias("max_streams"),
+                F.count(F.lit(1)).alias("sessions"),
+                F.count_if(over).alias("sessions_over_limit"),
+                (F.max("streaming") + 1).alias("peak_streams"),
+                F.sort_array(F.collect_list(F.when(over, F.col("session_id")))).alias("over_limit_session_ids"))
+           .where(F.col("sessions_over_limit") > 0))
     return conform(out, MART_CONCURRENCY_VIOLATIONS)

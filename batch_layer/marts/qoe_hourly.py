@@ -1,7 +1,7 @@
 """``mart_qoe_hourly``: QoE per title, device type, country and hour, with the speed layer's own functions.
 
-The fact rows go through :func:`warehouse_models.metrics.qoe.qoe_rows` on a batch frame (the same per-slice step the
-stream runs, so session outcomes are judged exactly as there), its minute sums are added per hour, and the
+The fact rows go through :func:`warehouse_models.metrics.qoe.qoe_rows` on a batch frame (the stream's rules as Spark
+aggregations, so session outcomes are judged exactly as there), its minute sums are added per hour, and the
 ratios come from :func:`warehouse_models.metrics.qoe.qoe_metrics` (the formulas of ``docs/qoe.md``), row by row.
 
 The step reads envelope fields the fact table does not declare (:data:`OPTIONAL_FACT_COLUMNS`): they are taken

@@ -345,3 +345,54 @@ def test_concurrency_violations_with_the_plan_valid_at_each_session_start(spark)
         {"account_id": "a1", "max_streams": 1, "sessions": 6, "sessions_over_limit": 3, "peak_streams": 2,
          "over_limit_session_ids": ["x2", "x3", "x6"], "event_date": D},
     ]
+
+
+def test_concurrency_violations_equal_the_shared_rule_on_random_accounts(spark):
+    """Random overlapping sessions and plan changes: the mart equals the shared rule applied account by account."""
+    import random
+
+    from warehouse_models.metrics.concurrency import over_limit_sessions
+
+    rng = random.Random(11)
+    rows, versions, sessions = [], [], []
+    for a in range(12):
+        account, user = f"acc{a}", f"usr{a}"
+        change = T0 + timedelta(minutes=rng.randrange(-600, 600))
+        limits = (rng.choice((1, 2, 3)), rng.choice((1, 2, 3, 4)))
+        versions += [(user, account, limits[0], T0 - timedelta(days=2), change),
+                     (user, account, limits[1], change, None)]
+        for n in range(rng.randrange(4, 16)):
+            first = rng.randrange(-14 * 3600, 14 * 3600, 30)  # from 22:00 the day before to 02:00 the day after
+            last = first + rng.choice((0, 30, 300, 3600, 7200, 14400))
+            sid = f"{account}-s{n}"
+            rows += [fact_row("heartbeat", at, user=user, session=sid, account=account, position=0.0,
+                              state="playing") for at in (first, last)]
+            start = T0 + timedelta(seconds=first)
+            sessions.append((account, (first, last, sid), limits[0] if start < change else limits[1], start.date()))
+    users = _users(spark, versions)
+
+    expected: dict[tuple[str, date], dict[str, Any]] = {}
+    for account in sorted({s[0] for s in sessions}):
+        mine = sorted((s for s in sessions if s[0] == account), key=lambda s: s[1])
+        intervals = [s[1] for s in mine]
+        over = {limit: over_limit_sessions(intervals, limit) for limit in {s[2] for s in mine}}
+        for i, (_, (first, _, sid), limit, day) in enumerate(mine):
+            streaming = sum(1 for _, last, _ in intervals[:i] if last >= first)
+            stats = expected.setdefault((account, day), {"sessions": 0, "peak_streams": 0, "over": [], "limit": None})
+            stats["sessions"] += 1
+            stats["peak_streams"] = max(stats["peak_streams"], streaming + 1)
+            if sid in over[limit]:
+                stats["limit"] = limit if stats["limit"] is None else stats["limit"]
+                stats["over"].append(sid)
+    want = sorted(
+        ({"account_id": account, "max_streams": s["limit"], "sessions": s["sessions"],
+          "sessions_over_limit": len(s["over"]), "peak_streams": s["peak_streams"],
+          "over_limit_session_ids": sorted(s["over"]), "event_date": day}
+         for (account, day), s in expected.items() if s["over"]),
+        key=lambda r: (r["account_id"], r["event_date"]))
+
+    out = collect(mart_concurrency_violations(frame(spark, rows), users), MART_CONCURRENCY_VIOLATIONS,
+                  "account_id", "event_date")
+
+    assert len(want) >= 5
+    assert out == want

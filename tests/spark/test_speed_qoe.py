@@ -65,3 +65,35 @@ def test_batch_transform_leaves_sessions_open_at_the_watermark_unjudged(spark):
     rows = qoe_rows(events_frame(spark, events), SETTINGS).select(
         F.unix_seconds("window_start").alias("bucket"), "plays", "exits_before_start").collect()
     assert sorted(tuple(r) for r in rows) == [(T0_S, 1, 0), (T0_S + 60, 0, 0)]
+
+
+def test_batch_transform_equals_the_stateful_step_on_a_simulated_world(spark):
+    """The Spark batch transform and the Python step the stream runs (slice by slice) give the same buckets."""
+    from datetime import datetime, timedelta, timezone
+
+    from simulator import SimulationConfig, simulate
+    from warehouse_models.events import PLAYBACK_TYPES, parse_timestamp
+    from warehouse_models.metrics.qoe import UNKNOWN_COUNTRY, batch_buckets
+
+    config = SimulationConfig(start=datetime(2026, 2, 3, 20, tzinfo=timezone.utc), duration=timedelta(minutes=40),
+                              users=40)
+    # The simulated world, and the hand-made sessions above (every outcome, a refusal, a live slice, no country).
+    events = [*simulate(config), *S1, *OTHERS, S1_LATE]
+    settings = Settings(speed_allowed_lateness_seconds=120, speed_heartbeat_timeout_seconds=30)
+    playback = {t.value for t in PLAYBACK_TYPES}
+    wire = [{**e, "ms": int(parse_timestamp(e["event_timestamp"]).timestamp() * 1000),
+             "country": e.get("country") or UNKNOWN_COUNTRY} for e in events
+            if e["event_type"] in playback and e.get("session_id") and e.get("content_id") and e.get("device_type")]
+    watermark_ms = max(e["ms"] for e in wire) - settings.speed_allowed_lateness_seconds * 1000
+    expected = batch_buckets(wire, watermark_ms=watermark_ms, timeout_ms=settings.speed_heartbeat_timeout_seconds * 1000)
+
+    rows = qoe_rows(events_frame(spark, events), settings).collect()
+    got: dict[tuple[str, str, str], dict[int, dict[str, int]]] = {}
+    for row in rows:
+        key = (row["content_id"], row["device_type"], row["country"])
+        got.setdefault(key, {})[int(row["window_start"].replace(tzinfo=timezone.utc).timestamp())] = {
+            name: row[name] for name in QOE_FIELDS}
+
+    assert got == expected
+    outcomes = ("start_failures", "exits_before_start", "failures_after_start")
+    assert all(sum(s[f] for b in got.values() for s in b.values()) > 0 for f in outcomes)

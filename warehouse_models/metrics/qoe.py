@@ -20,8 +20,11 @@ micro-batch emits the *whole* value of every bucket it changed and the writer se
 batch writes the same values. A bucket's sums stay in the state until the watermark passes its end plus the
 heartbeat timeout (the last moment a timed-out session can still be judged into it), then it is final.
 
-On a batch frame the same step runs once per slice through ``applyInPandas`` with the watermark the stream
-would have after reading the frame, so the batch layer computes the same buckets from the same function.
+On a batch frame the same rules run as Spark aggregations (no Python per slice), with the watermark the
+stream would have after reading the frame: the event sums per bucket, and each session judged once from its
+earliest end and first facts. :func:`batch_buckets` runs :func:`qoe_step` itself over the same events; the
+tests hold the two equal on a simulated world with every outcome (events at the very same millisecond as a
+session's end count as before it in the batch form, in arrival order in the stream).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import pandas as pd
 
 from warehouse_models.events import HEARTBEAT_INTERVAL_SECONDS, PLAYBACK_TYPES, EventType
 from warehouse_models.metrics.sessions import (
+    REFUSAL_ERROR_CODES,
     STATE_GROUP,
     drop_resent,
     load_group,
@@ -50,6 +54,7 @@ from warehouse_models.settings import Settings
 if TYPE_CHECKING:
     import redis
     from pyspark.sql import DataFrame
+    from pyspark.sql.column import Column as SparkColumn
     from pyspark.sql.streaming.state import GroupState
 
 logger = logging.getLogger(__name__)
@@ -259,12 +264,91 @@ def qoe_group_step(key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: 
         yield _rows(rows)
 
 
-def _batch_step(frame: pd.DataFrame, *, timeout_ms: int) -> pd.DataFrame:
-    key = tuple(frame[c].iloc[0] for c in SLICE_COLUMNS)
-    watermark_ms = int(frame["_watermark_ms"].iloc[0])
-    changed = qoe_step(SliceState.empty(), ordered_events([frame.drop(columns=["_watermark_ms"])]),
-                       watermark_ms=watermark_ms, timeout_ms=timeout_ms)
-    return _rows(_row_dicts(key, changed))
+def batch_buckets(events: Iterable[Mapping[str, Any]], *, watermark_ms: int,
+                  timeout_ms: int) -> dict[tuple[str, str, str], dict[int, dict[str, int]]]:
+    """The batch result computed in Python, slice by slice, with :func:`qoe_step`: the reference the Spark batch
+    transform (:func:`qoe_rows` on a batch frame) is tested against. Slice -> bucket start (epoch s) -> sums."""
+    by_slice: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
+    for event in sorted(events, key=lambda e: int(e["ms"])):
+        by_slice.setdefault((str(event["content_id"]), str(event["device_type"]), str(event["country"])),
+                            []).append(event)
+    return {key: qoe_step(SliceState.empty(), rows, watermark_ms=watermark_ms, timeout_ms=timeout_ms)
+            for key, rows in by_slice.items()}
+
+
+def _bucket_start(ms: SparkColumn) -> SparkColumn:
+    """The start of the 1-minute bucket holding an epoch-ms column, as a timestamp."""
+    from pyspark.sql import functions as F
+
+    return F.timestamp_seconds(F.floor(ms / F.lit(_MINUTE_MS)) * F.lit(SPEED_BUCKET_SECONDS))
+
+
+def _batch_qoe_rows(rows: DataFrame, *, lateness_s: int, timeout_ms: int) -> DataFrame:
+    """:func:`qoe_step` on a whole batch frame as Spark aggregations (no Python per slice): the same sums.
+
+    The event sums add up per bucket. Each session is judged once: at its end (the earliest ``play_end`` or fatal
+    error) with the facts up to it, or, without an end, at its last event when that is more than the heartbeat
+    timeout before the frame's watermark (newest event time minus the allowed lateness); otherwise it is still
+    open and not judged, as in the stream. The outcome flags are :func:`outcome_flags` written as columns.
+    """
+    from pyspark.sql import functions as F
+
+    ms = F.unix_millis(F.col("event_timestamp"))
+    kind = F.col("event_type")
+    playing = (kind == EventType.HEARTBEAT.value) & (F.col("player_state") == "playing")
+    rated = playing & F.col("bitrate_kbps").isNotNull()
+    shift = (kind == EventType.QUALITY_CHANGE.value) & F.col("bitrate_kbps").isNotNull() & F.col(
+        "previous_bitrate_kbps").isNotNull()
+    fatal = (kind == EventType.ERROR.value) & F.coalesce(F.col("error_fatal"), F.lit(False))
+    seconds = HEARTBEAT_INTERVAL_SECONDS
+
+    def count(condition: SparkColumn) -> SparkColumn:
+        return F.count_if(condition).cast("long")
+
+    def total(condition: SparkColumn, value: SparkColumn) -> SparkColumn:
+        return F.coalesce(F.sum(F.when(condition, value.cast("long"))), F.lit(0)).cast("long")
+
+    event_sums = rows.groupBy(*SLICE_COLUMNS, _bucket_start(ms).alias("window_start")).agg(
+        count(kind == EventType.PLAY_REQUEST.value).alias("plays"),
+        count(kind == EventType.FIRST_FRAME.value).alias("startups"),
+        total(kind == EventType.FIRST_FRAME.value, F.coalesce(F.col("startup_ms"), F.lit(0))).alias("startup_ms_sum"),
+        (count(playing) * seconds).alias("playing_seconds"),
+        total(rated, F.col("bitrate_kbps") * seconds).alias("bitrate_seconds_kbps"),
+        (count(rated) * seconds).alias("bitrate_seconds"),
+        count(kind == EventType.BUFFER_END.value).alias("rebuffers"),
+        total(kind == EventType.BUFFER_END.value, F.coalesce(F.col("stall_ms"), F.lit(0))).alias("stall_ms"),
+        count(kind == EventType.QUALITY_CHANGE.value).alias("quality_changes"),
+        count(shift & (F.col("bitrate_kbps") > F.col("previous_bitrate_kbps"))).alias("upshifts"),
+        count(shift & (F.col("bitrate_kbps") < F.col("previous_bitrate_kbps"))).alias("downshifts"),
+    )
+
+    front = rows.agg((F.max(ms) - F.lit(lateness_s * 1000)).alias("_watermark_ms"))
+    sessions = rows.withColumn("_ms", ms).groupBy(*SLICE_COLUMNS, "session_id").agg(
+        F.min(F.when(kind == EventType.PLAY_REQUEST.value, F.col("_ms"))).alias("request_ms"),
+        F.min(F.when(kind == EventType.FIRST_FRAME.value, F.col("_ms"))).alias("first_frame_ms"),
+        F.min(F.when(fatal, F.struct(F.col("_ms").alias("ms"), F.col("error_code").alias("code")))).alias("_fatal"),
+        F.min(F.when(kind == EventType.PLAY_END.value, F.col("_ms"))).alias("play_end_ms"),
+        F.max("_ms").alias("last_ms"),
+    )
+    fatal_ms, fatal_code = F.col("_fatal.ms"), F.col("_fatal.code")
+    end_ms = F.least(F.col("play_end_ms"), fatal_ms)
+    started = F.col("first_frame_ms").isNotNull() & (end_ms.isNull() | (F.col("first_frame_ms") <= end_ms))
+    ended_by_fatal = fatal_ms.isNotNull() & (fatal_ms == end_ms)
+    refused = ended_by_fatal & ~started & F.coalesce(fatal_code.isin(*sorted(REFUSAL_ERROR_CODES)), F.lit(False))
+    requested = F.col("request_ms").isNotNull() & (end_ms.isNull() | (F.col("request_ms") <= end_ms))
+    judged_ms = F.when(end_ms.isNotNull(), end_ms).when(F.col("last_ms") + F.lit(timeout_ms) < F.col("_watermark_ms"),
+                                                         F.col("last_ms"))
+    outcomes = (
+        sessions.crossJoin(front)
+        .where(judged_ms.isNotNull())
+        .groupBy(*SLICE_COLUMNS, _bucket_start(judged_ms).alias("window_start"))
+        .agg(count(ended_by_fatal & ~started & ~refused).alias("start_failures"),
+             count(requested & ~started & ~ended_by_fatal).alias("exits_before_start"),
+             count(ended_by_fatal & started).alias("failures_after_start"))
+    )
+    keys = [*SLICE_COLUMNS, "window_start"]
+    joined = event_sums.join(outcomes, keys, "left")
+    return joined.select(*keys, *(F.coalesce(F.col(name), F.lit(0)).cast("long").alias(name) for name in QOE_FIELDS))
 
 
 # --- the transform ------------------------------------------------------------------------------------------------
@@ -297,11 +381,7 @@ def qoe_rows(events: DataFrame, settings: Settings) -> DataFrame:
         return groups.groupBy(STATE_GROUP).applyInPandasWithState(
             stateful_step, OUTPUT_DDL, STATE_DDL, "update", GroupStateTimeout.EventTimeTimeout)
 
-    def batch_step(frame: pd.DataFrame) -> pd.DataFrame:
-        return _batch_step(frame, timeout_ms=timeout_ms)
-
-    front = rows.agg((F.unix_millis(F.max("event_timestamp")) - F.lit(lateness * 1000)).alias("_watermark_ms"))
-    return rows.crossJoin(front).groupBy(*SLICE_COLUMNS).applyInPandas(batch_step, OUTPUT_DDL)
+    return _batch_qoe_rows(rows, lateness_s=lateness, timeout_ms=timeout_ms)
 
 
 # --- sink and readers -------------------------------------------------------------------------------------------
