@@ -50,6 +50,7 @@ def spark_conf(settings: Settings, *, app_name: str, ui: bool = True) -> dict[st
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
         "spark.databricks.delta.snapshotPartitions": str(settings.spark_delta_snapshot_partitions),
+        "spark.databricks.delta.optimizeWrite.binSize": str(settings.spark_delta_write_bin_mb),
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(settings.spark_file_listing_parallelism),
         # Fair scheduling: each streaming query runs in a pool of its own (speed_layer.job), so a query with a
         # heavy micro-batch does not hold every core while the light ones wait in a FIFO queue behind it.

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     spark_shuffle_partitions: int = Field(default=4, ge=1)
     """spark.sql.shuffle.partitions: small on one machine, larger on a cluster."""
 
+    spark_delta_write_bin_mb: int = Field(default=64, ge=1)
+    """spark.databricks.delta.optimizeWrite.binSize: megabytes of shuffled rows per file of an optimized write (the
+    gold tables). Delta's default, 512, put a day's facts in one file written by one task while the other core
+    waited; 64 writes an hour of a million events with both cores and a day in a handful of files."""
+
     spark_delta_snapshot_partitions: int = Field(default=2, ge=1)
     """spark.databricks.delta.snapshotPartitions: tasks that replay a Delta table's log into its snapshot. Delta's
     default, 50, suits a cluster and a long log; on one machine each of those tasks compiles the log's decoder

@@ -111,7 +111,7 @@ def partition_predicate(column: str, values: Iterable[datetime | date]) -> str:
 
 def sized_for_readers(writer: DataFrameWriter) -> DataFrameWriter:
     """A Delta write with optimized writes: one shuffle by the partition columns before the files are written, so
-    each partition gets one file (more only past Delta's bin size, 512 MiB) instead of one per task that held
+    each partition gets a few files (one per ``spark_delta_write_bin_mb`` of rows) instead of one per task that held
     its rows. The gold tables are written so: analysts' readers pay per file, not per row."""
     return writer.option("optimizeWrite", "true")
 

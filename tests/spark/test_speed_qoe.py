@@ -85,7 +85,8 @@ def test_batch_transform_equals_the_stateful_step_on_a_simulated_world(spark):
              "country": e.get("country") or UNKNOWN_COUNTRY} for e in events
             if e["event_type"] in playback and e.get("session_id") and e.get("content_id") and e.get("device_type")]
     watermark_ms = max(e["ms"] for e in wire) - settings.speed_allowed_lateness_seconds * 1000
-    expected = batch_buckets(wire, watermark_ms=watermark_ms, timeout_ms=settings.speed_heartbeat_timeout_seconds * 1000)
+    timeout_ms = settings.speed_heartbeat_timeout_seconds * 1000
+    expected = batch_buckets(wire, watermark_ms=watermark_ms, timeout_ms=timeout_ms)
 
     rows = qoe_rows(events_frame(spark, events), settings).collect()
     got: dict[tuple[str, str, str], dict[int, dict[str, int]]] = {}
