@@ -3,7 +3,10 @@
 Three simulated worlds, each written straight into bronze Delta tables through the bronze transform
 (:func:`batch_layer.bronze.transform.bronze_frame`, the shared validator included) from Kafka-shaped records
 (topic, partition, offset, timestamp, key, value), without a broker: preparing bronze is not what is measured.
-The Kafka timestamp of a record is its event time, as if every event arrived on time.
+The Kafka timestamp of a record is its event time, as if every event arrived on time. The hour and the day
+are at fixed times (:data:`HOUR_AT`) and their bronze tables are cached like the month
+(``<cache dir>/bench/batch_bronze/<key>``, keyed by the world, its size and a digest of the simulator, the bronze
+code and the writers here: :func:`cached_bronze`), then copied into each run's own Delta root.
 
 * **Hourly rebuild**: one event hour holding ``--events`` events (the users are calibrated from a pilot hour).
   Timed: ``build_silver`` of the hour, ``build_fact`` of its date and ``build_marts`` of its date (every mart
@@ -24,7 +27,7 @@ The Kafka timestamp of a record is its event time, as if every event arrived on 
 
 ``peak_rss_gb`` is the peak resident memory of this process and its children (the Spark JVM), sampled every
 half second through the whole run; ``bench_wall_s`` the wall time of the whole benchmark. Everything but the
-cached month is written under a temporary directory that is removed afterwards.
+cached worlds is written under a temporary directory that is removed afterwards.
 """
 
 from __future__ import annotations
@@ -67,6 +70,13 @@ BENCH_QUERIES: tuple[int, ...] = tuple(range(1, 11))
 
 MONTH_END = date(2026, 1, 1)
 """The analyst month ends the day before this date (fixed, so the cached month serves any day)."""
+
+HOUR_AT = datetime(2025, 11, 27, 20, tzinfo=timezone.utc)
+"""The hourly world's event hour, and the day before it the daily world's date (fixed, so their bronze tables are
+cached like the month; each world has a Delta root of its own)."""
+
+BRONZE_CODE: tuple[str, ...] = ("simulator", "batch_layer/bronze", "warehouse_models")
+"""Packages whose code writes a world's bronze tables: a change to any file in them is a new key."""
 
 MONTH_CACHE_KEPT = 2
 """Cached months kept per scale (the newest); older keys are removed when a new month is cached."""
@@ -232,11 +242,46 @@ def _cached_settings(settings: Settings, entry: Path) -> Settings:
     return settings.model_copy(update={"delta_root": str(entry / "delta")})
 
 
-def prune_cache(cache: Path, *, keep: int, scale: str = "") -> list[Path]:
-    """Remove all but the ``keep`` newest complete months whose key starts with ``scale`` (by their
-    ``month.json``), and leftovers of builds that are not running any more; return what was removed."""
-    complete = sorted((p for p in cache.iterdir() if p.name.startswith(scale) and (p / "month.json").exists()),
-                      key=lambda p: (p / "month.json").stat().st_mtime, reverse=True)
+def bronze_code_digest() -> str:
+    """:func:`code_digest` of :data:`BRONZE_CODE`, this module's bronze writers and the Spark and Delta versions."""
+    import importlib.metadata
+
+    builders = [inspect.getsource(f) for f in (write_bronze, stage_records, kafka_records, simulated)]
+    versions = [f"{name}=={importlib.metadata.version(name)}" for name in ("pyspark", "delta-spark")]
+    return code_digest(packages=BRONZE_CODE, extra=[*builders, *versions])
+
+
+def cached_bronze(spark: SparkSession, settings: Settings, cache: Path, world: Settings, *, key: str,
+                  events: Callable[[], Iterable[Mapping[str, Any]]]) -> dict[str, int]:
+    """Give ``world`` the bronze tables of ``events`` (records per table returned), from the cache when its key is
+    there, else written once through the bronze transform and kept (built under a temporary name, then renamed).
+
+    The tables are copied into the world's Delta root, so what the timed steps write never touches the cache.
+    """
+    entry = cache / key
+    manifest = entry / "bronze.json"
+    if not manifest.exists():
+        building = cache / f".{key}.building-{os.getpid()}"
+        shutil.rmtree(building, ignore_errors=True)
+        staging = _world_settings(settings, building, "world")
+        counts = write_bronze(spark, staging, events(), building / "staging")
+        shutil.rmtree(entry, ignore_errors=True)
+        (entry / "delta").mkdir(parents=True)
+        shutil.move(str(Path(staging.delta_root_uri) / "bronze"), str(entry / "delta" / "bronze"))
+        shutil.rmtree(building, ignore_errors=True)
+        manifest.write_text(json.dumps(counts), encoding="utf-8")
+        prune_cache(cache, keep=MONTH_CACHE_KEPT, scale=key.rsplit("-", 1)[0] + "-", manifest="bronze.json")
+    else:
+        logger.info("bronze %s reused from the cache", key)
+    shutil.copytree(entry / "delta" / "bronze", Path(world.delta_root_uri) / "bronze", dirs_exist_ok=True)
+    return {name: int(n) for name, n in json.loads(manifest.read_text(encoding="utf-8")).items()}
+
+
+def prune_cache(cache: Path, *, keep: int, scale: str = "", manifest: str = "month.json") -> list[Path]:
+    """Remove all but the ``keep`` newest complete entries whose key starts with ``scale`` (by their
+    ``manifest``), and leftovers of builds that are not running any more; return what was removed."""
+    complete = sorted((p for p in cache.iterdir() if p.name.startswith(scale) and (p / manifest).exists()),
+                      key=lambda p: (p / manifest).stat().st_mtime, reverse=True)
     doomed = complete[keep:]
     for path in cache.iterdir():
         if path.name.startswith(".") and ".building-" in path.name:
@@ -385,7 +430,7 @@ def _world_settings(settings: Settings, root: Path, name: str) -> Settings:
 
 
 def measure_hourly(spark: SparkSession, settings: Settings, root: Path, *, events: int,
-                   hour: datetime) -> dict[str, Any]:
+                   hour: datetime, cache: Path) -> dict[str, Any]:
     """Time the rebuild of one event hour holding about ``events`` events (silver, fact, the date's marts)."""
     from batch_layer.gold.job import build_dims, build_fact
     from batch_layer.marts.job import build_marts
@@ -395,7 +440,9 @@ def measure_hourly(spark: SparkSession, settings: Settings, root: Path, *, event
     users = users_for_events(events, pilot_events=pilot, pilot_users=PILOT_USERS)
     world = _world_settings(settings, root, "hour")
     logger.info("hourly world: %d users (pilot: %d events for %d users)", users, pilot, PILOT_USERS)
-    bronze = write_bronze(spark, world, simulated(hour, timedelta(hours=1), users), root / "hour" / "staging")
+    key = f"hour-u{users}-{hour:%Y%m%dT%H}-{bronze_code_digest()[:16]}"
+    bronze = cached_bronze(spark, settings, cache, world, key=key,
+                           events=lambda: simulated(hour, timedelta(hours=1), users))
     build_dims(spark, world)
     silver: dict[str, int] = {}
     seconds = _timed([
@@ -424,7 +471,8 @@ def build_silver_hours(spark: SparkSession, settings: Settings, hours: Sequence[
     return totals
 
 
-def measure_daily(spark: SparkSession, settings: Settings, root: Path, *, users: int, day: date) -> dict[str, Any]:
+def measure_daily(spark: SparkSession, settings: Settings, root: Path, *, users: int, day: date,
+                  cache: Path) -> dict[str, Any]:
     """Time the rebuild of a simulated day: its 24 silver hours one by one (as the hourly partitions run), then
     the date's facts, the dims and the date's marts (the daily partition)."""
     from batch_layer.gold.job import build_dims, build_fact
@@ -433,7 +481,9 @@ def measure_daily(spark: SparkSession, settings: Settings, root: Path, *, users:
 
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     world = _world_settings(settings, root, "day")
-    bronze = write_bronze(spark, world, simulated(start, timedelta(days=1), users), root / "day" / "staging")
+    key = f"day-u{users}-{day:%Y%m%d}-{bronze_code_digest()[:16]}"
+    bronze = cached_bronze(spark, settings, cache, world, key=key,
+                           events=lambda: simulated(start, timedelta(days=1), users))
     hours = hours_between(start, start + timedelta(days=1))
     silver: dict[str, int] = {}
     seconds = _timed([
@@ -550,21 +600,23 @@ def batch_layer(ctx: BenchContext) -> Outcome:
     scale = scale_for(ctx.options, quick=ctx.quick)
     ctx.progress("scale: %s", scale)
     root = Path(tempfile.mkdtemp(prefix="bench-batch-"))
-    today = datetime.now(timezone.utc).date()
-    # Event times of the hour and the day well before today; each world has its own Delta root.
-    hour = datetime(today.year, today.month, today.day, 20, tzinfo=timezone.utc) - timedelta(days=scale.month_days + 3)
+    # Fixed event times (cached worlds); each world has its own Delta root.
+    hour = HOUR_AT
     day = (hour - timedelta(days=1)).date()
     settings = ctx.settings.model_copy(update={"data_dir": root})
     cache = ctx.settings.cache_dir / "bench" / "batch_month"
+    bronze_cache = ctx.settings.cache_dir / "bench" / "batch_bronze"
     cache.mkdir(parents=True, exist_ok=True)
+    bronze_cache.mkdir(parents=True, exist_ok=True)
     try:
         with PeakRss(os.getpid()) as memory:
             spark = build_spark_session(settings, app_name="reelytics-bench-batch", ui=False)
             try:
                 ctx.progress("hourly rebuild of %s events", f"{scale.hour_events:,}")
-                hourly = measure_hourly(spark, settings, root, events=scale.hour_events, hour=hour)
+                hourly = measure_hourly(spark, settings, root, events=scale.hour_events, hour=hour,
+                                        cache=bronze_cache)
                 ctx.progress("daily rebuild of a day of %d users", scale.day_users)
-                daily = measure_daily(spark, settings, root, users=scale.day_users, day=day)
+                daily = measure_daily(spark, settings, root, users=scale.day_users, day=day, cache=bronze_cache)
                 ctx.progress("a month of %d users over %d days, then the analyst queries", scale.month_users,
                              scale.month_days)
                 month_settings, month = cached_month(spark, settings, cache, users=scale.month_users,

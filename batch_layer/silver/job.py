@@ -19,6 +19,7 @@ The small Delta helpers here (create a table from its spec, overwrite named part
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
@@ -228,11 +229,13 @@ def reopened_hours(spark: SparkSession, parts_path: str, new_parts: DataFrame, *
     first, last = min(hours), max(hours)
     table = spark.read.format("delta").load(parts_path)
     old = table.where(between(first - 2 * span, last + 2 * span))
+    gapped = old.where(between(first - span, last + span) & ~_hour_list("event_hour", hours) & F.col("has_gaps"))
+    if not gapped.select("session_id").join(new_parts.select("session_id"), "session_id", "left_semi").take(1):
+        return set()  # no other hour near these has slimmed events of their sessions (the usual case)
     new = old.where(~_hour_list("event_hour", hours)).unionByName(new_parts)
     changed = _differing(new_parts, old.where(_hour_list("event_hour", hours)), ["event_hour", "session_id"],
                          [f"{name}{suffix}" for name in SESSION_IDENTITY for suffix in ("", "_at", "_event_id")])
-    candidates = (old.where(between(first - span, last + span) & ~_hour_list("event_hour", hours) & F.col("has_gaps"))
-                  .join(changed.select("session_id").distinct(), "session_id", "left_semi")
+    candidates = (gapped.join(changed.select("session_id").distinct(), "session_id", "left_semi")
                   .select("event_hour", "session_id"))
     before = identity_for_hours(old, candidates, span=span)
     after = identity_for_hours(new, candidates, span=span)
@@ -279,13 +282,26 @@ def build_silver(spark: SparkSession, settings: Settings, *, hours: Iterable[dat
             return events
         return keep_first_copies(events, spark.createDataFrame([(i,) for i in repeated], "event_id STRING"))
 
+    seconds: dict[str, float] = {}
+    clock = time.monotonic()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        seconds[name] = round(now - clock, 2)
+        clock = now
+
     # 1. The session rows of the asked hours, from the narrow columns (de-duplicated as the silver rows will be).
-    repeated = repeated_ids(viewer_events(wanted))
     narrow = viewer_events(wanted).select("event_id", "event_timestamp", "session_id", *SESSION_IDENTITY,
-                                          *KAFKA_ORDER)
+                                          *KAFKA_ORDER).localCheckpoint(eager=True)
+    repeated = repeated_ids(narrow)
+    lap("read")
     new_parts = session_hours(first_copies(narrow, repeated)).localCheckpoint(eager=True)
+    lap("sessions")
     reopened = reopened_hours(spark, parts_path, new_parts, hours=wanted, span=session_span)
+    lap("reopened")
     overwrite_partitions(new_parts, SILVER_SESSION_HOURS, parts_path, values=wanted)
+    lap("sessions_write")
     built = sorted(set(wanted) | reopened)
     if reopened:
         logger.info("silver: %d other hours have events filled from the changed sessions: %s", len(reopened),
@@ -294,7 +310,8 @@ def build_silver(spark: SparkSession, settings: Settings, *, hours: Iterable[dat
 
     # 2. The silver rows: slimmed events filled from the session rows of the hours around theirs.
     parts = spark.read.format("delta").load(parts_path)
-    gapped = parts.where(_hour_list("event_hour", built) & F.col("has_gaps")).select("event_hour", "session_id")
+    gapped = (parts if reopened else new_parts).where(_hour_list("event_hour", built) & F.col("has_gaps")).select(
+        "event_hour", "session_id")
     gapped_count = gapped.count()
     low, high = built[0] - session_span, built[-1] + session_span
     around = parts.where((F.col("event_hour") >= F.lit(low)) & (F.col("event_hour") <= F.lit(high)))
@@ -302,7 +319,9 @@ def build_silver(spark: SparkSession, settings: Settings, *, hours: Iterable[dat
     events = first_copies(viewer_events(built), repeated)
     stitched = stitch_from(events, identity, small=gapped_count <= SMALL_IDENTITY_ROWS) if gapped_count else events
     rows = conform(with_event_hour(stitched, grace=grace), SILVER_EVENTS)
+    lap("plan")
     overwrite_partitions(rows, SILVER_EVENTS, path, values=built)
+    lap("write")
     written = (
         spark.read.format("delta").load(path)
         .where(_hour_list("event_hour", built))
@@ -311,7 +330,8 @@ def build_silver(spark: SparkSession, settings: Settings, *, hours: Iterable[dat
     )
     counts = {"hours": len(built), "rows": int(written["rows"]), "late_rows": int(written["late_rows"] or 0),
               "reopened": len(reopened)}
-    logger.info("silver rebuilt %s", counts)
+    lap("count")
+    logger.info("silver rebuilt %s (seconds: %s)", counts, seconds)
     return counts
 
 
