@@ -88,7 +88,8 @@ MONTH_CODE: tuple[str, ...] = ("simulator", "batch_layer/bronze", "batch_layer/s
 CLI_RUNS = 3
 
 TIMED_RUNS = 3
-PILOT_USERS = 200
+PILOT_USERS = 1_000
+"""Users of the pilot hour that calibrates the hourly world to about ``--events`` events (200 were 7 % off)."""
 RECORD_CHUNK = 50_000
 """Kafka-shaped records staged per Parquet row group."""
 
