@@ -200,14 +200,20 @@ def month_cache_key(*, users: int, days: int, end: date, code: str) -> str:
     return f"u{users}-d{days}-e{end.isoformat()}-{code[:16]}"
 
 
-def month_code_digest() -> str:
-    """:func:`code_digest` of :data:`MONTH_CODE`, this module's month builders and the Spark and Delta versions."""
+def builders_digest(packages: Sequence[str], builders: Sequence[Callable[..., Any]]) -> str:
+    """:func:`code_digest` of ``packages``, the source of ``builders`` (functions here) and the Spark and Delta
+    versions: what a cached world depends on."""
     import importlib.metadata
 
-    builders = [inspect.getsource(f) for f in (build_month, write_bronze, stage_records, kafka_records,
-                                               build_silver_hours, simulated)]
+    sources = [inspect.getsource(f) for f in builders]
     versions = [f"{name}=={importlib.metadata.version(name)}" for name in ("pyspark", "delta-spark")]
-    return code_digest(extra=[*builders, *versions])
+    return code_digest(packages=packages, extra=[*sources, *versions])
+
+
+def month_code_digest() -> str:
+    """The month's :func:`builders_digest`: :data:`MONTH_CODE` and this module's month builders."""
+    return builders_digest(MONTH_CODE, (build_month, write_bronze, stage_records, kafka_records,
+                                        build_silver_hours, simulated))
 
 
 def cached_month(spark: SparkSession, settings: Settings, cache: Path, *, users: int, days: int,
@@ -244,12 +250,8 @@ def _cached_settings(settings: Settings, entry: Path) -> Settings:
 
 
 def bronze_code_digest() -> str:
-    """:func:`code_digest` of :data:`BRONZE_CODE`, this module's bronze writers and the Spark and Delta versions."""
-    import importlib.metadata
-
-    builders = [inspect.getsource(f) for f in (write_bronze, stage_records, kafka_records, simulated)]
-    versions = [f"{name}=={importlib.metadata.version(name)}" for name in ("pyspark", "delta-spark")]
-    return code_digest(packages=BRONZE_CODE, extra=[*builders, *versions])
+    """A world's bronze :func:`builders_digest`: :data:`BRONZE_CODE` and this module's bronze writers."""
+    return builders_digest(BRONZE_CODE, (write_bronze, stage_records, kafka_records, simulated))
 
 
 def cached_bronze(spark: SparkSession, settings: Settings, cache: Path, world: Settings, *, key: str,

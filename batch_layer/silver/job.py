@@ -199,6 +199,13 @@ def _hour_list(column: str, hours: Iterable[datetime]) -> Column:
     return F.col(column).isin(*[F.lit(h) for h in sorted(hours)])
 
 
+def _hours_from_to(low: datetime, high: datetime) -> Column:
+    """Rows whose ``event_hour`` is from ``low`` to ``high``, both included."""
+    from pyspark.sql import functions as F
+
+    return (F.col("event_hour") >= F.lit(low)) & (F.col("event_hour") <= F.lit(high))
+
+
 def _differing(a: DataFrame, b: DataFrame, keys: Sequence[str], compared: Sequence[str]) -> DataFrame:
     """The keys whose ``compared`` columns differ (nulls equal) between two frames, or that only one has."""
     from pyspark.sql import functions as F
@@ -223,13 +230,10 @@ def reopened_hours(spark: SparkSession, parts_path: str, new_parts: DataFrame, *
     """
     from pyspark.sql import functions as F
 
-    def between(low: datetime, high: datetime) -> Column:
-        return (F.col("event_hour") >= F.lit(low)) & (F.col("event_hour") <= F.lit(high))
-
     first, last = min(hours), max(hours)
     table = spark.read.format("delta").load(parts_path)
-    old = table.where(between(first - 2 * span, last + 2 * span))
-    gapped = old.where(between(first - span, last + span) & ~_hour_list("event_hour", hours) & F.col("has_gaps"))
+    old = table.where(_hours_from_to(first - 2 * span, last + 2 * span))
+    gapped = old.where(_hours_from_to(first - span, last + span) & ~_hour_list("event_hour", hours) & F.col("has_gaps"))
     if not gapped.select("session_id").join(new_parts.select("session_id"), "session_id", "left_semi").take(1):
         return set()  # no other hour near these has slimmed events of their sessions (the usual case)
     new = old.where(~_hour_list("event_hour", hours)).unionByName(new_parts)
@@ -313,8 +317,7 @@ def build_silver(spark: SparkSession, settings: Settings, *, hours: Iterable[dat
     gapped = (parts if reopened else new_parts).where(_hour_list("event_hour", built) & F.col("has_gaps")).select(
         "event_hour", "session_id")
     gapped_count = gapped.count()
-    low, high = built[0] - session_span, built[-1] + session_span
-    around = parts.where((F.col("event_hour") >= F.lit(low)) & (F.col("event_hour") <= F.lit(high)))
+    around = parts.where(_hours_from_to(built[0] - session_span, built[-1] + session_span))
     identity = identity_for_hours(around, gapped, span=session_span)
     events = first_copies(viewer_events(built), repeated)
     stitched = stitch_from(events, identity, small=gapped_count <= SMALL_IDENTITY_ROWS) if gapped_count else events
