@@ -4,10 +4,11 @@
 silver_events, fact_stream_events) and the daily partitions (dimensions, marts) that cover it; only closed
 partitions exist (``end_offset=0``), so the hour in progress and today are refused or left to the schedules.
 
-:func:`run_backfill` materializes the plan in this process against a Dagster instance, one run per partition
-(hourly ones first, then daily ones), so every run and materialization shows in the Dagster UI. Bronze reads
-whatever the topics hold, so it runs with the first hourly partition only; the other hours rebuild silver and
-facts. :func:`submit_backfill` instead records a Dagster asset backfill that the daemon runs (the UI's
+:func:`run_backfill` materializes the plan in this process against a Dagster instance: the hourly partitions
+first, one run per date's hours (a range run, as the hourly assets' backfill policy asks: silver builds a day's
+hours in one Spark pass), then one run per daily partition, so every run and materialization shows in the Dagster
+UI. Bronze reads whatever the topics hold, so it runs with the first hourly run only; the other runs rebuild
+silver and facts. :func:`submit_backfill` instead records a Dagster asset backfill that the daemon runs (the UI's
 Backfills tab shows it). Partitions are overwritten whole, so running a range again is safe.
 """
 
@@ -141,7 +142,8 @@ def plan_backfill(start: str, end: str, *, assets: AssetsChoice = "all", now: da
 
 @dataclass(frozen=True)
 class PartitionRun:
-    """One partition's run: its job, key, outcome, seconds, rows per asset, and the error when it failed."""
+    """One run: its job, partition key (``first...last`` for a range of hours), outcome, seconds, rows per asset,
+    the error when it failed, and how many partitions it materialized."""
 
     job: str
     partition_key: str
@@ -150,6 +152,7 @@ class PartitionRun:
     seconds: float
     rows: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    partitions: int = 1
 
     @property
     def total_rows(self) -> int:
@@ -171,6 +174,11 @@ class BackfillResult:
     def seconds(self) -> float:
         return round(sum(run.seconds for run in self.runs), 3)
 
+    @property
+    def partitions_done(self) -> int:
+        """Partitions materialized by the successful runs."""
+        return sum(run.partitions for run in self.runs if run.success)
+
     def rows_per_asset(self) -> dict[str, int]:
         """Rows the runs reported per asset, added over the partitions (a date rebuilt by several hourly runs of
         ``fact_stream_events`` counts once per run)."""
@@ -179,6 +187,28 @@ class BackfillResult:
             for asset, rows in run.rows.items():
                 totals[asset] = totals.get(asset, 0) + rows
         return totals
+
+
+def hourly_runs(keys: Sequence[str], *, per_run: int) -> list[tuple[str, str]]:
+    """The hourly partition keys (in order) as the (first, last) key of each run: consecutive hours of one UTC
+    date, at most ``per_run`` of them."""
+    runs: list[list[str]] = []
+    for key in keys:
+        if runs and len(runs[-1]) < per_run and runs[-1][-1][:10] == key[:10]:
+            runs[-1].append(key)
+        else:
+            runs.append([key])
+    return [(run[0], run[-1]) for run in runs]
+
+
+def _partition_args(first: str, last: str) -> dict[str, Any]:
+    """How ``execute_in_process`` is told its partition: one key, or a range by Dagster's range tags."""
+    if first == last:
+        return {"partition_key": first, "tags": {}}
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    return {"partition_key": None,
+            "tags": {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}}
 
 
 HOURLY_JOB = "warehouse_hourly"
@@ -216,7 +246,8 @@ def _error(result: Any) -> str:
 def run_backfill(plan: BackfillPlan, *, instance: DagsterInstance, defs: Definitions | None = None,
                  label: str | None = None,
                  on_partition: Callable[[int, int, PartitionRun], None] | None = None) -> BackfillResult:
-    """Materialize the plan's partitions in this process, one run per partition; stop at the first failure.
+    """Materialize the plan's partitions in this process, a run per date's hours (:func:`hourly_runs`) and per
+    daily partition; stop at the first failure.
 
     Args:
         plan: from :func:`plan_backfill`.
@@ -236,16 +267,24 @@ def run_backfill(plan: BackfillPlan, *, instance: DagsterInstance, defs: Definit
     hourly_job, daily_job = defs.resolve_job_def(HOURLY_JOB), defs.resolve_job_def(DAILY_JOB)
     hourly_without_bronze = [key for key in hourly_job.asset_layer.executable_asset_keys
                              if key != AssetKey(BRONZE_KEY)]
-    work: list[tuple[Any, str, Sequence[Any] | None]] = [
-        (hourly_job, key, None if n == 0 else hourly_without_bronze) for n, key in enumerate(plan.hourly_keys)
+    from orchestration.defs.warehouse.assets import HOURS_PER_RUN
+
+    ranges = hourly_runs(plan.hourly_keys, per_run=HOURS_PER_RUN)
+    sizes = [plan.hourly_keys.index(last) - plan.hourly_keys.index(first) + 1 for first, last in ranges]
+    work: list[tuple[Any, tuple[str, str], int, Sequence[Any] | None]] = [
+        (hourly_job, keys, size, None if n == 0 else hourly_without_bronze)
+        for n, (keys, size) in enumerate(zip(ranges, sizes, strict=True))
     ]
-    work += [(daily_job, key, None) for key in plan.daily_keys]
-    for done, (job, key, selection) in enumerate(work, start=1):
+    work += [(daily_job, (key, key), 1, None) for key in plan.daily_keys]
+    for done, (job, (first, last), size, selection) in enumerate(work, start=1):
         started = time.monotonic()
-        executed = job.execute_in_process(instance=instance, partition_key=key, asset_selection=selection,
-                                          raise_on_error=False, tags={BACKFILL_TAG: label})
+        key = first if first == last else f"{first}...{last}"
+        partition = _partition_args(first, last)
+        executed = job.execute_in_process(instance=instance, partition_key=partition["partition_key"],
+                                          asset_selection=selection, raise_on_error=False,
+                                          tags={**partition["tags"], BACKFILL_TAG: label})
         run = PartitionRun(job.name, key, executed.run_id, executed.success, round(time.monotonic() - started, 3),
-                           _rows(executed), None if executed.success else _error(executed))
+                           _rows(executed), None if executed.success else _error(executed), size)
         result.runs.append(run)
         logger.info("backfill %s: %d/%d %s %s %s in %.1f s", label, done, len(work), job.name, key,
                     "done" if run.success else "FAILED", run.seconds)

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def mart_concurrency_violations(fact: DataFrame, dim_users: DataFrame) -> DataFrame:
+def mart_concurrency_violations(fact: DataFrame, dim_users: DataFrame, *,
+                                per_session: DataFrame | None = None) -> DataFrame:
     """Fact rows and ``dim_users`` -> one row per (account, event date) with a session over the limit.
 
     The shared rule as Spark aggregations: each session's count of earlier sessions of its account (in the order
@@ -33,7 +34,9 @@ def mart_concurrency_violations(fact: DataFrame, dim_users: DataFrame) -> DataFr
     """
     from pyspark.sql import functions as F
 
-    sessions = fact_sessions(fact).where(F.col("first_heartbeat_at").isNotNull() & F.col("account_id").isNotNull())
+    per_session = fact_sessions(fact) if per_session is None else per_session
+
+    sessions = per_session.where(F.col("first_heartbeat_at").isNotNull() & F.col("account_id").isNotNull())
     versions = dim_users.select(F.col("user_id").alias("_user_id"), "max_streams", "valid_from", "valid_to")
     start = F.col("first_heartbeat_at")
     valid = ((F.col("user_id") == F.col("_user_id")) & (F.col("valid_from") <= start)

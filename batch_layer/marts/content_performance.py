@@ -23,9 +23,12 @@ logger = logging.getLogger(__name__)
 _THRESHOLD_TENTHS = round(COMPLETION_THRESHOLD * 10)
 
 
-def mart_content_performance(fact: DataFrame, dim_content: DataFrame) -> DataFrame:
+def mart_content_performance(fact: DataFrame, dim_content: DataFrame, *,
+                             per_session: DataFrame | None = None) -> DataFrame:
     """Fact rows and ``dim_content`` -> one row per (title, event date) with views or watch time."""
     from pyspark.sql import functions as F
+
+    per_session = fact_sessions(fact) if per_session is None else per_session
 
     duration_s = F.col("duration_s")
     last = F.coalesce(F.col("last_position_seconds"), F.lit(0.0))
@@ -34,7 +37,7 @@ def mart_content_performance(fact: DataFrame, dim_content: DataFrame) -> DataFra
     durations = dim_content.select(
         "content_id", F.when(F.col("duration_minutes") > 0, F.col("duration_minutes")).alias("duration_minutes"))
     views = (
-        fact_sessions(fact)
+        per_session
         .where(F.col("first_frame_at").isNotNull() & F.col("content_id").isNotNull())
         .withColumn("event_date", F.to_date("first_frame_at"))
         .join(durations, "content_id", "left")

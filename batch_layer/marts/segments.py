@@ -20,16 +20,18 @@ logger = logging.getLogger(__name__)
 _KEYS = ("device_type", "country", "event_date")
 
 
-def mart_segments(fact: DataFrame) -> DataFrame:
+def mart_segments(fact: DataFrame, *, per_session: DataFrame | None = None) -> DataFrame:
     """Fact rows -> one row per (device type, country, event date) (:data:`MART_SEGMENTS`)."""
     from pyspark.sql import functions as F
+
+    per_session = fact_sessions(fact) if per_session is None else per_session
 
     daily = (viewer_events(fact)
              .select(or_unknown("device_type"), or_unknown("country"), "event_date", "user_id",
                      heartbeat_watch_seconds().alias("watch"))
              .groupBy(*_KEYS)
              .agg(F.countDistinct("user_id").alias("users"), F.sum("watch").alias("watch_seconds")))
-    started = (fact_sessions(fact)
+    started = (per_session
                .select(or_unknown("device_type"), or_unknown("country"), F.col("session_date").alias("event_date"))
                .groupBy(*_KEYS).agg(F.count(F.lit(1)).alias("sessions")))
     out = (daily.join(started, list(_KEYS), "full")

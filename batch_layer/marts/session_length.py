@@ -19,9 +19,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def mart_session_length(fact: DataFrame) -> DataFrame:
+def mart_session_length(fact: DataFrame, *, per_session: DataFrame | None = None) -> DataFrame:
     """Fact rows -> one row per (event date, length bucket) (:data:`MART_SESSION_LENGTH`)."""
     from pyspark.sql import functions as F
+
+    per_session = fact_sessions(fact) if per_session is None else per_session
 
     minutes = (F.unix_micros("last_event_at") - F.unix_micros("first_event_at")) / F.lit(60_000_000.0)
     (first_name, _, first_high), *middle, (last_name, _, _) = SESSION_LENGTH_BUCKETS
@@ -31,7 +33,7 @@ def mart_session_length(fact: DataFrame) -> DataFrame:
         assert high is not None, "only the last bucket is open-ended"
         label = label.when(minutes < high, F.lit(name))
     label = label.otherwise(F.lit(last_name))
-    sessions = fact_sessions(fact).select(F.col("session_date").alias("event_date"), label.alias("length_bucket"))
+    sessions = per_session.select(F.col("session_date").alias("event_date"), label.alias("length_bucket"))
     counts = sessions.groupBy("event_date", "length_bucket").agg(F.count(F.lit(1)).alias("sessions"))
     buckets = fact.sparkSession.createDataFrame(
         list(SESSION_LENGTH_BUCKETS), "length_bucket STRING, bucket_min_minutes INT, bucket_max_minutes INT")

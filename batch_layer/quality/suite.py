@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import great_expectations as gx
@@ -91,6 +91,18 @@ class CheckOutcome:
                  f"on {self.rows} rows:"]
         lines += [f"- {failure.sentence()}" for failure in self.failures]
         return "\n".join(lines)
+
+
+def merged(outcomes: Sequence[CheckOutcome], *, scope: str) -> CheckOutcome:
+    """One outcome for the same suite run over several partitions of a table (a backfill's hours or dates): rows
+    and expectations summed, each failure's rule prefixed with the partition it was found in."""
+    if not outcomes:
+        raise ValueError("merged() needs at least one outcome")
+    if len(outcomes) == 1:
+        return outcomes[0]
+    failures = tuple(replace(f, rule=f"{o.scope}: {f.rule}") for o in outcomes for f in o.failures)
+    return CheckOutcome(table=outcomes[0].table, scope=scope, rows=sum(o.rows for o in outcomes),
+                        expectations=sum(o.expectations for o in outcomes), failures=failures)
 
 
 def rule(text: str) -> dict[str, str]:

@@ -54,7 +54,7 @@ class AssetChoice(StrEnum):
 
 
 def _summary(result: BackfillResult, plan_total: int) -> Table:
-    table = Table(title=f"backfill {result.label}: {sum(r.success for r in result.runs)}/{plan_total} partitions "
+    table = Table(title=f"backfill {result.label}: {result.partitions_done}/{plan_total} partitions "
                         f"in {result.seconds:.1f} s")
     table.add_column("asset")
     table.add_column("rows written (summed over runs)", justify="right")

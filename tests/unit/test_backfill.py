@@ -67,3 +67,15 @@ def test_reversed_early_and_open_daily_ranges_are_refused():
         plan_backfill("2025-12-31", "2026-01-01", now=NOW)
     with pytest.raises(BackfillRangeError, match="give dates up to 2026-11-22"):
         plan_backfill("2026-11-23", "2026-11-23", assets="daily", now=NOW)
+
+
+def test_a_backfill_runs_each_dates_hours_together_up_to_the_limit():
+    from orchestration.backfill import hourly_runs
+
+    plan = plan_backfill("2026-11-20T22", "2026-11-22T01", now=NOW)
+    runs = hourly_runs(plan.hourly_keys, per_run=24)
+    assert runs == [("2026-11-20-22:00", "2026-11-20-23:00"), ("2026-11-21-00:00", "2026-11-21-23:00"),
+                    ("2026-11-22-00:00", "2026-11-22-01:00")]
+    assert hourly_runs(plan.hourly_keys[2:8], per_run=4) == [("2026-11-21-00:00", "2026-11-21-03:00"),
+                                                             ("2026-11-21-04:00", "2026-11-21-05:00")]
+    assert hourly_runs(("2026-11-21-05:00",), per_run=24) == [("2026-11-21-05:00", "2026-11-21-05:00")]

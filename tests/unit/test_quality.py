@@ -26,7 +26,7 @@ from batch_layer.quality.silver_events import (
     partition_time,
     silver_hour_suite,
 )
-from batch_layer.quality.suite import CheckOutcome, columns_read, failure_of, validate
+from batch_layer.quality.suite import CheckOutcome, columns_read, failure_of, merged, validate
 from warehouse_models.marts import MART_SEGMENTS
 
 HOUR = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
@@ -75,6 +75,22 @@ def test_silver_hour_fails_on_duplicate_ids_bad_enums_and_a_count_off_bronze():
     count = next(f for f in outcome.failures if f.expectation == "expect_table_row_count_to_equal")
     assert count.observed == "4" and "(3)" in count.rule
     assert "device_type" in outcome.why and "2 bad rows" in outcome.why
+
+
+def test_hours_checked_together_fail_with_the_hour_that_broke_and_sum_their_rows():
+    suite = silver_hour_suite(bronze_event_ids=2)
+    good = validate(_frame(columns_read(suite), [_silver_row("e1", 1), _silver_row("e2", 2)]), suite,
+                    table="silver_events", scope="event_hour 10:00", keys=["event_id"])
+    bad = validate(_frame(columns_read(suite), [_silver_row("e3", 1), _silver_row("e3", 2)]), suite,
+                   table="silver_events", scope="event_hour 11:00", keys=["event_id"])
+    both = merged([good, bad], scope="event_hour 10:00 .. 11:00 (2 hours)")
+    assert good.passed and not both.passed
+    assert both.rows == 4 and both.expectations == good.expectations + bad.expectations
+    assert both.failures and all(f.rule.startswith("event_hour 11:00: ") for f in both.failures)
+    assert both.scope in both.why and "event_hour 11:00: " in both.why
+    assert merged([good], scope="ignored") is good
+    with pytest.raises(ValueError):
+        merged([], scope="none")
 
 
 def test_silver_hour_fails_on_a_missing_event_id():

@@ -11,6 +11,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
+    BackfillPolicy,
     Backoff,
     MaterializeResult,
     MetadataValue,
@@ -30,6 +31,12 @@ SPARK_TAGS = {"reelytics/spark": "true"}
 SPARK_RETRY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL)
 """A failed Spark step is retried twice, 30 s then 60 s later (a busy broker or a lost executor)."""
 
+HOURS_PER_RUN = 24
+"""A backfill runs up to this many hourly partitions of the hourly assets as one run (a day): silver builds them
+in one Spark pass, so each build's fixed cost is paid once a day, not once an hour."""
+
+HOURLY_BACKFILL = BackfillPolicy.multi_run(max_partitions_per_run=HOURS_PER_RUN)
+
 PREVIEW_ROWS = 5
 
 
@@ -47,9 +54,13 @@ def _preview(spark: Any, path: str, where: Any, columns: Sequence[str]) -> Metad
     return MetadataValue.md(_markdown(rows, columns))
 
 
-def _hour(context: AssetExecutionContext) -> datetime:
-    """The UTC hour an hourly partition names (aware)."""
-    return context.partition_time_window.start
+def _hours(context: AssetExecutionContext) -> Sequence[datetime]:
+    """The UTC hours (aware) of the run's hourly partitions: one for a scheduled run, up to
+    :data:`HOURS_PER_RUN` for a backfill."""
+    from batch_layer.silver.job import hours_between
+
+    window = context.partition_time_window
+    return hours_between(window.start, window.end)
 
 
 def _day(context: AssetExecutionContext) -> date:
@@ -64,6 +75,7 @@ def _day(context: AssetExecutionContext) -> date:
     deps=[AssetKey("kafka_topics")],
     op_tags=SPARK_TAGS,
     retry_policy=SPARK_RETRY,
+    backfill_policy=HOURLY_BACKFILL,
 )
 def bronze(context: AssetExecutionContext, settings: ReelyticsSettingsResource,
            spark: SparkResource) -> MaterializeResult:
@@ -76,7 +88,8 @@ def bronze(context: AssetExecutionContext, settings: ReelyticsSettingsResource,
     started = time.monotonic()
     added = run_bronze_available_now(s, spark.get(), on_progress=ProgressLog())
     seconds = round(time.monotonic() - started, 3)
-    context.log.info("bronze for partition %s added %s in %.1f s", context.partition_key, added, seconds)
+    keys = context.partition_key_range
+    context.log.info("bronze for partitions %s..%s added %s in %.1f s", keys.start, keys.end, added, seconds)
     return MaterializeResult(metadata={
         "rows_added": MetadataValue.int(sum(added.values())),
         "rows_added_per_table": MetadataValue.json(added),
@@ -91,29 +104,31 @@ def bronze(context: AssetExecutionContext, settings: ReelyticsSettingsResource,
     deps=[bronze],
     op_tags=SPARK_TAGS,
     retry_policy=SPARK_RETRY,
+    backfill_policy=HOURLY_BACKFILL,
 )
 def silver_events(context: AssetExecutionContext, settings: ReelyticsSettingsResource,
                   spark: SparkResource) -> MaterializeResult:
-    """The partition's event hour of ``silver_events``, rebuilt whole from bronze (late events re-open their hour),
-    and its sessions' rows in ``silver_session_hours``; other hours whose slimmed events it fills are rebuilt too."""
+    """The partition's event hour of ``silver_events`` (a backfill: its run's hours, in one build), rebuilt whole
+    from bronze (late events re-open their hour), and its sessions' rows in ``silver_session_hours``; other hours
+    whose slimmed events it fills are rebuilt too."""
     from pyspark.sql import functions as F
 
     from batch_layer.silver.job import build_silver
     from warehouse_models.tables import SILVER_EVENTS
 
     s, session = settings.get(), spark.get()
-    hour = _hour(context)
+    hours = _hours(context)
     started = time.monotonic()
-    counts = build_silver(session, s, hours=[hour])
+    counts = build_silver(session, s, hours=hours)
     seconds = round(time.monotonic() - started, 3)
-    context.log.info("silver_events %s: %s in %.1f s", hour.isoformat(), counts, seconds)
+    context.log.info("silver_events %s (%d hours): %s in %.1f s", hours[0].isoformat(), len(hours), counts, seconds)
     return MaterializeResult(metadata={
         "rows": MetadataValue.int(counts["rows"]),
         "late_rows": MetadataValue.int(counts["late_rows"]),
-        "hours_rebuilt": MetadataValue.json([hour.isoformat()]),
+        "hours_rebuilt": MetadataValue.json([hour.isoformat() for hour in hours]),
         "other_hours_reopened": MetadataValue.int(counts["reopened"]),
         "seconds": MetadataValue.float(seconds),
-        "preview": _preview(session, SILVER_EVENTS.path(s.delta_root_uri), F.col("event_hour") == F.lit(hour),
+        "preview": _preview(session, SILVER_EVENTS.path(s.delta_root_uri), F.col("event_hour").isin(list(hours)),
                             ["event_id", "event_type", "event_timestamp", "user_id", "is_late"]),
     })
 
@@ -125,11 +140,12 @@ def silver_events(context: AssetExecutionContext, settings: ReelyticsSettingsRes
     deps=[silver_events],
     op_tags=SPARK_TAGS,
     retry_policy=SPARK_RETRY,
+    backfill_policy=HOURLY_BACKFILL,
 )
 def fact_stream_events(context: AssetExecutionContext, settings: ReelyticsSettingsResource,
                        spark: SparkResource) -> MaterializeResult:
-    """The date holding the partition's hour of ``fact_stream_events``, rebuilt from silver (hourly, so today's
-    facts follow each silver hour; the Delta table stays partitioned by date, and the whole date is rewritten).
+    """The dates holding the run's hours of ``fact_stream_events``, rebuilt from silver (hourly, so today's facts
+    follow each silver hour; the Delta table stays partitioned by date, and the whole date is rewritten).
     """
     from pyspark.sql import functions as F
 
@@ -137,7 +153,7 @@ def fact_stream_events(context: AssetExecutionContext, settings: ReelyticsSettin
     from warehouse_models.tables import FACT_STREAM_EVENTS
 
     s, session = settings.get(), spark.get()
-    dates = sorted(dates_of_hours([_hour(context)]))
+    dates = sorted(dates_of_hours(_hours(context)))
     started = time.monotonic()
     counts = build_fact(session, s, dates=dates)
     seconds = round(time.monotonic() - started, 3)

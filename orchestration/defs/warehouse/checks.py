@@ -81,6 +81,19 @@ def _start(context: AssetCheckExecutionContext) -> datetime:
     return context.partition_time_window.start
 
 
+def _hours(context: AssetCheckExecutionContext) -> list[datetime]:
+    """The UTC hours of the run's hourly partitions (one, or a backfill's range), aware."""
+    from batch_layer.silver.job import hours_between
+
+    window = context.partition_time_window
+    return list(hours_between(window.start, window.end))
+
+
+def _scope(name: str, hours: list[datetime]) -> str:
+    """How a check over a backfill's hours names what it read."""
+    return f"{name} {hours[0].isoformat()} .. {hours[-1].isoformat()} ({len(hours)} hours)"
+
+
 @asset_check(asset=silver_events, blocking=True, partitions_def=hourly_partitions,
              description="The event hour: event_id present and unique, NOT NULL columns filled, event types and "
                          "the envelope's closed sets and ranges respected, rows == distinct valid bronze event_ids "
@@ -89,8 +102,11 @@ def silver_events_quality(context: AssetCheckExecutionContext,
                           settings: ReelyticsSettingsResource) -> AssetCheckResult:
     """Blocking: a failure keeps fact_stream_events (and so the marts and publication) from this hour's data."""
     from batch_layer.quality.silver_events import check_silver_hour
+    from batch_layer.quality.suite import merged
 
-    outcome, seconds = _timed(context, lambda: check_silver_hour(settings.get(), _start(context)))
+    s, hours = settings.get(), _hours(context)
+    outcome, seconds = _timed(context, lambda: merged([check_silver_hour(s, hour) for hour in hours],
+                                                      scope=_scope("event_hour", hours)))
     return _result(outcome, severity=AssetCheckSeverity.ERROR, seconds=seconds)
 
 
@@ -113,9 +129,14 @@ def silver_events_freshness(context: AssetCheckExecutionContext,
 def fact_stream_events_quality(context: AssetCheckExecutionContext,
                                settings: ReelyticsSettingsResource) -> AssetCheckResult:
     """Blocking: a failure keeps the marts and publication from this date's facts."""
+    from batch_layer.gold.job import dates_of_hours
     from batch_layer.quality.fact_stream_events import check_fact_date
+    from batch_layer.quality.suite import merged
 
-    outcome, seconds = _timed(context, lambda: check_fact_date(settings.get(), _start(context).date()))
+    s, hours = settings.get(), _hours(context)
+    days = sorted(dates_of_hours(hours))
+    outcome, seconds = _timed(context, lambda: merged([check_fact_date(s, day) for day in days],
+                                                      scope=_scope("the dates of event hours", hours)))
     return _result(outcome, severity=AssetCheckSeverity.ERROR, seconds=seconds)
 
 
