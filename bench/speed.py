@@ -422,7 +422,7 @@ def measure_view_end_lag(settings: Settings) -> dict[str, Any]:
 
     A probe's lag is when its view_end first shows on the derived topic minus the earliest moment the rule
     allows it: its heartbeat's event time plus the heartbeat timeout plus the allowed lateness the watermark
-    waits for. The load runs until every probe is due, plus two background triggers and half a minute.
+    waits for. The load runs until every probe is due, plus two triggers and half a minute.
     """
     from infra.kafka import ensure_topics
     from speed_layer.service import start_speed, stop_speed
@@ -445,7 +445,7 @@ def measure_view_end_lag(settings: Settings) -> dict[str, Any]:
             due[f"ve-ses-{tag}-{i}"] = now.timestamp() + wait_s
             time.sleep(0.5)
         load.producer.flush(30)
-        seconds = wait_s + 2 * run.speed_background_trigger_seconds + 30
+        seconds = wait_s + 2 * run.speed_trigger_seconds + 30
         logger.info("view_end lag: %d probe sessions went silent; load at %d events/s for %.0f s",
                     len(due), VIEW_END_LAG_RATE, seconds)
         load.run_step(VIEW_END_LAG_RATE, seconds, settle_s=5.0)

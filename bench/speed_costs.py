@@ -19,9 +19,9 @@ Stages, each timed in its own Spark job or call over the same heartbeats the loa
   20 events/s, so each micro-batch holds a handful): the median batch when its foreachBatch only collects the
   rows (the floor of a micro-batch on this stack), the same without the de-duplication state, and with every
   shared view.
-* **session state** (the Python step of QoE and view_end on one state group's pandas frame): the part of the
-  stateful queries that runs in Python; their Spark side (source, shuffle, Arrow) is the source stage plus the
-  difference to the end-to-end batch durations.
+* **session state** (the Python step of QoE on one state group's pandas frame): the part of that stateful query
+  that runs in Python; its Spark side (source, shuffle, Arrow) is the source stage plus the difference to the
+  end-to-end batch durations. view_end keeps its sessions in the JVM (``speed_layer/jvm``): no Python step.
 
 Figures are microseconds of wall time per event on this machine's cores (Spark runs its tasks on all of them).
 """
@@ -178,18 +178,16 @@ def _shared_view_costs(spark: Any, settings: Settings, batch: int) -> dict[str, 
 
 
 def _session_step_costs(rows: int, sessions: int) -> dict[str, float]:
-    """Microseconds per event of the Python step of QoE and view_end on one state group's frame of heartbeats
-    (``sessions`` open sessions, each heartbeating every 10 s), the third of three calls."""
+    """Microseconds per event of the Python step of QoE on one state group's frame of heartbeats (``sessions``
+    open sessions, each heartbeating every 10 s), the third of three calls."""
     import pandas as pd
 
-    from speed_layer.view_end import SESSION_COLUMNS, view_end_group_step
     from tests.speed_support import FakeGroupState
     from warehouse_models.metrics.qoe import EVENT_COLUMNS, qoe_group_step
 
     out: dict[str, float] = {}
     start = datetime.now(timezone.utc)
-    for name, step, columns in (("view_end", view_end_group_step, [*SESSION_COLUMNS, "duration_seconds"]),
-                                ("qoe", qoe_group_step, list(EVENT_COLUMNS))):
+    for name, step, columns in (("qoe", qoe_group_step, list(EVENT_COLUMNS)),):
         state = FakeGroupState(None, watermark_ms=0)
         for call in range(3):
             base = call * rows
@@ -295,11 +293,10 @@ def speed_costs(ctx: BenchContext) -> Outcome:
         "source_deduplicate_us": round(source["deduplicate"] - source["parse_and_check"], 1),
         "shared_views_spark_us": shared["all"]["spark"],
         "shared_views_apply_us": shared["all"]["apply"],
-        "view_end_step_us": steps["view_end"],
         "qoe_step_us": steps["qoe"],
-        # The shared query, then each stateful query's own source and Python step (their Spark side beyond the
-        # source is not counted, so this is a lower bound of the per-event wall time of every view).
-        "every_view_floor_us": round(every_view_us + 2 * source_us + steps["view_end"] + steps["qoe"], 1),
+        # The shared query, then each stateful query's own source and QoE's Python step (their Spark side beyond
+        # the source is not counted, so this is a lower bound of the per-event wall time of every view).
+        "every_view_floor_us": round(every_view_us + 2 * source_us + steps["qoe"], 1),
         # What a shared micro-batch costs whatever its size: the job on a 1,000-event batch, its driver-side writes,
         # and the calls into the JVM the driver makes to build the batch's plan.
         "shared_batch_spark_s_at_1k": round(shared["small_batch"]["spark_ms"] / 1000, 3),

@@ -69,6 +69,8 @@ fetch_jars() {  # $1 = pom name under infra/maven, $2 = target dir
 }
 fetch_jars kafka-broker "$cache/jars/kafka-broker"
 fetch_jars spark-connectors "$cache/jars/spark-connectors"
+step "compiling Reelytics' Spark classes (speed_layer/jvm)"
+(cd "$here" && "$venv/bin/python" -m infra.jvm >/dev/null) || fail "javac could not compile speed_layer/jvm; see the error above."
 
 # --- Redis from Debian's packages ----------------------------------------------------------------
 if ! command -v redis-server >/dev/null; then

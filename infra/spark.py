@@ -2,7 +2,8 @@
 
 The jars are fetched once from Maven Central by `infra/install.sh` into ``<cache>/jars/spark-connectors``;
 jars the pyspark wheel already ships (Spark's own, Hadoop, Jackson, ...) are left out so one version of each
-class is on the classpath. ``spark.master`` comes from the settings, so the same code runs on a cluster.
+class is on the classpath. Reelytics' own classes (``infra.jvm``) are added with them. ``spark.master`` comes
+from the settings, so the same code runs on a cluster.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from infra.jvm import build_jar
 from infra.process import ServiceError
 from warehouse_models.settings import Settings
 
@@ -44,7 +46,7 @@ def spark_conf(settings: Settings, *, app_name: str, ui: bool = True) -> dict[st
     return {
         "spark.app.name": app_name,
         "spark.master": settings.spark_master,
-        "spark.jars": ",".join(str(j) for j in connector_jars(settings)),
+        "spark.jars": ",".join(str(j) for j in [*connector_jars(settings), build_jar(settings)]),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "UTC",

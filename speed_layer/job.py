@@ -95,10 +95,16 @@ class QueryPlan:
         emits what its view's state says (update: changed rows, append: final rows)."""
         return "append" if self.shared else self.views[0].output_mode
 
+    @property
+    def python_state(self) -> bool:
+        """A stateful query whose state step runs Python (:attr:`ViewQuery.python_state`)."""
+        return not self.shared and self.views[0].python_state
+
     def trigger_seconds(self, settings: Settings) -> float:
-        """How often the query runs, from what the plan is: the shared query every ``speed_trigger_seconds``
-        (what apps poll), a stateful query every ``speed_background_trigger_seconds``."""
-        return settings.speed_trigger_seconds if self.shared else settings.speed_background_trigger_seconds
+        """How often the query runs, from what the plan is: the shared query and a query with its state in the JVM
+        every ``speed_trigger_seconds`` (what apps poll, and view_end), a query with Python state every
+        ``speed_background_trigger_seconds``."""
+        return settings.speed_background_trigger_seconds if self.python_state else settings.speed_trigger_seconds
 
 
 _LOCAL_MASTER = re.compile(r"local(?:\[(\d+|\*)(,\s*\d+)?\])?")

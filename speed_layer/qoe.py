@@ -41,5 +41,6 @@ QUERY = ViewQuery(
     write=write_qoe,
     output_mode="update",
     stateful=True,
+    python_state=True,
 )
 

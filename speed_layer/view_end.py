@@ -1,15 +1,18 @@
 """Computed view ends: one ``view_end`` event per viewing session, sent to the derived topic.
 
-Per session the query keeps, in Spark's state store (the sessions hashed into ``speed_state_groups`` keys, each
-holding many sessions: Spark's Python call per key costs more than a few events' work), who watched what
-where (account, user, device, country, title, live or not), the first and last event time, the last position,
-the count of playing heartbeats and the lifecycle facts (play request seen, first frame, first fatal error and its code,
-explicit ``play_end``). A session ends:
+Per session the query keeps, in Spark's state store (RocksDB), who watched what where (account, user, device,
+country, title, live or not), the first and last event time, the last position, the count of playing heartbeats
+and the lifecycle facts (play request seen, first frame, first fatal error and its code, explicit ``play_end``).
+The streaming query keeps them in the JVM: ``transformWithState`` keyed by session (``reelytics.speed.ViewEnd`` in
+``speed_layer/jvm``, compiled by ``infra.jvm``), one state value and one event-time timer per open session, so no
+Python runs per session or per event. :class:`SessionTracker` is the same rule in Python: the batch transform runs
+it, and the tests hold the two to each other. A session ends:
 
-* **explicit_end** at once, in the micro-batch where its ``play_end`` or a fatal ``error`` arrives;
+* **explicit_end** at once, in the micro-batch where its ``play_end`` or a fatal ``error`` arrives (its state stays
+  until the timeout, so stragglers do not end it twice);
 * **heartbeat_timeout** when the event-time watermark passes its last event plus
-  ``speed_heartbeat_timeout_seconds`` with no explicit end (checked in each call of the session's group; the
-  group's event-time timeout of ``applyInPandasWithState`` is its earliest deadline).
+  ``speed_heartbeat_timeout_seconds`` with no explicit end (the session's timer, at that moment, fires in the first
+  micro-batch whose watermark has passed it).
 
 The row is a valid ``view_end`` envelope event: ``event_id`` is ``ve-<session id>`` (a digest when that would
 be too long), so a replayed micro-batch or a restarted query sends the same id and consumers keep one;
@@ -43,10 +46,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -65,19 +67,15 @@ from warehouse_models.events import (
     validate_event,
 )
 from warehouse_models.metrics.sessions import (
-    STATE_GROUP,
     drop_resent,
-    load_group,
     ordered_events,
+    outcome_flag_columns,
     outcome_flags,
-    state_group,
-    store_group,
 )
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
-    from pyspark.sql.streaming.state import GroupState
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +118,8 @@ def view_end_id(session_id: str) -> str:
 
 @dataclass
 class SessionTracker:
-    """What the speed layer keeps about one open session (the state of the streaming query)."""
+    """What the speed layer keeps about one open session: the reference form of the rule, in Python (the batch
+    transform runs it; the streaming query keeps the same fields in the JVM, ``speed_layer/jvm``)."""
 
     session_id: str
     account_id: str | None = None
@@ -141,15 +140,9 @@ class SessionTracker:
     fatal_ms: int | None = None
     fatal_code: str | None = None
     play_end_ms: int | None = None
-    emitted: bool = False
-    """Its view_end went out (explicit end); the state stays until the timeout to absorb stragglers."""
 
     _IDENTITY = ("account_id", "user_id", "device_id", "device_type", "country", "content_id", "is_live",
                  "duration_seconds")
-
-    def state_values(self) -> list[Any]:
-        """The fields after ``session_id``, in field order (a session's part of its state group's JSON)."""
-        return [getattr(self, name) for name in _STATE_FIELDS]
 
     @property
     def explicit_end_ms(self) -> int | None:
@@ -242,51 +235,6 @@ def session_view_ends(session_id: str, events: pd.DataFrame, *, watermark_ms: in
     return _frame([])
 
 
-_STATE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(SessionTracker))[1:]
-
-STATE_DDL = "sessions_json STRING"
-"""A state group's state: its open sessions as JSON, session id -> :meth:`SessionTracker.state_values`."""
-
-
-def load_sessions(state: GroupState) -> dict[str, SessionTracker]:
-    """The open sessions a state group holds (none for a new group)."""
-    return {session_id: SessionTracker(session_id, *values) for session_id, values in load_group(state).items()}
-
-
-def view_end_group_step(key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: GroupState, *,
-                        timeout_ms: int) -> Iterator[pd.DataFrame]:
-    """The ``applyInPandasWithState`` function of one state group (many sessions, see ``speed_state_groups``):
-    fold a micro-batch into its sessions, emit each session's view_end once.
-
-    A session ends explicitly in the batch where its ``play_end`` or fatal error arrives (its state stays until the
-    timeout, to absorb stragglers without a second view_end), or by timeout once the event-time watermark passes
-    its last event plus ``timeout_ms``. Spark calls the group on new events or when its earliest deadline passes.
-    """
-    sessions = load_sessions(state)
-    rows: list[dict[str, Any]] = []
-    if not state.hasTimedOut:
-        by_session: dict[str, list[dict[str, Any]]] = {}
-        for event in ordered_events(frames):
-            by_session.setdefault(str(event["session_id"]), []).append(event)
-        for session_id, events in by_session.items():
-            tracker = sessions.setdefault(session_id, SessionTracker(session_id))
-            tracker.observe(events)
-            if tracker.explicit_end_ms is not None and not tracker.emitted:
-                rows.append(tracker.view_end("explicit_end"))
-                tracker.emitted = True
-    watermark_ms = state.getCurrentWatermarkMs()
-    for session_id, tracker in list(sessions.items()):
-        assert tracker.last_ms is not None, "a tracked session has seen an event"
-        if tracker.last_ms + timeout_ms < watermark_ms:
-            if not tracker.emitted:
-                rows.append(tracker.view_end("heartbeat_timeout"))
-            del sessions[session_id]
-    store_group(state, {sid: t.state_values() for sid, t in sessions.items()},
-                (t.last_ms + timeout_ms for t in sessions.values() if t.last_ms is not None))
-    if rows:
-        yield _frame(rows)
-
-
 def _batch_step(frame: pd.DataFrame, *, timeout_ms: int) -> pd.DataFrame:
     if frame.empty:
         return _frame([])
@@ -299,13 +247,66 @@ def _batch_step(frame: pd.DataFrame, *, timeout_ms: int) -> pd.DataFrame:
 # --- the transform -------------------------------------------------------------------------------------------
 
 
+JVM_INPUT: tuple[tuple[str, str], ...] = (
+    ("session_id", "string"), ("event_type", "string"), ("event_ms", "bigint"), ("account_id", "string"),
+    ("user_id", "string"), ("device_id", "string"), ("device_type", "string"), ("country", "string"),
+    ("content_id", "string"), ("is_live", "boolean"), ("position_seconds", "double"), ("player_state", "string"),
+    ("error_fatal", "boolean"), ("error_code", "string"), ("duration_seconds", "double"),
+)
+"""The columns ``reelytics.speed.ViewEnd`` reads (its ``INPUT_DDL``), in its order."""
+
+
+def jvm_view_end_rows(rows: DataFrame, *, timeout_ms: int) -> DataFrame:
+    """A streaming frame of session events (:data:`SESSION_COLUMNS` and ``duration_seconds``, with an event-time
+    watermark) -> view_end rows (:data:`OUTPUT_DDL`), the session state kept by ``reelytics.speed.ViewEnd``
+    (``speed_layer/jvm``): the rule of :class:`SessionTracker`, with no Python per session or per event."""
+    from pyspark.sql import DataFrame as SparkFrame
+    from pyspark.sql import functions as F
+
+    spark = rows.sparkSession
+    inputs = rows.select(*(F.unix_millis("event_timestamp").alias(name) if name == "event_ms"
+                           else F.col(name).cast(kind) for name, kind in JVM_INPUT), "event_timestamp")
+    facts = SparkFrame(spark._jvm.reelytics.speed.ViewEnd.rows(inputs._jdf, timeout_ms), spark)  # type: ignore[union-attr]
+    return view_end_columns(facts)
+
+
+def view_end_columns(facts: DataFrame) -> DataFrame:
+    """``ViewEnd``'s rows (a session's facts and its end reason) -> :data:`OUTPUT_DDL` columns, as
+    :meth:`SessionTracker.view_end` makes them."""
+    from pyspark.sql import functions as F
+
+    session = F.col("session_id")
+    plain_id = F.concat(F.lit("ve-"), session)
+    event_id = F.when(F.length(plain_id) <= MAX_ID_LENGTH, plain_id).otherwise(
+        F.concat(F.lit("ve-"), F.substring(F.sha2(session, 256), 1, MAX_ID_LENGTH - 3)))
+    position, duration = F.col("position_seconds"), F.col("duration_seconds")
+    completion = F.when(~F.coalesce(F.col("is_live"), F.lit(False)) & (duration > 0) & position.isNotNull(),
+                        F.round(F.least(F.lit(100.0), F.greatest(F.lit(0.0), position / duration * 100.0)), 3))
+    flags = outcome_flag_columns(requested=F.col("requested"), first_frame_ms=F.col("first_frame_ms"),
+                                 fatal_ms=F.col("fatal_ms"), fatal_code=F.col("fatal_code"),
+                                 play_end_ms=F.col("play_end_ms"))
+    return facts.select(
+        event_id.alias("event_id"),
+        F.lit(SCHEMA_VERSION).cast("int").alias("schema_version"),
+        F.lit(EventType.VIEW_END.value).alias("event_type"),
+        F.timestamp_millis("event_ms").alias("event_timestamp"),
+        "account_id", "user_id", "device_id", "device_type", "country", "session_id", "content_id", "is_live",
+        "position_seconds",
+        (F.col("playing_heartbeats") * F.lit(float(HEARTBEAT_INTERVAL_SECONDS))).alias("watch_seconds"),
+        completion.alias("completion_pct"),
+        "end_reason",
+        *(flags[name].alias(name) for name in OUTCOME_COLUMNS),
+    )
+
+
 def view_end_rows(events: DataFrame, settings: Settings, *, durations: DataFrame | None = None) -> DataFrame:
     """Valid events -> one view_end row per ended session (columns of :data:`OUTPUT_DDL`).
 
-    On a streaming frame: ``applyInPandasWithState`` keyed by session with event-time timeouts (append
-    output). On a batch frame (Spark runs that API on streams only): the same per-session logic through
-    ``applyInPandas``, with the watermark the stream would have after reading the frame (its newest event time
-    minus the allowed lateness), so both give the same rows.
+    On a streaming frame: :func:`jvm_view_end_rows`, Spark's ``transformWithState`` keyed by session in the JVM
+    (one state value and one event-time timer per open session, RocksDB state store). On a batch frame: the
+    rule of :class:`SessionTracker` per session through ``applyInPandas``, with the watermark the stream would
+    have after reading the frame (its newest event time minus the allowed lateness), so both give the same rows
+    (``tests/spark/test_speed_view_end.py`` holds them to each other).
 
     Args:
         events: valid envelope events (:func:`speed_layer.source.valid_events` or :func:`events_frame`).
@@ -313,7 +314,6 @@ def view_end_rows(events: DataFrame, settings: Settings, *, durations: DataFrame
         durations: optional ``content_id, duration_seconds`` (e.g. from the catalog) for ``completion_pct``.
     """
     from pyspark.sql import functions as F
-    from pyspark.sql.streaming.state import GroupStateTimeout
 
     lateness = settings.speed_allowed_lateness_seconds
     timeout_ms = settings.speed_heartbeat_timeout_seconds * 1000
@@ -328,10 +328,7 @@ def view_end_rows(events: DataFrame, settings: Settings, *, durations: DataFrame
         rows = rows.withColumn("duration_seconds", F.lit(None).cast("double"))
     rows = rows.select(*SESSION_COLUMNS, "duration_seconds")
     if rows.isStreaming:
-        groups = rows.withColumn(STATE_GROUP, state_group([F.col("session_id")], settings.speed_state_groups))
-        return groups.groupBy(STATE_GROUP).applyInPandasWithState(
-            partial(view_end_group_step, timeout_ms=timeout_ms), OUTPUT_DDL, STATE_DDL, "append",
-            GroupStateTimeout.EventTimeTimeout)
+        return jvm_view_end_rows(rows, timeout_ms=timeout_ms)
 
     def batch_step(frame: pd.DataFrame) -> pd.DataFrame:
         return _batch_step(frame, timeout_ms=timeout_ms)

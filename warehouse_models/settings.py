@@ -130,8 +130,8 @@ class Settings(BaseSettings):
     """Micro-batch interval of the speed layer's queries (processing time)."""
 
     speed_background_trigger_seconds: float = Field(default=30.0, gt=0)
-    """Micro-batch interval of the speed queries that run Python per session or per record (view_end, qoe,
-    dead_letters): their cost grows with the number of batches, and nothing waits on them by the second."""
+    """Micro-batch interval of the speed queries whose session state runs Python (QoE): their cost grows with the
+    number of batches, and nothing waits on them by the second."""
 
     speed_background_niceness: int = Field(default=10, ge=0, le=19)
     """``python -m speed_layer`` runs the session-state queries (QoE, view_end) in a child process of their own at

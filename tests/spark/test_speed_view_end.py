@@ -33,3 +33,59 @@ def test_batch_transform_gives_one_row_per_ended_session(spark):
     got = sorted((r.asDict() for r in rows), key=lambda r: r["session_id"])
     expected = sorted([EXPLICIT, TIMED_OUT, START_FAILURE], key=lambda r: r["session_id"])
     assert got == [{**e, "event_timestamp": e["event_timestamp"].strftime("%Y-%m-%dT%H:%M:%S.000")} for e in expected]
+
+
+class _Stream:
+    """The view_end transform on a stream of parquet files, one file per micro-batch, run step by step with one
+    checkpoint (state and watermark carry over), collecting what each step emits."""
+
+    def __init__(self, spark, root, settings: Settings) -> None:
+        self.spark, self.root, self.settings = spark, root, settings
+        self.schema = events_frame(spark, [_heartbeat("schema", 0, 0.0)]).schema
+        self.steps = 0
+
+    def step(self, events) -> list[dict]:
+        from pyspark.sql import functions as F
+
+        if events:
+            events_frame(self.spark, events).coalesce(1).write.parquet(str(self.root / "in" / f"{self.steps:03d}"))
+        self.steps += 1
+        got: list[dict] = []
+        stream = self.spark.readStream.schema(self.schema).option("recursiveFileLookup", "true").parquet(
+            str(self.root / "in"))
+        rows = view_end_rows(stream, self.settings).withColumn(
+            "event_timestamp", F.date_format("event_timestamp", "yyyy-MM-dd'T'HH:mm:ss.SSS"))
+        query = (rows.writeStream.foreachBatch(lambda batch, _: got.extend(r.asDict() for r in batch.collect()))
+                 .option("checkpointLocation", str(self.root / "checkpoint")).outputMode("append")
+                 .trigger(availableNow=True).start())
+        query.awaitTermination()
+        return sorted(got, key=lambda r: r["session_id"])
+
+
+def _wire(expected: dict) -> dict:
+    return {**expected, "event_timestamp": expected["event_timestamp"].strftime("%Y-%m-%dT%H:%M:%S.000")}
+
+
+def test_the_stream_keeps_sessions_in_the_jvm_and_ends_each_once(spark, tmp_path):
+    """Across micro-batches: an explicit end at once, its stragglers swallowed; a silent session ended once the
+    watermark (newest event time minus the lateness) passes its last event plus the timeout, not before."""
+    stream = _Stream(spark, tmp_path, SETTINGS)
+    explicit, gone = _session_explicit(), _session_timeout()
+    assert stream.step(explicit[:3] + gone) == []
+    assert stream.step(explicit[3:5]) == [_wire({**EXPLICIT, "watch_seconds": 10.0})]
+    # s-gone's last event is at 22 s: the watermark must pass 52 s. A clock event at 62 s puts it at 52: not yet.
+    assert stream.step(explicit[5:] + [_heartbeat("s-clock", 62, 1.0)]) == []
+    assert stream.step([_heartbeat("s-clock", 63, 2.0)]) == [_wire(TIMED_OUT)]
+    # Nothing more: the explicit end's straggler did not end it twice, and s-gone's state is gone.
+    assert stream.step([_heartbeat("s-clock", 200, 3.0)]) == []
+
+
+def test_the_stream_and_the_batch_transform_agree_on_every_session(spark, tmp_path):
+    """The JVM processor and the Python reference rule give the same rows for the same events."""
+    events = _session_explicit() + _session_timeout() + _session_start_failure() + [_heartbeat("s-open", 70, 5.0)]
+    batch = view_end_rows(events_frame(spark, events), SETTINGS).collect()
+    stream = _Stream(spark, tmp_path, SETTINGS)
+    got = stream.step(events) + stream.step([_heartbeat("s-open", 71, 6.0)])
+    expected = sorted((r.asDict() for r in batch), key=lambda r: r["session_id"])
+    assert {r["session_id"] for r in expected} == {"s-end", "s-gone", "s-fail"}
+    assert got == [{**r, "event_timestamp": r["event_timestamp"].strftime("%Y-%m-%dT%H:%M:%S.000")} for r in expected]

@@ -1,10 +1,10 @@
-"""View ends from hand-made sessions: the per-session function, the stateful step and the batch transform.
+"""View ends from hand-made sessions: the per-session rule (the reference the JVM processor is held to).
 
 Contract: a session ends with ``explicit_end`` at its play_end or fatal error, and with ``heartbeat_timeout``
 once the watermark passes its last event plus the heartbeat timeout; watch_seconds = 10 per playing heartbeat;
 the row is a valid view_end envelope event with id ``ve-<session>``; the outcome flags follow the documented
-definitions (a refused request is none of them); a late event inside the micro-batch order is folded in, and a
-session emits exactly one view_end however its events are split over micro-batches.
+definitions (a refused request is none of them). How the stream keeps the rule across micro-batches is in
+``tests/spark/test_speed_view_end.py``.
 """
 
 from __future__ import annotations
@@ -21,13 +21,10 @@ from speed_layer.view_end import (
     QUERY,
     SESSION_COLUMNS,
     SessionTracker,
-    load_sessions,
     session_view_ends,
     view_end_event,
-    view_end_group_step,
     view_end_id,
 )
-from tests.speed_support import FakeGroupState
 from warehouse_models.events import TopicKind, format_timestamp, to_wire, validate_event
 from warehouse_models.metrics.qoe import outcome_flags
 
@@ -183,51 +180,3 @@ def test_completion_pct_when_the_duration_is_known():
     tracker = SessionTracker("s", is_live=False, duration_seconds=200.0, position_seconds=50.0)
     assert tracker.completion_pct() == 25.0
     assert SessionTracker("s", is_live=True, duration_seconds=200.0, position_seconds=50.0).completion_pct() is None
-
-
-def _step(session: str, events: list[dict[str, Any]], state: FakeGroupState) -> list[dict[str, Any]]:
-    frames = iter([_pandas(events)]) if events else iter([])
-    out = list(view_end_group_step((0,), frames, state, timeout_ms=TIMEOUT_MS))
-    return [r for frame in out for r in _records(frame)]
-
-
-def test_stateful_step_timeout_across_micro_batches_with_a_late_heartbeat():
-    first, late = _session_timeout(), _heartbeat("s-gone", 17, 65.0)
-    state = FakeGroupState(None, watermark_ms=0)
-    assert _step("s-gone", first, state) == []
-    assert state.timeout_ms == T0_MS + 22_000 + TIMEOUT_MS
-    # A heartbeat older than the newest one arrives in the next micro-batch: counted, position unchanged.
-    state.watermark_ms = T0_MS + 12_000
-    assert _step("s-gone", [late], state) == []
-    assert state.timeout_ms == T0_MS + 22_000 + TIMEOUT_MS
-    state.hasTimedOut, state.watermark_ms = True, T0_MS + 60_000
-    assert _step("s-gone", [], state) == [{**TIMED_OUT, "watch_seconds": 30.0}]
-    assert state.removed
-
-
-def test_stateful_step_emits_an_explicit_end_once_and_swallows_stragglers():
-    events = _session_explicit()
-    state = FakeGroupState(None, watermark_ms=0)
-    assert _step("s-end", events[:3], state) == []
-    assert _step("s-end", events[3:5], state) == [{**EXPLICIT, "watch_seconds": 10.0}]
-    # The late heartbeat after the end: folded into the state, no second view_end.
-    assert _step("s-end", events[5:], state) == []
-    assert load_sessions(state)["s-end"].playing_heartbeats == 2
-    state.hasTimedOut, state.watermark_ms = True, T0_MS + 3_600_000
-    assert _step("s-end", [], state) == []
-    assert state.removed
-
-
-def test_one_state_group_holds_many_sessions_and_ends_each_on_its_own():
-    state = FakeGroupState(None, watermark_ms=0)
-    explicit, gone = _session_explicit(), _session_timeout()
-    # Both sessions arrive in one call of their group: the explicit end goes out at once, s-gone stays open.
-    assert _step("group", explicit[:5] + gone, state) == [{**EXPLICIT, "watch_seconds": 10.0}]
-    assert sorted(load_sessions(state)) == ["s-end", "s-gone"]
-    # The group's deadline is its earliest session's (last event + timeout).
-    last_ms = {sid: t.last_ms for sid, t in load_sessions(state).items()}
-    assert state.timeout_ms == min(last_ms.values()) + TIMEOUT_MS
-    # The watermark passes s-gone's deadline while s-end's stragglers arrive: s-gone times out in that call.
-    state.watermark_ms = last_ms["s-gone"] + TIMEOUT_MS + 1
-    assert _step("group", explicit[5:], state) == [TIMED_OUT]
-    assert "s-gone" not in load_sessions(state)

@@ -43,6 +43,23 @@ def outcome_flags(*, requested: bool, first_frame_ms: int | None, fatal_ms: int 
     }
 
 
+def outcome_flag_columns(*, requested: Column, first_frame_ms: Column, fatal_ms: Column, fatal_code: Column,
+                         play_end_ms: Column) -> dict[str, Column]:
+    """:func:`outcome_flags` as Spark columns (null times are absent facts), for rows that carry a session's facts."""
+    from pyspark.sql import functions as F
+
+    end_ms = F.least(play_end_ms, fatal_ms)  # least() skips nulls: null only when both are
+    started = first_frame_ms.isNotNull() & (end_ms.isNull() | (first_frame_ms <= end_ms))
+    fatal = fatal_ms.isNotNull() & (fatal_ms == end_ms)
+    refused = fatal & ~started & F.coalesce(fatal_code.isin(*sorted(REFUSAL_ERROR_CODES)), F.lit(False))
+    return {
+        "started": started,
+        "start_failure": fatal & ~started & ~refused,
+        "exit_before_start": F.coalesce(requested, F.lit(False)) & ~started & ~fatal,
+        "failed_after_start": fatal & started,
+    }
+
+
 STATE_GROUP = "_state_group"
 """The column a session-state query groups by: which of the ``speed_state_groups`` keys holds the row's state."""
 
