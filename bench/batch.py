@@ -459,9 +459,8 @@ def measure_hourly(spark: SparkSession, settings: Settings, root: Path, *, event
 
 def build_silver_hours(spark: SparkSession, settings: Settings, hours: Sequence[datetime], *,
                        per_write: int = 1) -> dict[str, int]:
-    """Silver ``per_write`` hours per write (one, as the hourly Dagster partitions build it: one build of many
-    hours holds all their rows in one write, which a two-gigabyte driver does not survive for a busy day); the
-    summed counts."""
+    """Silver ``per_write`` hours per build (the month: a day per build, as a backfill's run builds a date's
+    hours); the summed counts."""
     from batch_layer.silver.job import build_silver
 
     totals: dict[str, int] = {}

@@ -21,6 +21,7 @@ py="$(command -v python3.11 || command -v python3)"
 command -v java >/dev/null || fail "Java 17+ is required for Kafka and Spark: install a JDK (e.g. apt-get install openjdk-17-jdk-headless)."
 jv="$(java -version 2>&1 | awk -F'"' '/version/ {split($2, v, "."); print v[1]; exit}')"
 [ "${jv:-0}" -ge 17 ] 2>/dev/null || fail "Java 17+ is required; java -version says ${jv:-unknown}."
+command -v javac >/dev/null || fail "A JDK's javac is required (Reelytics compiles its Spark classes): install one (e.g. apt-get install openjdk-17-jdk-headless)."
 command -v mvn >/dev/null || fail "Maven is required to fetch the Kafka and Spark jars: apt-get install maven."
 
 # --- uv, the installer ---------------------------------------------------------------------------

@@ -41,12 +41,23 @@ def connector_jars(settings: Settings) -> list[Path]:
     return sorted(j for j in cache.glob("*.jar") if _artifact(j) not in shipped)
 
 
+def own_jars(settings: Settings) -> list[Path]:
+    """Reelytics' own jar (:func:`infra.jvm.build_jar`), or none with a warning when it cannot be built (no javac):
+    only the speed layer's view_end query needs it, and it says so when it starts."""
+    try:
+        return [build_jar(settings)]
+    except ServiceError as exc:
+        logger.warning("Spark starts without Reelytics' own classes (the view_end query will refuse to start): %s",
+                       exc)
+        return []
+
+
 def spark_conf(settings: Settings, *, app_name: str, ui: bool = True) -> dict[str, str]:
     """Every Spark setting Reelytics uses, as one dict (also shown by `reelytics status`)."""
     return {
         "spark.app.name": app_name,
         "spark.master": settings.spark_master,
-        "spark.jars": ",".join(str(j) for j in [*connector_jars(settings), build_jar(settings)]),
+        "spark.jars": ",".join(str(j) for j in [*connector_jars(settings), *own_jars(settings)]),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "UTC",

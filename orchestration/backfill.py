@@ -189,16 +189,16 @@ class BackfillResult:
         return totals
 
 
-def hourly_runs(keys: Sequence[str], *, per_run: int) -> list[tuple[str, str]]:
-    """The hourly partition keys (in order) as the (first, last) key of each run: consecutive hours of one UTC
-    date, at most ``per_run`` of them."""
+def hourly_runs(keys: Sequence[str], *, per_run: int) -> list[tuple[str, str, int]]:
+    """The hourly partition keys (in order) as runs: the first and last key and the number of hours of each, the
+    consecutive hours of one UTC date, at most ``per_run`` of them."""
     runs: list[list[str]] = []
     for key in keys:
         if runs and len(runs[-1]) < per_run and runs[-1][-1][:10] == key[:10]:
             runs[-1].append(key)
         else:
             runs.append([key])
-    return [(run[0], run[-1]) for run in runs]
+    return [(run[0], run[-1], len(run)) for run in runs]
 
 
 def _partition_args(first: str, last: str) -> dict[str, Any]:
@@ -269,11 +269,9 @@ def run_backfill(plan: BackfillPlan, *, instance: DagsterInstance, defs: Definit
                              if key != AssetKey(BRONZE_KEY)]
     from orchestration.defs.warehouse.assets import HOURS_PER_RUN
 
-    ranges = hourly_runs(plan.hourly_keys, per_run=HOURS_PER_RUN)
-    sizes = [plan.hourly_keys.index(last) - plan.hourly_keys.index(first) + 1 for first, last in ranges]
     work: list[tuple[Any, tuple[str, str], int, Sequence[Any] | None]] = [
-        (hourly_job, keys, size, None if n == 0 else hourly_without_bronze)
-        for n, (keys, size) in enumerate(zip(ranges, sizes, strict=True))
+        (hourly_job, (first, last), size, None if n == 0 else hourly_without_bronze)
+        for n, (first, last, size) in enumerate(hourly_runs(plan.hourly_keys, per_run=HOURS_PER_RUN))
     ]
     work += [(daily_job, (key, key), 1, None) for key in plan.daily_keys]
     for done, (job, (first, last), size, selection) in enumerate(work, start=1):

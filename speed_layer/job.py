@@ -11,8 +11,8 @@ Arrow (:func:`~warehouse_models.metrics.contributions.reduce_table`: filter, gro
 writes them to Redis (one pipeline or fenced transaction each). The additive views (``late_cut``) see only the
 events inside their topic's allowed lateness (:mod:`speed_layer.lateness`); the latest-value views (resume,
 recent, concurrency) see every valid event; the dead-letter view sees only the records the check refused. The
-stateful views (QoE and view_end, state per session with event-time timeouts) are queries of their own, on the
-background trigger.
+stateful views (QoE and view_end, state per session with event-time timeouts) are queries of their own: view_end
+(state in the JVM) on the 1 s trigger, QoE (Python state) on the background trigger.
 
 Why one shared query, one plan and one job: on a two-core machine most of a micro-batch's cost is fixed
 (planning, scheduling, the Kafka read, the commit), so every extra query, job or plan built per batch multiplies

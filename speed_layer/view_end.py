@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from infra.process import ServiceError
 from speed_layer.query import SinkContext, ViewQuery
 from warehouse_models.events import (
     HEARTBEAT_INTERVAL_SECONDS,
@@ -130,7 +131,6 @@ class SessionTracker:
     content_id: str | None = None
     is_live: bool | None = None
     duration_seconds: float | None = None
-    first_ms: int | None = None
     last_ms: int | None = None
     position_seconds: float | None = None
     position_ms: int | None = None
@@ -157,7 +157,6 @@ class SessionTracker:
             for name in self._IDENTITY:
                 if getattr(self, name) is None and event.get(name) is not None:
                     setattr(self, name, event[name])
-            self.first_ms = ms if self.first_ms is None else min(self.first_ms, ms)
             self.last_ms = ms if self.last_ms is None else max(self.last_ms, ms)
             position = event.get("position_seconds")
             # Newest by event time; on equal times the later event in the stream wins (as in the ground truth).
@@ -266,7 +265,12 @@ def jvm_view_end_rows(rows: DataFrame, *, timeout_ms: int) -> DataFrame:
     spark = rows.sparkSession
     inputs = rows.select(*(F.unix_millis("event_timestamp").alias(name) if name == "event_ms"
                            else F.col(name).cast(kind) for name, kind in JVM_INPUT), "event_timestamp")
-    facts = SparkFrame(spark._jvm.reelytics.speed.ViewEnd.rows(inputs._jdf, timeout_ms), spark)  # type: ignore[union-attr]
+    processor = spark._jvm.reelytics.speed.ViewEnd  # type: ignore[union-attr]
+    if not callable(getattr(processor, "rows", None)):
+        raise ServiceError("the view_end query needs Reelytics' Spark classes (reelytics.speed.ViewEnd), and this "
+                           "Spark session did not load them: run `bash infra/install.sh` (it compiles them with "
+                           "javac), or `python -m infra.jvm`, then restart the speed layer")
+    facts = SparkFrame(processor.rows(inputs._jdf, timeout_ms), spark)
     return view_end_columns(facts)
 
 
@@ -280,7 +284,11 @@ def view_end_columns(facts: DataFrame) -> DataFrame:
     event_id = F.when(F.length(plain_id) <= MAX_ID_LENGTH, plain_id).otherwise(
         F.concat(F.lit("ve-"), F.substring(F.sha2(session, 256), 1, MAX_ID_LENGTH - 3)))
     position, duration = F.col("position_seconds"), F.col("duration_seconds")
-    completion = F.when(~F.coalesce(F.col("is_live"), F.lit(False)) & (duration > 0) & position.isNotNull(),
+    # As SessionTracker.completion_pct: no value when live, without a (non-zero, non-NaN) duration or a position.
+    # Spark rounds the decimal text half up where Python rounds the binary value: ties may differ in the third
+    # decimal (the stream passes no durations, so it never computes one).
+    known = duration.isNotNull() & (duration != 0) & ~F.isnan(duration) & position.isNotNull()
+    completion = F.when(~F.coalesce(F.col("is_live"), F.lit(False)) & known,
                         F.round(F.least(F.lit(100.0), F.greatest(F.lit(0.0), position / duration * 100.0)), 3))
     flags = outcome_flag_columns(requested=F.col("requested"), first_frame_ms=F.col("first_frame_ms"),
                                  fatal_ms=F.col("fatal_ms"), fatal_code=F.col("fatal_code"),

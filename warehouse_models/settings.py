@@ -134,10 +134,10 @@ class Settings(BaseSettings):
     number of batches, and nothing waits on them by the second."""
 
     speed_background_niceness: int = Field(default=10, ge=0, le=19)
-    """``python -m speed_layer`` runs the session-state queries (QoE, view_end) in a child process of their own at
-    this much lower CPU priority (Unix niceness): their micro-batches are long bursts on the background trigger
-    that nobody waits on by the second, while apps poll the shared query's views. 0 runs every query in one
-    process."""
+    """``python -m speed_layer`` runs the queries whose session state runs Python (QoE) in a child process of their
+    own at this much lower CPU priority (Unix niceness): their micro-batches are long bursts on the background
+    trigger that nobody waits on by the second, while apps poll the shared query's views. 0 runs every query in
+    one process."""
 
     speed_allowed_lateness_seconds: int = Field(default=120, ge=0)
     """Watermark delay of the speed layer: events later than this are left to the batch layer (and counted)."""
@@ -167,11 +167,11 @@ class Settings(BaseSettings):
     speed_shuffle_partitions: int = Field(default=1, ge=1)
     """Shuffle (and state store) partitions of the speed layer's stateful queries, fixed when a checkpoint is
     created, and of the shared query's de-duplication. One on one machine: a stateful query's
-    micro-batch then keeps at most one Python worker busy, so the background views (QoE, view_end) cannot take
-    every core from the shared query the apps wait on. Raise it with the executor cores of a cluster."""
+    micro-batch then keeps at most one Python worker busy, so the background view (QoE) cannot take every core
+    from the shared query the apps wait on. Raise it with the executor cores of a cluster."""
 
     speed_state_groups: int = Field(default=8, ge=1)
-    """State keys the session-state queries (QoE, view_end) spread their sessions over, by a hash, fixed when a
+    """State keys the Python session-state query (QoE) spreads its slices over, by a hash, fixed when a
     checkpoint is created. Spark calls Python once per state key with data in a micro-batch, and that call's
     fixed cost (a pandas frame, a state read and write) outweighs a few events' work: a few keys, each holding
     many sessions, cost a few calls per batch instead of one per session. On a cluster, at least the state
@@ -180,7 +180,7 @@ class Settings(BaseSettings):
     speed_local_task_slots: int = Field(default=6, ge=1)
     """Task slots of the speed layer's own Spark (`python -m speed_layer`) when its master is local: a local[N]
     master with fewer slots is raised to local[<this>]. The speed queries' tasks wait on Kafka, Redis and Python
-    workers much of the time, and a long task of a stateful query (QoE, view_end) must never hold every slot the
+    workers much of the time, and a long task of a stateful query (QoE) must never hold every slot the
     shared query needs; the cores are shared by the operating system. A cluster master is used as it is."""
 
     speed_starting_offsets: Literal["earliest", "latest"] = "earliest"

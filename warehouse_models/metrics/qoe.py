@@ -39,11 +39,11 @@ import pandas as pd
 
 from warehouse_models.events import HEARTBEAT_INTERVAL_SECONDS, PLAYBACK_TYPES, EventType
 from warehouse_models.metrics.sessions import (
-    REFUSAL_ERROR_CODES,
     STATE_GROUP,
     drop_resent,
     load_group,
     ordered_events,
+    outcome_flag_columns,
     outcome_flags,
     state_group,
     store_group,
@@ -332,19 +332,18 @@ def _batch_qoe_rows(rows: DataFrame, *, lateness_s: int, timeout_ms: int) -> Dat
     )
     fatal_ms, fatal_code = F.col("_fatal.ms"), F.col("_fatal.code")
     end_ms = F.least(F.col("play_end_ms"), fatal_ms)
-    started = F.col("first_frame_ms").isNotNull() & (end_ms.isNull() | (F.col("first_frame_ms") <= end_ms))
-    ended_by_fatal = fatal_ms.isNotNull() & (fatal_ms == end_ms)
-    refused = ended_by_fatal & ~started & F.coalesce(fatal_code.isin(*sorted(REFUSAL_ERROR_CODES)), F.lit(False))
     requested = F.col("request_ms").isNotNull() & (end_ms.isNull() | (F.col("request_ms") <= end_ms))
+    flags = outcome_flag_columns(requested=requested, first_frame_ms=F.col("first_frame_ms"), fatal_ms=fatal_ms,
+                                 fatal_code=fatal_code, play_end_ms=F.col("play_end_ms"))
     judged_ms = F.when(end_ms.isNotNull(), end_ms).when(F.col("last_ms") + F.lit(timeout_ms) < F.col("_watermark_ms"),
                                                          F.col("last_ms"))
     outcomes = (
         sessions.crossJoin(front)
         .where(judged_ms.isNotNull())
         .groupBy(*SLICE_COLUMNS, _bucket_start(judged_ms).alias("window_start"))
-        .agg(count(ended_by_fatal & ~started & ~refused).alias("start_failures"),
-             count(requested & ~started & ~ended_by_fatal).alias("exits_before_start"),
-             count(ended_by_fatal & started).alias("failures_after_start"))
+        .agg(count(flags["start_failure"]).alias("start_failures"),
+             count(flags["exit_before_start"]).alias("exits_before_start"),
+             count(flags["failed_after_start"]).alias("failures_after_start"))
     )
     keys = [*SLICE_COLUMNS, "window_start"]
     joined = event_sums.join(outcomes, keys, "left")

@@ -1,5 +1,5 @@
-"""What the session metrics (QoE, view_end) share: a session's outcome, events in event-time order, state groups,
-and re-sent events dropped on a stream.
+"""What the session metrics (QoE, view_end) share: a session's outcome (in Python and as Spark columns), events in
+event-time order, QoE's state groups, and re-sent events dropped on a stream.
 
 The outcome flags are judged on the facts up to a session's end (the first ``play_end`` or fatal error by event
 time; for a session that stopped sending events, everything seen): see :func:`outcome_flags`.

@@ -18,6 +18,7 @@ import org.apache.spark.sql.streaming.TTLConfig;
 import org.apache.spark.sql.streaming.TimeMode;
 import org.apache.spark.sql.streaming.TimerValues;
 import org.apache.spark.sql.streaming.ValueState;
+import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
 
 import scala.jdk.javaapi.CollectionConverters;
@@ -56,6 +57,15 @@ public final class ViewEnd {
 
     /** The view_end rows of a streaming frame of {@link #INPUT_DDL} columns with an event-time watermark. */
     public static Dataset<Row> rows(Dataset<Row> events, long timeoutMs) {
+        StructField[] expected = StructType.fromDDL(INPUT_DDL).fields();
+        StructField[] given = events.schema().fields();
+        for (int i = 0; i < expected.length; i++) {
+            if (i >= given.length || !given[i].name().equals(expected[i].name())
+                || !given[i].dataType().equals(expected[i].dataType())) {
+                throw new IllegalArgumentException("ViewEnd.rows needs the columns " + INPUT_DDL + " first, in this "
+                                                   + "order; got " + events.schema().toDDL());
+            }
+        }
         StructType output = StructType.fromDDL(OUTPUT_DDL);
         return events
             .groupByKey((MapFunction<Row, String>) row -> row.getString(SESSION), Encoders.STRING())
@@ -63,14 +73,21 @@ public final class ViewEnd {
                                 Encoders.row(output));
     }
 
+    /** The state of one open session, as Spark stores it (a schema Spark checks against the checkpoint's). */
+    public static final String STATE_DDL =
+        "account_id STRING, user_id STRING, device_id STRING, device_type STRING, country STRING, "
+        + "content_id STRING, is_live BOOLEAN, duration_seconds DOUBLE, last_ms BIGINT, position_seconds DOUBLE, "
+        + "position_ms BIGINT, playing_heartbeats BIGINT, requested BOOLEAN, first_frame_ms BIGINT, fatal_ms BIGINT, "
+        + "fatal_code STRING, play_end_ms BIGINT, emitted BOOLEAN";
+
     /** One open session: what {@code SessionTracker} keeps. */
     public static final class Session implements Serializable {
         private static final long serialVersionUID = 1L;
-        /** account, user, device, device type, country, title: the first non-null of each, by event time. */
+        /** account, user, device, device type, country, title: the first non-null of each, in the order the
+         *  session's events were folded (by event time within a micro-batch, micro-batch after micro-batch). */
         String[] identity = new String[6];
         Boolean isLive;
         Double durationSeconds;
-        Long firstMs;
         Long lastMs;
         Double positionSeconds;
         Long positionMs;
@@ -102,7 +119,6 @@ public final class ViewEnd {
             if (durationSeconds == null && !event.isNullAt(DURATION)) {
                 durationSeconds = event.getDouble(DURATION);
             }
-            firstMs = firstMs == null ? ms : Math.min(firstMs, ms);
             lastMs = lastMs == null ? ms : Math.max(lastMs, ms);
             // Newest by event time; on equal times the later event wins.
             if (!event.isNullAt(POSITION) && (positionMs == null || ms >= positionMs)) {
@@ -127,6 +143,32 @@ public final class ViewEnd {
             }
         }
 
+        Row toState() {
+            return RowFactory.create(identity[0], identity[1], identity[2], identity[3], identity[4], identity[5],
+                                     isLive, durationSeconds, lastMs, positionSeconds, positionMs, playingHeartbeats,
+                                     requested, firstFrameMs, fatalMs, fatalCode, playEndMs, emitted);
+        }
+
+        static Session fromState(Row row) {
+            Session session = new Session();
+            for (int i = 0; i < 6; i++) {
+                session.identity[i] = row.isNullAt(i) ? null : row.getString(i);
+            }
+            session.isLive = row.isNullAt(6) ? null : row.getBoolean(6);
+            session.durationSeconds = row.isNullAt(7) ? null : row.getDouble(7);
+            session.lastMs = row.isNullAt(8) ? null : row.getLong(8);
+            session.positionSeconds = row.isNullAt(9) ? null : row.getDouble(9);
+            session.positionMs = row.isNullAt(10) ? null : row.getLong(10);
+            session.playingHeartbeats = row.getLong(11);
+            session.requested = row.getBoolean(12);
+            session.firstFrameMs = row.isNullAt(13) ? null : row.getLong(13);
+            session.fatalMs = row.isNullAt(14) ? null : row.getLong(14);
+            session.fatalCode = row.isNullAt(15) ? null : row.getString(15);
+            session.playEndMs = row.isNullAt(16) ? null : row.getLong(16);
+            session.emitted = row.getBoolean(17);
+            return session;
+        }
+
         Row output(String sessionId, String reason) {
             return RowFactory.create(sessionId, reason, lastMs, identity[0], identity[1], identity[2], identity[3],
                                      identity[4], identity[5], isLive, durationSeconds, positionSeconds,
@@ -138,7 +180,7 @@ public final class ViewEnd {
     public static final class Processor extends StatefulProcessor<String, Row, Row> {
         private static final long serialVersionUID = 1L;
         private final long timeoutMs;
-        private transient ValueState<Session> state;
+        private transient ValueState<Row> state;
 
         Processor(long timeoutMs) {
             this.timeoutMs = timeoutMs;
@@ -149,14 +191,14 @@ public final class ViewEnd {
             return session.lastMs + timeoutMs + 1;
         }
 
-        /** Whether the watermark has passed the session's last event plus the timeout. */
+        /** Whether the watermark has passed the session's last event plus the timeout (a new event's batch). */
         private boolean due(Session session, TimerValues timers) {
             return session.lastMs + timeoutMs < timers.getCurrentWatermarkInMs();
         }
 
         @Override
         public void init(OutputMode outputMode, TimeMode timeMode) {
-            state = getHandle().getValueState("session", Encoders.kryo(Session.class), TTLConfig.NONE());
+            state = getHandle().getValueState("session", Encoders.row(StructType.fromDDL(STATE_DDL)), TTLConfig.NONE());
         }
 
         @Override
@@ -164,7 +206,7 @@ public final class ViewEnd {
                                                               TimerValues timers) {
             List<Row> events = new ArrayList<>(CollectionConverters.asJava(rows.toSeq()));
             events.sort(Comparator.comparingLong(row -> row.getLong(MS)));  // stable: arrival order on ties
-            Session session = state.exists() ? state.get() : new Session();
+            Session session = state.exists() ? Session.fromState(state.get()) : new Session();
             if (session.lastMs != null) {
                 getHandle().deleteTimer(deadline(session));
             }
@@ -182,7 +224,7 @@ public final class ViewEnd {
                 }
                 state.clear();
             } else {
-                state.update(session);
+                state.update(session.toState());
                 getHandle().registerTimer(deadline(session));
             }
             return CollectionConverters.asScala(out.iterator());
@@ -194,11 +236,9 @@ public final class ViewEnd {
             if (!state.exists()) {
                 return CollectionConverters.asScala(Collections.<Row>emptyIterator());
             }
-            Session session = state.get();
-            if (!due(session, timers)) {
-                getHandle().registerTimer(deadline(session));
-                return CollectionConverters.asScala(Collections.<Row>emptyIterator());
-            }
+            // Spark fires a timer once the watermark reaches it, and the deadline is one past the rule's moment, so
+            // the session is due here.
+            Session session = Session.fromState(state.get());
             state.clear();
             if (session.emitted) {
                 return CollectionConverters.asScala(Collections.<Row>emptyIterator());
