@@ -4,11 +4,11 @@ The entry point for running the job under a supervisor, ``spark-submit`` or `ree
 come from the ``REELYTICS_*`` environment like everywhere else. ``--realtime-resume`` runs only the resume view,
 in Spark's real-time mode (:mod:`speed_layer.realtime`; the Spark master needs a task slot per Kafka partition).
 
-Running (not ``--available-now``), the views whose state runs Python (QoE) go to a child process of their own,
-``python -m speed_layer --views qoe``, which lowers its own CPU priority (``speed_background_niceness``): their
-micro-batches are long bursts on the background trigger, and on a machine with few cores they would otherwise take
-half of every core from the shared query whose views apps poll. view_end keeps its state in the JVM and runs here,
-on the 1 s trigger. This process watches the child: if
+Running (not ``--available-now``), the session-state views (``speed_background_views``: QoE and view_end) go to a
+child process of their own, ``python -m speed_layer --views qoe,view_end``, which lowers its own CPU priority
+(``speed_background_niceness``): on a machine with few cores their micro-batches (each query reads, parses and
+de-duplicates every event again) would otherwise take a large share of every core from the shared query whose
+views apps poll. This process watches the child: if
 either stops, both do (the child gets SIGTERM when the parent dies on Linux), so a supervisor restarts the whole
 layer (the queries continue from their checkpoints).
 """
@@ -32,9 +32,10 @@ _PR_SET_PDEATHSIG = 1
 
 
 def background_views(names: Sequence[str], settings: Settings) -> tuple[list[str], list[str]]:
-    """The views this process runs and those its low-priority child runs: the views with Python state (QoE; none
-    when all are of one kind, or when ``speed_background_niceness`` is 0)."""
-    behind = [view.name for view in views(names) if view.stateful and view.python_state]
+    """The views this process runs and those its low-priority child runs: the session-state views named in
+    ``speed_background_views`` (none when all are of one kind, or when ``speed_background_niceness`` is 0)."""
+    wanted = {name.strip() for name in settings.speed_background_views.split(",") if name.strip()}
+    behind = [view.name for view in views(names) if view.stateful and view.name in wanted]
     foreground = [name for name in names if name not in behind]
     if not behind or not foreground or settings.speed_background_niceness == 0:
         return list(names), []

@@ -57,12 +57,14 @@ def test_each_query_runs_with_the_output_mode_and_trigger_its_plan_gives() -> No
 
 
 
-def test_the_python_state_view_runs_in_a_background_process_unless_niceness_is_zero() -> None:
+def test_the_session_state_views_run_in_a_background_process_unless_niceness_is_zero() -> None:
     from speed_layer.__main__ import background_views
 
     every = list(VIEW_MODULES)
     foreground, behind = background_views(every, Settings())
-    assert behind == ["qoe"]
+    assert sorted(behind) == ["qoe", "view_end"]
+    assert background_views(every, Settings(speed_background_views="qoe"))[1] == ["qoe"]
+    assert background_views(every, Settings(speed_background_views="resume,qoe"))[1] == ["qoe"]
     assert foreground == [name for name in every if name not in behind]
     assert background_views(every, Settings(speed_background_niceness=0)) == (every, [])
     assert background_views(["resume", "trending"], Settings()) == (["resume", "trending"], [])
