@@ -1,7 +1,7 @@
 """Computed view ends: one ``view_end`` event per viewing session, sent to the derived topic.
 
 Per session the query keeps, in Spark's state store (RocksDB), who watched what where (account, user, device,
-country, title, live or not), the first and last event time, the last position, the count of playing heartbeats
+country, title, live or not), the last event time, the last position, the count of playing heartbeats
 and the lifecycle facts (play request seen, first frame, first fatal error and its code, explicit ``play_end``).
 The streaming query keeps them in the JVM: ``transformWithState`` keyed by session (``reelytics.speed.ViewEnd`` in
 ``speed_layer/jvm``, compiled by ``infra.jvm``), one state value and one event-time timer per open session, so no

@@ -1,6 +1,5 @@
 package reelytics.speed;
 
-import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
@@ -81,8 +80,7 @@ public final class ViewEnd {
         + "fatal_code STRING, play_end_ms BIGINT, emitted BOOLEAN";
 
     /** One open session: what {@code SessionTracker} keeps. */
-    public static final class Session implements Serializable {
-        private static final long serialVersionUID = 1L;
+    public static final class Session {
         /** account, user, device, device type, country, title: the first non-null of each, in the order the
          *  session's events were folded (by event time within a micro-batch, micro-batch after micro-batch). */
         String[] identity = new String[6];
