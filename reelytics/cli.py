@@ -43,7 +43,7 @@ def build_app(only: str | None = None) -> typer.Typer:
 
         app.command("sql")(sql.sql)
         return app
-    from reelytics.commands import backfill, bench, bronze, collector, demo, dlq, services, simulate, speed, sql
+    from reelytics.commands import api, backfill, bench, bronze, collector, demo, dlq, services, simulate, speed, sql
 
     app.command("up")(services.up)
     app.command("down")(services.down)
@@ -57,6 +57,7 @@ def build_app(only: str | None = None) -> typer.Typer:
     app.command("sql")(sql.sql)
     app.command("backfill", help=backfill.HELP)(backfill.backfill)
     app.add_typer(speed.app, name="speed")
+    app.add_typer(api.app, name="api")
     return app
 
 

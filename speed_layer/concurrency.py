@@ -45,17 +45,12 @@ from warehouse_models.events import EventType, TopicKind
 from warehouse_models.metrics.concurrency import over_limit_sessions
 from warehouse_models.metrics.contributions import Contributions
 from warehouse_models.redis_io import ClientScript, text
-from warehouse_models.redis_keys import CONCURRENCY_TTL_SECONDS, KeyLayout
-from warehouse_models.settings import Settings
+from warehouse_models.redis_keys import CONCURRENCY_TTL_SECONDS
 
 if TYPE_CHECKING:
-    import redis
     from pyspark.sql.column import Column as SparkColumn
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_HEARTBEAT_TIMEOUT_SECONDS: int = Settings.model_fields["speed_heartbeat_timeout_seconds"].default
-"""The settings' default, for readers that are not given one."""
 
 RETENTION_MS = CONCURRENCY_TTL_SECONDS * 1000
 """Sessions not heard of for this long (behind the account's newest event) are forgotten."""
@@ -337,52 +332,10 @@ def apply_concurrency(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
                  ctx.batch_id, len(accounts), views, over_total)
 
 
-# --- readers ---------------------------------------------------------------------------------------------
-
-
-def read_concurrency(client: redis.Redis, keys: KeyLayout, account_id: str) -> dict[str, Any] | None:
-    """The account's view: ``{"limit", "active", "over_limit", "as_of_ms"}``, or None when nothing is known."""
-    raw = client.get(keys.account_concurrency(account_id))
-    return json.loads(raw) if raw is not None else None
-
-
-def may_play(client: redis.Redis, keys: KeyLayout, account_id: str, session_id: str, *,
-             now_ms: int | None = None,
-             heartbeat_timeout_seconds: int = DEFAULT_HEARTBEAT_TIMEOUT_SECONDS) -> dict[str, Any]:
-    """May this stream play? One GET of the account's view.
-
-    A session over the limit may not; a session already active within the limit may; a new session may while
-    fewer than ``limit`` sessions are active. An unknown limit or account allows everything.
-
-    Args:
-        now_ms: the caller's clock (epoch ms); when given, a view whose newest event is older than the
-            heartbeat timeout counts as no active streams (the account went quiet since it was written).
-
-    Returns:
-        ``{"allowed": bool, "reason": str, "limit": int | None, "active": [session ids, oldest first]}``;
-        ``reason`` is one of ``no_streams``, ``limit_unknown``, ``over_limit``, ``within_limit``,
-        ``limit_reached``.
-    """
-    view = read_concurrency(client, keys, account_id)
-    if view is None:
-        return {"allowed": True, "reason": "no_streams", "limit": None, "active": []}
-    limit: int | None = view["limit"]
-    active: list[str] = view["active"]
-    over: list[str] = view["over_limit"]
-    if now_ms is not None and view["as_of_ms"] < now_ms - heartbeat_timeout_seconds * 1000:
-        active, over = [], []
-    if limit is None:
-        return {"allowed": True, "reason": "limit_unknown", "limit": None, "active": active}
-    if session_id in over:
-        return {"allowed": False, "reason": "over_limit", "limit": limit, "active": active}
-    allowed = session_id in active or len(active) < limit
-    return {"allowed": allowed, "reason": "within_limit" if allowed else "limit_reached", "limit": limit,
-            "active": active}
-
 
 QUERY = shared_view(
     name="concurrency",
-    description="Concurrent streams per account from heartbeats: may a stream play, and which went over the plan",
+    description="Concurrent streams per account from heartbeats: which play now, and which went over the plan",
     topics=(TopicKind.PLAYBACK, TopicKind.CATALOG),
     contributions=CONTRIBUTIONS,
     apply=apply_concurrency,

@@ -144,16 +144,3 @@ class ProgressRecorder(StreamingQueryListener):
         else:
             logger.info("query %s stopped", event.id)
 
-
-def read_progress(client: Any, keys: KeyLayout) -> list[dict[str, str]]:
-    """Every speed query's newest progress from Redis (for `reelytics status`), sorted by name."""
-    names = sorted(n.decode() if isinstance(n, bytes) else n for n in client.smembers(keys.speed_queries()))
-    pipe = client.pipeline(transaction=False)
-    for name in names:
-        pipe.hgetall(keys.speed_progress(name))
-    out = []
-    for row in pipe.execute():
-        if row:
-            out.append({(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-                        for k, v in row.items()})
-    return out

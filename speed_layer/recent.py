@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from speed_layer.query import SinkContext, newest_per_title, shared_view
 from warehouse_models.events import EventType, TopicKind
 from warehouse_models.metrics.contributions import Contributions
-from warehouse_models.redis_io import ClientScript, text, utc_from_ms
-from warehouse_models.redis_keys import RECENT_ITEMS_MAX, RECENT_ITEMS_TTL_SECONDS, KeyLayout
+from warehouse_models.redis_io import ClientScript
+from warehouse_models.redis_keys import RECENT_ITEMS_MAX, RECENT_ITEMS_TTL_SECONDS
 
 if TYPE_CHECKING:
-    import redis
     from pyspark.sql.column import Column as SparkColumn
 
 logger = logging.getLogger(__name__)
@@ -101,14 +99,6 @@ def apply_recent(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     ctx.stats["users"] = len(watches)
     logger.debug("batch %d: recent items of %d users updated", ctx.batch_id, len(watches))
 
-
-def read_recent(client: redis.Redis, keys: KeyLayout, user_id: str, n: int = 10) -> list[tuple[str, datetime]]:
-    """The user's ``n`` most recently watched titles, newest first, with when (UTC) they were last watched."""
-    if n <= 0:
-        return []
-    pairs = cast("list[tuple[bytes | str, float]]",
-                 client.zrange(keys.recent_items(user_id), 0, n - 1, desc=True, withscores=True))
-    return [(text(member), utc_from_ms(int(score))) for member, score in pairs]
 
 
 QUERY = shared_view(

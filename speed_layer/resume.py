@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from speed_layer.query import SinkContext, newest_per_title, shared_view
 from warehouse_models.events import PLAYBACK_TYPES, TopicKind
 from warehouse_models.metrics.contributions import Contributions
-from warehouse_models.redis_io import ClientScript, text, utc_from_ms
+from warehouse_models.redis_io import ClientScript
 from warehouse_models.redis_keys import RESUME_TTL_SECONDS, KeyLayout
 
 if TYPE_CHECKING:
@@ -131,24 +131,6 @@ def apply_resume(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     logger.debug("batch %d: %d resume positions moved for %d users", ctx.batch_id, written, len(positions))
 
 
-def _parse(value: bytes | str) -> dict[str, Any]:
-    ms, _, position = text(value).partition(":")
-    return {"position_seconds": float(position), "event_timestamp": utc_from_ms(int(ms))}
-
-
-def read_resume(client: redis.Redis, keys: KeyLayout, user_id: str,
-                content_id: str | None = None) -> dict[str, Any] | dict[str, dict[str, Any]] | None:
-    """The resume position of one title, or of all the user's titles when ``content_id`` is None.
-
-    Returns:
-        ``{"position_seconds": float, "event_timestamp": datetime (UTC)}`` for one title (None if unknown), or
-        content id -> that dict for all titles (empty when none).
-    """
-    key = keys.resume_position(user_id)
-    if content_id is not None:
-        value = client.hget(key, content_id)
-        return _parse(value) if value is not None else None
-    return {text(field): _parse(value) for field, value in sorted(client.hgetall(key).items())}
 
 
 QUERY = shared_view(

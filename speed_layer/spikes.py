@@ -272,7 +272,7 @@ def apply_spikes(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     for row in rows:
         counts.setdefault(row["scope"], {})[int(row["second"])] = int(row["events"])
     newest = max(int(row["second"]) for row in rows) - 1
-    active = read_active_alerts(client, keys)
+    active = {text(scope): json.loads(alert) for scope, alert in client.hgetall(keys.spike_active()).items()}
     judged = {text(scope): int(mark) for scope, mark in client.hgetall(keys.spike_judged()).items()}
     firsts = {scope: first for scope in sorted(set(counts) | set(active))
               if (first := _first_unjudged(scope, counts, judged, newest)) <= newest}
@@ -332,27 +332,7 @@ def apply_spikes(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
         logger.warning("traffic spike %s on %s: %d events/s, baseline %.2f", t.type, t.scope, t.rate, t.baseline)
 
 
-def _alert(values: Mapping[Any, Any]) -> dict[str, Any]:
-    alert: dict[str, Any] = {text(k): text(v) for k, v in values.items()}
-    for name in ("rate", "since", "until"):
-        if name in alert:
-            alert[name] = int(alert[name])
-    for name in ("baseline", "factor"):
-        if name in alert:
-            alert[name] = float(alert[name])
-    return alert
 
-
-def read_alerts(client: redis.Redis, keys: KeyLayout, n: int = 20) -> list[dict[str, Any]]:
-    """The newest ``n`` alert entries (raised and cleared), newest first, each with its stream ``id``."""
-    entries = client.xrevrange(keys.spike_alerts(), count=n) or []
-    return [{"id": text(entry_id), **_alert(values)} for entry_id, values in entries
-            if entry_id is not None and values is not None]
-
-
-def read_active_alerts(client: redis.Redis, keys: KeyLayout) -> dict[str, dict[str, Any]]:
-    """The open alerts: scope -> ``{scope, rate, baseline, factor, since}``."""
-    return {text(scope): json.loads(alert) for scope, alert in client.hgetall(keys.spike_active()).items()}
 
 
 def read_traffic(client: redis.Redis, keys: KeyLayout, scope: str, *, first: int, last: int) -> dict[int, int]:

@@ -28,6 +28,8 @@ PROGRESS_TTL_SECONDS = 24 * 3600
 RESUME_TTL_SECONDS = 90 * 24 * 3600
 RECENT_ITEMS_TTL_SECONDS = 30 * 24 * 3600
 RECENT_ITEMS_MAX = 50
+DECISIONS_TTL_SECONDS = 24 * 3600
+"""Per-minute counts of authorize answers: a day of them for the dashboard and monitoring."""
 BATCH_VIEW_TTL_SECONDS = 3 * 24 * 3600
 """Old batch versions linger this long after a newer one is published, for readers mid-request."""
 
@@ -208,6 +210,32 @@ class KeyLayout:
 
     def batch_recommendations(self, version: str, user_id: str) -> str:
         return f"{self.prefix}:batch:{version}:recs:{user_id}"
+
+    # --- serving layer ---------------------------------------------------------------------------------
+    def playback_leases(self, account_id: str) -> str:
+        """Sorted set: session id -> when its playback grant expires (ms); renewed by each allowed authorize."""
+        return f"{self.prefix}:serving:leases:{account_id}"
+
+    def playback_lease_starts(self, account_id: str) -> str:
+        """Sorted set: session id -> when it was first allowed to play (ms): its place in the start order."""
+        return f"{self.prefix}:serving:lease_starts:{account_id}"
+
+    def playback_devices(self, account_id: str) -> str:
+        """Hash: session id -> the device type it was authorized for."""
+        return f"{self.prefix}:serving:devices:{account_id}"
+
+    def playback_decisions(self, bucket: int) -> str:
+        """Hash of one minute's authorize answers: ``allowed`` and ``denied:<reason>`` -> count."""
+        return f"{self.prefix}:serving:decisions:b:{bucket}"
+
+    def api_key(self, digest: str) -> str:
+        """Hash of one API key, by the SHA-256 of the key (the key itself is never stored): ``name``,
+        ``scopes`` (comma-separated), ``rate_per_second``, ``created_at``."""
+        return f"{self.prefix}:serving:api_key:{digest}"
+
+    def api_key_names(self) -> str:
+        """Hash: key name -> its digest (names are unique; lists and revokes keys by name)."""
+        return f"{self.prefix}:serving:api_keys"
 
     def pattern(self, area: str = "*") -> str:
         """A SCAN pattern over one area (speed, batch, resume) or all keys of this prefix."""

@@ -112,6 +112,14 @@ class Settings(BaseSettings):
 
     serving_port: int = 8080
 
+    serving_rate_per_second: float = Field(default=200.0, gt=0)
+    """Requests per second one API key may make (a token bucket per key and API process, bursts up to twice
+    this); a key can carry its own rate (`reelytics api keys create --rate`). Over it: 429 with Retry-After."""
+
+    serving_lease_seconds: int = Field(default=30, ge=1)
+    """How long an allowed `POST /v1/playback/authorize` holds its slot without a heartbeat or another
+    authorize: a player that authorizes and then never streams frees it after this long."""
+
     collector_host: str = "127.0.0.1"
     """Bind address of the collector (player SDKs POST events here)."""
 

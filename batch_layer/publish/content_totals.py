@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from batch_layer.marts.content_performance import mart_content_performance
 from batch_layer.publish.frames import between
-from batch_layer.publish.versioned import BatchRead, Entry, read_version_hash
+from batch_layer.publish.versioned import Entry
 from warehouse_models.redis_keys import KeyLayout
 
 if TYPE_CHECKING:
-    import redis
     from pyspark.sql import DataFrame
 
 NAME = "content_totals"
@@ -50,20 +49,3 @@ def entries(rows: Iterable[Mapping[str, Any]], keys: KeyLayout, version: str) ->
     for row in rows:
         fields = {name: row[name] for name in FIELDS if row[name] is not None}
         yield keys.batch_content_totals(version, row["content_id"]), fields
-
-
-def read_batch_content_totals(client: redis.Redis, keys: KeyLayout, content_id: str) -> BatchRead | None:
-    """A title's totals before W, with W (``completed_views``/``completion_rate`` None without a duration);
-    None before any publication."""
-    found = read_version_hash(client, keys, lambda version: keys.batch_content_totals(version, content_id))
-    if found is None:
-        return None
-    version, watermark, fields = found
-    completed = fields.get("completed_views")
-    rate = fields.get("completion_rate")
-    return BatchRead(version, watermark, {
-        "views": int(fields.get("views", 0)),
-        "watch_seconds": float(fields.get("watch_seconds", 0.0)),
-        "completed_views": int(completed) if completed is not None else None,
-        "completion_rate": float(rate) if rate is not None else None,
-    })

@@ -13,13 +13,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from batch_layer.publish.frames import between
-from batch_layer.publish.versioned import BatchRead, Entry, read_version_hash
+from batch_layer.publish.versioned import Entry
 from warehouse_models.metrics.ctr import COUNTS, NO_CONTENT, ctr_rows
 from warehouse_models.redis_keys import KeyLayout
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
-    import redis
     from pyspark.sql import DataFrame
 
 NAME = "ctr"
@@ -41,26 +40,3 @@ def entries(rows: Iterable[Mapping[str, Any]], keys: KeyLayout, version: str) ->
         content = row["content_id"] if row["content_id"] is not None else NO_CONTENT
         yield (keys.batch_ctr(version, row["rail_id"], row["button_id"]),
                {f"{content}:{count}": int(row[count]) for count in COUNTS})
-
-
-def split_fields(fields: Mapping[str, Any]) -> dict[str, dict[str, int]]:
-    """A CTR hash's fields -> title -> {impressions, clicks} (titles may hold ':'; the count follows the last)."""
-    out: dict[str, dict[str, int]] = {}
-    for field, value in fields.items():
-        content, _, count = field.rpartition(":")
-        if count in COUNTS:
-            out.setdefault(content, dict.fromkeys(COUNTS, 0))[count] = int(value)
-    return out
-
-
-def read_batch_ctr(client: redis.Redis, keys: KeyLayout, rail_id: str, button_id: str) -> BatchRead | None:
-    """A rail button's impressions, clicks and rate before W, and per title (``by_content``), with W; None
-    before any publication."""
-    found = read_version_hash(client, keys, lambda version: keys.batch_ctr(version, rail_id, button_id))
-    if found is None:
-        return None
-    version, watermark, fields = found
-    by_content = split_fields(fields)
-    totals = {count: sum(v[count] for v in by_content.values()) for count in COUNTS}
-    rate = totals["clicks"] / totals["impressions"] if totals["impressions"] else 0.0
-    return BatchRead(version, watermark, {**totals, "rate": rate, "by_content": by_content})

@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from batch_layer.marts.qoe_hourly import qoe_events
 from batch_layer.publish.frames import between
-from batch_layer.publish.versioned import BatchRead, Entry, read_version_hash
+from batch_layer.publish.versioned import Entry
 from warehouse_models.metrics.qoe import QOE_FIELDS, SLICE_COLUMNS, qoe_rows
 from warehouse_models.redis_keys import KeyLayout
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
-    import redis
     from pyspark.sql import DataFrame
 
 NAME = "qoe"
@@ -45,13 +44,3 @@ def entries(rows: Iterable[Mapping[str, Any]], keys: KeyLayout, version: str) ->
     for row in rows:
         key = keys.batch_qoe(version, row["content_id"], row["device_type"], row["country"])
         yield key, {name: int(row[name]) for name in QOE_FIELDS}
-
-
-def read_batch_qoe(client: redis.Redis, keys: KeyLayout, content_id: str, device_type: str,
-                   country: str) -> BatchRead | None:
-    """A slice's QoE sums before W (zeros for a slice without events), with W; None before any publication."""
-    found = read_version_hash(client, keys, lambda version: keys.batch_qoe(version, content_id, device_type, country))
-    if found is None:
-        return None
-    version, watermark, fields = found
-    return BatchRead(version, watermark, {name: int(fields.get(name, 0)) for name in QOE_FIELDS})

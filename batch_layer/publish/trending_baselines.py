@@ -19,13 +19,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from batch_layer.publish.frames import between
-from batch_layer.publish.versioned import BatchRead, Entry, read_version_hash
+from batch_layer.publish.versioned import Entry
 from warehouse_models.metrics.trending import trending_rows
-from warehouse_models.redis_keys import ContentKind, KeyLayout
+from warehouse_models.redis_keys import KeyLayout
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
-    import redis
     from pyspark.sql import DataFrame
 
 NAME = "trending_baselines"
@@ -58,13 +57,3 @@ def entries(rows: Iterable[Mapping[str, Any]], keys: KeyLayout, version: str) ->
     for row in rows:
         yield (keys.batch_trending_baselines(version, row["content_kind"]),
                {row["content_id"]: float(row["baseline_viewers"])})
-
-
-def read_batch_trending_baselines(client: redis.Redis, keys: KeyLayout, kind: ContentKind) -> BatchRead | None:
-    """Every title's baseline of one kind (content id -> viewers per window), with W; None before any
-    publication."""
-    found = read_version_hash(client, keys, lambda version: keys.batch_trending_baselines(version, kind))
-    if found is None:
-        return None
-    version, watermark, fields = found
-    return BatchRead(version, watermark, {content: float(value) for content, value in fields.items()})

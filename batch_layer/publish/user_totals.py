@@ -12,13 +12,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from batch_layer.publish.frames import between
-from batch_layer.publish.versioned import BatchRead, Entry, read_version_hash
+from batch_layer.publish.versioned import Entry
 from warehouse_models.metrics.engagement import METRICS, engagement_rows
 from warehouse_models.redis_keys import KeyLayout
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
-    import redis
     from pyspark.sql import DataFrame
 
 NAME = "user_totals"
@@ -37,12 +36,3 @@ def entries(rows: Iterable[Mapping[str, Any]], keys: KeyLayout, version: str) ->
     """One hash per user row."""
     for row in rows:
         yield keys.batch_user_totals(version, row["user_id"]), {m: int(row[m]) for m in METRICS}
-
-
-def read_batch_user_totals(client: redis.Redis, keys: KeyLayout, user_id: str) -> BatchRead | None:
-    """A user's totals before W (zeros for a user without events), with W; None before any publication."""
-    found = read_version_hash(client, keys, lambda version: keys.batch_user_totals(version, user_id))
-    if found is None:
-        return None
-    version, watermark, fields = found
-    return BatchRead(version, watermark, {m: int(fields.get(m, 0)) for m in METRICS})

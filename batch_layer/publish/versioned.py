@@ -55,14 +55,6 @@ class Publication:
     seconds: float = 0.0
 
 
-@dataclass(frozen=True)
-class BatchRead:
-    """A batch view's value together with the version and watermark it belongs to."""
-
-    version: str
-    watermark: int
-    values: dict[str, Any]
-
 
 def watermark_of(hours: Iterable[datetime], *, now: datetime) -> datetime:
     """W: the exclusive end of the newest closed hour among the hours the batch layer has rebuilt.
@@ -189,34 +181,3 @@ def publish_version(client: redis.Redis, keys: KeyLayout, views: Mapping[str, Ca
                        rows=rows, seconds=seconds)
 
 
-def current_version(client: redis.Redis, keys: KeyLayout) -> tuple[str, int] | None:
-    """The current batch version and its watermark W (epoch seconds); None before the first publication."""
-    raw = client.get(keys.batch_pointer())
-    if raw is None:
-        return None
-    version = text(raw)
-    watermark = client.hget(keys.batch_meta(version), "watermark")
-    if watermark is None:
-        raise PublishError(f"batch version {version} has no meta hash (expired or deleted): run the "
-                           "batch_views_redis asset again to publish a new version")
-    return version, int(text(watermark))
-
-
-def read_version_hash(client: redis.Redis, keys: KeyLayout,
-                      key_of: Callable[[str], str]) -> tuple[str, int, dict[str, str]] | None:
-    """The hash ``key_of(version)`` of the current version with the version and W; None before any publication.
-
-    Two round trips: the pointer, then the meta's W and the hash together, so both come from the same version.
-    """
-    raw = client.get(keys.batch_pointer())
-    if raw is None:
-        return None
-    version = text(raw)
-    pipe = client.pipeline(transaction=False)
-    pipe.hget(keys.batch_meta(version), "watermark")
-    pipe.hgetall(key_of(version))
-    watermark, fields = pipe.execute()
-    if watermark is None:
-        raise PublishError(f"batch version {version} has no meta hash (expired or deleted): run the "
-                           "batch_views_redis asset again to publish a new version")
-    return version, int(text(watermark)), {text(k): text(v) for k, v in fields.items()}

@@ -77,8 +77,8 @@ def _start_speed(settings: Settings) -> None:
     """
     import time
 
+    from serving.views.speed import read_progress
     from speed_layer.job import plan_queries, query_name, views
-    from speed_layer.progress import read_progress
     from speed_layer.service import start_speed
 
     live = settings.model_copy(update={"speed_starting_offsets": "latest"})
@@ -101,8 +101,8 @@ def _wait_for_speed(settings: Settings, *, wait_s: float) -> None:
     import time
 
     from infra.kafka import end_offsets
+    from serving.views.speed import read_progress
     from speed_layer.job import plan_queries, query_name, views
-    from speed_layer.progress import read_progress
 
     client = settings.redis_client()
     wanted = {query_name(settings, plan): [settings.topics.for_kind(k).name for k in plan.topics]
@@ -126,10 +126,11 @@ def _show_speed(settings: Settings, *, rounds: int, seed: int, wait_s: float) ->
     """Show the speed views; between rounds the players post one more live minute through the collector."""
     from datetime import datetime, timedelta, timezone
 
+    from serving.terminal import render_views
     from simulator import SimulationConfig
     from simulator import simulate as simulate_events
     from simulator.sinks import write_collector
-    from speed_layer.terminal import render_views
+    from speed_layer.service import speed_pid
 
     client = settings.redis_client()
     user = None
@@ -143,7 +144,7 @@ def _show_speed(settings: Settings, *, rounds: int, seed: int, wait_s: float) ->
                          f"({counts.get('accepted', 0):,} events)")
         _wait_for_speed(settings, wait_s=wait_s)
         user = user or _a_viewer(settings)
-        for table in render_views(client, settings, user=user, top=5):
+        for table in render_views(client, settings, user=user, top=5, speed_pid=speed_pid(settings)):
             console.print(table)
 
 

@@ -16,15 +16,18 @@ logger = logging.getLogger(__name__)
 
 console = Console()
 
-_ONLY_HELP = "Only these services (repeatable): kafka, redis, spark, dagster. Default: all."
+_ONLY_HELP = "Only these services (repeatable): kafka, redis, spark, dagster, api. Default: all."
+
+APPS = ("api",)
+"""Reelytics' own servers that `up` starts after the services they need (the API needs Redis)."""
 
 
 def _names(only: list[str] | None) -> tuple[str, ...]:
-    names = tuple(only or services.SERVICE_NAMES)
-    unknown = set(names) - set(services.SERVICE_NAMES)
+    known = (*services.SERVICE_NAMES, *APPS)
+    names = tuple(only or known)
+    unknown = set(names) - set(known)
     if unknown:
-        raise typer.BadParameter(f"unknown service(s) {', '.join(sorted(unknown))}; "
-                                 f"choose from {', '.join(services.SERVICE_NAMES)}")
+        raise typer.BadParameter(f"unknown service(s) {', '.join(sorted(unknown))}; choose from {', '.join(known)}")
     return names
 
 
@@ -34,29 +37,40 @@ def up(only: list[str] = typer.Option(None, "--only", help=_ONLY_HELP)) -> None:
     A service that already answers at its configured address is left as it is. Settings come from
     REELYTICS_* environment variables (see `reelytics status` for the addresses in use).
     """
+    from serving.api.service import API
+
     settings = load_settings()
     names = _names(only)
     try:
-        services.up(settings, names, on_step=lambda name, what: console.print(f"[green]✓[/] {name:<8} {what}"))
+        services.up(settings, tuple(n for n in names if n not in APPS),
+                    on_step=lambda name, what: console.print(f"[green]✓[/] {name:<8} {what}"))
+        if "api" in names:
+            console.print(f"[green]✓[/] {'api':<8} {API.start(settings)}")
     except ServiceError as exc:
         console.print(f"[red]✗[/] {exc}")
         raise typer.Exit(1) from exc
     if "dagster" in names:
         console.print(f"Dagster UI: http://{settings.dagster_webserver_host}:{settings.dagster_webserver_port}")
+    if "api" in names:
+        console.print(f"API: {API.url(settings, '/docs')} (keys: `reelytics api keys create --name NAME --scope "
+                      "read`)")
     console.print("next: `reelytics status`, `reelytics simulate --minutes 10`, or `reelytics demo`")
 
 
 def down(only: list[str] = typer.Option(None, "--only", help=_ONLY_HELP)) -> None:
     """Stop the services that `reelytics up` started (never one it did not start). Data is kept."""
+    from serving.api.service import API
     from serving.collector.service import stop_collector
     from speed_layer.service import stop_speed
 
     settings = load_settings()
+    if (not only or "api" in only) and API.stop(settings):
+        console.print(f"{'api':<8} stopped")
     if not only and stop_speed(settings):
         console.print(f"{'speed':<8} stopped")
     if not only and stop_collector(settings):
         console.print(f"{'collector':<8} stopped")
-    for name, stopped in services.down(settings, _names(only)).items():
+    for name, stopped in services.down(settings, tuple(n for n in _names(only) if n not in APPS)).items():
         console.print(f"{name:<8} {'stopped' if stopped else 'was not running (started by Reelytics)'}")
 
 
@@ -66,7 +80,13 @@ def status() -> None:
     table = Table(title="Reelytics services")
     for column in ("service", "address", "health", "pid", "detail"):
         table.add_column(column)
+    from serving.api.service import API
+
     report = services.status(settings)
+    api_ok = API.healthy(settings)
+    report.append(services.ServiceStatus(
+        "api", API.url(settings), api_ok, "answers /healthz, Redis reachable" if api_ok else
+        "not answering: run `reelytics up --only api`", API.pid(settings)))
     for s in report:
         table.add_row(s.name, s.address, "[green]healthy[/]" if s.healthy else "[red]down[/]",
                       str(s.pid or "-"), s.detail)
@@ -81,10 +101,11 @@ def status() -> None:
 
 def _speed_progress_table(settings: Settings) -> Table | None:
     """The speed queries' newest progress as Redis holds it (None when Redis is down or nothing ran yet)."""
-    from speed_layer.terminal import progress_table
+    from serving.terminal import progress_table
+    from speed_layer.service import speed_pid
 
     try:
-        return progress_table(settings.redis_client(), settings)
+        return progress_table(settings.redis_client(), settings, pid=speed_pid(settings))
     except Exception:  # Redis down: the services table above already says so
         logger.debug("no speed progress", exc_info=True)
         return None

@@ -95,7 +95,8 @@ def show(
     top: int = typer.Option(5, "--top", min=1, help="Rows of each top-N view."),
 ) -> None:
     """Show every speed view as Redis holds it now, and each query's newest progress."""
-    from speed_layer.terminal import render_views
+    from serving.terminal import render_views
+    from speed_layer.service import speed_pid
 
     console = Console()
     settings = load_settings()
@@ -105,5 +106,6 @@ def show(
     except Exception as exc:
         console.print(f"[red]error:[/] Redis at {settings.redis_url} does not answer ({exc}); `reelytics up` starts it")
         raise typer.Exit(1) from exc
-    for table in render_views(client, settings, user=user, account=account, top=top):
+    for table in render_views(client, settings, user=user, account=account, top=top,
+                              speed_pid=speed_pid(settings)):
         console.print(table if isinstance(table, Table) else str(table))

@@ -40,12 +40,12 @@ def test_batch_views_redis_publishes_w_and_never_moves_it_back(redis_service, is
     from dagster import DagsterInstance, materialize
 
     from batch_layer.marts.sessions import conform
-    from batch_layer.publish.user_totals import read_batch_user_totals
-    from batch_layer.publish.versioned import current_version
     from orchestration.defs.publish.assets import batch_views_redis
     from orchestration.defs.warehouse.partitions import hour_key
     from orchestration.resources import ReelyticsSettingsResource, SparkResource
+    from serving.views.batch import read_batch_user_totals
     from tests.spark.test_marts import SHARED, T0, dim_content, frame
+    from warehouse_models.batch_versions import current_version
     from warehouse_models.settings import settings_environment
     from warehouse_models.tables import DIM_CONTENT, FACT_STREAM_EVENTS
 

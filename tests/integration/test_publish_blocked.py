@@ -16,12 +16,12 @@ def test_a_corrupted_fact_partition_blocks_publication(warehouse, redis_service,
     from dagster import DagsterInstance, materialize
     from pyspark.sql import functions as F
 
-    from batch_layer.publish.versioned import current_version
     from orchestration.defs.publish.assets import batch_views_redis
     from orchestration.defs.warehouse.assets import fact_stream_events
     from orchestration.defs.warehouse.checks import fact_stream_events_quality
     from orchestration.resources import ReelyticsSettingsResource, SparkResource
     from tests.warehouse_support import use_settings
+    from warehouse_models.batch_versions import current_version
     from warehouse_models.tables import FACT_STREAM_EVENTS, SILVER_EVENTS
 
     isolated = warehouse.copy(tmp_path)

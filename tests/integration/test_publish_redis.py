@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from batch_layer.publish.user_totals import entries as user_entries
-from batch_layer.publish.user_totals import read_batch_user_totals
-from batch_layer.publish.versioned import current_version, publish_version
+from batch_layer.publish.versioned import publish_version
+from serving.views.batch import read_batch_user_totals
+from warehouse_models.batch_versions import current_version
 from warehouse_models.redis_keys import BATCH_VIEW_TTL_SECONDS
 from warehouse_models.settings import Settings
 
@@ -105,11 +106,13 @@ def test_readers_never_see_a_half_written_version(redis_service, isolated: Setti
 
 def test_publish_batch_views_from_delta_tables(redis_service, isolated: Settings, spark):
     from batch_layer.marts.sessions import conform
-    from batch_layer.publish.content_totals import read_batch_content_totals
-    from batch_layer.publish.ctr import read_batch_ctr
     from batch_layer.publish.job import VIEW_NAMES, publish_batch_views
-    from batch_layer.publish.qoe import read_batch_qoe
-    from batch_layer.publish.trending_baselines import read_batch_trending_baselines
+    from serving.views.batch import (
+        read_batch_content_totals,
+        read_batch_ctr,
+        read_batch_qoe,
+        read_batch_trending_baselines,
+    )
     from tests.spark.test_marts import SHARED, T0, dim_content, fact_row, frame
     from warehouse_models.tables import DIM_CONTENT, FACT_STREAM_EVENTS
 
@@ -135,7 +138,8 @@ def test_publish_batch_views_from_delta_tables(redis_service, isolated: Settings
     assert values(read_batch_user_totals(client, keys, "u1")) == {"watch_seconds": 30, "events": 12, "clicks": 2}
     assert values(read_batch_user_totals(client, keys, "u3")) == {"watch_seconds": 10, "events": 3, "clicks": 0}
     vod1 = values(read_batch_content_totals(client, keys, "vod-1"))
-    assert vod1 == {"views": 3, "watch_seconds": 50.0, "completed_views": 1, "completion_rate": pytest.approx(1 / 3)}
+    assert vod1 == {"known": True, "views": 3, "watch_seconds": 50.0, "completed_views": 1,
+                    "completion_rate": pytest.approx(1 / 3)}
     assert values(read_batch_content_totals(client, keys, "live-1"))["completed_views"] is None
     tile = values(read_batch_ctr(client, keys, "r1", "tile"))
     assert (tile["impressions"], tile["clicks"], tile["rate"]) == (1, 1, 1.0)

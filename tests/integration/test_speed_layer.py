@@ -129,7 +129,7 @@ def _expected_trending(events: list[dict[str, Any]], window_s: int) -> dict[str,
 
 def _assert_views_equal_truth(settings: Settings, events: list[dict[str, Any]], truth: dict[str, Any], *,
                               start: datetime, full: bool = True) -> None:
-    from speed_layer.resume import read_resume
+    from serving.views.speed import read_resume
     from warehouse_models.metrics.ctr import read_ctr
     from warehouse_models.metrics.engagement import read_engagement
 
@@ -178,9 +178,8 @@ def world() -> tuple[SimulationConfig, list[dict[str, Any]], dict[str, Any]]:
 
 def test_every_view_equals_the_ground_truth(kafka_service, redis_service, isolated, spark, world):
     from infra.kafka import ensure_topics
+    from serving.views.speed import read_alerts, read_progress
     from speed_layer.job import run_speed_available_now
-    from speed_layer.progress import read_progress
-    from speed_layer.spikes import read_alerts
 
     config, events, truth = world
     ensure_topics(isolated)
@@ -230,7 +229,7 @@ def test_every_view_equals_the_ground_truth(kafka_service, redis_service, isolat
 def test_sigkill_and_restart_leaves_the_views_equal_to_the_truth(kafka_service, redis_service, isolated, world,
                                                                  tmp_path):
     from infra.kafka import ensure_topics
-    from speed_layer.progress import read_progress
+    from serving.views.speed import read_progress
 
     config, events, truth = world
     from speed_layer.job import plan_queries

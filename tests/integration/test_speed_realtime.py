@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from serving.views.speed import read_resume
 from speed_layer.realtime import RealtimeModeError, check_task_slots, start_realtime_resume
-from speed_layer.resume import QUERY, newest_positions, read_resume
+from speed_layer.resume import QUERY, newest_positions
 from speed_layer.source import events_frame
 from tests.speed_support import clear_prefix
 from warehouse_models.events import format_timestamp

@@ -11,9 +11,10 @@ import random
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from serving.views.speed import read_recent
 from simulator.sessions import epoch_ms
 from speed_layer.query import SinkContext
-from speed_layer.recent import QUERY, read_recent
+from speed_layer.recent import QUERY
 from tests.speed_support import clear_prefix, sink_context_fixture, snapshot, write_events
 from warehouse_models.events import format_timestamp
 from warehouse_models.redis_keys import RECENT_ITEMS_MAX, RECENT_ITEMS_TTL_SECONDS

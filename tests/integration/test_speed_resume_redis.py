@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from serving.views.speed import read_resume
 from simulator.sessions import epoch_ms
 from speed_layer.query import SinkContext
-from speed_layer.resume import QUERY, read_resume
+from speed_layer.resume import QUERY
 from tests.speed_support import sink_context_fixture, snapshot, write_events
 from warehouse_models.events import format_timestamp
 from warehouse_models.redis_keys import RESUME_TTL_SECONDS

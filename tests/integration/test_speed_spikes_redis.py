@@ -20,15 +20,10 @@ from typing import Any
 
 import pytest
 
+from serving.views.speed import read_active_alerts, read_alerts
 from speed_layer.query import SinkContext
 from speed_layer.source import events_frame
-from speed_layer.spikes import (
-    ALERTS_TTL_SECONDS,
-    QUERY,
-    read_active_alerts,
-    read_alerts,
-    read_traffic,
-)
+from speed_layer.spikes import ALERTS_TTL_SECONDS, QUERY, read_traffic
 from warehouse_models.events import format_timestamp
 from warehouse_models.redis_keys import TRAFFIC_TTL_SECONDS, bucket_start
 from warehouse_models.settings import Settings

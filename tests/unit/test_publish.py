@@ -11,6 +11,7 @@ import pytest
 
 from batch_layer.publish import content_totals, ctr, qoe, trending_baselines, user_totals
 from batch_layer.publish.versioned import PublishError, chunks, meta_fields, version_id, watermark_of
+from warehouse_models.metrics.ctr import split_fields
 from warehouse_models.redis_keys import KeyLayout
 
 KEYS = KeyLayout("p")
@@ -69,7 +70,7 @@ def test_rows_to_redis_field_maps():
         ("p:batch:v1:ctr:r1:tile", {"vod-3:impressions": 2, "vod-3:clicks": 1}),
         ("p:batch:v1:ctr:r1:tile", {"-:impressions": 0, "-:clicks": 4}),
     ]
-    assert ctr.split_fields({"vod-3:impressions": "2", "vod-3:clicks": "1", "a:b:clicks": "5", "junk": "1"}) == {
+    assert split_fields({"vod-3:impressions": "2", "vod-3:clicks": "1", "a:b:clicks": "5", "junk": "1"}) == {
         "vod-3": {"impressions": 2, "clicks": 1}, "a:b": {"impressions": 0, "clicks": 5}}
     sums = {name: i for i, name in enumerate(qoe.QOE_FIELDS)}
     ((key, fields),) = qoe.entries([{"content_id": "vod-1", "device_type": "tv", "country": "DE", **sums}], KEYS,

@@ -17,10 +17,9 @@ from typing import Any
 from simulator import SimulationConfig, simulate
 from simulator.sessions import epoch_ms
 from simulator.truth import compute_truth
-from speed_layer.concurrency import QUERY, AccountStreams, account_update, may_play, reduce_batch
+from speed_layer.concurrency import QUERY, AccountStreams, account_update, reduce_batch
 from warehouse_models.events import parse_timestamp
 from warehouse_models.metrics.concurrency import over_limit_sessions
-from warehouse_models.redis_keys import KeyLayout
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 T0 = int(START.timestamp()) * 1000
@@ -196,32 +195,3 @@ def test_over_limit_history_matches_the_simulators_truth_for_any_batching():
         finals.append(json.dumps([store.over, store.views], sort_keys=True))
     assert len(set(finals)) == 1
 
-
-class _OneGet:
-    """A client that answers GET from a dict (may_play reads one key)."""
-
-    def __init__(self, values: Mapping[str, str]) -> None:
-        self.values = values
-        self.calls = 0
-
-    def get(self, key: str) -> str | None:
-        self.calls += 1
-        return self.values.get(key)
-
-
-def test_may_play_reads_one_key():
-    keys = KeyLayout("t")
-    view = {"limit": 1, "active": ["s1", "s2"], "over_limit": ["s2"], "as_of_ms": T0 + 70_000}
-    client = _OneGet({keys.account_concurrency("acc-1"): json.dumps(view)})
-    assert may_play(client, keys, "acc-1", "s1") == {"allowed": True, "reason": "within_limit", "limit": 1,
-                                                     "active": ["s1", "s2"]}
-    assert may_play(client, keys, "acc-1", "s2")["allowed"] is False
-    assert may_play(client, keys, "acc-1", "s2")["reason"] == "over_limit"
-    assert may_play(client, keys, "acc-1", "s9") == {"allowed": False, "reason": "limit_reached", "limit": 1,
-                                                     "active": ["s1", "s2"]}
-    # The account went quiet more than the heartbeat timeout ago: nothing is active any more.
-    assert may_play(client, keys, "acc-1", "s9", now_ms=T0 + 101_000) == {
-        "allowed": True, "reason": "within_limit", "limit": 1, "active": []}
-    assert may_play(client, keys, "acc-2", "s1") == {"allowed": True, "reason": "no_streams", "limit": None,
-                                                     "active": []}
-    assert client.calls == 6

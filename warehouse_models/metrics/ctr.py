@@ -9,6 +9,7 @@ The speed layer adds each window's counts to one hash per (rail, button, minute)
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from warehouse_models.events import MAX_CLOCK_SKEW, EventType
@@ -77,6 +78,16 @@ def sum_counts(hashes: list[dict[Any, Any]]) -> dict[str, int]:
             if metric in totals:
                 totals[metric] += int(value)
     return totals
+
+
+def split_fields(fields: Mapping[str, Any]) -> dict[str, dict[str, int]]:
+    """A CTR hash's fields -> title -> {impressions, clicks} (titles may hold ':'; the count follows the last)."""
+    out: dict[str, dict[str, int]] = {}
+    for field, value in fields.items():
+        content, _, count = field.rpartition(":")
+        if count in COUNTS:
+            out.setdefault(content, dict.fromkeys(COUNTS, 0))[count] = int(value)
+    return out
 
 
 def click_rate(clicks: int, impressions: int) -> float:

@@ -77,9 +77,11 @@ def engagement_rows(events: DataFrame, settings: Settings) -> DataFrame:
     )
 
 
-def read_engagement(client: redis.Redis, keys: KeyLayout, user_id: str, *, since_epoch: float | None = None,
-                    now_epoch: float | None = None, until_epoch: float | None = None) -> dict[str, int]:
-    """A user's totals over the speed windows that start at or after ``since_epoch`` (and before ``until_epoch``).
+def read_engagement_windows(client: redis.Redis, keys: KeyLayout, user_id: str, *, since_epoch: float | None = None,
+                            now_epoch: float | None = None, until_epoch: float | None = None
+                            ) -> dict[int, dict[str, int]]:
+    """A user's 5-second windows that start at or after ``since_epoch`` (and before ``until_epoch``): window
+    start (epoch s) -> ``{"watch_seconds", "events", "clicks"}``, oldest first; windows without events are left out.
 
     Reads the minute buckets from ``since_epoch`` (at most :data:`SPEED_BUCKET_TTL_SECONDS` back, older buckets
     have expired) to ``now_epoch`` plus the clock skew the envelope allows, in one pipeline.
@@ -89,9 +91,6 @@ def read_engagement(client: redis.Redis, keys: KeyLayout, user_id: str, *, since
         now_epoch: the reader's clock (epoch seconds); defaults to the wall clock. A replayed day passes its own.
         until_epoch: only windows that start before this (e.g. the end of an hour being reconciled); None for
             every window up to the clock.
-
-    Returns:
-        ``{"watch_seconds", "events", "clicks"}`` as ints (zeros when nothing was recorded).
     """
     now = time.time() if now_epoch is None else now_epoch
     oldest = now - SPEED_BUCKET_TTL_SECONDS
@@ -103,14 +102,31 @@ def read_engagement(client: redis.Redis, keys: KeyLayout, user_id: str, *, since
     pipe = client.pipeline(transaction=False)
     for bucket in buckets:
         pipe.hgetall(keys.user_engagement_bucket(user_id, bucket))
-    totals = dict.fromkeys(METRICS, 0)
+    windows: dict[int, dict[str, int]] = {}
     for fields in pipe.execute():
         for field, value in fields.items():
-            start, _, metric = text(field).partition(":")
+            start_text, _, metric = text(field).partition(":")
+            start = int(start_text)
             # The bucket W falls in may hold windows that start before W: those belong to the batch view.
-            if metric in totals and (since_epoch is None or int(start) >= since_epoch) \
-                    and (until_epoch is None or int(start) < until_epoch):
-                totals[metric] += int(value)
+            if metric in METRICS and (since_epoch is None or start >= since_epoch) \
+                    and (until_epoch is None or start < until_epoch):
+                windows.setdefault(start, dict.fromkeys(METRICS, 0))[metric] += int(value)
+    return dict(sorted(windows.items()))
+
+
+def read_engagement(client: redis.Redis, keys: KeyLayout, user_id: str, *, since_epoch: float | None = None,
+                    now_epoch: float | None = None, until_epoch: float | None = None) -> dict[str, int]:
+    """A user's totals over the speed windows that start at or after ``since_epoch`` (and before ``until_epoch``)
+    (:func:`read_engagement_windows` added up).
+
+    Returns:
+        ``{"watch_seconds", "events", "clicks"}`` as ints (zeros when nothing was recorded).
+    """
+    totals = dict.fromkeys(METRICS, 0)
+    for window in read_engagement_windows(client, keys, user_id, since_epoch=since_epoch, now_epoch=now_epoch,
+                                          until_epoch=until_epoch).values():
+        for metric, value in window.items():
+            totals[metric] += value
     return totals
 
 

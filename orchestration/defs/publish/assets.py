@@ -45,7 +45,8 @@ def batch_views_redis(context: AssetExecutionContext, settings: ReelyticsSetting
     closed hour), published to Redis as a new version behind one pointer swap; refused while the latest evaluation
     of a blocking quality check failed."""
     from batch_layer.publish.job import publish_batch_views
-    from batch_layer.publish.versioned import PublishError, current_version, watermark_of
+    from batch_layer.publish.versioned import PublishError, watermark_of
+    from warehouse_models.batch_versions import current_version
 
     failures = blocking_check_failures(context.instance, BLOCKING_CHECKS)
     if failures:

@@ -38,15 +38,13 @@ def _suffix(key: str, prefix: str) -> str:
     return key[len(prefix):]
 
 
-def progress_table(client: Any, settings: Settings) -> Table | None:
-    """Each speed query's newest progress (None when none ran yet)."""
-    from speed_layer.progress import read_progress
-    from speed_layer.service import speed_pid
+def progress_table(client: Any, settings: Settings, *, pid: int | None) -> Table | None:
+    """Each speed query's newest progress (None when none ran yet); ``pid``: the speed job's, if it runs here."""
+    from serving.views.speed import read_progress
 
     rows = read_progress(client, settings.keys)
     if not rows:
         return None
-    pid = speed_pid(settings)
     table = Table(title=f"speed layer queries ({f'running, pid {pid}' if pid else 'no background process'})")
     for column in ("query", "batch", "at", "rows in/s", "processed/s", "batch ms", "watermark", "state rows",
                    "late (total)", "Kafka lag"):
@@ -111,7 +109,7 @@ def concurrency_table(client: Any, settings: Settings, *, top: int) -> Table:
     table = Table(title=f"accounts streaming over their plan's limit ({len(keys):,} accounts)")
     for column in ("account", "sessions over the limit", "limit", "active now"):
         table.add_column(column, justify="left" if column == "account" else "right")
-    from speed_layer.concurrency import read_concurrency
+    from serving.views.speed import read_concurrency
 
     for key, count in counts[:top]:
         account = _suffix(key, settings.keys.account_over_limit(""))
@@ -153,7 +151,7 @@ def qoe_table(client: Any, settings: Settings, *, top: int) -> Table:
 
 
 def alerts_table(client: Any, settings: Settings, *, top: int) -> Table:
-    from speed_layer.spikes import read_active_alerts, read_alerts
+    from serving.views.speed import read_active_alerts, read_alerts
 
     active = read_active_alerts(client, settings.keys)
     table = Table(title=f"traffic-spike alerts ({len(active)} open)")
@@ -170,8 +168,7 @@ def alerts_table(client: Any, settings: Settings, *, top: int) -> Table:
 
 
 def user_table(client: Any, settings: Settings, user: str) -> Table:
-    from speed_layer.recent import read_recent
-    from speed_layer.resume import read_resume
+    from serving.views.speed import read_recent, read_resume
     from warehouse_models.metrics.engagement import read_engagement
 
     now = time.time()
@@ -189,7 +186,7 @@ def user_table(client: Any, settings: Settings, user: str) -> Table:
 
 
 def account_table(client: Any, settings: Settings, account: str) -> Table:
-    from speed_layer.concurrency import read_concurrency
+    from serving.views.speed import read_concurrency
 
     view = read_concurrency(client, settings.keys, account)
     table = Table(title=f"account {account}: may its streams play?")
@@ -199,8 +196,8 @@ def account_table(client: Any, settings: Settings, account: str) -> Table:
 
 
 def render_views(client: Any, settings: Settings, *, user: str | None = None, account: str | None = None,
-                 top: int = 5) -> list[Table]:
-    """Every view as a rich Table, newest progress last."""
+                 top: int = 5, speed_pid: int | None = None) -> list[Table]:
+    """Every view as a rich Table, newest progress last (``speed_pid``: the speed job's, if it runs here)."""
     tables = [trending_table(client, settings, top=top), ctr_table(client, settings, top=top),
               concurrency_table(client, settings, top=top), qoe_table(client, settings, top=top),
               alerts_table(client, settings, top=top)]
@@ -208,7 +205,7 @@ def render_views(client: Any, settings: Settings, *, user: str | None = None, ac
         tables.append(user_table(client, settings, user))
     if account:
         tables.append(account_table(client, settings, account))
-    progress = progress_table(client, settings)
+    progress = progress_table(client, settings, pid=speed_pid)
     if progress is not None:
         tables.append(progress)
     return tables

@@ -1,0 +1,252 @@
+"""The serving API: one versioned HTTP API over the merged batch and speed views (OpenAPI at ``/openapi.json``,
+interactive docs at ``/docs``).
+
+Every answer carries ``freshness`` (which layers answered, the batch watermark W as ``as_of``, the speed lag).
+Errors are JSON ``{"error": {"status", "code", "message"}}``: 401 without a valid ``X-API-Key``, 403 when the
+key lacks the scope, 404 for an id neither layer knows, 422 naming the bad parameters, 429 over the key's rate
+(with ``Retry-After``), 503 with ``Retry-After`` while Redis cannot be reached; never a stack trace.
+"""
+
+
+import logging
+import math
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+import redis
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+
+from serving.api import models
+from serving.api.auth import ApiKey, KeyCache, RateLimiter
+from serving.views.merge import Freshness
+from serving.views.service import Answer, NotFound, Views
+from warehouse_models.batch_versions import BatchVersionMissing
+from warehouse_models.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "v1"
+RETRY_AFTER_S = 2
+"""Seconds a client is asked to wait after a 503 (Redis unreachable)."""
+REDIS_TIMEOUT_S = 1.0
+"""Socket timeout of the API's Redis client: a request fails fast (503) rather than hang on a dead Redis."""
+
+Id = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\s*?\[\]\\]+$",
+                         description="An id as the events carry it (no spaces or glob characters).")]
+QueryId = Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[^\s*?\[\]\\]+$")]
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                                description="An API key (`reelytics api keys create`).")
+
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": models.ErrorBody} for status in (401, 403, 404, 422, 429, 503)}
+
+
+def _error(status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None,
+           parameters: list[str] | None = None) -> JSONResponse:
+    body = models.ErrorBody(error=models.Error(status=status, code=code, message=message, parameters=parameters))
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+
+
+class ApiError(HTTPException):
+    def __init__(self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code=status, detail=message, headers=headers)
+        self.code = code
+
+
+def _freshness(value: Freshness) -> models.Freshness:
+    return models.Freshness(layers=list(value.layers), as_of=value.watermark,  # type: ignore[arg-type]
+                            batch_version=value.batch_version, speed_lag_seconds=value.speed_lag_seconds,
+                            speed_kafka_lag=value.speed_kafka_lag, complete=value.complete)
+
+
+def _answer(answer: Answer) -> dict[str, Any]:
+    return {**answer.data, "freshness": _freshness(answer.freshness)}
+
+
+def create_app(settings: Settings | None = None, *, client: redis.Redis | None = None) -> FastAPI:
+    """The API app over ``settings``' Redis (``client`` to share one)."""
+    settings = settings or load_settings()
+    keys = settings.keys
+    key_cache = KeyCache()
+    limiter = RateLimiter(settings.serving_rate_per_second)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = client is None
+        redis_client = client or settings.redis_client()
+        if own:
+            redis_client.connection_pool.connection_kwargs.update(
+                socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S, health_check_interval=30)
+        app.state.views = Views(settings, redis_client)
+        try:
+            yield
+        finally:
+            if own:
+                redis_client.close()
+
+    app = FastAPI(title="Reelytics serving API", version=API_VERSION, lifespan=lifespan,
+                  description=__doc__ or "", responses=_ERROR_RESPONSES)
+
+    def views(request: Request) -> Views:
+        found: Views = request.app.state.views
+        return found
+
+    def require(scope: str) -> Callable[..., ApiKey]:
+        def check(key: Annotated[str | None, Depends(_api_key_header)], request: Request) -> ApiKey:
+            if not key:
+                raise ApiError(401, "unauthorized", "send an API key in the X-API-Key header "
+                                                    "(`reelytics api keys create --name NAME --scope read`)")
+            found = key_cache.lookup(views(request).client, keys, key)
+            if found is None:
+                raise ApiError(401, "unauthorized", "unknown or revoked API key")
+            if not found.allows(scope):
+                raise ApiError(403, "forbidden", f"this key ({found.name}) lacks the {scope!r} scope; it has "
+                                                 f"{', '.join(sorted(found.scopes))}")
+            wait = limiter.take(found.name, found.rate_per_second)
+            if wait > 0:
+                raise ApiError(429, "rate_limited", f"key {found.name} is over its rate "
+                                                    f"({found.rate_per_second or limiter.default_rate:g}/s)",
+                               headers={"Retry-After": str(max(1, math.ceil(wait)))})
+            return found
+        return check
+
+    read, playback, admin = Depends(require("read")), Depends(require("playback")), Depends(require("admin"))
+    ViewsDep = Annotated[Views, Depends(views)]
+
+    # --- errors ------------------------------------------------------------------------------------------
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status_code, exc.code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+        return _error(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, "not_found", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems, names = [], []
+        for error in exc.errors():
+            where = [str(part) for part in error.get("loc", ())]
+            name = ".".join(where[1:]) or where[0] if where else "request"
+            names.append(name)
+            problems.append(f"{where[0] if where else 'request'} parameter {name!r}: {error.get('msg', 'invalid')}")
+        return _error(422, "invalid_parameter", "; ".join(problems), parameters=sorted(set(names)))
+
+    @app.exception_handler(redis.exceptions.ConnectionError)
+    @app.exception_handler(redis.exceptions.TimeoutError)
+    async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
+        logger.warning("Redis unreachable during %s %s: %s", request.method, request.url.path, exc)
+        host, port = settings.redis_host_port
+        return _error(503, "unavailable", f"the views' store (Redis at {host}:{port}) is unreachable; retry shortly",
+                      headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    @app.exception_handler(BatchVersionMissing)
+    async def _batch_missing(request: Request, exc: BatchVersionMissing) -> JSONResponse:
+        logger.error("%s", exc)
+        return _error(503, "unavailable", "the batch views are being republished; retry shortly",
+                      headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error in %s %s", request.method, request.url.path)
+        return _error(500, "internal", "unexpected error; it is logged on the server")
+
+    # --- routes ------------------------------------------------------------------------------------------
+    @app.get("/healthz", tags=["health"], summary="Liveness and Redis reachability (no key needed)")
+    def healthz(v: ViewsDep) -> dict[str, str]:
+        v.client.ping()
+        return {"status": "ok"}
+
+    v1 = f"/{API_VERSION}"
+
+    @app.get(f"{v1}/freshness", response_model=models.FreshnessAnswer, tags=["pipeline"], dependencies=[read],
+             summary="The batch watermark W and the speed layer's lag")
+    def freshness(v: ViewsDep) -> dict[str, Any]:
+        return _answer(v.freshness())
+
+    @app.get(f"{v1}/users/{{user_id}}/engagement", response_model=models.Engagement, tags=["users"],
+             dependencies=[read], summary="A user's watch time, events and clicks: all-time totals and the "
+                                          "5-second windows of the last minutes")
+    def engagement(v: ViewsDep, user_id: Id,
+                   window_minutes: Annotated[int, Query(ge=1, le=180)] = 5) -> dict[str, Any]:
+        return _answer(v.engagement(user_id, window_minutes=window_minutes))
+
+    @app.get(f"{v1}/users/{{user_id}}/resume", response_model=models.Resume, tags=["users"], dependencies=[read],
+             summary="Where the user stopped in each title, newest first")
+    def resume_all(v: ViewsDep, user_id: Id) -> dict[str, Any]:
+        return _answer(v.resume(user_id, None))
+
+    @app.get(f"{v1}/users/{{user_id}}/resume/{{content_id}}", response_model=models.Resume, tags=["users"],
+             dependencies=[read], summary="Where the user stopped in one title")
+    def resume_one(v: ViewsDep, user_id: Id, content_id: Id) -> dict[str, Any]:
+        return _answer(v.resume(user_id, content_id))
+
+    @app.get(f"{v1}/users/{{user_id}}/recent", response_model=models.Recent, tags=["users"], dependencies=[read],
+             summary="The titles the user watched most recently")
+    def recent(v: ViewsDep, user_id: Id, limit: Annotated[int, Query(ge=1, le=50)] = 10) -> dict[str, Any]:
+        return _answer(v.recent(user_id, limit=limit))
+
+    @app.get(f"{v1}/trending", response_model=models.Trending, tags=["content"], dependencies=[read],
+             summary="Titles with the most distinct viewers now, with the day's baseline")
+    def trending(v: ViewsDep, kind: Literal["vod", "live"] = "vod",
+                 limit: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, Any]:
+        return _answer(v.trending(kind, limit=limit))
+
+    @app.get(f"{v1}/content/{{content_id}}/stats", response_model=models.ContentStats, tags=["content"],
+             dependencies=[read], summary="A title's views, watch time and completion (batch, as of W)")
+    def content_stats(v: ViewsDep, content_id: Id) -> dict[str, Any]:
+        return _answer(v.content_stats(content_id))
+
+    @app.get(f"{v1}/ctr/{{rail_id}}/{{button_id}}", response_model=models.Ctr, tags=["content"],
+             dependencies=[read], summary="Impressions, clicks and click-through rate of a rail's button")
+    def ctr(v: ViewsDep, rail_id: Id, button_id: Id) -> dict[str, Any]:
+        return _answer(v.ctr(rail_id, button_id))
+
+    @app.get(f"{v1}/qoe/{{content_id}}", response_model=models.Qoe, tags=["content"], dependencies=[read],
+             summary="Quality of experience of a title on one device type in one country")
+    def qoe(v: ViewsDep, content_id: Id, device_type: QueryId, country: QueryId) -> dict[str, Any]:
+        return _answer(v.qoe(content_id, device_type=device_type, country=country))
+
+    @app.get(f"{v1}/alerts", response_model=models.Alerts, tags=["admin"], dependencies=[admin],
+             summary="Traffic-spike alerts, open and recent (admin)")
+    def alerts(v: ViewsDep, limit: Annotated[int, Query(ge=1, le=200)] = 20) -> dict[str, Any]:
+        return _answer(v.alerts(limit=limit))
+
+    @app.get(f"{v1}/accounts/{{account_id}}/streams", response_model=models.AccountStreams, tags=["admin"],
+             dependencies=[admin], summary="An account's concurrent streams as the speed layer sees them (admin)")
+    def account_streams(v: ViewsDep, account_id: Id) -> dict[str, Any]:
+        return _answer(v.account_streams(account_id))
+
+    @app.get(f"{v1}/playback/decisions", response_model=models.Decisions, tags=["admin"], dependencies=[admin],
+             summary="Authorize answers per minute, allowed and denied by reason (admin)")
+    def decisions(v: ViewsDep, minutes: Annotated[int, Query(ge=1, le=1440)] = 60) -> dict[str, Any]:
+        return _answer(v.decisions(minutes=minutes))
+
+    @app.post(f"{v1}/playback/authorize", response_model=models.AuthorizeAnswer, tags=["playback"],
+              dependencies=[playback], summary="May this stream play? Decided atomically against the plan's limit")
+    def authorize(v: ViewsDep, body: models.AuthorizeRequest) -> models.AuthorizeAnswer:
+        from datetime import datetime, timezone
+
+        decision = v.authorize(account_id=body.account_id, session_id=body.session_id, device_type=body.device_type)
+        return models.AuthorizeAnswer(
+            allowed=decision.allowed, reason=decision.reason, limit=decision.limit,  # type: ignore[arg-type]
+            active=[models.ActiveStream(session_id=s.session_id, device_type=s.device_type,
+                                        started_at=datetime.fromtimestamp(s.started_ms / 1000, tz=timezone.utc))
+                    for s in decision.active])
+
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The uvicorn factory: settings from the environment."""
+    return create_app(load_settings())

@@ -1,0 +1,178 @@
+"""The API's answers as pydantic models: what the OpenAPI document describes and every route returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Freshness(BaseModel):
+    """What an answer is made of, and how fresh each part is."""
+
+    layers: list[Literal["batch", "speed"]] = Field(description="The layers that answered.")
+    as_of: datetime | None = Field(
+        description="The batch watermark W: the batch part counts exactly the events before it; the speed part "
+                    "counts the windows from W on. None without a batch part.")
+    batch_version: str | None
+    speed_lag_seconds: float | None = Field(
+        description="Seconds since the speed layer finished its newest micro-batch (None: no progress known).")
+    speed_kafka_lag: int | None = Field(description="Records the speed layer had not read at that batch.")
+    complete: bool = Field(
+        description="False when the batch part is older than the speed buckets' lifetime (3 h): events between "
+                    "W and the oldest live bucket are missing until the batch layer publishes again.")
+
+
+class Error(BaseModel):
+    status: int
+    code: str = Field(description="unauthorized, forbidden, not_found, invalid_parameter, rate_limited, "
+                                  "unavailable or internal")
+    message: str = Field(description="What went wrong and what to do.")
+    parameters: list[str] | None = Field(default=None, description="For invalid_parameter: the bad ones.")
+
+
+class ErrorBody(BaseModel):
+    error: Error
+
+
+class Counts(BaseModel):
+    watch_seconds: int
+    events: int
+    clicks: int
+
+
+class Window(Counts):
+    start: datetime = Field(description="Start of the 5-second window (UTC).")
+
+
+class Engagement(BaseModel):
+    user_id: str
+    totals: Counts = Field(description="All time: batch before W plus speed from W.")
+    windows: list[Window] = Field(description="The 5-second windows of the last minutes, oldest first.")
+    freshness: Freshness
+
+
+class Position(BaseModel):
+    content_id: str
+    position_seconds: float
+    event_time: datetime
+
+
+class Resume(BaseModel):
+    user_id: str
+    positions: list[Position] = Field(description="Newest first.")
+    freshness: Freshness
+
+
+class RecentItem(BaseModel):
+    content_id: str
+    watched_at: datetime
+
+
+class Recent(BaseModel):
+    user_id: str
+    items: list[RecentItem] = Field(description="Most recently watched first.")
+    freshness: Freshness
+
+
+class TrendingItem(BaseModel):
+    content_id: str
+    viewers: int = Field(description="Distinct viewers in the newest trending window.")
+    baseline: float | None = Field(description="Viewers in an ordinary window of the day before W.")
+    lift: float | None = Field(description="viewers / baseline.")
+
+
+class Trending(BaseModel):
+    kind: Literal["vod", "live"]
+    items: list[TrendingItem]
+    freshness: Freshness
+
+
+class ContentStats(BaseModel):
+    content_id: str
+    views: int
+    watch_seconds: float
+    completed_views: int | None = Field(description="None for live channels and titles without a duration.")
+    completion_rate: float | None
+    freshness: Freshness
+
+
+class Ctr(BaseModel):
+    rail_id: str
+    button_id: str
+    impressions: int
+    clicks: int
+    rate: float
+    freshness: Freshness
+
+
+class Qoe(BaseModel):
+    content_id: str
+    device_type: str
+    country: str
+    plays: int
+    startups: int
+    video_startup_time_ms: float | None
+    rebuffering_ratio: float | None
+    rebuffers: int
+    rebuffers_per_hour: float | None
+    average_bitrate_kbps: float | None
+    upshift_share: float | None
+    downshift_share: float | None
+    start_failures: int
+    video_start_failure_rate: float | None
+    exits_before_start: int
+    exit_before_start_rate: float | None
+    failures_after_start: int
+    playback_failure_rate: float | None
+    freshness: Freshness
+
+
+class Alerts(BaseModel):
+    active: list[dict[str, object]] = Field(description="Open traffic-spike alerts.")
+    recent: list[dict[str, object]] = Field(description="The newest alert entries, raised and cleared.")
+    freshness: Freshness
+
+
+class AccountStreams(BaseModel):
+    account_id: str
+    limit: int | None
+    active: list[str] = Field(description="Sessions streaming now, earliest start first.")
+    over_limit: list[str]
+    as_of: datetime
+    freshness: Freshness
+
+
+class DecisionMinute(BaseModel):
+    start: datetime
+    counts: dict[str, int] = Field(description="allowed and denied:<reason> -> answers in the minute.")
+
+
+class Decisions(BaseModel):
+    minutes: list[DecisionMinute]
+    freshness: Freshness
+
+
+class AuthorizeRequest(BaseModel):
+    account_id: str = Field(min_length=1, max_length=128)
+    session_id: str = Field(min_length=1, max_length=128)
+    device_type: str = Field(min_length=1, max_length=64)
+
+
+class ActiveStream(BaseModel):
+    session_id: str
+    started_at: datetime
+    device_type: str | None
+
+
+class AuthorizeAnswer(BaseModel):
+    allowed: bool
+    reason: Literal["within_limit", "limit_unknown", "over_limit", "limit_reached"]
+    limit: int | None = Field(description="The plan's concurrent-stream limit (None: no plan record seen).")
+    active: list[ActiveStream] = Field(description="The account's playing sessions after this answer, earliest "
+                                                   "start first.")
+
+
+class FreshnessAnswer(BaseModel):
+    freshness: Freshness

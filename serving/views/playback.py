@@ -1,0 +1,148 @@
+"""May this stream play? ``authorize`` decides atomically in Redis, from the speed layer's streams and the grants.
+
+A session *plays* while the speed layer heard its heartbeat within ``speed_heartbeat_timeout_seconds`` of now,
+or while it holds a grant (a lease from an allowed authorize, ``serving_lease_seconds`` long), and it has not
+ended explicitly (``play_end`` or a fatal error). Its start is the earlier of its first heartbeat and its first
+grant. Playing sessions are ranked by (start, session id): the first ``limit`` of them keep playing, whatever
+starts later is over the limit. So:
+
+* a playing session within the first ``limit`` is allowed (``within_limit``) and its lease renewed;
+* a playing session ranked past the limit is denied (``over_limit``) and loses its lease;
+* a new session is allowed while fewer than ``limit`` sessions play, else denied (``limit_reached``);
+* without a plan record for the account the limit is unknown and every session is allowed (``limit_unknown``).
+
+The decision, the lease and the per-minute decision counts are one Lua script call: two devices that ask at
+the same instant are decided one after the other, and only one of them takes the last slot.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import redis
+
+from warehouse_models.redis_io import ClientScript, text
+from warehouse_models.redis_keys import DECISIONS_TTL_SECONDS, KeyLayout, bucket_start
+
+# KEYS: plan limits, last heartbeats, first heartbeats, explicit ends, leases, lease starts, devices, decisions.
+# ARGV: account, session, device, now ms, heartbeat timeout ms, lease ms, decisions ttl, state ttl.
+# Returns: {allowed 0/1, reason, limit or false, {session, start ms, device or false, ...} in start order}.
+_AUTHORIZE_LUA = """
+local account, session, device = ARGV[1], ARGV[2], ARGV[3]
+local now, timeout, lease = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. now)
+if #expired > 0 then
+  redis.call('ZREM', KEYS[5], unpack(expired))
+  redis.call('ZREM', KEYS[6], unpack(expired))
+  redis.call('HDEL', KEYS[7], unpack(expired))
+end
+local starts = {}
+local function consider(s, at)
+  if starts[s] == nil or at < starts[s] then starts[s] = at end
+end
+for _, s in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], now - timeout, '+inf')) do
+  consider(s, tonumber(redis.call('ZSCORE', KEYS[3], s) or now))
+end
+local leased = redis.call('ZRANGE', KEYS[6], 0, -1, 'WITHSCORES')
+for i = 1, #leased, 2 do consider(leased[i], tonumber(leased[i + 1])) end
+local playing = {}
+for s, at in pairs(starts) do
+  if not redis.call('ZSCORE', KEYS[4], s) then playing[#playing + 1] = {at, s} end
+end
+table.sort(playing, function(a, b)
+  if a[1] ~= b[1] then return a[1] < b[1] end
+  return a[2] < b[2]
+end)
+local rank = nil
+for i, entry in ipairs(playing) do
+  if entry[2] == session then rank = i end
+end
+local limit = redis.call('HGET', KEYS[1], account)
+local allowed, reason = 1, 'within_limit'
+if not limit then
+  reason = 'limit_unknown'
+elseif rank then
+  if rank > tonumber(limit) then allowed, reason = 0, 'over_limit' end
+elseif #playing >= tonumber(limit) then
+  allowed, reason = 0, 'limit_reached'
+end
+if allowed == 1 then
+  redis.call('ZADD', KEYS[5], now + lease, session)
+  redis.call('ZADD', KEYS[6], 'LT', starts[session] or now, session)
+  redis.call('HSET', KEYS[7], session, device)
+  if not rank then playing[#playing + 1] = {now, session} end
+else
+  redis.call('ZREM', KEYS[5], session)
+  redis.call('ZREM', KEYS[6], session)
+  redis.call('HDEL', KEYS[7], session)
+end
+for i = 5, 7 do redis.call('EXPIRE', KEYS[i], ARGV[8]) end
+redis.call('HINCRBY', KEYS[8], allowed == 1 and 'allowed' or ('denied:' .. reason), 1)
+redis.call('EXPIRE', KEYS[8], ARGV[7])
+local active = {}
+for _, entry in ipairs(playing) do
+  active[#active + 1] = entry[2]
+  active[#active + 1] = tostring(entry[1])
+  active[#active + 1] = redis.call('HGET', KEYS[7], entry[2]) or ''
+end
+return {allowed, reason, limit or '', active}
+"""
+
+_authorize_script = ClientScript(_AUTHORIZE_LUA)
+
+REASONS = ("within_limit", "limit_unknown", "over_limit", "limit_reached")
+"""Every reason an answer can carry; the first two allow, the last two deny."""
+
+
+@dataclass(frozen=True)
+class ActiveStream:
+    """One playing session of the account, in start order."""
+
+    session_id: str
+    started_ms: int
+    device_type: str | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer to "may this stream play?"."""
+
+    allowed: bool
+    reason: str
+    limit: int | None
+    active: list[ActiveStream]
+    """The account's playing sessions after the decision, earliest start first."""
+
+
+def authorize(client: redis.Redis, keys: KeyLayout, *, account_id: str, session_id: str, device_type: str,
+              heartbeat_timeout_seconds: int, lease_seconds: int, now_ms: int | None = None) -> Decision:
+    """Decide, record the grant (or drop it) and count the answer, in one atomic script call."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    lease_ms = lease_seconds * 1000
+    reply = _authorize_script(client)(
+        keys=[keys.account_plan_limits(), keys.account_streams(account_id), keys.account_stream_starts(account_id),
+              keys.account_streams_ended(account_id), keys.playback_leases(account_id),
+              keys.playback_lease_starts(account_id), keys.playback_devices(account_id),
+              keys.playback_decisions(bucket_start(now / 1000))],
+        args=[account_id, session_id, device_type, now, heartbeat_timeout_seconds * 1000, lease_ms,
+              DECISIONS_TTL_SECONDS, max(lease_seconds, heartbeat_timeout_seconds) * 4],
+    )
+    allowed, reason, limit, flat = reply
+    active = [ActiveStream(text(flat[i]), int(text(flat[i + 1])), text(flat[i + 2]) or None)
+              for i in range(0, len(flat), 3)]
+    limit_text = text(limit) if limit else ""
+    return Decision(bool(allowed), text(reason), int(limit_text) if limit_text else None, active)
+
+
+def read_decisions(client: redis.Redis, keys: KeyLayout, *, minutes: int, now: float | None = None
+                   ) -> dict[int, dict[str, int]]:
+    """Authorize answers per minute (bucket start epoch s -> ``allowed`` / ``denied:<reason>`` -> count), for the
+    last ``minutes`` minutes, oldest first; minutes without answers are left out."""
+    newest = bucket_start(time.time() if now is None else now)
+    buckets = [newest - 60 * k for k in range(minutes - 1, -1, -1)]
+    pipe = client.pipeline(transaction=False)
+    for bucket in buckets:
+        pipe.hgetall(keys.playback_decisions(bucket))
+    return {bucket: {text(k): int(v) for k, v in fields.items()}
+            for bucket, fields in zip(buckets, pipe.execute(), strict=True) if fields}

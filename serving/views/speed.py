@@ -1,0 +1,134 @@
+"""Readers of the speed layer's latest-value views and of its progress, as Redis holds them now.
+
+The additive speed views (engagement, CTR, QoE buckets) are read with their definitions' readers in
+``warehouse_models.metrics``, which reconciliation shares; the views here are the ones only apps read: resume
+positions, recently watched titles, each account's concurrent streams, traffic alerts, and the speed queries'
+progress, from which every answer's speed lag comes. Values are decoded here (strings, floats, aware UTC
+datetimes), in the format the speed layer's writers document next to each key in
+:mod:`warehouse_models.redis_keys`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import redis
+
+from warehouse_models.redis_io import text, utc_from_ms
+from warehouse_models.redis_keys import KeyLayout
+
+SHARED_QUERY = "views"
+"""The speed query that writes every view without session state (its progress row is the speed lag's source)."""
+
+
+def _parse(value: bytes | str) -> dict[str, Any]:
+    ms, _, position = text(value).partition(":")
+    return {"position_seconds": float(position), "event_timestamp": utc_from_ms(int(ms))}
+
+
+def read_resume(client: redis.Redis, keys: KeyLayout, user_id: str,
+                content_id: str | None = None) -> dict[str, Any] | dict[str, dict[str, Any]] | None:
+    """The resume position of one title, or of all the user's titles when ``content_id`` is None.
+
+    Returns:
+        ``{"position_seconds": float, "event_timestamp": datetime (UTC)}`` for one title (None if unknown), or
+        content id -> that dict for all titles (empty when none).
+    """
+    key = keys.resume_position(user_id)
+    if content_id is not None:
+        value = client.hget(key, content_id)
+        return _parse(value) if value is not None else None
+    return {text(field): _parse(value) for field, value in sorted(client.hgetall(key).items())}
+
+
+def read_recent(client: redis.Redis, keys: KeyLayout, user_id: str, n: int = 10) -> list[tuple[str, datetime]]:
+    """The user's ``n`` most recently watched titles, newest first, with when (UTC) they were last watched."""
+    if n <= 0:
+        return []
+    pairs = cast("list[tuple[bytes | str, float]]",
+                 client.zrange(keys.recent_items(user_id), 0, n - 1, desc=True, withscores=True))
+    return [(text(member), utc_from_ms(int(score))) for member, score in pairs]
+
+
+def read_concurrency(client: redis.Redis, keys: KeyLayout, account_id: str) -> dict[str, Any] | None:
+    """The account's view: ``{"limit", "active", "over_limit", "as_of_ms"}``, or None when nothing is known."""
+    raw = client.get(keys.account_concurrency(account_id))
+    return json.loads(raw) if raw is not None else None
+
+
+def _alert(values: Mapping[Any, Any]) -> dict[str, Any]:
+    alert: dict[str, Any] = {text(k): text(v) for k, v in values.items()}
+    for name in ("rate", "since", "until"):
+        if name in alert:
+            alert[name] = int(alert[name])
+    for name in ("baseline", "factor"):
+        if name in alert:
+            alert[name] = float(alert[name])
+    return alert
+
+
+def read_alerts(client: redis.Redis, keys: KeyLayout, n: int = 20) -> list[dict[str, Any]]:
+    """The newest ``n`` alert entries (raised and cleared), newest first, each with its stream ``id``."""
+    entries = client.xrevrange(keys.spike_alerts(), count=n) or []
+    return [{"id": text(entry_id), **_alert(values)} for entry_id, values in entries
+            if entry_id is not None and values is not None]
+
+
+def read_active_alerts(client: redis.Redis, keys: KeyLayout) -> dict[str, dict[str, Any]]:
+    """The open alerts: scope -> ``{scope, rate, baseline, factor, since}``."""
+    return {text(scope): json.loads(alert) for scope, alert in client.hgetall(keys.spike_active()).items()}
+
+
+def read_progress(client: redis.Redis, keys: KeyLayout) -> list[dict[str, str]]:
+    """Every speed query's newest progress from Redis (for `reelytics status`), sorted by name."""
+    names = sorted(n.decode() if isinstance(n, bytes) else n for n in client.smembers(keys.speed_queries()))
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.hgetall(keys.speed_progress(name))
+    out = []
+    for row in pipe.execute():
+        if row:
+            out.append({(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                        for k, v in row.items()})
+    return out
+
+
+@dataclass(frozen=True)
+class SpeedFreshness:
+    """How far behind the speed layer's shared query is, from its newest progress row."""
+
+    lag_seconds: float | None
+    """Seconds since the newest micro-batch of the shared query finished (None: it never ran, or its row
+    expired). Under steady traffic this is what an event produced now waits at most, plus one batch."""
+    kafka_lag: int | None
+    """Records on the query's topics it had not read when that batch started."""
+    max_event_time: datetime | None
+    """The newest event time the query has seen."""
+
+
+def _iso(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def speed_freshness(client: redis.Redis, keys: KeyLayout, *, now: float | None = None) -> SpeedFreshness:
+    """The shared query's freshness from its progress row (one ``HMGET``)."""
+    started, duration, lag, newest = client.hmget(keys.speed_progress(SHARED_QUERY), "timestamp",
+                                                  "batch_duration_ms", "kafka_lag", "max_event_time")
+    began = _iso(text(started)) if started is not None else None
+    if began is None:
+        return SpeedFreshness(None, None, None)
+    finished = began.timestamp() + (int(text(duration)) if duration is not None else 0) / 1000
+    clock = time.time() if now is None else now
+    kafka_lag = int(text(lag)) if lag is not None and text(lag).lstrip("-").isdigit() else None
+    return SpeedFreshness(round(max(0.0, clock - finished), 3), kafka_lag,
+                          _iso(text(newest)) if newest is not None else None)

@@ -1,0 +1,52 @@
+"""The serving layer's pure parts: the merge, the rate limiter, key scopes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from serving.api.auth import ApiKey, RateLimiter, digest
+from serving.views.merge import add_counts, is_complete, newest_by_event_time, speed_since
+from warehouse_models.batch_versions import BatchRead
+from warehouse_models.redis_keys import SPEED_BUCKET_TTL_SECONDS
+
+T = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+
+
+def test_additive_views_add_batch_before_w_and_speed_from_w():
+    batch = BatchRead("w1-p1", 1_000, {"watch_seconds": 30, "events": 4})
+    assert speed_since(batch) == 1_000 and speed_since(None) is None
+    assert add_counts(batch.values, {"watch_seconds": 10, "clicks": 1}, ("watch_seconds", "events", "clicks")) == {
+        "watch_seconds": 40, "events": 4, "clicks": 1}
+    assert add_counts(None, {"events": 2}, ("events",)) == {"events": 2}
+
+
+def test_an_answer_is_complete_while_the_speed_buckets_still_hold_w():
+    batch = BatchRead("v", 10_000, {})
+    assert is_complete(batch, now=10_000 + SPEED_BUCKET_TTL_SECONDS - 1)
+    assert not is_complete(batch, now=10_000 + SPEED_BUCKET_TTL_SECONDS)
+    assert not is_complete(None, now=0)
+
+
+def test_latest_value_is_the_newest_by_event_time_whichever_layer_has_it():
+    assert newest_by_event_time([(T, "batch"), (T + timedelta(seconds=1), "speed")]) == "speed"
+    assert newest_by_event_time([None, (T, "batch")]) == "batch"
+    assert newest_by_event_time([(T, "first"), (T, "second")]) == "first"
+    assert newest_by_event_time([None, None]) is None
+
+
+def test_rate_limiter_allows_a_burst_of_twice_the_rate_then_refills():
+    limiter = RateLimiter(default_rate=2.0)
+    assert [limiter.take("app", now=0.0) for _ in range(4)] == [0.0] * 4
+    assert limiter.take("app", now=0.0) == 0.5  # the next token in half a second
+    assert limiter.take("app", now=0.5) == 0.0
+    assert limiter.take("other", 1.0, now=0.5) == 0.0  # buckets are per key, with the key's own rate
+    assert limiter.take("other", 1.0, now=0.5) == 0.0
+    assert limiter.take("other", 1.0, now=0.5) == 1.0
+
+
+def test_admin_implies_every_scope_and_keys_are_stored_by_digest():
+    reader = ApiKey("tv", frozenset({"read"}), None, "")
+    admin = ApiKey("ops", frozenset({"admin"}), None, "")
+    assert reader.allows("read") and not reader.allows("playback") and not reader.allows("admin")
+    assert admin.allows("read") and admin.allows("playback")
+    assert digest("rk_abc") == digest("rk_abc") != digest("rk_abd") and len(digest("rk_abc")) == 64
