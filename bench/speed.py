@@ -247,7 +247,7 @@ class Load:
     def query_progress(self) -> dict[str, dict[str, Any]]:
         """Batch duration, rows and Kafka lag of each speed query's newest micro-batch (what `reelytics status`
         shows), so a step's latency can be read against what the queries were doing."""
-        from serving.views.speed import read_progress
+        from speed_layer.progress import read_progress
 
         wanted = ("batch_id", "num_input_rows", "batch_duration_ms", "processed_rows_per_second", "kafka_lag",
                   "view_ms", "phase_ms")

@@ -2,7 +2,8 @@
 # Installs everything Reelytics needs on a fresh machine, reusing what is already cached:
 #   - a virtualenv keyed by the hash of uv.lock, under the cache dir, linked from ./.venv
 #   - the Kafka broker jars and Spark's Kafka-connector and Delta jars, fetched by Maven from Maven Central
-#   - Redis from Debian's packages, when redis-server is missing
+#   - Redis, Prometheus, wrk and Chromium from Debian's packages, when missing
+#   - chart.js (the dashboard's charts) from the npm registry
 # The cache dir is $REELYTICS_CACHE_DIR (default ~/.cache/reelytics); nothing expensive lives in the clone.
 set -euo pipefail
 
@@ -73,15 +74,32 @@ fetch_jars spark-connectors "$cache/jars/spark-connectors"
 step "compiling Reelytics' Spark classes (speed_layer/jvm)"
 (cd "$here" && "$venv/bin/python" -m infra.jvm >/dev/null) || fail "javac could not compile speed_layer/jvm; see the error above."
 
-# --- Redis from Debian's packages ----------------------------------------------------------------
-if ! command -v redis-server >/dev/null; then
-  step "installing redis-server from Debian's packages"
-  if [ "$(id -u)" -ne 0 ]; then fail "redis-server is missing; install it with: sudo apt-get install -y redis-server"; fi
+# --- Debian's packages: Redis, Prometheus, wrk (the serving benchmark), Chromium (the dashboard test) ---------
+missing=()
+for pair in redis-server:redis-server prometheus:prometheus wrk:wrk chromium:chromium; do
+  command -v "${pair%%:*}" >/dev/null || missing+=("${pair##*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing ${missing[*]} from Debian's packages"
+  if [ "$(id -u)" -ne 0 ]; then fail "${missing[*]} missing; install with: sudo apt-get install -y ${missing[*]}"; fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq redis-server >/dev/null \
-    || fail "apt-get could not install redis-server; check Debian's package mirror."
-  # Debian's package starts its own redis on 6379; Reelytics runs its own with infra/redis.conf.
-  (service redis-server stop || systemctl stop redis-server || true) >/dev/null 2>&1
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || fail "apt-get could not install ${missing[*]}; check Debian's package mirror."
+  # Debian's packages may start their own servers; Reelytics runs its own, configured from its settings.
+  for service in redis-server prometheus; do
+    (service "$service" stop || systemctl stop "$service" || true) >/dev/null 2>&1
+  done
+fi
+
+# --- the dashboard's charting library, from the npm registry (pinned) ------------------------------------
+chart_js_version="4.6.1"
+if [ ! -f "$cache/npm/chart.js-$chart_js_version/package/dist/chart.umd.js" ]; then
+  step "fetching chart.js $chart_js_version from the npm registry"
+  command -v npm >/dev/null || fail "npm is required for the dashboard's charts: apt-get install -y npm"
+  mkdir -p "$cache/npm/chart.js-$chart_js_version"
+  (cd "$cache/npm" && npm pack --silent "chart.js@$chart_js_version" >/dev/null \
+    && tar -xzf "chart.js-$chart_js_version.tgz" -C "chart.js-$chart_js_version" && rm "chart.js-$chart_js_version.tgz") \
+    || fail "npm could not fetch chart.js@$chart_js_version; check that the npm registry is reachable."
 fi
 
 step "ready: $("$venv/bin/python" -V), venv $venv, jars under $cache/jars"

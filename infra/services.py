@@ -6,13 +6,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from infra import dagster, kafka, redis, spark
+from infra import dagster, kafka, prometheus, redis, spark
 from infra.process import ServiceError
 from warehouse_models.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAMES = ("kafka", "redis", "spark", "dagster")
+SERVICE_NAMES = ("kafka", "redis", "spark", "dagster", "prometheus")
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,10 @@ def status(settings: Settings) -> list[ServiceStatus]:
     detail = ("webserver up" if web_ok else "webserver down") + ", " + ("daemon up" if daemon_ok else "daemon down")
     report.append(ServiceStatus("dagster", dagster.url(settings), web_ok and daemon_ok,
                                 f"{detail}; DAGSTER_HOME={settings.dagster_home_dir}", dagster.managed_pid(settings)))
+    prom_ok = prometheus.healthy(settings)
+    report.append(ServiceStatus("prometheus", prometheus.address(settings), prom_ok,
+                                f"scraping {', '.join(prometheus.scrape_targets(settings))}" if prom_ok else
+                                "not answering: run `reelytics up`", prometheus.managed_pid(settings)))
     return report
 
 
@@ -57,9 +61,11 @@ _STARTERS: dict[str, Callable[[Settings], str]] = {
     "redis": redis.start,
     "spark": _check_spark,
     "dagster": dagster.start,
+    "prometheus": prometheus.start,
 }
 
 _STOPPERS: dict[str, Callable[[Settings], bool]] = {
+    "prometheus": prometheus.stop,
     "dagster": dagster.stop,
     "redis": redis.stop,
     "kafka": kafka.stop,

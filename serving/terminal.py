@@ -38,28 +38,6 @@ def _suffix(key: str, prefix: str) -> str:
     return key[len(prefix):]
 
 
-def progress_table(client: Any, settings: Settings, *, pid: int | None) -> Table | None:
-    """Each speed query's newest progress (None when none ran yet); ``pid``: the speed job's, if it runs here."""
-    from serving.views.speed import read_progress
-
-    rows = read_progress(client, settings.keys)
-    if not rows:
-        return None
-    table = Table(title=f"speed layer queries ({f'running, pid {pid}' if pid else 'no background process'})")
-    for column in ("query", "batch", "at", "rows in/s", "processed/s", "batch ms", "watermark", "state rows",
-                   "late (total)", "Kafka lag"):
-        table.add_column(column, justify="left" if column in ("query", "at", "watermark") else "right")
-    for row in rows:
-        table.add_row(row.get("name", "?").split("@")[0], row.get("batch_id", "-"), row.get("timestamp", "-")[:19],
-                      row.get("input_rows_per_second", "-"), row.get("processed_rows_per_second", "-"),
-                      row.get("batch_duration_ms", "-"), (row.get("watermark") or "-")[:19],
-                      row.get("state_rows", "-"), row.get("late_rows_total", "-"), row.get("kafka_lag", "-"))
-    spent = [f"{row.get('name', '?').split('@')[0]}: {row['view_ms']}" for row in rows if row.get("view_ms")]
-    if spent:
-        table.caption = "ms per step of the last batch - " + "; ".join(spent)
-    return table
-
-
 def trending_table(client: Any, settings: Settings, *, top: int) -> Table:
     from warehouse_models.metrics.trending import read_trending
 
@@ -196,8 +174,8 @@ def account_table(client: Any, settings: Settings, account: str) -> Table:
 
 
 def render_views(client: Any, settings: Settings, *, user: str | None = None, account: str | None = None,
-                 top: int = 5, speed_pid: int | None = None) -> list[Table]:
-    """Every view as a rich Table, newest progress last (``speed_pid``: the speed job's, if it runs here)."""
+                 top: int = 5) -> list[Table]:
+    """Every view as a rich Table."""
     tables = [trending_table(client, settings, top=top), ctr_table(client, settings, top=top),
               concurrency_table(client, settings, top=top), qoe_table(client, settings, top=top),
               alerts_table(client, settings, top=top)]
@@ -205,7 +183,4 @@ def render_views(client: Any, settings: Settings, *, user: str | None = None, ac
         tables.append(user_table(client, settings, user))
     if account:
         tables.append(account_table(client, settings, account))
-    progress = progress_table(client, settings, pid=speed_pid)
-    if progress is not None:
-        tables.append(progress)
     return tables

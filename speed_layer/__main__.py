@@ -113,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
             def child_alive() -> bool:
                 return child is None or child.poll() is None
 
+            if args.background_of is None:
+                from speed_layer.monitoring import serve_metrics
+
+                serve_metrics(settings)
+
             run_speed(spark, settings, names=names, alive=child_alive)
     except KeyboardInterrupt:
         logger.info("interrupted; the queries stop and continue from their checkpoints next time")

@@ -21,6 +21,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
+from speed_layer.monitoring import DEAD_LETTERS
 from speed_layer.query import SinkContext, shared_view
 from warehouse_models.dead_letter import EMPTY_RECORD_REASON, dead_letter_record
 from warehouse_models.events import TopicKind, decode_and_validate
@@ -106,6 +107,7 @@ def apply_dead_letters(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     producer.flush()
     for send in sends:
         send.get(timeout=30)  # raises if the broker refused it: the micro-batch fails and runs again
+    DEAD_LETTERS.inc(len(rows))
     logger.warning("batch %d: %d malformed records sent to %s", ctx.batch_id, len(rows), topic)
 
 

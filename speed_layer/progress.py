@@ -16,12 +16,16 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql.streaming import StreamingQueryListener
 
 from speed_layer.query import SHARED_QUERY
 from warehouse_models.redis_keys import PROGRESS_TTL_SECONDS, KeyLayout
+from warehouse_models.settings import Settings
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 logger = logging.getLogger(__name__)
 
@@ -144,3 +148,40 @@ class ProgressRecorder(StreamingQueryListener):
         else:
             logger.info("query %s stopped", event.id)
 
+
+
+def read_progress(client: Any, keys: KeyLayout) -> list[dict[str, str]]:
+    """Every speed query's newest progress from Redis (for `reelytics status`), sorted by name."""
+    names = sorted(n.decode() if isinstance(n, bytes) else n for n in client.smembers(keys.speed_queries()))
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.hgetall(keys.speed_progress(name))
+    out = []
+    for row in pipe.execute():
+        if row:
+            out.append({(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                        for k, v in row.items()})
+    return out
+
+
+
+def progress_table(client: Any, settings: Settings, *, pid: int | None) -> Table | None:
+    """Each speed query's newest progress (None when none ran yet); ``pid``: the speed job's, if it runs here."""
+    from rich.table import Table
+
+    rows = read_progress(client, settings.keys)
+    if not rows:
+        return None
+    table = Table(title=f"speed layer queries ({f'running, pid {pid}' if pid else 'no background process'})")
+    for column in ("query", "batch", "at", "rows in/s", "processed/s", "batch ms", "watermark", "state rows",
+                   "late (total)", "Kafka lag"):
+        table.add_column(column, justify="left" if column in ("query", "at", "watermark") else "right")
+    for row in rows:
+        table.add_row(row.get("name", "?").split("@")[0], row.get("batch_id", "-"), row.get("timestamp", "-")[:19],
+                      row.get("input_rows_per_second", "-"), row.get("processed_rows_per_second", "-"),
+                      row.get("batch_duration_ms", "-"), (row.get("watermark") or "-")[:19],
+                      row.get("state_rows", "-"), row.get("late_rows_total", "-"), row.get("kafka_lag", "-"))
+    spent = [f"{row.get('name', '?').split('@')[0]}: {row['view_ms']}" for row in rows if row.get("view_ms")]
+    if spent:
+        table.caption = "ms per step of the last batch - " + "; ".join(spent)
+    return table

@@ -112,6 +112,14 @@ class Settings(BaseSettings):
 
     serving_port: int = 8080
 
+    speed_metrics_host: str = "127.0.0.1"
+    speed_metrics_port: int = Field(default=8082, ge=0, le=65535)
+    """Where the speed layer's main process serves Prometheus metrics (0: not served)."""
+
+    prometheus_host: str = "127.0.0.1"
+    prometheus_port: int = Field(default=9090, ge=1, le=65535)
+    """The Prometheus server `reelytics up` starts (Debian's package), scraping the API, collector and speed layer."""
+
     serving_rate_per_second: float = Field(default=200.0, gt=0)
     """Requests per second one API key may make (a token bucket per key and API process, bursts up to twice
     this); a key can carry its own rate (`reelytics api keys create --rate`). Over it: 429 with Retry-After."""

@@ -77,8 +77,8 @@ def _start_speed(settings: Settings) -> None:
     """
     import time
 
-    from serving.views.speed import read_progress
     from speed_layer.job import plan_queries, query_name, views
+    from speed_layer.progress import read_progress
     from speed_layer.service import start_speed
 
     live = settings.model_copy(update={"speed_starting_offsets": "latest"})
@@ -101,8 +101,8 @@ def _wait_for_speed(settings: Settings, *, wait_s: float) -> None:
     import time
 
     from infra.kafka import end_offsets
-    from serving.views.speed import read_progress
     from speed_layer.job import plan_queries, query_name, views
+    from speed_layer.progress import read_progress
 
     client = settings.redis_client()
     wanted = {query_name(settings, plan): [settings.topics.for_kind(k).name for k in plan.topics]
@@ -130,6 +130,7 @@ def _show_speed(settings: Settings, *, rounds: int, seed: int, wait_s: float) ->
     from simulator import SimulationConfig
     from simulator import simulate as simulate_events
     from simulator.sinks import write_collector
+    from speed_layer.progress import progress_table
     from speed_layer.service import speed_pid
 
     client = settings.redis_client()
@@ -144,7 +145,8 @@ def _show_speed(settings: Settings, *, rounds: int, seed: int, wait_s: float) ->
                          f"({counts.get('accepted', 0):,} events)")
         _wait_for_speed(settings, wait_s=wait_s)
         user = user or _a_viewer(settings)
-        for table in render_views(client, settings, user=user, top=5, speed_pid=speed_pid(settings)):
+        for table in [*render_views(client, settings, user=user, top=5),
+                      *filter(None, [progress_table(client, settings, pid=speed_pid(settings))])]:
             console.print(table)
 
 

@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 console = Console()
 
-_ONLY_HELP = "Only these services (repeatable): kafka, redis, spark, dagster, api. Default: all."
+_ONLY_HELP = "Only these services (repeatable): kafka, redis, spark, dagster, prometheus, api. Default: all."
 
 APPS = ("api",)
 """Reelytics' own servers that `up` starts after the services they need (the API needs Redis)."""
@@ -95,13 +95,48 @@ def status() -> None:
     speed = _speed_progress_table(settings)
     if speed is not None:
         console.print(speed)
+    console.print(_pipeline_table(settings))
     if not all(s.healthy for s in report):
         raise typer.Exit(1)
 
 
+PIPELINE_QUERIES = (
+    ("speed lag (s)", "max by (query) (reelytics_speed_query_lag_seconds)"),
+    ("Kafka lag (records)", "max by (query) (reelytics_speed_kafka_lag_records)"),
+    ("dead letters / min (collector)", 'sum(rate(reelytics_collector_events_total{status="rejected"}[5m])) * 60'),
+    ("dead letters / min (speed)", "sum(rate(reelytics_speed_dead_letters_total[5m])) * 60"),
+    ("batch watermark age (s)", "max(reelytics_batch_watermark_age_seconds)"),
+    ("API p99 (ms)", "histogram_quantile(0.99, sum by (le) (rate(reelytics_api_request_seconds_bucket[5m]))) * 1000"),
+    ("API requests / s", "sum(rate(reelytics_api_request_seconds_count[1m]))"),
+    ("authorize denied / min", 'sum(rate(reelytics_api_authorize_total{allowed="false"}[5m])) * 60'),
+)
+"""What `reelytics status` asks Prometheus: the same numbers the dashboard and alerts would use."""
+
+
+def _pipeline_table(settings: Settings) -> Table:
+    """The pipeline's figures as Prometheus has them (a line saying so when it does not answer)."""
+    from infra import prometheus
+
+    table = Table(title=f"pipeline, from Prometheus at {prometheus.url(settings)}")
+    for column in ("figure", "series", "value"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for label, promql in PIPELINE_QUERIES:
+        try:
+            found = prometheus.query(settings, promql)
+        except OSError as exc:
+            table.add_row(label, "-", f"[red]Prometheus not answering ({exc.__class__.__name__})[/]")
+            break
+        if not found:
+            table.add_row(label, "-", "no data yet")
+        for labels, value in found:
+            series = ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "-"
+            table.add_row(label, series, "NaN" if value != value else f"{value:,.2f}")
+    return table
+
+
 def _speed_progress_table(settings: Settings) -> Table | None:
     """The speed queries' newest progress as Redis holds it (None when Redis is down or nothing ran yet)."""
-    from serving.terminal import progress_table
+    from speed_layer.progress import progress_table
     from speed_layer.service import speed_pid
 
     try:

@@ -96,6 +96,7 @@ def show(
 ) -> None:
     """Show every speed view as Redis holds it now, and each query's newest progress."""
     from serving.terminal import render_views
+    from speed_layer.progress import progress_table
     from speed_layer.service import speed_pid
 
     console = Console()
@@ -106,6 +107,6 @@ def show(
     except Exception as exc:
         console.print(f"[red]error:[/] Redis at {settings.redis_url} does not answer ({exc}); `reelytics up` starts it")
         raise typer.Exit(1) from exc
-    for table in render_views(client, settings, user=user, account=account, top=top,
-                              speed_pid=speed_pid(settings)):
+    for table in [*render_views(client, settings, user=user, account=account, top=top),
+                  *filter(None, [progress_table(client, settings, pid=speed_pid(settings))])]:
         console.print(table if isinstance(table, Table) else str(table))

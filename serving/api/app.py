@@ -17,11 +17,15 @@ from typing import Annotated, Any, Literal
 import redis
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from serving.api import models
 from serving.api.auth import ApiKey, KeyCache, RateLimiter
+from serving.metrics import RequestTimer, exposition, request_histogram
 from serving.views.merge import Freshness
 from serving.views.service import Answer, NotFound, Views
 from warehouse_models.batch_versions import BatchVersionMissing
@@ -68,12 +72,45 @@ def _answer(answer: Answer) -> dict[str, Any]:
     return {**answer.data, "freshness": _freshness(answer.freshness)}
 
 
+class _PipelineCollector(Collector):
+    """Freshness gauges read from Redis at scrape time: the speed layer's lag and the batch watermark's age."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    def collect(self) -> Any:
+        views: Views | None = getattr(self.app.state, "views", None)
+        if views is None:
+            return
+        try:
+            answer = views.freshness()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, BatchVersionMissing):
+            return
+        lag = GaugeMetricFamily("reelytics_speed_lag_seconds", "Seconds since the speed layer's shared query "
+                                "finished its newest micro-batch (as the API reads it from Redis).")
+        if answer.freshness.speed_lag_seconds is not None:
+            lag.add_metric([], answer.freshness.speed_lag_seconds)
+        yield lag
+        age = GaugeMetricFamily("reelytics_batch_watermark_age_seconds",
+                                "Seconds between now and the batch watermark W of the current batch views.")
+        if answer.freshness.watermark is not None:
+            import time
+
+            age.add_metric([], time.time() - answer.freshness.watermark.timestamp())
+        yield age
+
+
 def create_app(settings: Settings | None = None, *, client: redis.Redis | None = None) -> FastAPI:
     """The API app over ``settings``' Redis (``client`` to share one)."""
     settings = settings or load_settings()
     keys = settings.keys
     key_cache = KeyCache()
     limiter = RateLimiter(settings.serving_rate_per_second)
+    registry = CollectorRegistry()
+    redis_errors = Counter("reelytics_api_redis_errors", "Requests answered 503 because Redis could not be "
+                           "reached.", registry=registry)
+    authorize_answers = Counter("reelytics_api_authorize", "Authorize answers by outcome and reason.",
+                        ["allowed", "reason"], registry=registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,6 +128,8 @@ def create_app(settings: Settings | None = None, *, client: redis.Redis | None =
 
     app = FastAPI(title="Reelytics serving API", version=API_VERSION, lifespan=lifespan,
                   description=__doc__ or "", responses=_ERROR_RESPONSES)
+    app.add_middleware(RequestTimer, histogram=request_histogram(registry, "reelytics_api"))
+    registry.register(_PipelineCollector(app))
 
     def views(request: Request) -> Views:
         found: Views = request.app.state.views
@@ -145,6 +184,7 @@ def create_app(settings: Settings | None = None, *, client: redis.Redis | None =
     @app.exception_handler(redis.exceptions.ConnectionError)
     @app.exception_handler(redis.exceptions.TimeoutError)
     async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
+        redis_errors.inc()
         logger.warning("Redis unreachable during %s %s: %s", request.method, request.url.path, exc)
         host, port = settings.redis_host_port
         return _error(503, "unavailable", f"the views' store (Redis at {host}:{port}) is unreachable; retry shortly",
@@ -166,6 +206,12 @@ def create_app(settings: Settings | None = None, *, client: redis.Redis | None =
     def healthz(v: ViewsDep) -> dict[str, str]:
         v.client.ping()
         return {"status": "ok"}
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics (no key needed; bind to a trusted network)",
+             response_class=Response)
+    def metrics() -> Response:
+        body, content_type = exposition(registry)
+        return Response(body, media_type=content_type)
 
     v1 = f"/{API_VERSION}"
 
@@ -238,6 +284,7 @@ def create_app(settings: Settings | None = None, *, client: redis.Redis | None =
         from datetime import datetime, timezone
 
         decision = v.authorize(account_id=body.account_id, session_id=body.session_id, device_type=body.device_type)
+        authorize_answers.labels(str(decision.allowed).lower(), decision.reason).inc()
         return models.AuthorizeAnswer(
             allowed=decision.allowed, reason=decision.reason, limit=decision.limit,  # type: ignore[arg-type]
             active=[models.ActiveStream(session_id=s.session_id, device_type=s.device_type,

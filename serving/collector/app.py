@@ -7,6 +7,7 @@ Endpoints:
   bytes after decompression.
 * ``POST /v1/heartbeat``: one heartbeat event (a JSON object), the players' 10-second beat.
 * ``GET /healthz``: 200 when Kafka answers and the topics exist, 503 otherwise.
+* ``GET /metrics``: Prometheus metrics (events by outcome, request latency per route).
 
 Every valid event goes to its topic keyed by account; every invalid one goes to the dead-letter topic with the
 reason. The answer to a POST::
@@ -33,6 +34,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
+from prometheus_client import CollectorRegistry, Counter
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -51,6 +53,7 @@ from serving.collector.batch import (
     too_large,
 )
 from serving.collector.producer import CollectorProducer
+from serving.metrics import RequestTimer, exposition, request_histogram
 from warehouse_models.events import EventType
 from warehouse_models.settings import Settings, load_settings
 
@@ -90,10 +93,16 @@ async def _read(request: Request, max_bytes: int) -> bytes:
 class Collector:
     """The request handlers, bound to the settings and a producer."""
 
-    def __init__(self, settings: Settings, producer: CollectorProducer) -> None:
+    def __init__(self, settings: Settings, producer: CollectorProducer, registry: CollectorRegistry) -> None:
         self.settings = settings
         self.producer = producer
         self.topics = settings.topics
+        self.registry = registry
+        self.outcomes = Counter("reelytics_collector_events", "Events by outcome: accepted (in Kafka), rejected "
+                                "(on the dead-letter topic with the reason), retry (not acknowledged: resend).",
+                                ["status"], registry=registry)
+        self.refused = Counter("reelytics_collector_requests_refused", "Requests refused whole (400, 413, 415).",
+                               ["status"], registry=registry)
 
     async def events(self, request: Request) -> Response:
         """POST /v1/events: a batch of events."""
@@ -112,6 +121,7 @@ class Collector:
             items = parse_body(body)
             check_batch_length(items, max_events or self.settings.collector_max_batch_events)
         except RequestRefused as refused:
+            self.refused.labels(str(refused.status_code)).inc()
             logger.info("refused a request from %s: %d %s", _source(request), refused.status_code, refused)
             return _json(refused.body, refused.status_code)
         except ClientDisconnect:
@@ -120,6 +130,9 @@ class Collector:
                              only_types=only_types)
         errors = await self._publish(records)
         summary = summarize(records, errors)
+        for status in ("accepted", "rejected", "retry"):
+            if summary.body[status]:
+                self.outcomes.labels(status).inc(summary.body[status])
         if summary.retry:
             logger.warning("%d of %d events from %s were not acknowledged by Kafka; answering 503",
                            summary.retry, len(records), _source(request))
@@ -135,6 +148,11 @@ class Collector:
         except Exception as exc:  # the events are not in Kafka: the client must resend, never a 500
             logger.exception("publishing %d records failed", len(records))
             return [f"{exc.__class__.__name__}: {exc}"] * len(records)
+
+    async def metrics(self, _request: Request) -> Response:
+        """GET /metrics: Prometheus' text format."""
+        body, content_type = exposition(self.registry)
+        return Response(body, media_type=content_type)
 
     async def healthz(self, _request: Request) -> Response:
         """GET /healthz: is Kafka reachable and does it have the topics?"""
@@ -153,7 +171,8 @@ def create_app(settings: Settings, *, producer: CollectorProducer | None = None)
     """The collector app; it starts (and at shutdown flushes) its own producer unless one is given."""
     owned = producer is None
     producer = producer or CollectorProducer(settings)
-    collector = Collector(settings, producer)
+    registry = CollectorRegistry()
+    collector = Collector(settings, producer, registry)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -171,8 +190,11 @@ def create_app(settings: Settings, *, producer: CollectorProducer | None = None)
         Route("/v1/events", collector.events, methods=["POST"]),
         Route("/v1/heartbeat", collector.heartbeat, methods=["POST"]),
         Route("/healthz", collector.healthz, methods=["GET"]),
+        Route("/metrics", collector.metrics, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(RequestTimer, histogram=request_histogram(registry, "reelytics_collector"))
+    return app
 
 
 def app_from_environment() -> Starlette:

@@ -84,20 +84,6 @@ def read_active_alerts(client: redis.Redis, keys: KeyLayout) -> dict[str, dict[s
     return {text(scope): json.loads(alert) for scope, alert in client.hgetall(keys.spike_active()).items()}
 
 
-def read_progress(client: redis.Redis, keys: KeyLayout) -> list[dict[str, str]]:
-    """Every speed query's newest progress from Redis (for `reelytics status`), sorted by name."""
-    names = sorted(n.decode() if isinstance(n, bytes) else n for n in client.smembers(keys.speed_queries()))
-    pipe = client.pipeline(transaction=False)
-    for name in names:
-        pipe.hgetall(keys.speed_progress(name))
-    out = []
-    for row in pipe.execute():
-        if row:
-            out.append({(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-                        for k, v in row.items()})
-    return out
-
-
 @dataclass(frozen=True)
 class SpeedFreshness:
     """How far behind the speed layer's shared query is, from its newest progress row."""

@@ -200,7 +200,13 @@ def test_every_event_is_accounted_for(collector: Settings, spark, monkeypatch):
         wrong_type = client.post("/v1/events", content=orjson.dumps(valid[:2]), headers={"content-type": "text/csv"})
         broken_gzip = client.post("/v1/events", content=b"not gzip", headers={**NDJSON, "content-encoding": "gzip"})
         empty = client.post("/v1/events", content=b"", headers=NDJSON)
+        metrics = client.get("/metrics").text
     assert statuses == {200: statuses[200]}
+    # /metrics counts what the answers said, event by event and request by request.
+    assert f'reelytics_collector_events_total{{status="accepted"}} {len(valid) + len(extra)}.0' in metrics
+    assert f'reelytics_collector_events_total{{status="rejected"}} {len(expected_bad)}.0' in metrics
+    assert 'reelytics_collector_requests_refused_total{status="413"} 3.0' in metrics
+    assert 'reelytics_collector_request_seconds_count{method="POST",route="/v1/events",status="200"}' in metrics
     assert (too_big.status_code, bomb.status_code, too_many.status_code) == (413, 413, 413)
     assert too_big.json()["limit_bytes"] == 1024 * 1024 and too_many.json()["limit_events"] == 500
     assert wrong_type.status_code == 415 and (broken_gzip.status_code, empty.status_code) == (400, 400)

@@ -229,7 +229,7 @@ def test_every_view_equals_the_ground_truth(kafka_service, redis_service, isolat
 def test_sigkill_and_restart_leaves_the_views_equal_to_the_truth(kafka_service, redis_service, isolated, world,
                                                                  tmp_path):
     from infra.kafka import ensure_topics
-    from serving.views.speed import read_progress
+    from speed_layer.progress import read_progress
 
     config, events, truth = world
     from speed_layer.job import plan_queries
