@@ -92,7 +92,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- the dashboard's charting library, from the npm registry (pinned) ------------------------------------
-chart_js_version="4.6.1"
+chart_js_version="$(cat "$here/serving/dashboard/chart.js.version")"
 if [ ! -f "$cache/npm/chart.js-$chart_js_version/package/dist/chart.umd.js" ]; then
   step "fetching chart.js $chart_js_version from the npm registry"
   command -v npm >/dev/null || fail "npm is required for the dashboard's charts: apt-get install -y npm"

@@ -80,18 +80,24 @@ _plan_limit_script = ClientScript(_PLAN_LIMIT_LUA)
 """The plan-limit compare-and-set script, registered once per client."""
 
 
-# KEYS[1]: the plan limits hash; then 4 per account: last heartbeats, first heartbeats, ends, over-limit sessions.
+# KEYS[1]: the plan limits hash, KEYS[2]: the live sessions of every account; then 4 per account: last heartbeats,
+# first heartbeats, ends, over-limit sessions.
 # ARGV: ttl, then per account: account id, n, n x (session, first ms, last ms), m, m x (session, end ms).
 # Returns per account: {limit or nil, first heartbeats, last heartbeats, ends, over-limit} (member, score lists).
+# A session is live (member "<account>/<session>", score its last heartbeat) until it ends explicitly; an end
+# recorded before its heartbeats arrive keeps it out, so the outcome does not depend on the order of events.
 _RECORD_AND_READ_LUA = """
 local out = {}
 local i = 2
-for k = 2, #KEYS, 4 do
+for k = 3, #KEYS, 4 do
   local account, n = ARGV[i], tonumber(ARGV[i + 1])
   i = i + 2
   for j = 1, n do
     redis.call('ZADD', KEYS[k], 'GT', ARGV[i + 2], ARGV[i])
     redis.call('ZADD', KEYS[k + 1], 'LT', ARGV[i + 1], ARGV[i])
+    if not redis.call('ZSCORE', KEYS[k + 2], ARGV[i]) then
+      redis.call('ZADD', KEYS[2], 'GT', ARGV[i + 2], account .. '/' .. ARGV[i])
+    end
     i = i + 3
   end
   if n > 0 then
@@ -102,6 +108,7 @@ for k = 2, #KEYS, 4 do
   i = i + 1
   for j = 1, m do
     redis.call('ZADD', KEYS[k + 2], 'GT', ARGV[i + 1], ARGV[i])
+    redis.call('ZREM', KEYS[2], account .. '/' .. ARGV[i])
     i = i + 2
   end
   if m > 0 then
@@ -113,6 +120,7 @@ for k = 2, #KEYS, 4 do
                    redis.call('ZRANGE', KEYS[k + 2], 0, -1, 'WITHSCORES'),
                    redis.call('ZRANGE', KEYS[k + 3], 0, -1, 'WITHSCORES')}
 end
+if #KEYS > 2 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
 return out
 """
 
@@ -284,7 +292,7 @@ def apply_concurrency(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     calls = 0
     for first in range(0, len(accounts), ACCOUNTS_PER_CALL):
         chunk = accounts[first:first + ACCOUNTS_PER_CALL]
-        chunk_keys: list[str] = [limits_key]
+        chunk_keys: list[str] = [limits_key, keys.live_sessions()]
         args: list[Any] = [ttl]
         for account in chunk:
             chunk_keys += [keys.account_streams(account), keys.account_stream_starts(account),
@@ -314,6 +322,7 @@ def apply_concurrency(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
         if update.forget_sessions:
             pipe.zrem(keys.account_streams(account), *update.forget_sessions)
             pipe.zrem(keys.account_stream_starts(account), *update.forget_sessions)
+            pipe.zrem(keys.live_sessions(), *(f"{account}/{session}" for session in update.forget_sessions))
         if update.forget_ended_before_ms is not None:
             pipe.zremrangebyscore(keys.account_streams_ended(account), "-inf", f"({update.forget_ended_before_ms}")
         over_key = keys.account_over_limit(account)

@@ -116,6 +116,11 @@ class KeyLayout:
         """Sorted set: session id -> first heartbeat event time (ms); only ever moves back (ZADD LT)."""
         return f"{self.prefix}:speed:stream_starts:{account_id}"
 
+    def live_sessions(self) -> str:
+        """Sorted set of every account's sessions that have not ended explicitly: ``<account>/<session>`` -> last
+        heartbeat (ms). Streams playing now: the members heard within the heartbeat timeout (one ZCOUNT)."""
+        return f"{self.prefix}:speed:live_sessions"
+
     def account_streams_ended(self, account_id: str) -> str:
         """Sorted set: session id -> event time (ms) of its explicit end (play_end or a fatal error)."""
         return f"{self.prefix}:speed:streams_ended:{account_id}"

@@ -25,8 +25,10 @@ from prometheus_client.registry import Collector
 
 from serving.api import models
 from serving.api.auth import ApiKey, KeyCache, RateLimiter
+from serving.dashboard import CHART_JS_VERSION, PAGE, chart_js_path
 from serving.metrics import RequestTimer, exposition, request_histogram
 from serving.views.merge import Freshness
+from serving.views.pipeline import recent_runs
 from serving.views.service import Answer, NotFound, Views
 from warehouse_models.batch_versions import BatchVersionMissing
 from warehouse_models.settings import Settings, load_settings
@@ -213,6 +215,20 @@ def create_app(settings: Settings | None = None, *, client: redis.Redis | None =
         body, content_type = exposition(registry)
         return Response(body, media_type=content_type)
 
+    @app.get("/dashboard", tags=["dashboard"], response_class=Response,
+             summary="The live dashboard (the page asks for an admin key; its data comes from /v1/dashboard)")
+    def dashboard_page() -> Response:
+        return Response(PAGE.read_bytes(), media_type="text/html; charset=utf-8")
+
+    @app.get("/dashboard/chart.umd.js", tags=["dashboard"], response_class=Response, include_in_schema=False)
+    def chart_js() -> Response:
+        path = chart_js_path(settings)
+        if not path.is_file():
+            raise ApiError(503, "unavailable", f"Chart.js {CHART_JS_VERSION} is not installed: run "
+                                               "`bash infra/install.sh`")
+        return Response(path.read_bytes(), media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
     v1 = f"/{API_VERSION}"
 
     @app.get(f"{v1}/freshness", response_model=models.FreshnessAnswer, tags=["pipeline"], dependencies=[read],
@@ -277,6 +293,11 @@ def create_app(settings: Settings | None = None, *, client: redis.Redis | None =
              summary="Authorize answers per minute, allowed and denied by reason (admin)")
     def decisions(v: ViewsDep, minutes: Annotated[int, Query(ge=1, le=1440)] = 60) -> dict[str, Any]:
         return _answer(v.decisions(minutes=minutes))
+
+    @app.get(f"{v1}/dashboard", response_model=models.Dashboard, tags=["admin"], dependencies=[admin],
+             summary="Everything the live dashboard draws, in one answer (admin)")
+    def dashboard(v: ViewsDep) -> dict[str, Any]:
+        return {**_answer(v.dashboard()), "dagster": recent_runs(settings)}
 
     @app.post(f"{v1}/playback/authorize", response_model=models.AuthorizeAnswer, tags=["playback"],
               dependencies=[playback], summary="May this stream play? Decided atomically against the plan's limit")

@@ -176,3 +176,55 @@ class AuthorizeAnswer(BaseModel):
 
 class FreshnessAnswer(BaseModel):
     freshness: Freshness
+
+
+class Streams(BaseModel):
+    playing: int = Field(description="Sessions heard within the heartbeat timeout of the newest heartbeat, not ended.")
+    as_of: datetime | None
+
+
+class RateItem(BaseModel):
+    rail_id: str
+    button_id: str
+    impressions: int
+    clicks: int
+    rate: float
+
+
+class QoeTitle(BaseModel):
+    content_id: str
+    plays: int
+    video_startup_time_ms: float | None
+    rebuffering_ratio: float | None
+    video_start_failure_rate: float | None
+    playback_failure_rate: float | None
+    average_bitrate_kbps: float | None
+
+
+class AlertsNow(BaseModel):
+    active: list[dict[str, object]]
+    recent: list[dict[str, object]]
+
+
+class DagsterRun(BaseModel):
+    run_id: str
+    job: str
+    status: str
+    started: datetime | None
+    ended: datetime | None
+
+
+class DagsterRuns(BaseModel):
+    runs: list[DagsterRun]
+    error: str | None = None
+
+
+class Dashboard(BaseModel):
+    trending: dict[Literal["vod", "live"], list[TrendingItem]]
+    streams: Streams
+    decisions: list[DecisionMinute]
+    ctr: list[RateItem]
+    qoe_last_hour: list[QoeTitle]
+    alerts: AlertsNow
+    dagster: DagsterRuns
+    freshness: Freshness

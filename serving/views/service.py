@@ -188,6 +188,32 @@ class Views:
         return Answer({"minutes": [{"start": epoch_to_utc(b), "counts": c} for b, c in per_minute.items()]},
                       self._freshness(None, speed=False, now=now))
 
+    def dashboard(self, *, top: int = 10, qoe_titles: int = 5, minutes: int = 30) -> Answer:
+        """Everything the live dashboard draws, in one answer: trending, streams playing now and authorize answers
+        per minute, CTR per rail button, QoE of the top titles over the last hour, alerts, freshness."""
+        now = time.time()
+        trending = {kind: self.trending(kind, limit=top).data["items"] for kind in ("vod", "live")}
+        streams, streams_as_of = speed_views.count_live_streams(
+            self.client, self.keys, heartbeat_timeout_seconds=self.settings.speed_heartbeat_timeout_seconds)
+        top_titles = sorted((item for items in trending.values() for item in items),
+                            key=lambda item: -item["viewers"])[:qoe_titles]
+        qoe = []
+        for item in top_titles:
+            sums = merge_sums(read_qoe(self.client, self.keys, item["content_id"], since=int(now) - 3600).values())
+            qoe.append({"content_id": item["content_id"], **qoe_metrics(sums)})
+        current = current_version(self.client, self.keys)
+        batch = BatchRead(current[0], current[1], {}) if current is not None else None
+        return Answer({
+            "trending": trending,
+            "streams": {"playing": streams, "as_of": streams_as_of},
+            "decisions": [{"start": epoch_to_utc(b), "counts": c}
+                          for b, c in read_decisions(self.client, self.keys, minutes=minutes, now=now).items()],
+            "ctr": speed_views.read_ctr_rates(self.client, self.keys, limit=top),
+            "qoe_last_hour": qoe,
+            "alerts": {"active": list(speed_views.read_active_alerts(self.client, self.keys).values()),
+                       "recent": speed_views.read_alerts(self.client, self.keys, 10)},
+        }, self._freshness(batch, speed=True, now=now))
+
     # --- playback ----------------------------------------------------------------------------------------
     def authorize(self, *, account_id: str, session_id: str, device_type: str) -> Decision:
         return authorize(self.client, self.keys, account_id=account_id, session_id=session_id,

@@ -84,6 +84,40 @@ def read_active_alerts(client: redis.Redis, keys: KeyLayout) -> dict[str, dict[s
     return {text(scope): json.loads(alert) for scope, alert in client.hgetall(keys.spike_active()).items()}
 
 
+def count_live_streams(client: redis.Redis, keys: KeyLayout, *, heartbeat_timeout_seconds: int
+                       ) -> tuple[int, datetime | None]:
+    """Streams playing across every account: sessions heard within the heartbeat timeout of the newest heartbeat
+    the speed layer recorded, that have not ended; with that newest heartbeat's time (None: none recorded)."""
+    newest = cast("list[tuple[bytes, float]]", client.zrange(keys.live_sessions(), -1, -1, withscores=True))
+    if not newest:
+        return 0, None
+    as_of = int(newest[0][1])
+    count = int(client.zcount(keys.live_sessions(), as_of - heartbeat_timeout_seconds * 1000, "+inf"))
+    return count, utc_from_ms(as_of)
+
+
+def read_ctr_rates(client: redis.Redis, keys: KeyLayout, *, limit: int = 50) -> list[dict[str, Any]]:
+    """Every rail button's impressions, clicks and rate over the rolling trending window (at most ``limit``
+    buttons, found with one SCAN: for the dashboard, not for apps), most impressions first."""
+    found: list[str] = []
+    prefix = keys.ctr_rate("", "")[:-1]
+    for key in client.scan_iter(match=prefix + "*", count=1000):
+        found.append(text(key))
+        if len(found) >= limit:
+            break
+    pipe = client.pipeline(transaction=False)
+    for key in found:
+        pipe.hgetall(key)
+    out = []
+    for key, fields in zip(found, pipe.execute(), strict=True):
+        rail, _, button = key[len(prefix):].rpartition(":")
+        values = {text(k): text(v) for k, v in fields.items()}
+        if values:
+            out.append({"rail_id": rail, "button_id": button, "impressions": int(values.get("impressions", 0)),
+                        "clicks": int(values.get("clicks", 0)), "rate": float(values.get("rate", 0.0))})
+    return sorted(out, key=lambda r: (-r["impressions"], r["rail_id"], r["button_id"]))
+
+
 @dataclass(frozen=True)
 class SpeedFreshness:
     """How far behind the speed layer's shared query is, from its newest progress row."""

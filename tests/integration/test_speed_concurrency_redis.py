@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from serving.views.speed import read_concurrency
+from serving.views.speed import count_live_streams, read_concurrency
 from simulator import SimulationConfig, simulate
 from simulator.sessions import epoch_ms
 from simulator.truth import compute_truth
@@ -73,6 +73,7 @@ def test_second_overlapping_session_is_over_and_a_later_third_is_not(spark, ctx)
         ":speed:overlimit:acc-1": {"s2": T0 + 30_000},
         ":speed:concurrency:acc-1": {"limit": 1, "active": ["s1", "s2"], "over_limit": ["s2"],
                                      "as_of_ms": T0 + 90_000},
+        ":speed:live_sessions": {"acc-1/s1": T0 + 60_000, "acc-1/s2": T0 + 90_000},
     }
 
     write_events(spark, QUERY, ctx, [PLAN, *S1, *S2], batch_id=0)  # the same batch again, as after a crash
@@ -86,7 +87,11 @@ def test_second_overlapping_session_is_over_and_a_later_third_is_not(spark, ctx)
         ":speed:stream_starts:acc-1": {"s1": T0 + 10_000, "s2": T0 + 30_000, "s3": T0 + 140_000},
         ":speed:streams_ended:acc-1": {"s1": T0 + 65_000},
         ":speed:concurrency:acc-1": {"limit": 1, "active": ["s3"], "over_limit": [], "as_of_ms": T0 + 150_000},
+        # s1 ended explicitly; s2 went quiet (it stays until the retention, but is not counted as playing).
+        ":speed:live_sessions": {"acc-1/s2": T0 + 90_000, "acc-1/s3": T0 + 150_000},
     }
+    assert count_live_streams(ctx.client, ctx.keys, heartbeat_timeout_seconds=30) == (1, START + timedelta(
+        seconds=150))
     assert read_concurrency(ctx.client, ctx.keys, "acc-1") == final[":speed:concurrency:acc-1"]
 
     ttls = _ttls(ctx)

@@ -12,9 +12,10 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
+from serving.views.speed import read_recent
 from simulator.sinks import write_kafka
 from speed_layer.job import SHARED_QUERY, SHARED_QUERY_SPARK_JOBS, QueryPlan, query_name, run_speed_available_now
-from speed_layer.progress import read_progress, read_recent
+from speed_layer.progress import read_progress
 from warehouse_models.events import format_timestamp
 from warehouse_models.metrics.engagement import read_engagement
 

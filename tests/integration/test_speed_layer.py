@@ -178,8 +178,9 @@ def world() -> tuple[SimulationConfig, list[dict[str, Any]], dict[str, Any]]:
 
 def test_every_view_equals_the_ground_truth(kafka_service, redis_service, isolated, spark, world):
     from infra.kafka import ensure_topics
-    from serving.views.speed import read_alerts, read_progress
+    from serving.views.speed import read_alerts
     from speed_layer.job import run_speed_available_now
+    from speed_layer.progress import read_progress
 
     config, events, truth = world
     ensure_topics(isolated)
