@@ -3,7 +3,7 @@
 #   - a virtualenv keyed by the hash of uv.lock, under the cache dir, linked from ./.venv
 #   - the Kafka broker jars and Spark's Kafka-connector and Delta jars, fetched by Maven from Maven Central
 #   - Redis, Prometheus, wrk and Chromium from Debian's packages, when missing
-#   - chart.js (the dashboard's charts) from the npm registry
+#   - chart.js (the dashboard's charts) from the npm registry, vegeta (the serving benchmark) with Go
 # The cache dir is $REELYTICS_CACHE_DIR (default ~/.cache/reelytics); nothing expensive lives in the clone.
 set -euo pipefail
 
@@ -100,6 +100,18 @@ if [ ! -f "$cache/npm/chart.js-$chart_js_version/package/dist/chart.umd.js" ]; t
   (cd "$cache/npm" && npm pack --silent "chart.js@$chart_js_version" >/dev/null \
     && tar -xzf "chart.js-$chart_js_version.tgz" -C "chart.js-$chart_js_version" && rm "chart.js-$chart_js_version.tgz") \
     || fail "npm could not fetch chart.js@$chart_js_version; check that the npm registry is reachable."
+fi
+
+# --- vegeta (the serving benchmark's constant-rate load generator), from the Go module proxy (pinned) ------------
+vegeta_version="v12.13.0"
+if [ ! -x "$cache/tools/vegeta-$vegeta_version/vegeta" ]; then
+  if command -v go >/dev/null; then
+    step "building vegeta $vegeta_version from the Go module proxy"
+    GOBIN="$cache/tools/vegeta-$vegeta_version" GOFLAGS=-mod=mod go install "github.com/tsenart/vegeta/v12@$vegeta_version" \
+      || fail "go could not build vegeta $vegeta_version; check that the Go module proxy is reachable."
+  else
+    echo "note: Go is not installed, so vegeta (only \`reelytics bench serving\` needs it) is not built." >&2
+  fi
 fi
 
 step "ready: $("$venv/bin/python" -V), venv $venv, jars under $cache/jars"

@@ -28,6 +28,13 @@ def port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (the OS's choice), for a server started next."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 def port_owner(port: int) -> str:
     """Best-effort description of the process listening on a port ("pid 123 (java)")."""
     with contextlib.suppress(psutil.Error, OSError):  # listing sockets may need privileges we lack

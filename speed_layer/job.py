@@ -147,7 +147,7 @@ def views(names: Sequence[str] | None = None) -> list[ViewQuery]:
 
 def query_name(settings: Settings, plan: QueryPlan | ViewQuery) -> str:
     """``speed-<query>@<topic prefix>``: unique per deployment, and what progress and status are keyed by."""
-    return f"speed-{plan.name}@{settings.kafka_topic_prefix}"
+    return settings.speed_query_name(plan.name)
 
 
 def checkpoint_location(settings: Settings, plan: QueryPlan) -> str:

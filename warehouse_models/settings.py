@@ -297,6 +297,11 @@ class Settings(BaseSettings):
 
         return Topics(self.kafka_topic_prefix, partitions=self.kafka_partitions)
 
+    def speed_query_name(self, query: str) -> str:
+        """``speed-<query>@<topic prefix>``: a speed query's name, unique per deployment; its progress row in Redis
+        (``KeyLayout.speed_progress``) and `reelytics status` go by it."""
+        return f"speed-{query}@{self.kafka_topic_prefix}"
+
     @property
     def keys(self) -> KeyLayout:
         from warehouse_models.redis_keys import KeyLayout

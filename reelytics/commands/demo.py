@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra import kafka, services
+from infra import kafka, prometheus, services
 from infra.process import ServiceError
 from reelytics.commands.dlq import DlqSource, dlq
 from reelytics.commands.simulate import SinkKind, simulate
+from serving.api.service import API
 from warehouse_models.settings import Settings, load_settings
 
 MALFORMED_EVENTS: tuple[object, ...] = (
@@ -162,6 +164,47 @@ def _a_viewer(settings: Settings) -> str | None:
 
 console = Console()
 
+DEMO_KEY_NAME = "demo"
+"""The demo's API key (all scopes); each demo run replaces it, since a key is shown only once."""
+
+
+def _first_id(client: Any, pattern: str, prefix: str) -> str | None:
+    for key in client.scan_iter(match=pattern, count=1000):
+        return str(key.decode() if isinstance(key, bytes) else key)[len(prefix):]
+    return None
+
+
+def _serving_examples(settings: Settings) -> None:
+    """A fresh demo key, the API's, dashboard's and docs' URLs, and one curl per route with ids from the views."""
+    from serving.api.auth import create_key, revoke_key
+    from serving.views.speed import read_ctr_rates
+    from warehouse_models.metrics.trending import read_trending
+
+    client, keys = settings.redis_client(), settings.keys
+    revoke_key(client, keys, DEMO_KEY_NAME)
+    key = create_key(client, keys, name=DEMO_KEY_NAME, scopes=["read", "playback", "admin"])
+    recent = keys.recent_items("")
+    user = _first_id(client, recent + "*", recent) or "usr-00001"
+    trending = read_trending(client, keys, "vod", 1)
+    title = trending[0][0] if trending else "vod-00001"
+    rates = read_ctr_rates(client, keys, limit=1)
+    rail, button = (rates[0]["rail_id"], rates[0]["button_id"]) if rates else ("top_picks", "tile")
+    streams = keys.account_concurrency("")
+    account = _first_id(client, streams + "*", streams) or "acc-00001"
+    base = API.url(settings)
+    console.print(f"serving API       {base}/docs  (OpenAPI {base}/openapi.json; docs/serving.md)")
+    console.print(f"live dashboard    {base}/dashboard#key={key}")
+    console.print(f"demo API key      {key}  (all scopes; `reelytics api keys create` makes your own)")
+    header = f"-H 'X-API-Key: {key}'"
+    for path in ("/v1/freshness", f"/v1/users/{user}/engagement", f"/v1/users/{user}/resume",
+                 f"/v1/users/{user}/recent", "/v1/trending?kind=vod", "/v1/trending?kind=live",
+                 f"/v1/content/{title}/stats", f"/v1/ctr/{rail}/{button}", f"/v1/qoe/{title}?device_type=tv&country=US",
+                 "/v1/alerts", f"/v1/accounts/{account}/streams", "/v1/playback/decisions", "/v1/dashboard"):
+        console.print(f"  curl -s {header} '{base}{path}'", soft_wrap=True, highlight=False)
+    body = json.dumps({"account_id": account, "session_id": "demo-session", "device_type": "tv"})
+    console.print(f"  curl -s {header} -H 'content-type: application/json' -d '{body}' "
+                  f"'{base}/v1/playback/authorize'", soft_wrap=True, highlight=False)
+
 
 def demo(
     minutes: float = typer.Option(60.0, "--minutes", min=1.0, help="Simulated time to feed (default: an hour)."),
@@ -179,6 +222,7 @@ def demo(
     console.rule("1. services")
     try:
         services.up(settings, on_step=lambda name, what: console.print(f"[green]✓[/] {name:<8} {what}"))
+        console.print(f"[green]✓[/] {'api':<8} {API.start(settings)}")
     except ServiceError as exc:
         console.print(f"[red]✗[/] {exc}")
         raise typer.Exit(1) from exc
@@ -218,7 +262,9 @@ def demo(
     dlq(source=DlqSource.table, limit=5, scan=100_000, width=70)
 
     console.rule("where to look")
+    _serving_examples(settings)
     console.print(f"Dagster UI        http://{settings.dagster_webserver_host}:{settings.dagster_webserver_port}")
+    console.print(f"Prometheus        {prometheus.url(settings)}  (`reelytics status` reads the pipeline's figures)")
     console.print(f"Kafka             {settings.kafka_bootstrap_servers}  (topics {settings.kafka_topic_prefix}.*)")
     console.print(f"Redis             {settings.redis_url}")
     console.print(f"ground truth      {truth_path}")

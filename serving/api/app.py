@@ -41,9 +41,12 @@ RETRY_AFTER_S = 2
 REDIS_TIMEOUT_S = 1.0
 """Socket timeout of the API's Redis client: a request fails fast (503) rather than hang on a dead Redis."""
 
-Id = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\s*?\[\]\\]+$",
-                         description="An id as the events carry it (no spaces or glob characters).")]
-QueryId = Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[^\s*?\[\]\\]+$")]
+ID_PATTERN = r"^[^\u0000-\u0020\u007f-\u00a0*?\[\]\\/]+$"
+"""Ids as the events carry them, minus what would break a key or a path: control and space characters, glob
+characters, slashes (the same pattern in Python and in the OpenAPI document's ECMA dialect)."""
+Id = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN,
+                         description="An id as the events carry it (no spaces, slashes or glob characters).")]
+QueryId = Annotated[str, Query(min_length=1, max_length=128, pattern=ID_PATTERN)]
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                                 description="An API key (`reelytics api keys create`).")

@@ -48,11 +48,12 @@ class Views:
         self.settings = settings
         self.client = client
         self.keys = settings.keys
+        self.shared_query = settings.speed_query_name(speed_views.SHARED_QUERY)
 
     # --- freshness ---------------------------------------------------------------------------------------
     def _freshness(self, batch: BatchRead | None, *, speed: bool, now: float) -> Freshness:
         layers = tuple(name for name, used in (("batch", batch is not None), ("speed", speed)) if used)
-        lag = speed_views.speed_freshness(self.client, self.keys, now=now) if speed else None
+        lag = speed_views.speed_freshness(self.client, self.keys, self.shared_query, now=now) if speed else None
         return Freshness(
             layers=layers,
             watermark=epoch_to_utc(batch.watermark) if batch is not None else None,

@@ -23,7 +23,8 @@ from warehouse_models.redis_io import text, utc_from_ms
 from warehouse_models.redis_keys import KeyLayout
 
 SHARED_QUERY = "views"
-"""The speed query that writes every view without session state (its progress row is the speed lag's source)."""
+"""The speed query that writes every view without session state (its progress row is the speed lag's source;
+the query is named by ``Settings.speed_query_name``)."""
 
 
 def _parse(value: bytes | str) -> dict[str, Any]:
@@ -140,9 +141,11 @@ def _iso(value: str | None) -> datetime | None:
         return None
 
 
-def speed_freshness(client: redis.Redis, keys: KeyLayout, *, now: float | None = None) -> SpeedFreshness:
-    """The shared query's freshness from its progress row (one ``HMGET``)."""
-    started, duration, lag, newest = client.hmget(keys.speed_progress(SHARED_QUERY), "timestamp",
+def speed_freshness(client: redis.Redis, keys: KeyLayout, query_name: str, *, now: float | None = None
+                    ) -> SpeedFreshness:
+    """The shared query's freshness from its progress row (one ``HMGET``); ``query_name``:
+    ``settings.speed_query_name(SHARED_QUERY)``."""
+    started, duration, lag, newest = client.hmget(keys.speed_progress(query_name), "timestamp",
                                                   "batch_duration_ms", "kafka_lag", "max_event_time")
     began = _iso(text(started)) if started is not None else None
     if began is None:

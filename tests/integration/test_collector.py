@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import gzip
 import random
-import socket
 import threading
 import time
 from collections import Counter
@@ -25,16 +24,13 @@ import httpx
 import orjson
 import pytest
 
+from infra.process import free_port
 from warehouse_models.events import format_timestamp, kafka_key
 from warehouse_models.settings import Settings
 
 NDJSON = {"content-type": "application/x-ndjson"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _ts(delta: timedelta = timedelta()) -> str:

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+from infra.process import free_port
 from serving.api.auth import create_key
 from serving.api.service import API
 from simulator import SimulationConfig, simulate
 from speed_layer.job import views
 from speed_layer.query import SinkContext
 from speed_layer.source import events_frame
-from tests.integration.test_collector import free_port
 from warehouse_models.settings import Settings
 
 SHOWN = ("streams-playing", "denied-minute", "alerts-open")

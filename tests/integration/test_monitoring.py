@@ -10,11 +10,11 @@ import httpx
 from rich.console import Console
 
 from infra import prometheus
+from infra.process import free_port
 from reelytics.commands.services import _pipeline_table
 from serving.api.auth import create_key
 from serving.api.service import API
 from speed_layer.monitoring import serve_metrics
-from tests.integration.test_collector import free_port
 from warehouse_models.settings import Settings
 
 

@@ -183,6 +183,13 @@ def test_merged_answers_equal_the_events_counted_at_the_boundary(served, spark):
     assert ctr["rate"] == pytest.approx(expected["clicks"] / expected["impressions"])
     fresh = engagement["freshness"]
     assert fresh["layers"] == ["batch", "speed"] and fresh["complete"] is True
+    assert fresh["speed_lag_seconds"] is None  # no speed query has reported progress here yet
+    # The shared speed query's progress row, as its writer leaves it: it finished 1.5 s ago with 3 records unread.
+    started = datetime.now(timezone.utc) - timedelta(seconds=2)
+    settings.redis_client().hset(settings.keys.speed_progress(settings.speed_query_name("views")), mapping={
+        "timestamp": started.isoformat(), "batch_duration_ms": "500", "kafka_lag": "3"})
+    fresh = answers()[0]["freshness"]
+    assert 1.4 <= fresh["speed_lag_seconds"] < 5 and fresh["speed_kafka_lag"] == 3
     assert datetime.fromisoformat(fresh["as_of"]).timestamp() == watermark
     # The 5-second windows: every event's window, before W too (the speed layer has them all).
     assert sum(w["events"] for w in engagement["windows"]) == len(EVENTS)
@@ -238,8 +245,8 @@ def test_redis_stopped_and_restarted_during_reads(service_settings: Settings, tm
     import httpx
 
     from infra import redis as embedded_redis
+    from infra.process import free_port
     from serving.api.service import API
-    from tests.integration.test_collector import free_port
 
     settings = service_settings.model_copy(update={
         "redis_url": f"redis://127.0.0.1:{free_port()}/0", "serving_port": free_port(),

@@ -1,0 +1,206 @@
+"""The serving API under load: p50/p99 and throughput per route at fixed request rates, against raw Redis GETs.
+
+The API runs as `reelytics up` runs it (one uvicorn worker, uvloop, httptools) over the embedded Redis, with
+views seeded as the layers write them (batch versions published, speed keys in their layout) for
+:data:`USERS` users. The load comes from vegeta (built by ``infra/install.sh`` from the Go module proxy), an
+open-loop generator: it sends at the rate asked whatever the answers' latency, so queueing shows in the tail
+instead of slowing the sender down. Each route is driven for :data:`STEP_SECONDS` at 500 and at 2,000
+requests/s over many ids; the raw redis-py GET is timed in the same run, one call at a time on one connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.harness import BenchContext, Outcome, benchmark
+from infra import redis as embedded_redis
+from infra.process import free_port
+from serving.api.auth import create_key
+from serving.api.service import API
+from warehouse_models.settings import Settings
+
+USERS = 10_000
+TITLES = 400
+RATES = (500, 2000)
+STEP_SECONDS = 10
+RAMP = (3000, 4000, 6000, 8000, 12000)
+"""Rates tried after 2,000/s for the resume GET, until it misses a target."""
+GET_RATIO_TARGET = 8.0
+AUTHORIZE_TARGET_MS = 5.0
+VEGETA_VERSION = "v12.13.0"
+
+
+def _vegeta(settings: Settings) -> str:
+    built = settings.cache_dir / "tools" / f"vegeta-{VEGETA_VERSION}" / "vegeta"
+    found = str(built) if built.is_file() else shutil.which("vegeta")
+    if found is None:
+        raise RuntimeError("vegeta is not built: run `bash infra/install.sh` (it needs Go), or put vegeta on PATH")
+    return found
+
+
+def _seed(settings: Settings) -> dict[str, Any]:
+    """Views for USERS users as the layers write them: a published batch version and speed keys."""
+    from batch_layer.publish.versioned import publish_version
+    from speed_layer.resume import set_if_newer
+    from warehouse_models.redis_keys import bucket_start
+
+    client, keys = settings.redis_client(), settings.keys
+    now = time.time()
+    watermark = int(now // 3600 * 3600) - 3600
+    rng = random.Random(7)
+    users = [f"usr-{i:05d}" for i in range(USERS)]
+    titles = [f"vod-{i:05d}" for i in range(TITLES)]
+    publish_version(client, keys, {
+        "user_totals": lambda v: ((keys.batch_user_totals(v, u), {"watch_seconds": rng.randrange(10_000),
+                                                                   "events": rng.randrange(2_000),
+                                                                   "clicks": rng.randrange(100)}) for u in users),
+        "ctr": lambda v: ((keys.batch_ctr(v, f"rail-{r}", "tile"), {f"{t}:{c}": rng.randrange(1, 500)
+                                                                   for t in titles[:20] for c in ("impressions",
+                                                                                                  "clicks")})
+                          for r in range(10)),
+    }, watermark=watermark)
+    pipe = client.pipeline(transaction=False)
+    for i, user in enumerate(users):
+        # The last minutes of engagement since W: a bucket a minute, a 5-second window each.
+        for minute in range(0, int(now - watermark) // 60, 5):
+            bucket = bucket_start(watermark + minute * 60)
+            pipe.hset(keys.user_engagement_bucket(user, bucket), mapping={f"{bucket}:watch_seconds": 10,
+                                                                          f"{bucket}:events": 2})
+        if i % 500 == 499:
+            pipe.execute()
+    pipe.execute()
+    positions = {u: {titles[rng.randrange(TITLES)]: (int(now * 1000) - rng.randrange(3_600_000),
+                                                     float(rng.randrange(7200)))} for u in users}
+    set_if_newer(client, keys, positions)
+    client.zadd(keys.trending("vod"), {t: rng.randrange(1, 1000) for t in titles})
+    client.hset(keys.account_plan_limits(), mapping={f"acc-{i:05d}": 3 for i in range(USERS)})
+    client.set("bench:raw", b"x" * 64)
+    return {"users": users, "positions": positions, "titles": titles}
+
+
+def _redis_get_latency(settings: Settings, *, calls: int) -> dict[str, float]:
+    """Raw redis-py GETs of one key, one after another on one connection (the floor any route stands on)."""
+    client = settings.redis_client()
+    client.get("bench:raw")
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter_ns()
+        client.get("bench:raw")
+        samples.append(time.perf_counter_ns() - started)
+    samples.sort()
+    return {"p50_ms": samples[len(samples) // 2] / 1e6, "p99_ms": samples[int(len(samples) * 0.99)] / 1e6,
+            "mean_ms": statistics.fmean(samples) / 1e6}
+
+
+def _targets(base: str, key: str, route: str, seeded: dict[str, Any], count: int = 5000) -> list[dict[str, Any]]:
+    rng = random.Random(route)
+    headers = {"X-API-Key": [key]}
+    out = []
+    for _ in range(count):
+        user = seeded["users"][rng.randrange(USERS)]
+        if route == "resume":
+            title = next(iter(seeded["positions"][user]))
+            out.append({"method": "GET", "url": f"{base}/v1/users/{user}/resume/{title}", "header": headers})
+        elif route == "engagement":
+            out.append({"method": "GET", "url": f"{base}/v1/users/{user}/engagement", "header": headers})
+        elif route == "trending":
+            out.append({"method": "GET", "url": f"{base}/v1/trending?kind=vod", "header": headers})
+        elif route == "ctr":
+            out.append({"method": "GET", "url": f"{base}/v1/ctr/rail-{rng.randrange(10)}/tile", "header": headers})
+        elif route == "authorize":
+            account = f"acc-{rng.randrange(USERS):05d}"
+            body = json.dumps({"account_id": account, "session_id": f"s-{rng.randrange(4)}", "device_type": "tv"})
+            out.append({"method": "POST", "url": f"{base}/v1/playback/authorize", "body":
+                        base64.b64encode(body.encode()).decode(),
+                        "header": {**headers, "Content-Type": ["application/json"]}})
+    return out
+
+
+def _attack(vegeta: str, targets: Path, rate: int, seconds: int) -> dict[str, Any]:
+    """One constant-rate run; vegeta's JSON report (latencies in ns)."""
+    attack = subprocess.Popen([vegeta, "attack", "-format=json", f"-targets={targets}", f"-rate={rate}/s",
+                               f"-duration={seconds}s", "-timeout=5s", "-max-workers=2000", "-keepalive=true"],
+                              stdout=subprocess.PIPE)
+    report = subprocess.run([vegeta, "report", "-type=json"], stdin=attack.stdout, capture_output=True, check=True)
+    attack.wait()
+    found: dict[str, Any] = json.loads(report.stdout)
+    return found
+
+
+def _figures(report: dict[str, Any]) -> dict[str, Any]:
+    latencies = report["latencies"]
+    return {"p50_ms": round(latencies["50th"] / 1e6, 3), "p99_ms": round(latencies["99th"] / 1e6, 3),
+            "max_ms": round(latencies["max"] / 1e6, 3), "throughput_rps": round(report["throughput"], 1),
+            "rate_rps": round(report["rate"], 1), "success": report["success"],
+            "status_codes": report.get("status_codes", {})}
+
+
+@benchmark("serving", packages=("fastapi", "starlette", "uvicorn", "redis", "hiredis", "pydantic"))
+def measure_serving(ctx: BenchContext) -> Outcome:
+    """Serving API latency and throughput per route at 500 and 2,000 requests/s, against raw Redis GETs."""
+    settings = ctx.settings.model_copy(update={"redis_key_prefix": "bench-serving", "serving_port": free_port()})
+    embedded_redis.start(settings)
+    vegeta = _vegeta(settings)
+    client = settings.redis_client()
+    for name in client.scan_iter(match=settings.keys.pattern()):
+        client.delete(name)
+    seconds = 3 if ctx.quick else STEP_SECONDS
+    ctx.progress("seeding views for %d users", USERS)
+    seeded = _seed(settings)
+    # The load generator's key carries its own rate: the default per-key limit would refuse most of the load.
+    key = create_key(client, settings.keys, name="bench-load", scopes=["read", "playback"], rate_per_second=1e6)
+    routes: dict[str, dict[str, Any]] = {}
+    notes: dict[str, Any] = {"users": USERS, "step_seconds": seconds, "load_generator": f"vegeta {VEGETA_VERSION}",
+                             "api_workers": 1}
+    try:
+        ctx.progress("starting the API: %s", API.start(settings))
+        redis_get = _redis_get_latency(settings, calls=5_000 if ctx.quick else 20_000)
+        ctx.progress("raw redis-py GET: p50 %.3f ms, p99 %.3f ms", redis_get["p50_ms"], redis_get["p99_ms"])
+        with tempfile.TemporaryDirectory() as tmp:
+            files = {}
+            for route in ("resume", "engagement", "trending", "ctr", "authorize"):
+                path = Path(tmp) / f"{route}.jsonl"
+                path.write_text("\n".join(json.dumps(t) for t in _targets(API.url(settings), key, route, seeded)))
+                files[route] = path
+            _attack(vegeta, files["resume"], 200, 2)  # warm-up: connections, caches
+            for route, path in files.items():
+                for rate in RATES:
+                    result = _figures(_attack(vegeta, path, rate, seconds))
+                    routes.setdefault(route, {})[str(rate)] = result
+                    ctx.progress("%s at %d/s: p50 %.2f ms, p99 %.2f ms, %.0f/s answered, success %.4f", route, rate,
+                                 result["p50_ms"], result["p99_ms"], result["throughput_rps"], result["success"])
+            limit = GET_RATIO_TARGET * redis_get["p99_ms"]
+            best = 0
+            ramp: dict[str, Any] = {}
+            for rate in (*RATES, *RAMP):
+                result = routes["resume"].get(str(rate)) or _figures(_attack(vegeta, files["resume"], rate, seconds))
+                ramp[str(rate)] = result
+                if result["p99_ms"] > limit or result["success"] < 0.999 or result["throughput_rps"] < 0.97 * rate:
+                    break
+                best = rate
+            notes["resume_ramp"] = ramp
+    finally:
+        API.stop(settings)
+    get_p99 = routes["resume"]["2000"]["p99_ms"]
+    figures = {
+        "get_p99_ms_at_2000rps": get_p99,
+        "redis_get_p99_ms": round(redis_get["p99_ms"], 4),
+        "get_p99_over_redis_p99_ratio": round(get_p99 / redis_get["p99_ms"], 2),
+        "authorize_p99_ms_at_2000rps": routes["authorize"]["2000"]["p99_ms"],
+        "max_rps_within_targets": best,
+    }
+    notes.update({"routes": routes, "redis_get": redis_get,
+                  "get_route": "GET /v1/users/{user}/resume/{content}: a latest-value read (one HGET after the key "
+                               "check, which is cached per process)"})
+    return Outcome(figures=figures, notes=notes, targets={
+        "get_p99_over_redis_p99_ratio": f"<= {GET_RATIO_TARGET:g}",
+        "authorize_p99_ms_at_2000rps": f"<= {AUTHORIZE_TARGET_MS:g}"})
