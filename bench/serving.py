@@ -125,8 +125,13 @@ def _targets(base: str, key: str, route: str, seeded: dict[str, Any], count: int
     return out
 
 
+COOL_DOWN_S = 3.0
+"""Pause after each run, so a backlog an overloaded step left does not count against the next one."""
+
+
 def _attack(vegeta: str, targets: Path, rate: int, seconds: int) -> dict[str, Any]:
     """One constant-rate run; vegeta's JSON report (latencies in ns)."""
+    time.sleep(COOL_DOWN_S)
     attack = subprocess.Popen([vegeta, "attack", "-format=json", f"-targets={targets}", f"-rate={rate}/s",
                                f"-duration={seconds}s", "-timeout=5s", "-max-workers=2000", "-keepalive=true"],
                               stdout=subprocess.PIPE)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from warehouse_models.redis_io import text
 from warehouse_models.redis_keys import KeyLayout
+from warehouse_models.redis_plan import Command, Plan, run
 
 if TYPE_CHECKING:
     import redis
@@ -36,32 +37,40 @@ def _missing(version: str) -> BatchVersionMissing:
                                "batch_views_redis asset again to publish a new version")
 
 
-def current_version(client: redis.Redis, keys: KeyLayout) -> tuple[str, int] | None:
+def current_version_plan(keys: KeyLayout) -> Plan[tuple[str, int] | None]:
     """The current batch version and its watermark W (epoch seconds); None before the first publication."""
-    raw = client.get(keys.batch_pointer())
+    (raw,) = yield [Command("GET", keys.batch_pointer())]
     if raw is None:
         return None
     version = text(raw)
-    watermark = client.hget(keys.batch_meta(version), "watermark")
+    (watermark,) = yield [Command("HGET", keys.batch_meta(version), "watermark")]
     if watermark is None:
         raise _missing(version)
     return version, int(text(watermark))
 
 
-def read_version_hash(client: redis.Redis, keys: KeyLayout,
-                      key_of: Callable[[str], str]) -> tuple[str, int, dict[str, str]] | None:
+def current_version(client: redis.Redis, keys: KeyLayout) -> tuple[str, int] | None:
+    """:func:`current_version_plan` with a blocking client."""
+    return run(client, current_version_plan(keys))
+
+
+def version_hash_plan(keys: KeyLayout, key_of: Callable[[str], str]) -> Plan[tuple[str, int, dict[str, str]] | None]:
     """The hash ``key_of(version)`` of the current version with the version and W; None before any publication.
 
     Two round trips: the pointer, then the meta's W and the hash together, so both come from the same version.
     """
-    raw = client.get(keys.batch_pointer())
+    (raw,) = yield [Command("GET", keys.batch_pointer())]
     if raw is None:
         return None
     version = text(raw)
-    pipe = client.pipeline(transaction=False)
-    pipe.hget(keys.batch_meta(version), "watermark")
-    pipe.hgetall(key_of(version))
-    watermark, fields = pipe.execute()
+    watermark, fields = yield [Command("HGET", keys.batch_meta(version), "watermark"),
+                               Command("HGETALL", key_of(version))]
     if watermark is None:
         raise _missing(version)
     return version, int(text(watermark)), {text(k): text(v) for k, v in fields.items()}
+
+
+def read_version_hash(client: redis.Redis, keys: KeyLayout,
+                      key_of: Callable[[str], str]) -> tuple[str, int, dict[str, str]] | None:
+    """:func:`version_hash_plan` with a blocking client."""
+    return run(client, version_hash_plan(keys, key_of))

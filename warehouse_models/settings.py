@@ -358,6 +358,14 @@ class Settings(BaseSettings):
             kwargs["db"] = db
         return redis.Redis.from_url(self.redis_url, **kwargs)
 
+    def redis_async_client(self, **options: Any) -> Any:
+        """A redis-py asyncio client for `redis_url` (password from `redis_password` when set)."""
+        import redis.asyncio
+
+        if self.redis_password is not None:
+            options["password"] = self.redis_password.get_secret_value()
+        return redis.asyncio.Redis.from_url(self.redis_url, **options)
+
     @property
     def redis_host_port(self) -> tuple[str, int]:
         parsed = urlparse(self.redis_url)

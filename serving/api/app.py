@@ -10,7 +10,7 @@ key lacks the scope, 404 for an id neither layer knows, 422 naming the bad param
 
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
@@ -22,15 +22,17 @@ from fastapi.security import APIKeyHeader
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.concurrency import run_in_threadpool
 
 from serving.api import models
-from serving.api.auth import ApiKey, KeyCache, RateLimiter
+from serving.api.auth import ApiKey, KeyCache, RateLimiter, key_record
 from serving.dashboard import CHART_JS_VERSION, PAGE, chart_js_path
 from serving.metrics import RequestTimer, exposition, request_histogram
 from serving.views.merge import Freshness
 from serving.views.pipeline import recent_runs
 from serving.views.service import Answer, NotFound, Views
 from warehouse_models.batch_versions import BatchVersionMissing
+from warehouse_models.redis_plan import Plan, arun, run
 from warehouse_models.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -85,10 +87,11 @@ class _PipelineCollector(Collector):
 
     def collect(self) -> Any:
         views: Views | None = getattr(self.app.state, "views", None)
-        if views is None:
+        client: redis.Redis | None = getattr(self.app.state, "sync_redis", None)
+        if views is None or client is None:
             return
         try:
-            answer = views.freshness()
+            answer = run(client, views.freshness())
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, BatchVersionMissing):
             return
         lag = GaugeMetricFamily("reelytics_speed_lag_seconds", "Seconds since the speed layer's shared query "
@@ -105,8 +108,8 @@ class _PipelineCollector(Collector):
         yield age
 
 
-def create_app(settings: Settings | None = None, *, client: redis.Redis | None = None) -> FastAPI:
-    """The API app over ``settings``' Redis (``client`` to share one)."""
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API app over ``settings``' Redis: every route reads with an asyncio client on the event loop."""
     settings = settings or load_settings()
     keys = settings.keys
     key_cache = KeyCache()
@@ -119,33 +122,41 @@ def create_app(settings: Settings | None = None, *, client: redis.Redis | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        own = client is None
-        redis_client = client or settings.redis_client()
-        if own:
-            redis_client.connection_pool.connection_kwargs.update(
-                socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S, health_check_interval=30)
-        app.state.views = Views(settings, redis_client)
+        timeouts = {"socket_timeout": REDIS_TIMEOUT_S, "socket_connect_timeout": REDIS_TIMEOUT_S}
+        app.state.redis = settings.redis_async_client(**timeouts)
+        app.state.sync_redis = settings.redis_client()  # for the metrics collector, which runs in a thread
+        app.state.sync_redis.connection_pool.connection_kwargs.update(timeouts)
+        app.state.views = Views(settings)
         try:
             yield
         finally:
-            if own:
-                redis_client.close()
+            await app.state.redis.aclose()
+            app.state.sync_redis.close()
 
     app = FastAPI(title="Reelytics serving API", version=API_VERSION, lifespan=lifespan,
                   description=__doc__ or "", responses=_ERROR_RESPONSES)
     app.add_middleware(RequestTimer, histogram=request_histogram(registry, "reelytics_api"))
     registry.register(_PipelineCollector(app))
+    page = PAGE.read_bytes()
 
-    def views(request: Request) -> Views:
+    async def views(request: Request) -> Views:
         found: Views = request.app.state.views
         return found
 
-    def require(scope: str) -> Callable[..., ApiKey]:
-        def check(key: Annotated[str | None, Depends(_api_key_header)], request: Request) -> ApiKey:
+    async def answer(request: Request, plan: Plan[Answer]) -> dict[str, Any]:
+        return _answer(await arun(request.app.state.redis, plan))
+
+    def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
+        # Async, like every dependency here: FastAPI runs a sync dependency in its thread pool, a thread hop per
+        # dependency per request. Only a key this process has not seen for KEY_CACHE_SECONDS goes to Redis.
+        async def check(key: Annotated[str | None, Depends(_api_key_header)], request: Request) -> ApiKey:
             if not key:
                 raise ApiError(401, "unauthorized", "send an API key in the X-API-Key header "
                                                     "(`reelytics api keys create --name NAME --scope read`)")
-            found = key_cache.lookup(views(request).client, keys, key)
+            hit, found = key_cache.cached(key)
+            if not hit:
+                found = await arun(request.app.state.redis, key_record(keys, key))
+                key_cache.remember(key, found)
             if found is None:
                 raise ApiError(401, "unauthorized", "unknown or revoked API key")
             if not found.allows(scope):
@@ -208,8 +219,8 @@ def create_app(settings: Settings | None = None, *, client: redis.Redis | None =
 
     # --- routes ------------------------------------------------------------------------------------------
     @app.get("/healthz", tags=["health"], summary="Liveness and Redis reachability (no key needed)")
-    def healthz(v: ViewsDep) -> dict[str, str]:
-        v.client.ping()
+    async def healthz(request: Request) -> dict[str, str]:
+        await request.app.state.redis.ping()
         return {"status": "ok"}
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics (no key needed; bind to a trusted network)",
@@ -220,8 +231,8 @@ def create_app(settings: Settings | None = None, *, client: redis.Redis | None =
 
     @app.get("/dashboard", tags=["dashboard"], response_class=Response,
              summary="The live dashboard (the page asks for an admin key; its data comes from /v1/dashboard)")
-    def dashboard_page() -> Response:
-        return Response(PAGE.read_bytes(), media_type="text/html; charset=utf-8")
+    async def dashboard_page() -> Response:
+        return Response(page, media_type="text/html; charset=utf-8")
 
     @app.get("/dashboard/chart.umd.js", tags=["dashboard"], response_class=Response, include_in_schema=False)
     def chart_js() -> Response:
@@ -236,78 +247,84 @@ def create_app(settings: Settings | None = None, *, client: redis.Redis | None =
 
     @app.get(f"{v1}/freshness", response_model=models.FreshnessAnswer, tags=["pipeline"], dependencies=[read],
              summary="The batch watermark W and the speed layer's lag")
-    def freshness(v: ViewsDep) -> dict[str, Any]:
-        return _answer(v.freshness())
+    async def freshness(request: Request, v: ViewsDep) -> dict[str, Any]:
+        return await answer(request, v.freshness())
 
     @app.get(f"{v1}/users/{{user_id}}/engagement", response_model=models.Engagement, tags=["users"],
              dependencies=[read], summary="A user's watch time, events and clicks: all-time totals and the "
                                           "5-second windows of the last minutes")
-    def engagement(v: ViewsDep, user_id: Id,
+    async def engagement(request: Request, v: ViewsDep, user_id: Id,
                    window_minutes: Annotated[int, Query(ge=1, le=180)] = 5) -> dict[str, Any]:
-        return _answer(v.engagement(user_id, window_minutes=window_minutes))
+        return await answer(request, v.engagement(user_id, window_minutes=window_minutes))
 
     @app.get(f"{v1}/users/{{user_id}}/resume", response_model=models.Resume, tags=["users"], dependencies=[read],
              summary="Where the user stopped in each title, newest first")
-    def resume_all(v: ViewsDep, user_id: Id) -> dict[str, Any]:
-        return _answer(v.resume(user_id, None))
+    async def resume_all(request: Request, v: ViewsDep, user_id: Id) -> dict[str, Any]:
+        return await answer(request, v.resume(user_id, None))
 
     @app.get(f"{v1}/users/{{user_id}}/resume/{{content_id}}", response_model=models.Resume, tags=["users"],
              dependencies=[read], summary="Where the user stopped in one title")
-    def resume_one(v: ViewsDep, user_id: Id, content_id: Id) -> dict[str, Any]:
-        return _answer(v.resume(user_id, content_id))
+    async def resume_one(request: Request, v: ViewsDep, user_id: Id, content_id: Id) -> dict[str, Any]:
+        return await answer(request, v.resume(user_id, content_id))
 
     @app.get(f"{v1}/users/{{user_id}}/recent", response_model=models.Recent, tags=["users"], dependencies=[read],
              summary="The titles the user watched most recently")
-    def recent(v: ViewsDep, user_id: Id, limit: Annotated[int, Query(ge=1, le=50)] = 10) -> dict[str, Any]:
-        return _answer(v.recent(user_id, limit=limit))
+    async def recent(request: Request, v: ViewsDep, user_id: Id,
+                     limit: Annotated[int, Query(ge=1, le=50)] = 10) -> dict[str, Any]:
+        return await answer(request, v.recent(user_id, limit=limit))
 
     @app.get(f"{v1}/trending", response_model=models.Trending, tags=["content"], dependencies=[read],
              summary="Titles with the most distinct viewers now, with the day's baseline")
-    def trending(v: ViewsDep, kind: Literal["vod", "live"] = "vod",
+    async def trending(request: Request, v: ViewsDep, kind: Literal["vod", "live"] = "vod",
                  limit: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, Any]:
-        return _answer(v.trending(kind, limit=limit))
+        return await answer(request, v.trending(kind, limit=limit))
 
     @app.get(f"{v1}/content/{{content_id}}/stats", response_model=models.ContentStats, tags=["content"],
              dependencies=[read], summary="A title's views, watch time and completion (batch, as of W)")
-    def content_stats(v: ViewsDep, content_id: Id) -> dict[str, Any]:
-        return _answer(v.content_stats(content_id))
+    async def content_stats(request: Request, v: ViewsDep, content_id: Id) -> dict[str, Any]:
+        return await answer(request, v.content_stats(content_id))
 
     @app.get(f"{v1}/ctr/{{rail_id}}/{{button_id}}", response_model=models.Ctr, tags=["content"],
              dependencies=[read], summary="Impressions, clicks and click-through rate of a rail's button")
-    def ctr(v: ViewsDep, rail_id: Id, button_id: Id) -> dict[str, Any]:
-        return _answer(v.ctr(rail_id, button_id))
+    async def ctr(request: Request, v: ViewsDep, rail_id: Id, button_id: Id) -> dict[str, Any]:
+        return await answer(request, v.ctr(rail_id, button_id))
 
     @app.get(f"{v1}/qoe/{{content_id}}", response_model=models.Qoe, tags=["content"], dependencies=[read],
              summary="Quality of experience of a title on one device type in one country")
-    def qoe(v: ViewsDep, content_id: Id, device_type: QueryId, country: QueryId) -> dict[str, Any]:
-        return _answer(v.qoe(content_id, device_type=device_type, country=country))
+    async def qoe(request: Request, v: ViewsDep, content_id: Id, device_type: QueryId,
+                  country: QueryId) -> dict[str, Any]:
+        return await answer(request, v.qoe(content_id, device_type=device_type, country=country))
 
     @app.get(f"{v1}/alerts", response_model=models.Alerts, tags=["admin"], dependencies=[admin],
              summary="Traffic-spike alerts, open and recent (admin)")
-    def alerts(v: ViewsDep, limit: Annotated[int, Query(ge=1, le=200)] = 20) -> dict[str, Any]:
-        return _answer(v.alerts(limit=limit))
+    async def alerts(request: Request, v: ViewsDep,
+                     limit: Annotated[int, Query(ge=1, le=200)] = 20) -> dict[str, Any]:
+        return await answer(request, v.alerts(limit=limit))
 
     @app.get(f"{v1}/accounts/{{account_id}}/streams", response_model=models.AccountStreams, tags=["admin"],
              dependencies=[admin], summary="An account's concurrent streams as the speed layer sees them (admin)")
-    def account_streams(v: ViewsDep, account_id: Id) -> dict[str, Any]:
-        return _answer(v.account_streams(account_id))
+    async def account_streams(request: Request, v: ViewsDep, account_id: Id) -> dict[str, Any]:
+        return await answer(request, v.account_streams(account_id))
 
     @app.get(f"{v1}/playback/decisions", response_model=models.Decisions, tags=["admin"], dependencies=[admin],
              summary="Authorize answers per minute, allowed and denied by reason (admin)")
-    def decisions(v: ViewsDep, minutes: Annotated[int, Query(ge=1, le=1440)] = 60) -> dict[str, Any]:
-        return _answer(v.decisions(minutes=minutes))
+    async def decisions(request: Request, v: ViewsDep,
+                        minutes: Annotated[int, Query(ge=1, le=1440)] = 60) -> dict[str, Any]:
+        return await answer(request, v.decisions(minutes=minutes))
 
     @app.get(f"{v1}/dashboard", response_model=models.Dashboard, tags=["admin"], dependencies=[admin],
              summary="Everything the live dashboard draws, in one answer (admin)")
-    def dashboard(v: ViewsDep) -> dict[str, Any]:
-        return {**_answer(v.dashboard()), "dagster": recent_runs(settings)}
+    async def dashboard(request: Request, v: ViewsDep) -> dict[str, Any]:
+        runs = await run_in_threadpool(recent_runs, settings)
+        return {**(await answer(request, v.dashboard())), "dagster": runs}
 
     @app.post(f"{v1}/playback/authorize", response_model=models.AuthorizeAnswer, tags=["playback"],
               dependencies=[playback], summary="May this stream play? Decided atomically against the plan's limit")
-    def authorize(v: ViewsDep, body: models.AuthorizeRequest) -> models.AuthorizeAnswer:
+    async def authorize(request: Request, v: ViewsDep, body: models.AuthorizeRequest) -> models.AuthorizeAnswer:
         from datetime import datetime, timezone
 
-        decision = v.authorize(account_id=body.account_id, session_id=body.session_id, device_type=body.device_type)
+        decision = await arun(request.app.state.redis, v.authorize(
+            account_id=body.account_id, session_id=body.session_id, device_type=body.device_type))
         authorize_answers.labels(str(decision.allowed).lower(), decision.reason).inc()
         return models.AuthorizeAnswer(
             allowed=decision.allowed, reason=decision.reason, limit=decision.limit,  # type: ignore[arg-type]

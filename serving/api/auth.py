@@ -29,6 +29,7 @@ import redis
 
 from warehouse_models.redis_io import text
 from warehouse_models.redis_keys import KeyLayout
+from warehouse_models.redis_plan import Command, Plan
 
 SCOPES = ("read", "playback", "admin")
 KEY_PREFIX = "rk_"
@@ -119,19 +120,27 @@ class KeyCache:
     _entries: dict[str, tuple[float, ApiKey | None]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def lookup(self, client: redis.Redis, keys: KeyLayout, key: str) -> ApiKey | None:
+    def cached(self, key: str) -> tuple[bool, ApiKey | None]:
+        """``(True, record)`` when this process read the key's record less than ``ttl`` ago (no I/O)."""
         hashed = digest(key)
-        now = time.monotonic()
         with self._lock:
-            cached = self._entries.get(hashed)
-        if cached is not None and now - cached[0] < self.ttl:
-            return cached[1]
-        found = _decode(client.hgetall(keys.api_key(hashed)))
+            entry = self._entries.get(hashed)
+        if entry is not None and time.monotonic() - entry[0] < self.ttl:
+            return True, entry[1]
+        return False, None
+
+    def remember(self, key: str, found: ApiKey | None) -> None:
+        """Keep what was read of a key (None: unknown) for ``ttl`` seconds."""
         with self._lock:
             if len(self._entries) > 100_000:
                 self._entries.clear()
-            self._entries[hashed] = (now, found)
-        return found
+            self._entries[digest(key)] = (time.monotonic(), found)
+
+
+def key_record(keys: KeyLayout, key: str) -> Plan[ApiKey | None]:
+    """The record Redis holds for a key (by its digest), None when unknown or revoked."""
+    (fields,) = yield [Command("HGETALL", keys.api_key(digest(key)))]
+    return _decode(fields)
 
 
 @dataclass

@@ -1,34 +1,37 @@
 """Readers of the batch views the batch layer publishes (``batch_layer.publish``), as of their watermark W.
 
 Each reader resolves the version pointer, then reads the meta's W and the view's hash in one pipeline
-(:func:`~warehouse_models.batch_versions.read_version_hash`): it sees one version whole, old or new, never a
-mix. Each returns a :class:`~warehouse_models.batch_versions.BatchRead`, or None before the first publication.
+(:func:`~warehouse_models.batch_versions.version_hash_plan`): it sees one version whole, old or new, never a
+mix. Each is a read plan (:mod:`warehouse_models.redis_plan`, run blocking or on an event loop) returning a
+:class:`~warehouse_models.batch_versions.BatchRead`, or None before the first publication; ``read_batch_*`` run
+them with a blocking client.
 """
 
 from __future__ import annotations
 
 import redis
 
-from warehouse_models.batch_versions import BatchRead, read_version_hash
+from warehouse_models.batch_versions import BatchRead, version_hash_plan
 from warehouse_models.metrics.ctr import COUNTS, click_rate, split_fields
 from warehouse_models.metrics.engagement import METRICS
 from warehouse_models.metrics.qoe import QOE_FIELDS
 from warehouse_models.redis_keys import ContentKind, KeyLayout
+from warehouse_models.redis_plan import Plan, run
 
 
-def read_batch_user_totals(client: redis.Redis, keys: KeyLayout, user_id: str) -> BatchRead | None:
-    """A user's totals before W (zeros for a user without events), with W; None before any publication."""
-    found = read_version_hash(client, keys, lambda version: keys.batch_user_totals(version, user_id))
+def batch_user_totals(keys: KeyLayout, user_id: str) -> Plan[BatchRead | None]:
+    """A user's totals before W (zeros for a user without events), with W."""
+    found = yield from version_hash_plan(keys, lambda version: keys.batch_user_totals(version, user_id))
     if found is None:
         return None
     version, watermark, fields = found
     return BatchRead(version, watermark, {m: int(fields.get(m, 0)) for m in METRICS})
 
 
-def read_batch_content_totals(client: redis.Redis, keys: KeyLayout, content_id: str) -> BatchRead | None:
+def batch_content_totals(keys: KeyLayout, content_id: str) -> Plan[BatchRead | None]:
     """A title's totals before W, with W (``completed_views``/``completion_rate`` None without a duration);
-    None before any publication. ``known`` says whether the title had any view before W."""
-    found = read_version_hash(client, keys, lambda version: keys.batch_content_totals(version, content_id))
+    ``known`` says whether the title had any view before W."""
+    found = yield from version_hash_plan(keys, lambda version: keys.batch_content_totals(version, content_id))
     if found is None:
         return None
     version, watermark, fields = found
@@ -43,10 +46,9 @@ def read_batch_content_totals(client: redis.Redis, keys: KeyLayout, content_id: 
     })
 
 
-def read_batch_ctr(client: redis.Redis, keys: KeyLayout, rail_id: str, button_id: str) -> BatchRead | None:
-    """A rail button's impressions, clicks and rate before W, and per title (``by_content``), with W; None
-    before any publication."""
-    found = read_version_hash(client, keys, lambda version: keys.batch_ctr(version, rail_id, button_id))
+def batch_ctr(keys: KeyLayout, rail_id: str, button_id: str) -> Plan[BatchRead | None]:
+    """A rail button's impressions, clicks and rate before W, and per title (``by_content``), with W."""
+    found = yield from version_hash_plan(keys, lambda version: keys.batch_ctr(version, rail_id, button_id))
     if found is None:
         return None
     version, watermark, fields = found
@@ -56,21 +58,41 @@ def read_batch_ctr(client: redis.Redis, keys: KeyLayout, rail_id: str, button_id
                      {**totals, "rate": click_rate(totals["clicks"], totals["impressions"]), "by_content": by_content})
 
 
-def read_batch_qoe(client: redis.Redis, keys: KeyLayout, content_id: str, device_type: str,
-                   country: str) -> BatchRead | None:
-    """A slice's QoE sums before W (zeros for a slice without events), with W; None before any publication."""
-    found = read_version_hash(client, keys, lambda version: keys.batch_qoe(version, content_id, device_type, country))
+def batch_qoe(keys: KeyLayout, content_id: str, device_type: str, country: str) -> Plan[BatchRead | None]:
+    """A slice's QoE sums before W (zeros for a slice without events), with W."""
+    found = yield from version_hash_plan(keys, lambda version: keys.batch_qoe(version, content_id, device_type,
+                                                                              country))
     if found is None:
         return None
     version, watermark, fields = found
     return BatchRead(version, watermark, {name: int(fields.get(name, 0)) for name in QOE_FIELDS})
 
 
-def read_batch_trending_baselines(client: redis.Redis, keys: KeyLayout, kind: ContentKind) -> BatchRead | None:
-    """Every title's baseline of one kind (content id -> viewers per window), with W; None before any
-    publication."""
-    found = read_version_hash(client, keys, lambda version: keys.batch_trending_baselines(version, kind))
+def batch_trending_baselines(keys: KeyLayout, kind: ContentKind) -> Plan[BatchRead | None]:
+    """Every title's baseline of one kind (content id -> viewers per window), with W."""
+    found = yield from version_hash_plan(keys, lambda version: keys.batch_trending_baselines(version, kind))
     if found is None:
         return None
     version, watermark, fields = found
     return BatchRead(version, watermark, {content: float(value) for content, value in fields.items()})
+
+
+def read_batch_user_totals(client: redis.Redis, keys: KeyLayout, user_id: str) -> BatchRead | None:
+    return run(client, batch_user_totals(keys, user_id))
+
+
+def read_batch_content_totals(client: redis.Redis, keys: KeyLayout, content_id: str) -> BatchRead | None:
+    return run(client, batch_content_totals(keys, content_id))
+
+
+def read_batch_ctr(client: redis.Redis, keys: KeyLayout, rail_id: str, button_id: str) -> BatchRead | None:
+    return run(client, batch_ctr(keys, rail_id, button_id))
+
+
+def read_batch_qoe(client: redis.Redis, keys: KeyLayout, content_id: str, device_type: str,
+                   country: str) -> BatchRead | None:
+    return run(client, batch_qoe(keys, content_id, device_type, country))
+
+
+def read_batch_trending_baselines(client: redis.Redis, keys: KeyLayout, kind: ContentKind) -> BatchRead | None:
+    return run(client, batch_trending_baselines(keys, kind))

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
-from warehouse_models.redis_io import ClientScript, text
+from warehouse_models.redis_io import text
 from warehouse_models.redis_keys import DECISIONS_TTL_SECONDS, KeyLayout, bucket_start
+from warehouse_models.redis_plan import Command, Plan, ScriptCall, run
 
 # KEYS: plan limits, last heartbeats, first heartbeats, explicit ends, leases, lease starts, devices, decisions.
 # ARGV: account, session, device, now ms, heartbeat timeout ms, lease ms, decisions ttl, state ttl.
@@ -89,8 +91,6 @@ end
 return {allowed, reason, limit or '', active}
 """
 
-_authorize_script = ClientScript(_AUTHORIZE_LUA)
-
 REASONS = ("within_limit", "limit_unknown", "over_limit", "limit_reached")
 """Every reason an answer can carry; the first two allow, the last two deny."""
 
@@ -115,19 +115,19 @@ class Decision:
     """The account's playing sessions after the decision, earliest start first."""
 
 
-def authorize(client: redis.Redis, keys: KeyLayout, *, account_id: str, session_id: str, device_type: str,
-              heartbeat_timeout_seconds: int, lease_seconds: int, now_ms: int | None = None) -> Decision:
+def authorize(keys: KeyLayout, *, account_id: str, session_id: str, device_type: str,
+              heartbeat_timeout_seconds: int, lease_seconds: int, now_ms: int | None = None) -> Plan[Decision]:
     """Decide, record the grant (or drop it) and count the answer, in one atomic script call."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    lease_ms = lease_seconds * 1000
-    reply = _authorize_script(client)(
-        keys=[keys.account_plan_limits(), keys.account_streams(account_id), keys.account_stream_starts(account_id),
+    (reply,) = yield [ScriptCall(
+        _AUTHORIZE_LUA,
+        keys=(keys.account_plan_limits(), keys.account_streams(account_id), keys.account_stream_starts(account_id),
               keys.account_streams_ended(account_id), keys.playback_leases(account_id),
               keys.playback_lease_starts(account_id), keys.playback_devices(account_id),
-              keys.playback_decisions(bucket_start(now / 1000))],
-        args=[account_id, session_id, device_type, now, heartbeat_timeout_seconds * 1000, lease_ms,
-              DECISIONS_TTL_SECONDS, max(lease_seconds, heartbeat_timeout_seconds) * 4],
-    )
+              keys.playback_decisions(bucket_start(now / 1000))),
+        args=(account_id, session_id, device_type, now, heartbeat_timeout_seconds * 1000, lease_seconds * 1000,
+              DECISIONS_TTL_SECONDS, max(lease_seconds, heartbeat_timeout_seconds) * 4),
+    )]
     allowed, reason, limit, flat = reply
     active = [ActiveStream(text(flat[i]), int(text(flat[i + 1])), text(flat[i + 2]) or None)
               for i in range(0, len(flat), 3)]
@@ -135,14 +135,21 @@ def authorize(client: redis.Redis, keys: KeyLayout, *, account_id: str, session_
     return Decision(bool(allowed), text(reason), int(limit_text) if limit_text else None, active)
 
 
-def read_decisions(client: redis.Redis, keys: KeyLayout, *, minutes: int, now: float | None = None
-                   ) -> dict[int, dict[str, int]]:
+def authorize_now(client: redis.Redis, keys: KeyLayout, **kwargs: Any) -> Decision:
+    """:func:`authorize` with a blocking client."""
+    return run(client, authorize(keys, **kwargs))
+
+
+def decisions(keys: KeyLayout, *, minutes: int, now: float | None = None) -> Plan[dict[int, dict[str, int]]]:
     """Authorize answers per minute (bucket start epoch s -> ``allowed`` / ``denied:<reason>`` -> count), for the
     last ``minutes`` minutes, oldest first; minutes without answers are left out."""
     newest = bucket_start(time.time() if now is None else now)
     buckets = [newest - 60 * k for k in range(minutes - 1, -1, -1)]
-    pipe = client.pipeline(transaction=False)
-    for bucket in buckets:
-        pipe.hgetall(keys.playback_decisions(bucket))
+    replies = yield [Command("HGETALL", keys.playback_decisions(bucket)) for bucket in buckets]
     return {bucket: {text(k): int(v) for k, v in fields.items()}
-            for bucket, fields in zip(buckets, pipe.execute(), strict=True) if fields}
+            for bucket, fields in zip(buckets, replies, strict=True) if fields}
+
+
+def read_decisions(client: redis.Redis, keys: KeyLayout, *, minutes: int, now: float | None = None
+                   ) -> dict[int, dict[str, int]]:
+    return run(client, decisions(keys, minutes=minutes, now=now))

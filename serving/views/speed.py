@@ -21,6 +21,7 @@ import redis
 
 from warehouse_models.redis_io import text, utc_from_ms
 from warehouse_models.redis_keys import KeyLayout
+from warehouse_models.redis_plan import Command, Plan, run, scan, score_pairs
 
 SHARED_QUERY = "views"
 """The speed query that writes every view without session state (its progress row is the speed lag's source;
@@ -32,34 +33,46 @@ def _parse(value: bytes | str) -> dict[str, Any]:
     return {"position_seconds": float(position), "event_timestamp": utc_from_ms(int(ms))}
 
 
+def resume_position(keys: KeyLayout, user_id: str, content_id: str) -> Plan[dict[str, Any] | None]:
+    """The user's resume position in one title: ``{"position_seconds", "event_timestamp"}``, None if unknown."""
+    (value,) = yield [Command("HGET", keys.resume_position(user_id), content_id)]
+    return _parse(value) if value is not None else None
+
+
+def resume_positions(keys: KeyLayout, user_id: str) -> Plan[dict[str, dict[str, Any]]]:
+    """Every title's resume position of the user: content id -> ``{"position_seconds", "event_timestamp"}``."""
+    (fields,) = yield [Command("HGETALL", keys.resume_position(user_id))]
+    return {text(field): _parse(value) for field, value in sorted(fields.items())}
+
+
 def read_resume(client: redis.Redis, keys: KeyLayout, user_id: str,
                 content_id: str | None = None) -> dict[str, Any] | dict[str, dict[str, Any]] | None:
-    """The resume position of one title, or of all the user's titles when ``content_id`` is None.
-
-    Returns:
-        ``{"position_seconds": float, "event_timestamp": datetime (UTC)}`` for one title (None if unknown), or
-        content id -> that dict for all titles (empty when none).
-    """
-    key = keys.resume_position(user_id)
+    """The resume position of one title, or of all the user's titles when ``content_id`` is None."""
     if content_id is not None:
-        value = client.hget(key, content_id)
-        return _parse(value) if value is not None else None
-    return {text(field): _parse(value) for field, value in sorted(client.hgetall(key).items())}
+        return run(client, resume_position(keys, user_id, content_id))
+    return run(client, resume_positions(keys, user_id))
 
 
-def read_recent(client: redis.Redis, keys: KeyLayout, user_id: str, n: int = 10) -> list[tuple[str, datetime]]:
+def recent_titles(keys: KeyLayout, user_id: str, n: int = 10) -> Plan[list[tuple[str, datetime]]]:
     """The user's ``n`` most recently watched titles, newest first, with when (UTC) they were last watched."""
     if n <= 0:
         return []
-    pairs = cast("list[tuple[bytes | str, float]]",
-                 client.zrange(keys.recent_items(user_id), 0, n - 1, desc=True, withscores=True))
-    return [(text(member), utc_from_ms(int(score))) for member, score in pairs]
+    (flat,) = yield [Command("ZRANGE", keys.recent_items(user_id), 0, n - 1, "REV", "WITHSCORES")]
+    return [(text(member), utc_from_ms(int(score))) for member, score in score_pairs(flat)]
+
+
+def read_recent(client: redis.Redis, keys: KeyLayout, user_id: str, n: int = 10) -> list[tuple[str, datetime]]:
+    return run(client, recent_titles(keys, user_id, n))
+
+
+def account_concurrency(keys: KeyLayout, account_id: str) -> Plan[dict[str, Any] | None]:
+    """The account's view: ``{"limit", "active", "over_limit", "as_of_ms"}``, or None when nothing is known."""
+    (raw,) = yield [Command("GET", keys.account_concurrency(account_id))]
+    return cast("dict[str, Any]", json.loads(raw)) if raw is not None else None
 
 
 def read_concurrency(client: redis.Redis, keys: KeyLayout, account_id: str) -> dict[str, Any] | None:
-    """The account's view: ``{"limit", "active", "over_limit", "as_of_ms"}``, or None when nothing is known."""
-    raw = client.get(keys.account_concurrency(account_id))
-    return json.loads(raw) if raw is not None else None
+    return run(client, account_concurrency(keys, account_id))
 
 
 def _alert(values: Mapping[Any, Any]) -> dict[str, Any]:
@@ -73,50 +86,62 @@ def _alert(values: Mapping[Any, Any]) -> dict[str, Any]:
     return alert
 
 
-def read_alerts(client: redis.Redis, keys: KeyLayout, n: int = 20) -> list[dict[str, Any]]:
+def recent_alerts(keys: KeyLayout, n: int = 20) -> Plan[list[dict[str, Any]]]:
     """The newest ``n`` alert entries (raised and cleared), newest first, each with its stream ``id``."""
-    entries = client.xrevrange(keys.spike_alerts(), count=n) or []
-    return [{"id": text(entry_id), **_alert(values)} for entry_id, values in entries
+    (entries,) = yield [Command("XREVRANGE", keys.spike_alerts(), "+", "-", "COUNT", n)]
+    return [{"id": text(entry_id), **_alert(values)} for entry_id, values in entries or []
             if entry_id is not None and values is not None]
 
 
-def read_active_alerts(client: redis.Redis, keys: KeyLayout) -> dict[str, dict[str, Any]]:
+def read_alerts(client: redis.Redis, keys: KeyLayout, n: int = 20) -> list[dict[str, Any]]:
+    return run(client, recent_alerts(keys, n))
+
+
+def active_alerts(keys: KeyLayout) -> Plan[dict[str, dict[str, Any]]]:
     """The open alerts: scope -> ``{scope, rate, baseline, factor, since}``."""
-    return {text(scope): json.loads(alert) for scope, alert in client.hgetall(keys.spike_active()).items()}
+    (fields,) = yield [Command("HGETALL", keys.spike_active())]
+    return {text(scope): json.loads(alert) for scope, alert in fields.items()}
+
+
+def read_active_alerts(client: redis.Redis, keys: KeyLayout) -> dict[str, dict[str, Any]]:
+    return run(client, active_alerts(keys))
+
+
+def live_streams(keys: KeyLayout, *, heartbeat_timeout_seconds: int) -> Plan[tuple[int, datetime | None]]:
+    """Streams playing across every account: sessions heard within the heartbeat timeout of the newest heartbeat
+    the speed layer recorded, that have not ended; with that newest heartbeat's time (None: none recorded)."""
+    (reply,) = yield [Command("ZRANGE", keys.live_sessions(), -1, -1, "WITHSCORES")]
+    newest = score_pairs(reply)
+    if not newest:
+        return 0, None
+    as_of = int(newest[0][1])
+    (count,) = yield [Command("ZCOUNT", keys.live_sessions(), as_of - heartbeat_timeout_seconds * 1000, "+inf")]
+    return int(count), utc_from_ms(as_of)
 
 
 def count_live_streams(client: redis.Redis, keys: KeyLayout, *, heartbeat_timeout_seconds: int
                        ) -> tuple[int, datetime | None]:
-    """Streams playing across every account: sessions heard within the heartbeat timeout of the newest heartbeat
-    the speed layer recorded, that have not ended; with that newest heartbeat's time (None: none recorded)."""
-    newest = cast("list[tuple[bytes, float]]", client.zrange(keys.live_sessions(), -1, -1, withscores=True))
-    if not newest:
-        return 0, None
-    as_of = int(newest[0][1])
-    count = int(client.zcount(keys.live_sessions(), as_of - heartbeat_timeout_seconds * 1000, "+inf"))
-    return count, utc_from_ms(as_of)
+    return run(client, live_streams(keys, heartbeat_timeout_seconds=heartbeat_timeout_seconds))
 
 
-def read_ctr_rates(client: redis.Redis, keys: KeyLayout, *, limit: int = 50) -> list[dict[str, Any]]:
+def ctr_rates(keys: KeyLayout, *, limit: int = 50) -> Plan[list[dict[str, Any]]]:
     """Every rail button's impressions, clicks and rate over the rolling trending window (at most ``limit``
-    buttons, found with one SCAN: for the dashboard, not for apps), most impressions first."""
-    found: list[str] = []
+    buttons, found with SCAN: for the dashboard, not for apps), most impressions first."""
     prefix = keys.ctr_rate("", "")[:-1]
-    for key in client.scan_iter(match=prefix + "*", count=1000):
-        found.append(text(key))
-        if len(found) >= limit:
-            break
-    pipe = client.pipeline(transaction=False)
-    for key in found:
-        pipe.hgetall(key)
+    found = yield from scan(prefix + "*", limit=limit)
+    replies = yield [Command("HGETALL", key) for key in found]
     out = []
-    for key, fields in zip(found, pipe.execute(), strict=True):
+    for key, fields in zip(found, replies, strict=True):
         rail, _, button = key[len(prefix):].rpartition(":")
         values = {text(k): text(v) for k, v in fields.items()}
         if values:
             out.append({"rail_id": rail, "button_id": button, "impressions": int(values.get("impressions", 0)),
                         "clicks": int(values.get("clicks", 0)), "rate": float(values.get("rate", 0.0))})
     return sorted(out, key=lambda r: (-r["impressions"], r["rail_id"], r["button_id"]))
+
+
+def read_ctr_rates(client: redis.Redis, keys: KeyLayout, *, limit: int = 50) -> list[dict[str, Any]]:
+    return run(client, ctr_rates(keys, limit=limit))
 
 
 @dataclass(frozen=True)
@@ -141,12 +166,12 @@ def _iso(value: str | None) -> datetime | None:
         return None
 
 
-def speed_freshness(client: redis.Redis, keys: KeyLayout, query_name: str, *, now: float | None = None
-                    ) -> SpeedFreshness:
+def speed_freshness(keys: KeyLayout, query_name: str, *, now: float | None = None) -> Plan[SpeedFreshness]:
     """The shared query's freshness from its progress row (one ``HMGET``); ``query_name``:
     ``settings.speed_query_name(SHARED_QUERY)``."""
-    started, duration, lag, newest = client.hmget(keys.speed_progress(query_name), "timestamp",
-                                                  "batch_duration_ms", "kafka_lag", "max_event_time")
+    (row,) = yield [Command("HMGET", keys.speed_progress(query_name), "timestamp", "batch_duration_ms", "kafka_lag",
+                            "max_event_time")]
+    started, duration, lag, newest = row
     began = _iso(text(started)) if started is not None else None
     if began is None:
         return SpeedFreshness(None, None, None)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from serving.views.playback import authorize, read_decisions
+from serving.views.playback import authorize_now as authorize
+from serving.views.playback import read_decisions
 from speed_layer.concurrency import QUERY
 from tests.integration.test_speed_concurrency_redis import PLAN, S1, S1_END, S2, S3, T0, ctx  # noqa: F401
 from tests.speed_support import write_events

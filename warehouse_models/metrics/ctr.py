@@ -16,6 +16,7 @@ from warehouse_models.events import MAX_CLOCK_SKEW, EventType
 from warehouse_models.metrics.contributions import Contributions, reduce_frame, window_start
 from warehouse_models.redis_io import text, window_buckets
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
+from warehouse_models.redis_plan import Command, Plan, run
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
@@ -94,8 +95,8 @@ def click_rate(clicks: int, impressions: int) -> float:
     return clicks / impressions if impressions else 0.0
 
 
-def read_ctr(client: redis.Redis, keys: KeyLayout, rail_id: str, button_id: str, *, since_epoch: float,
-             now_epoch: float | None = None, until_epoch: float | None = None) -> dict[str, int | float]:
+def ctr_counts(keys: KeyLayout, rail_id: str, button_id: str, *, since_epoch: float,
+               now_epoch: float | None = None, until_epoch: float | None = None) -> Plan[dict[str, int | float]]:
     """Impressions, clicks and their rate for one rail and button over the minute buckets at or after ``since_epoch``.
 
     Reads the buckets from ``since_epoch`` (at most :data:`SPEED_BUCKET_TTL_SECONDS` back, older ones have
@@ -115,10 +116,16 @@ def read_ctr(client: redis.Redis, keys: KeyLayout, rail_id: str, button_id: str,
     end = bucket_start(now + MAX_CLOCK_SKEW.total_seconds()) + SPEED_BUCKET_SECONDS
     if until_epoch is not None:
         end = min(end, int(until_epoch))
-    pipe = client.pipeline(transaction=False)
-    for bucket in window_buckets(first, end):
-        pipe.hgetall(keys.ctr_bucket(rail_id, button_id, bucket))
-    totals = sum_counts(pipe.execute())
+    replies = yield [Command("HGETALL", keys.ctr_bucket(rail_id, button_id, bucket))
+                     for bucket in window_buckets(first, end)]
+    totals = sum_counts(replies)
     return {**totals, "rate": click_rate(totals["clicks"], totals["impressions"])}
+
+
+def read_ctr(client: redis.Redis, keys: KeyLayout, rail_id: str, button_id: str, *, since_epoch: float,
+             now_epoch: float | None = None, until_epoch: float | None = None) -> dict[str, int | float]:
+    """:func:`ctr_counts` with a blocking client."""
+    return run(client, ctr_counts(keys, rail_id, button_id, since_epoch=since_epoch, now_epoch=now_epoch,
+                                  until_epoch=until_epoch))
 
 

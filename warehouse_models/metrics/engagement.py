@@ -22,6 +22,7 @@ from warehouse_models.events import (
 from warehouse_models.metrics.contributions import Contributions, reduce_frame, window_start
 from warehouse_models.redis_io import text
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
+from warehouse_models.redis_plan import Command, Plan, run
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
@@ -77,9 +78,9 @@ def engagement_rows(events: DataFrame, settings: Settings) -> DataFrame:
     )
 
 
-def read_engagement_windows(client: redis.Redis, keys: KeyLayout, user_id: str, *, since_epoch: float | None = None,
-                            now_epoch: float | None = None, until_epoch: float | None = None
-                            ) -> dict[int, dict[str, int]]:
+def engagement_windows(keys: KeyLayout, user_id: str, *, since_epoch: float | None = None,
+                       now_epoch: float | None = None, until_epoch: float | None = None
+                       ) -> Plan[dict[int, dict[str, int]]]:
     """A user's 5-second windows that start at or after ``since_epoch`` (and before ``until_epoch``): window
     start (epoch s) -> ``{"watch_seconds", "events", "clicks"}``, oldest first; windows without events are left out.
 
@@ -99,11 +100,9 @@ def read_engagement_windows(client: redis.Redis, keys: KeyLayout, user_id: str, 
     if until_epoch is not None:
         last = min(last, bucket_start(until_epoch - 1))
     buckets = range(first, last + SPEED_BUCKET_SECONDS, SPEED_BUCKET_SECONDS)
-    pipe = client.pipeline(transaction=False)
-    for bucket in buckets:
-        pipe.hgetall(keys.user_engagement_bucket(user_id, bucket))
+    replies = yield [Command("HGETALL", keys.user_engagement_bucket(user_id, bucket)) for bucket in buckets]
     windows: dict[int, dict[str, int]] = {}
-    for fields in pipe.execute():
+    for fields in replies:
         for field, value in fields.items():
             start_text, _, metric = text(field).partition(":")
             start = int(start_text)
@@ -112,6 +111,14 @@ def read_engagement_windows(client: redis.Redis, keys: KeyLayout, user_id: str, 
                     and (until_epoch is None or start < until_epoch):
                 windows.setdefault(start, dict.fromkeys(METRICS, 0))[metric] += int(value)
     return dict(sorted(windows.items()))
+
+
+def read_engagement_windows(client: redis.Redis, keys: KeyLayout, user_id: str, *, since_epoch: float | None = None,
+                            now_epoch: float | None = None, until_epoch: float | None = None
+                            ) -> dict[int, dict[str, int]]:
+    """:func:`engagement_windows` with a blocking client."""
+    return run(client, engagement_windows(keys, user_id, since_epoch=since_epoch, now_epoch=now_epoch,
+                                          until_epoch=until_epoch))
 
 
 def read_engagement(client: redis.Redis, keys: KeyLayout, user_id: str, *, since_epoch: float | None = None,

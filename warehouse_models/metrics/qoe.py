@@ -49,6 +49,7 @@ from warehouse_models.metrics.sessions import (
     store_group,
 )
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, KeyLayout
+from warehouse_models.redis_plan import Command, Plan, run, scan
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
@@ -386,28 +387,33 @@ def qoe_rows(events: DataFrame, settings: Settings) -> DataFrame:
 # --- sink and readers -------------------------------------------------------------------------------------------
 
 
-def read_qoe(client: redis.Redis, keys: KeyLayout, content_id: str, *, device_type: str = "*", country: str = "*",
-             since: int | None = None, until: int | None = None) -> dict[tuple[str, str, int], dict[str, int]]:
-    """The QoE buckets of one title: (device type, country, bucket start) -> sums; ``*`` matches any.
+def qoe_buckets(keys: KeyLayout, content_id: str, *, device_type: str = "*", country: str = "*",
+                since: int | None = None, until: int | None = None) -> Plan[dict[tuple[str, str, int], dict[str, int]]]:
+    """The QoE buckets of one title: (device type, country, bucket start) -> sums; ``*`` matches any (the keys
+    are found with ``SCAN``).
 
     Args:
         since: only buckets starting at or after this epoch second (e.g. the batch watermark W).
         until: only buckets starting before this epoch second (e.g. the end of an hour being reconciled).
     """
     pattern = keys.qoe_bucket(content_id, device_type, country, 0).rsplit(":b:", 1)[0] + ":b:*"
-    found = sorted(client.scan_iter(match=pattern, count=1000))
-    pipe = client.pipeline(transaction=False)
-    for key in found:
-        pipe.hgetall(key)
+    found = sorted((yield from scan(pattern)))
+    replies = yield [Command("HGETALL", key) for key in found]
     out: dict[tuple[str, str, int], dict[str, int]] = {}
-    for key, values in zip(found, pipe.execute(), strict=True):
-        text = key.decode() if isinstance(key, bytes) else key
-        _, device, ctry, _, bucket = text.rsplit(":", 4)
+    for key, values in zip(found, replies, strict=True):
+        _, device, ctry, _, bucket = key.rsplit(":", 4)
         if (since is not None and int(bucket) < since) or (until is not None and int(bucket) >= until):
             continue
         sums = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in values.items()}
         out[(device, ctry, int(bucket))] = {name: sums.get(name, 0) for name in QOE_FIELDS}
     return out
+
+
+def read_qoe(client: redis.Redis, keys: KeyLayout, content_id: str, *, device_type: str = "*", country: str = "*",
+             since: int | None = None, until: int | None = None) -> dict[tuple[str, str, int], dict[str, int]]:
+    """:func:`qoe_buckets` with a blocking client."""
+    return run(client, qoe_buckets(keys, content_id, device_type=device_type, country=country, since=since,
+                                   until=until))
 
 
 def merge_sums(parts: Iterable[Mapping[str, int]]) -> dict[str, int]:

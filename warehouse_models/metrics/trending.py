@@ -8,12 +8,13 @@ the same rows.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from warehouse_models.events import PLAYBACK_TYPES
 from warehouse_models.metrics.contributions import Contributions, reduce_frame, window_start
 from warehouse_models.redis_io import text
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, ContentKind, KeyLayout
+from warehouse_models.redis_plan import Command, Plan, run, score_pairs
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
@@ -62,9 +63,14 @@ def trending_rows(events: DataFrame, settings: Settings) -> DataFrame:
         "content_kind", "content_id", F.timestamp_seconds("start").alias("window_start"), "viewers")
 
 
-def read_trending(client: redis.Redis, keys: KeyLayout, kind: ContentKind, n: int = 10) -> list[tuple[str, int]]:
+def trending_ranking(keys: KeyLayout, kind: ContentKind, n: int = 10) -> Plan[list[tuple[str, int]]]:
     """The ``n`` titles of a kind with the most distinct viewers in the newest window, highest first."""
-    pairs = cast("list[tuple[bytes | str, float]]", client.zrevrange(keys.trending(kind), 0, n - 1, withscores=True))
-    return [(text(content), int(score)) for content, score in pairs]
+    (flat,) = yield [Command("ZRANGE", keys.trending(kind), 0, n - 1, "REV", "WITHSCORES")]
+    return [(text(member), int(score)) for member, score in score_pairs(flat)]
+
+
+def read_trending(client: redis.Redis, keys: KeyLayout, kind: ContentKind, n: int = 10) -> list[tuple[str, int]]:
+    """:func:`trending_ranking` with a blocking client."""
+    return run(client, trending_ranking(keys, kind, n))
 
 
