@@ -122,6 +122,31 @@ async def arun(client: Any, plan: Plan[T]) -> T:
         return value
 
 
+def gather(*plans: Plan[Any]) -> Plan[list[Any]]:
+    """Run several plans side by side: each round sends the next commands of every plan still running in one
+    pipeline, so independent reads cost the round trips of the longest one. Returns their values in order."""
+    values: list[Any] = [None] * len(plans)
+    pending: dict[int, Round] = {}
+    for i, plan in enumerate(plans):
+        try:
+            pending[i] = next(plan)
+        except StopIteration as done:
+            values[i] = done.value
+    while pending:
+        order = list(pending)
+        replies = yield [command for i in order for command in pending[i]]
+        offset = 0
+        for i in order:
+            count = len(pending[i])
+            try:
+                pending[i] = plans[i].send(list(replies[offset:offset + count]))
+            except StopIteration as done:
+                values[i] = done.value
+                del pending[i]
+            offset += count
+    return values
+
+
 def score_pairs(reply: Any) -> list[tuple[Any, float]]:
     """A ``ZRANGE ... WITHSCORES`` reply as (member, score) pairs, whether the client kept it flat (member, score,
     member, ...) or paired it (as redis-py's asyncio client does)."""

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from serving.views import speed as speed_views
 from serving.views.batch import batch_content_totals, batch_ctr, batch_qoe, batch_trending_baselines, batch_user_totals
 from serving.views.merge import Freshness, add_counts, epoch_to_utc, is_complete, speed_since
 from serving.views.playback import Decision, authorize, decisions
+from serving.views.speed import SpeedFreshness
 from warehouse_models.batch_versions import BatchRead, current_version_plan
 from warehouse_models.metrics.ctr import COUNTS, click_rate, ctr_counts
 from warehouse_models.metrics.engagement import METRICS, engagement_windows
 from warehouse_models.metrics.qoe import merge_sums, qoe_buckets, qoe_metrics
 from warehouse_models.metrics.trending import trending_ranking
 from warehouse_models.redis_keys import ContentKind
-from warehouse_models.redis_plan import Plan
+from warehouse_models.redis_plan import Plan, gather
 from warehouse_models.settings import Settings
+
+T = TypeVar("T")
 
 
 class NotFound(LookupError):
@@ -45,9 +48,18 @@ class Views:
         self.shared_query = settings.speed_query_name(speed_views.SHARED_QUERY)
 
     # --- freshness ---------------------------------------------------------------------------------------
-    def _freshness(self, batch: BatchRead | None, *, speed: bool, now: float) -> Plan[Freshness]:
+    def _lag(self, now: float) -> Plan[SpeedFreshness]:
+        """The speed layer's lag: read side by side with an answer's first read (:func:`gather`)."""
+        return speed_views.speed_freshness(self.keys, self.shared_query, now=now)
+
+    def _with_lag(self, plan: Plan[T], now: float) -> Plan[tuple[T, SpeedFreshness]]:
+        value, lag = yield from gather(plan, self._lag(now))
+        return value, lag
+
+    @staticmethod
+    def _compose(batch: BatchRead | None, lag: SpeedFreshness | None, *, now: float) -> Freshness:
+        speed = lag is not None
         layers = tuple(name for name, used in (("batch", batch is not None), ("speed", speed)) if used)
-        lag = (yield from speed_views.speed_freshness(self.keys, self.shared_query, now=now)) if speed else None
         return Freshness(
             layers=layers,
             watermark=epoch_to_utc(batch.watermark) if batch is not None else None,
@@ -64,14 +76,14 @@ class Views:
     def freshness(self) -> Plan[Answer]:
         """The pipeline's freshness alone: the current batch version and W, the speed layer's lag."""
         now = time.time()
-        batch = yield from self._current()
-        return Answer({}, (yield from self._freshness(batch, speed=True, now=now)))
+        batch, lag = yield from self._with_lag(self._current(), now)
+        return Answer({}, self._compose(batch, lag, now=now))
 
     # --- additive views: batch(W) + speed(>= W) ----------------------------------------------------------
     def engagement(self, user_id: str, *, window_minutes: int) -> Plan[Answer]:
         """All-time totals (batch before W + speed from W) and the 5-second windows of the last minutes."""
         now = time.time()
-        batch = yield from batch_user_totals(self.keys, user_id)
+        batch, lag = yield from self._with_lag(batch_user_totals(self.keys, user_id), now)
         since = speed_since(batch)
         recent_from = now - window_minutes * 60
         windows = yield from engagement_windows(self.keys, user_id, now_epoch=now,
@@ -89,11 +101,11 @@ class Views:
             "totals": {metric: int(value) for metric, value in totals.items()},
             "windows": [{"start": epoch_to_utc(start), **window} for start, window in windows.items()
                         if start >= recent_from],
-        }, (yield from self._freshness(batch, speed=True, now=now)))
+        }, self._compose(batch, lag, now=now))
 
     def ctr(self, rail_id: str, button_id: str) -> Plan[Answer]:
         now = time.time()
-        batch = yield from batch_ctr(self.keys, rail_id, button_id)
+        batch, lag = yield from self._with_lag(batch_ctr(self.keys, rail_id, button_id), now)
         since = speed_since(batch)
         live = yield from ctr_counts(self.keys, rail_id, button_id, since_epoch=since if since is not None else 0,
                                      now_epoch=now)
@@ -101,20 +113,19 @@ class Views:
         if not counts["impressions"] and not counts["clicks"]:
             raise NotFound(f"no impressions or clicks for rail {rail_id!r}, button {button_id!r}")
         impressions, clicks = int(counts["impressions"]), int(counts["clicks"])
-        freshness = yield from self._freshness(batch, speed=True, now=now)
         return Answer({"rail_id": rail_id, "button_id": button_id, "impressions": impressions, "clicks": clicks,
-                       "rate": click_rate(clicks, impressions)}, freshness)
+                       "rate": click_rate(clicks, impressions)}, self._compose(batch, lag, now=now))
 
     def qoe(self, content_id: str, *, device_type: str, country: str) -> Plan[Answer]:
         now = time.time()
-        batch = yield from batch_qoe(self.keys, content_id, device_type, country)
+        batch, lag = yield from self._with_lag(batch_qoe(self.keys, content_id, device_type, country), now)
         live = yield from qoe_buckets(self.keys, content_id, device_type=device_type, country=country,
                                       since=speed_since(batch))
         sums = merge_sums([batch.values if batch is not None else {}, *live.values()])
         if not any(sums.values()):
             raise NotFound(f"no plays of {content_id!r} on {device_type!r} in {country!r}")
         return Answer({"content_id": content_id, "device_type": device_type, "country": country,
-                       **qoe_metrics(sums)}, (yield from self._freshness(batch, speed=True, now=now)))
+                       **qoe_metrics(sums)}, self._compose(batch, lag, now=now))
 
     # --- batch only --------------------------------------------------------------------------------------
     def content_stats(self, content_id: str) -> Plan[Answer]:
@@ -124,12 +135,12 @@ class Views:
         if batch is None or not batch.values["known"]:
             raise NotFound(f"no views of {content_id!r} before the batch watermark")
         values = {k: v for k, v in batch.values.items() if k != "known"}
-        return Answer({"content_id": content_id, **values}, (yield from self._freshness(batch, speed=False, now=now)))
+        return Answer({"content_id": content_id, **values}, self._compose(batch, None, now=now))
 
     # --- speed, with the batch baseline ------------------------------------------------------------------
     def _trending_items(self, kind: ContentKind, limit: int) -> Plan[tuple[list[dict[str, Any]], BatchRead | None]]:
-        ranking = yield from trending_ranking(self.keys, kind, limit)
-        batch = yield from batch_trending_baselines(self.keys, kind)
+        ranking, batch = yield from gather(trending_ranking(self.keys, kind, limit),
+                                           batch_trending_baselines(self.keys, kind))
         baselines = batch.values if batch is not None else {}
         items = []
         for content_id, viewers in ranking:
@@ -141,76 +152,74 @@ class Views:
     def trending(self, kind: ContentKind, *, limit: int) -> Plan[Answer]:
         """The titles with the most distinct viewers in the newest trending window, with the day's baseline."""
         now = time.time()
-        items, batch = yield from self._trending_items(kind, limit)
-        return Answer({"kind": kind, "items": items}, (yield from self._freshness(batch, speed=True, now=now)))
+        (items, batch), lag = yield from self._with_lag(self._trending_items(kind, limit), now)
+        return Answer({"kind": kind, "items": items}, self._compose(batch, lag, now=now))
 
     # --- latest values (speed) ---------------------------------------------------------------------------
     def resume(self, user_id: str, content_id: str | None) -> Plan[Answer]:
         now = time.time()
         if content_id is not None:
-            found = yield from speed_views.resume_position(self.keys, user_id, content_id)
+            found, lag = yield from self._with_lag(speed_views.resume_position(self.keys, user_id, content_id), now)
             if found is None:
                 raise NotFound(f"no position of user {user_id!r} in {content_id!r}")
             positions = {content_id: found}
         else:
-            positions = yield from speed_views.resume_positions(self.keys, user_id)
+            positions, lag = yield from self._with_lag(speed_views.resume_positions(self.keys, user_id), now)
             if not positions:
                 raise NotFound(f"no resume positions for user {user_id!r}")
         return Answer({"user_id": user_id, "positions": [
             {"content_id": cid, "position_seconds": p["position_seconds"], "event_time": p["event_timestamp"]}
             for cid, p in sorted(positions.items(), key=lambda kv: kv[1]["event_timestamp"], reverse=True)]},
-            (yield from self._freshness(None, speed=True, now=now)))
+            self._compose(None, lag, now=now))
 
     def recent(self, user_id: str, *, limit: int) -> Plan[Answer]:
         now = time.time()
-        items = yield from speed_views.recent_titles(self.keys, user_id, limit)
+        items, lag = yield from self._with_lag(speed_views.recent_titles(self.keys, user_id, limit), now)
         return Answer({"user_id": user_id, "items": [{"content_id": cid, "watched_at": at} for cid, at in items]},
-                      (yield from self._freshness(None, speed=True, now=now)))
+                      self._compose(None, lag, now=now))
 
     # --- admin: across accounts --------------------------------------------------------------------------
     def alerts(self, *, limit: int) -> Plan[Answer]:
         now = time.time()
-        active = yield from speed_views.active_alerts(self.keys)
-        recent = yield from speed_views.recent_alerts(self.keys, limit)
-        return Answer({"active": list(active.values()), "recent": recent},
-                      (yield from self._freshness(None, speed=True, now=now)))
+        active, recent, lag = yield from gather(speed_views.active_alerts(self.keys),
+                                                speed_views.recent_alerts(self.keys, limit), self._lag(now))
+        return Answer({"active": list(active.values()), "recent": recent}, self._compose(None, lag, now=now))
 
     def account_streams(self, account_id: str) -> Plan[Answer]:
         """The speed layer's concurrency view of the account (which sessions play, which went over)."""
         now = time.time()
-        view = yield from speed_views.account_concurrency(self.keys, account_id)
+        view, lag = yield from self._with_lag(speed_views.account_concurrency(self.keys, account_id), now)
         if view is None:
             raise NotFound(f"no streams of account {account_id!r}")
         return Answer({"account_id": account_id, "limit": view["limit"], "active": view["active"],
                        "over_limit": view["over_limit"], "as_of": epoch_to_utc(view["as_of_ms"] / 1000)},
-                      (yield from self._freshness(None, speed=True, now=now)))
+                      self._compose(None, lag, now=now))
 
     def decisions(self, *, minutes: int) -> Plan[Answer]:
         now = time.time()
         per_minute = yield from decisions(self.keys, minutes=minutes, now=now)
         return Answer({"minutes": [{"start": epoch_to_utc(b), "counts": c} for b, c in per_minute.items()]},
-                      (yield from self._freshness(None, speed=False, now=now)))
+                      self._compose(None, None, now=now))
 
     def dashboard(self, *, top: int = 10, qoe_titles: int = 5, minutes: int = 30) -> Plan[Answer]:
         """Everything the live dashboard draws, in one answer: trending, streams playing now and authorize answers
         per minute, CTR per rail button, QoE of the top titles over the last hour, alerts, freshness."""
         now = time.time()
-        trending = {}
-        for kind in ("vod", "live"):
-            trending[kind], _ = yield from self._trending_items(kind, top)
-        streams, streams_as_of = yield from speed_views.live_streams(
-            self.keys, heartbeat_timeout_seconds=self.settings.speed_heartbeat_timeout_seconds)
+        timeout = self.settings.speed_heartbeat_timeout_seconds
+        found = yield from gather(
+            self._trending_items("vod", top), self._trending_items("live", top),
+            speed_views.live_streams(self.keys, heartbeat_timeout_seconds=timeout),
+            decisions(self.keys, minutes=minutes, now=now), speed_views.ctr_rates(self.keys, limit=top),
+            speed_views.active_alerts(self.keys), speed_views.recent_alerts(self.keys, 10), self._current(),
+            self._lag(now))
+        (vod, _), (live, _), (streams, streams_as_of), per_minute, rates, active, recent, batch, lag = found
+        trending = {"vod": vod, "live": live}
         top_titles = sorted((item for items in trending.values() for item in items),
                             key=lambda item: -item["viewers"])[:qoe_titles]
-        qoe = []
-        for item in top_titles:
-            buckets = yield from qoe_buckets(self.keys, item["content_id"], since=int(now) - 3600)
-            qoe.append({"content_id": item["content_id"], **qoe_metrics(merge_sums(buckets.values()))})
-        per_minute = yield from decisions(self.keys, minutes=minutes, now=now)
-        rates = yield from speed_views.ctr_rates(self.keys, limit=top)
-        active = yield from speed_views.active_alerts(self.keys)
-        recent = yield from speed_views.recent_alerts(self.keys, 10)
-        batch = yield from self._current()
+        slices = yield from gather(*(qoe_buckets(self.keys, item["content_id"], since=int(now) - 3600)
+                                     for item in top_titles))
+        qoe = [{"content_id": item["content_id"], **qoe_metrics(merge_sums(buckets.values()))}
+               for item, buckets in zip(top_titles, slices, strict=True)]
         return Answer({
             "trending": trending,
             "streams": {"playing": streams, "as_of": streams_as_of},
@@ -218,7 +227,7 @@ class Views:
             "ctr": rates,
             "qoe_last_hour": qoe,
             "alerts": {"active": list(active.values()), "recent": recent},
-        }, (yield from self._freshness(batch, speed=True, now=now)))
+        }, self._compose(batch, lag, now=now))
 
     # --- playback ----------------------------------------------------------------------------------------
     def authorize(self, *, account_id: str, session_id: str, device_type: str) -> Plan[Decision]:
