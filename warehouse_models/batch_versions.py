@@ -32,7 +32,7 @@ class BatchRead:
     values: dict[str, Any]
 
 
-def _missing(version: str) -> BatchVersionMissing:
+def version_missing(version: str) -> BatchVersionMissing:
     return BatchVersionMissing(f"batch version {version} has no meta hash (expired or deleted): run the "
                                "batch_views_redis asset again to publish a new version")
 
@@ -45,7 +45,7 @@ def current_version_plan(keys: KeyLayout) -> Plan[tuple[str, int] | None]:
     version = text(raw)
     (watermark,) = yield [Command("HGET", keys.batch_meta(version), "watermark")]
     if watermark is None:
-        raise _missing(version)
+        raise version_missing(version)
     return version, int(text(watermark))
 
 
@@ -66,7 +66,7 @@ def version_hash_plan(keys: KeyLayout, key_of: Callable[[str], str]) -> Plan[tup
     watermark, fields = yield [Command("HGET", keys.batch_meta(version), "watermark"),
                                Command("HGETALL", key_of(version))]
     if watermark is None:
-        raise _missing(version)
+        raise version_missing(version)
     return version, int(text(watermark)), {text(k): text(v) for k, v in fields.items()}
 
 

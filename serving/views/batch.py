@@ -9,14 +9,17 @@ them with a blocking client.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import redis
 
-from warehouse_models.batch_versions import BatchRead, version_hash_plan
+from warehouse_models.batch_versions import BatchRead, version_hash_plan, version_missing
 from warehouse_models.metrics.ctr import COUNTS, click_rate, split_fields
 from warehouse_models.metrics.engagement import METRICS
 from warehouse_models.metrics.qoe import QOE_FIELDS
+from warehouse_models.redis_io import text
 from warehouse_models.redis_keys import ContentKind, KeyLayout
-from warehouse_models.redis_plan import Plan, run
+from warehouse_models.redis_plan import Command, Plan, run
 
 
 def batch_user_totals(keys: KeyLayout, user_id: str) -> Plan[BatchRead | None]:
@@ -68,13 +71,30 @@ def batch_qoe(keys: KeyLayout, content_id: str, device_type: str, country: str) 
     return BatchRead(version, watermark, {name: int(fields.get(name, 0)) for name in QOE_FIELDS})
 
 
-def batch_trending_baselines(keys: KeyLayout, kind: ContentKind) -> Plan[BatchRead | None]:
-    """Every title's baseline of one kind (content id -> viewers per window), with W."""
-    found = yield from version_hash_plan(keys, lambda version: keys.batch_trending_baselines(version, kind))
-    if found is None:
+def batch_trending_baselines(keys: KeyLayout, kind: ContentKind,
+                             titles: Sequence[str] | None = None) -> Plan[BatchRead | None]:
+    """The baselines of one kind (content id -> viewers per window), with W: every title's, or only those of
+    ``titles`` (one HMGET instead of the whole hash: what a trending answer needs)."""
+    if titles is None:
+        found = yield from version_hash_plan(keys, lambda version: keys.batch_trending_baselines(version, kind))
+        if found is None:
+            return None
+        version, watermark, fields = found
+        return BatchRead(version, watermark, {content: float(value) for content, value in fields.items()})
+    (raw,) = yield [Command("GET", keys.batch_pointer())]
+    if raw is None:
         return None
-    version, watermark, fields = found
-    return BatchRead(version, watermark, {content: float(value) for content, value in fields.items()})
+    version = text(raw)
+    wanted = list(titles)
+    watermark, values = yield [Command("HGET", keys.batch_meta(version), "watermark"),
+                               Command("HMGET", keys.batch_trending_baselines(version, kind), *wanted)
+                               if wanted else Command("PING")]
+    if watermark is None:
+        raise version_missing(version)
+    found_values = values if wanted else []
+    return BatchRead(version, int(text(watermark)),
+                     {content: float(value) for content, value in zip(wanted, found_values, strict=True)
+                      if value is not None})
 
 
 def read_batch_user_totals(client: redis.Redis, keys: KeyLayout, user_id: str) -> BatchRead | None:

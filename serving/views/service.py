@@ -139,8 +139,8 @@ class Views:
 
     # --- speed, with the batch baseline ------------------------------------------------------------------
     def _trending_items(self, kind: ContentKind, limit: int) -> Plan[tuple[list[dict[str, Any]], BatchRead | None]]:
-        ranking, batch = yield from gather(trending_ranking(self.keys, kind, limit),
-                                           batch_trending_baselines(self.keys, kind))
+        ranking = yield from trending_ranking(self.keys, kind, limit)
+        batch = yield from batch_trending_baselines(self.keys, kind, [content_id for content_id, _ in ranking])
         baselines = batch.values if batch is not None else {}
         items = []
         for content_id, viewers in ranking:

@@ -21,7 +21,7 @@ from warehouse_models.metrics.engagement import engagement_windows
 from warehouse_models.metrics.qoe import qoe_buckets
 from warehouse_models.metrics.trending import trending_ranking
 from warehouse_models.redis_keys import bucket_start
-from warehouse_models.redis_plan import Plan, arun, run, scan
+from warehouse_models.redis_plan import Plan, arun, gather, run, scan
 from warehouse_models.settings import Settings
 
 
@@ -29,7 +29,9 @@ def test_blocking_and_asyncio_clients_read_the_same(redis_service, isolated: Set
     client, keys = isolated.redis_client(), isolated.keys
     now = time.time()
     minute = bucket_start(now)
-    publish_version(client, keys, {"user_totals": lambda v: [(keys.batch_user_totals(v, "u1"), {"events": 3})]},
+    publish_version(client, keys, {"user_totals": lambda v: [(keys.batch_user_totals(v, "u1"), {"events": 3})],
+                                   "baselines": lambda v: [(keys.batch_trending_baselines(v, "vod"),
+                                                            {"vod-1": 2.5, "vod-3": 1.0})]},
                     watermark=minute - 3600)
     client.hset(keys.user_engagement_bucket("u1", minute), mapping={f"{minute}:events": 2, f"{minute}:clicks": 1})
     client.hset(keys.ctr_bucket("r1", "tile", minute), mapping={"vod-1:impressions": 4, "vod-1:clicks": 1})
@@ -66,6 +68,10 @@ def test_blocking_and_asyncio_clients_read_the_same(redis_service, isolated: Set
         "scan": lambda: scan(keys.pattern("speed")),
         "key": lambda: key_record(keys, key),
         "decisions": lambda: decisions(keys, minutes=2, now=now),
+        "baselines": lambda: batch.batch_trending_baselines(keys, "vod", ["vod-1", "vod-9"]),
+        "all_baselines": lambda: batch.batch_trending_baselines(keys, "vod"),
+        "gathered": lambda: gather(trending_ranking(keys, "vod", 1), batch.batch_user_totals(keys, "u1"),
+                                   speed.recent_titles(keys, "u1", 1)),
     }
     aclient = isolated.redis_async_client()
 
@@ -82,6 +88,9 @@ def test_blocking_and_asyncio_clients_read_the_same(redis_service, isolated: Set
         assert blocking["live"][0] == 1 and blocking["user_totals"].values["events"] == 3
         assert blocking["ctr"]["impressions"] == 4 and blocking["freshness"].kafka_lag == 5
         assert blocking["key"].scopes == frozenset({"read"})
+        assert blocking["baselines"].values == {"vod-1": 2.5}
+        assert blocking["all_baselines"].values == {"vod-1": 2.5, "vod-3": 1.0}
+        assert blocking["gathered"] == [blocking["trending"][:1], blocking["user_totals"], blocking["recent"][:1]]
         # A script: the first call on each client loads it.
         sync_decision = run(client, _authorize(keys, "s-sync", now))
         async_decision = asyncio.run(arun(isolated.redis_async_client(), _authorize(keys, "s-async", now)))
