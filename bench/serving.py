@@ -51,7 +51,7 @@ def _seed(settings: Settings) -> dict[str, Any]:
     """Views for USERS users as the layers write them: a published batch version and speed keys."""
     from batch_layer.publish.versioned import publish_version
     from speed_layer.resume import set_if_newer
-    from warehouse_models.redis_keys import bucket_start
+    from warehouse_models.redis_keys import HOUR_SECONDS, SPEED_BUCKET_TTL_SECONDS, bucket_start
 
     client, keys = settings.redis_client(), settings.keys
     now = time.time()
@@ -70,14 +70,28 @@ def _seed(settings: Settings) -> dict[str, Any]:
     }, watermark=watermark)
     pipe = client.pipeline(transaction=False)
     for i, user in enumerate(users):
-        # The last minutes of engagement since W: a bucket a minute, a 5-second window each.
+        # Engagement since W as the speed layer leaves it: a window every 5 minutes in its minute bucket, and the
+        # hourly aggregates of the same windows.
+        hours: dict[int, int] = {}
         for minute in range(0, int(now - watermark) // 60, 5):
             bucket = bucket_start(watermark + minute * 60)
             pipe.hset(keys.user_engagement_bucket(user, bucket), mapping={f"{bucket}:watch_seconds": 10,
                                                                           f"{bucket}:events": 2})
+            pipe.expire(keys.user_engagement_bucket(user, bucket), SPEED_BUCKET_TTL_SECONDS)
+            hour = bucket_start(bucket, HOUR_SECONDS)
+            hours[hour] = hours.get(hour, 0) + 1
+        for hour, windows in hours.items():
+            pipe.hset(keys.user_engagement_hour(user, hour), mapping={"watch_seconds": 10 * windows,
+                                                                       "events": 2 * windows})
+            pipe.expire(keys.user_engagement_hour(user, hour), SPEED_BUCKET_TTL_SECONDS)
         if i % 500 == 499:
             pipe.execute()
     pipe.execute()
+    for rail in range(10):  # CTR since W: the hourly aggregates of rail-<n>/tile
+        for hour in range(watermark, int(now) + 1, HOUR_SECONDS):
+            client.hset(keys.ctr_hour(f"rail-{rail}", "tile", hour),
+                        mapping={f"{t}:{c}": rng.randrange(1, 50) for t in titles[:20] for c in ("impressions",
+                                                                                                 "clicks")})
     positions = {u: {titles[rng.randrange(TITLES)]: (int(now * 1000) - rng.randrange(3_600_000),
                                                      float(rng.randrange(7200)))} for u in users}
     set_if_newer(client, keys, positions)

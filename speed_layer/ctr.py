@@ -18,7 +18,7 @@ from speed_layer.query import SinkContext, shared_view, write_increments
 from warehouse_models.events import TopicKind
 from warehouse_models.metrics.ctr import CONTRIBUTIONS, COUNTS, NO_CONTENT, click_rate, sum_counts
 from warehouse_models.redis_io import text, window_buckets
-from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS
+from warehouse_models.redis_keys import HOUR_SECONDS, SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, bucket_start
 
 if TYPE_CHECKING:
     from redis.typing import EncodableT, FieldT
@@ -41,9 +41,12 @@ def apply_ctr(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     buckets: dict[str, dict[str, int]] = {}
     for row in rows:
         fields = buckets.setdefault(ctx.keys.ctr_bucket(row["rail_id"], row["button_id"], row["start"]), {})
+        hourly = buckets.setdefault(ctx.keys.ctr_hour(row["rail_id"], row["button_id"],
+                                                      bucket_start(row["start"], HOUR_SECONDS)), {})
         content = row["content_id"] if row["content_id"] is not None else NO_CONTENT
         for count in COUNTS:
             fields[f"{content}:{count}"] = int(row[count])
+            hourly[f"{content}:{count}"] = hourly.get(f"{content}:{count}", 0) + int(row[count])
     pairs = sorted({(row["rail_id"], row["button_id"]) for row in rows})
     newest_end = max(row["start"] for row in rows) + SPEED_BUCKET_SECONDS
 

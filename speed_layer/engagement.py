@@ -6,8 +6,10 @@ window, ``clicks`` the ``click`` events among them.
 
 Redis: each window is a group of fields in the user's minute bucket
 (:meth:`~warehouse_models.redis_keys.KeyLayout.user_engagement_bucket`), ``<window start>:watch_seconds``,
-``...:events`` and ``...:clicks``. Each micro-batch adds its own counts of the windows it touched (a late event
-adds to its window later), in one script call with the batch id, so a replayed micro-batch adds nothing.
+``...:events`` and ``...:clicks``; and the same counts per hour of window starts
+(:meth:`~warehouse_models.redis_keys.KeyLayout.user_engagement_hour`), so a reader from the batch watermark adds a
+few hours, not every minute. Each micro-batch adds its own counts of the windows it touched (a late event adds to
+its window later), in one script call with the batch id, so a replayed micro-batch adds nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from warehouse_models.events import (
     TopicKind,
 )
 from warehouse_models.metrics.engagement import CONTRIBUTIONS, METRICS
-from warehouse_models.redis_keys import SPEED_BUCKET_TTL_SECONDS, bucket_start
+from warehouse_models.redis_keys import HOUR_SECONDS, SPEED_BUCKET_TTL_SECONDS, bucket_start
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +30,16 @@ logger = logging.getLogger(__name__)
 def apply_engagement(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     """Add the batch's counts of each window to the user's minute bucket, once per micro-batch."""
     mappings: dict[str, dict[str, int]] = {}
+    hours: dict[str, dict[str, int]] = {}
     for row in rows:
         key = ctx.keys.user_engagement_bucket(row["user_id"], bucket_start(row["start"]))
         fields = mappings.setdefault(key, {})
+        hourly = hours.setdefault(ctx.keys.user_engagement_hour(row["user_id"], bucket_start(row["start"],
+                                                                                            HOUR_SECONDS)), {})
         for metric in METRICS:
             fields[f"{row['start']}:{metric}"] = int(row[metric])
-    if mappings and not write_increments(ctx, mappings, ttl_seconds=SPEED_BUCKET_TTL_SECONDS):
+            hourly[metric] = hourly.get(metric, 0) + int(row[metric])
+    if mappings and not write_increments(ctx, {**mappings, **hours}, ttl_seconds=SPEED_BUCKET_TTL_SECONDS):
         logger.info("engagement batch %d was written before: skipped", ctx.batch_id)
         return
     ctx.stats["windows_written"] = len(rows)

@@ -36,6 +36,10 @@ BATCH_VIEW_TTL_SECONDS = 3 * 24 * 3600
 ContentKind = Literal["vod", "live"]
 
 
+HOUR_SECONDS = 3600
+"""Width of the hourly speed aggregates (:meth:`KeyLayout.user_engagement_hour`, :meth:`KeyLayout.ctr_hour`)."""
+
+
 def bucket_start(ts: datetime | float, width: int = SPEED_BUCKET_SECONDS) -> int:
     """Start (epoch seconds) of the bucket an event time falls in."""
     seconds = ts.astimezone(timezone.utc).timestamp() if isinstance(ts, datetime) else float(ts)
@@ -59,13 +63,20 @@ class KeyLayout:
         """
         return f"{self.prefix}:speed:user:{user_id}:b:{bucket}"
 
-    def content_views_bucket(self, content_id: str, bucket: int) -> str:
-        """Hash: views (sessions whose first frame fell in the bucket), watch_seconds for one title."""
-        return f"{self.prefix}:speed:content:{content_id}:b:{bucket}"
+    def user_engagement_hour(self, user_id: str, hour: int) -> str:
+        """Hash of one user's totals over the windows that start in one hour (epoch s of its start): fields
+        ``watch_seconds``, ``events``, ``clicks``. Added to with the minute buckets, in the same fenced script: a
+        reader from an hour boundary (the batch watermark W always is one) adds a few hours instead of every
+        minute bucket since W."""
+        return f"{self.prefix}:speed:user:{user_id}:h:{hour}"
 
     def ctr_bucket(self, rail_id: str, button_id: str, bucket: int) -> str:
         """Hash of one rail/button in one minute: fields ``<content id>:impressions`` and ``<content id>:clicks``."""
         return f"{self.prefix}:speed:ctr:{rail_id}:{button_id}:b:{bucket}"
+
+    def ctr_hour(self, rail_id: str, button_id: str, hour: int) -> str:
+        """Hash of one rail/button's counts in the minute buckets of one hour: fields as :meth:`ctr_bucket`'s."""
+        return f"{self.prefix}:speed:ctr:{rail_id}:{button_id}:h:{hour}"
 
     def ctr_rate(self, rail_id: str, button_id: str) -> str:
         """Hash: impressions, clicks and rate of one rail/button over the rolling trending window, and as_of."""

@@ -19,7 +19,7 @@ from serving.views.playback import Decision, authorize, decisions
 from serving.views.speed import SpeedFreshness
 from warehouse_models.batch_versions import BatchRead, current_version_plan
 from warehouse_models.metrics.ctr import COUNTS, click_rate, ctr_counts
-from warehouse_models.metrics.engagement import METRICS, engagement_windows
+from warehouse_models.metrics.engagement import METRICS, engagement_totals, engagement_windows
 from warehouse_models.metrics.qoe import merge_sums, qoe_buckets, qoe_metrics
 from warehouse_models.metrics.trending import trending_ranking
 from warehouse_models.redis_keys import ContentKind
@@ -86,13 +86,10 @@ class Views:
         batch, lag = yield from self._with_lag(batch_user_totals(self.keys, user_id), now)
         since = speed_since(batch)
         recent_from = now - window_minutes * 60
-        windows = yield from engagement_windows(self.keys, user_id, now_epoch=now,
-                                                since_epoch=min(since, recent_from) if since is not None else None)
-        speed_totals = dict.fromkeys(METRICS, 0)
-        for start, window in windows.items():
-            if since is None or start >= since:
-                for metric, value in window.items():
-                    speed_totals[metric] += value
+        # Totals from W (hourly aggregates) and the last minutes' windows, in one round trip.
+        speed_totals, windows = yield from gather(
+            engagement_totals(self.keys, user_id, since_epoch=since if since is not None else 0, now_epoch=now),
+            engagement_windows(self.keys, user_id, since_epoch=recent_from, now_epoch=now))
         totals = add_counts(batch.values if batch is not None else None, speed_totals, METRICS)
         if not any(totals.values()) and not any(windows.values()):
             raise NotFound(f"no events for user {user_id!r}")

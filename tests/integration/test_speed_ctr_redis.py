@@ -31,6 +31,10 @@ def test_buckets_and_rolling_rates_and_a_replay_changes_nothing(spark, ctx):
             "vod-1:impressions": "2", "vod-1:clicks": "1", "vod-2:impressions": "1"},
         keys.ctr_bucket("top_picks", "tile", epoch(60)): {"vod-1:impressions": "1", "-:clicks": "1"},
         keys.ctr_bucket("detail_actions", "play", epoch(0)): {"vod-1:impressions": "1"},
+        # The hour's aggregates: the sums of its minute buckets.
+        keys.ctr_hour("top_picks", "tile", epoch(0)): {
+            "vod-1:impressions": "3", "vod-1:clicks": "1", "vod-2:impressions": "1", "-:clicks": "1"},
+        keys.ctr_hour("detail_actions", "play", epoch(0)): {"vod-1:impressions": "1"},
         keys.ctr_rate("top_picks", "tile"): {
             "impressions": "4", "clicks": "2", "rate": "0.5", "window_start": str(window_start),
             "window_end": str(window_end)},

@@ -49,6 +49,9 @@ def test_windows_land_in_minute_buckets_and_a_replay_changes_nothing(spark, ctx)
         },
         keys.user_engagement_bucket("u1", epoch(60)): {f"{epoch(65)}:watch_seconds": "10", f"{epoch(65)}:events": "1"},
         keys.user_engagement_bucket("u2", epoch(0)): {f"{epoch(0)}:watch_seconds": "10", f"{epoch(0)}:events": "1"},
+        # The hour's totals (T0 starts an hour): what a reader from the batch watermark adds.
+        keys.user_engagement_hour("u1", epoch(0)): {"watch_seconds": "20", "events": "4", "clicks": "1"},
+        keys.user_engagement_hour("u2", epoch(0)): {"watch_seconds": "10", "events": "1"},
     }
     fence = keys.speed_commit("engagement")
     assert snapshot(ctx) == {**expected, fence: fence_value(ctx)}

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 from warehouse_models.events import MAX_CLOCK_SKEW, EventType
 from warehouse_models.metrics.contributions import Contributions, reduce_frame, window_start
 from warehouse_models.redis_io import text, window_buckets
-from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
+from warehouse_models.redis_keys import (
+    HOUR_SECONDS,
+    SPEED_BUCKET_SECONDS,
+    SPEED_BUCKET_TTL_SECONDS,
+    KeyLayout,
+    bucket_start,
+)
 from warehouse_models.redis_plan import Command, Plan, run
 from warehouse_models.settings import Settings
 
@@ -112,6 +118,13 @@ def ctr_counts(keys: KeyLayout, rail_id: str, button_id: str, *, since_epoch: fl
         ``{"impressions": int, "clicks": int, "rate": float}`` (rate 0.0 without impressions).
     """
     now = time.time() if now_epoch is None else now_epoch
+    if until_epoch is None and since_epoch % HOUR_SECONDS == 0:
+        # From an hour boundary (the batch watermark W always is one): the hourly aggregates, a few keys.
+        hours = range(max(int(since_epoch), bucket_start(now - SPEED_BUCKET_TTL_SECONDS, HOUR_SECONDS)),
+                      bucket_start(now + MAX_CLOCK_SKEW.total_seconds(), HOUR_SECONDS) + HOUR_SECONDS, HOUR_SECONDS)
+        replies = yield [Command("HGETALL", keys.ctr_hour(rail_id, button_id, hour)) for hour in hours]
+        totals = sum_counts(replies)
+        return {**totals, "rate": click_rate(totals["clicks"], totals["impressions"])}
     first = max(since_epoch, now - SPEED_BUCKET_TTL_SECONDS)
     end = bucket_start(now + MAX_CLOCK_SKEW.total_seconds()) + SPEED_BUCKET_SECONDS
     if until_epoch is not None:

@@ -21,7 +21,13 @@ from warehouse_models.events import (
 )
 from warehouse_models.metrics.contributions import Contributions, reduce_frame, window_start
 from warehouse_models.redis_io import text
-from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
+from warehouse_models.redis_keys import (
+    HOUR_SECONDS,
+    SPEED_BUCKET_SECONDS,
+    SPEED_BUCKET_TTL_SECONDS,
+    KeyLayout,
+    bucket_start,
+)
 from warehouse_models.redis_plan import Command, Plan, run
 from warehouse_models.settings import Settings
 
@@ -111,6 +117,27 @@ def engagement_windows(keys: KeyLayout, user_id: str, *, since_epoch: float | No
                     and (until_epoch is None or start < until_epoch):
                 windows.setdefault(start, dict.fromkeys(METRICS, 0))[metric] += int(value)
     return dict(sorted(windows.items()))
+
+
+def engagement_totals(keys: KeyLayout, user_id: str, *, since_epoch: int, now_epoch: float | None = None
+                      ) -> Plan[dict[str, int]]:
+    """A user's totals over the windows that start at or after ``since_epoch``: from the hourly aggregates when
+    it is an hour boundary (the batch watermark W always is: a few keys), else from the minute buckets."""
+    if since_epoch % HOUR_SECONDS:
+        windows = yield from engagement_windows(keys, user_id, since_epoch=since_epoch, now_epoch=now_epoch)
+        return {metric: sum(window[metric] for window in windows.values()) for metric in METRICS}
+    now = time.time() if now_epoch is None else now_epoch
+    first = max(since_epoch, bucket_start(now - SPEED_BUCKET_TTL_SECONDS, HOUR_SECONDS))
+    last = bucket_start(now + MAX_CLOCK_SKEW.total_seconds(), HOUR_SECONDS)
+    replies = yield [Command("HGETALL", keys.user_engagement_hour(user_id, hour))
+                     for hour in range(first, last + HOUR_SECONDS, HOUR_SECONDS)]
+    totals = dict.fromkeys(METRICS, 0)
+    for fields in replies:
+        for field, value in fields.items():
+            metric = text(field)
+            if metric in totals:
+                totals[metric] += int(value)
+    return totals
 
 
 def read_engagement_windows(client: redis.Redis, keys: KeyLayout, user_id: str, *, since_epoch: float | None = None,
