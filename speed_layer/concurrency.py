@@ -120,7 +120,14 @@ for k = 3, #KEYS, 4 do
                    redis.call('ZRANGE', KEYS[k + 2], 0, -1, 'WITHSCORES'),
                    redis.call('ZRANGE', KEYS[k + 3], 0, -1, 'WITHSCORES')}
 end
-if #KEYS > 2 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+if #KEYS > 2 then
+  -- Sessions that went quiet without an explicit end leave after the retention (behind the newest heartbeat).
+  local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+  if #newest > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (tonumber(newest[2]) - tonumber(ARGV[1]) * 1000))
+  end
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+end
 return out
 """
 

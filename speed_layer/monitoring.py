@@ -47,6 +47,14 @@ def _number(value: str | None) -> float | None:
         return None
 
 
+def _started(value: str | None) -> float | None:
+    """A progress row's batch start (ISO-8601) as epoch seconds; None when missing or unreadable."""
+    try:
+        return datetime.fromisoformat(value).timestamp() if value else None
+    except ValueError:
+        return None
+
+
 def progress_metrics(rows: list[dict[str, str]], *, now: float) -> Iterator[Any]:
     """The metric families of the queries' progress rows (pure: the rows as Redis holds them)."""
     families = {field: GaugeMetricFamily(name, doc, labels=["query"]) for field, (name, doc, _) in _GAUGES.items()}
@@ -60,14 +68,10 @@ def progress_metrics(rows: list[dict[str, str]], *, now: float) -> Iterator[Any]
             value = _number(row.get(field))
             if value is not None:
                 families[field].add_metric([query], value * scale)
-        started = row.get("timestamp")
-        if started:
-            try:
-                took = (_number(row.get("batch_duration_ms")) or 0) / 1000
-                finished = datetime.fromisoformat(started).timestamp() + took
-                lag.add_metric([query], max(0.0, now - finished))
-            except ValueError:
-                pass
+        began = _started(row.get("timestamp"))
+        if began is not None:  # an unreadable time is left out
+            finished = began + (_number(row.get("batch_duration_ms")) or 0) / 1000
+            lag.add_metric([query], max(0.0, now - finished))
         total = _number(row.get("late_rows_total"))
         if total is not None:
             late.add_metric([query], total)

@@ -145,7 +145,7 @@ def key_record(keys: KeyLayout, key: str) -> Plan[ApiKey | None]:
 
 @dataclass
 class RateLimiter:
-    """A token bucket per key name: ``rate`` tokens a second, at most ``2 * rate`` saved up."""
+    """A token bucket per key name: ``rate`` tokens a second, at most ``2 * rate`` saved up (at least one)."""
 
     default_rate: float
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -154,7 +154,7 @@ class RateLimiter:
     def take(self, name: str, rate: float | None = None, *, now: float | None = None) -> float:
         """Take one token; return 0.0 when the request may go on, else the seconds until one is available."""
         per_second = rate or self.default_rate
-        capacity = 2 * per_second
+        capacity = max(1.0, 2 * per_second)  # a slow key still gets its one request now and then
         clock = time.monotonic() if now is None else now
         with self._lock:
             tokens, at = self._buckets.get(name, (capacity, clock))

@@ -168,7 +168,7 @@ class ActiveStream(BaseModel):
 
 class AuthorizeAnswer(BaseModel):
     allowed: bool
-    reason: Literal["within_limit", "limit_unknown", "over_limit", "limit_reached"]
+    reason: Literal["within_limit", "limit_unknown", "over_limit", "limit_reached", "session_ended"]
     limit: int | None = Field(description="The plan's concurrent-stream limit (None: no plan record seen).")
     active: list[ActiveStream] = Field(description="The account's playing sessions after this answer, earliest "
                                                    "start first.")

@@ -9,7 +9,12 @@ starts later is over the limit. So:
 * a playing session within the first ``limit`` is allowed (``within_limit``) and its lease renewed;
 * a playing session ranked past the limit is denied (``over_limit``) and loses its lease;
 * a new session is allowed while fewer than ``limit`` sessions play, else denied (``limit_reached``);
-* without a plan record for the account the limit is unknown and every session is allowed (``limit_unknown``).
+* without a plan record for the account the limit is unknown and every session is allowed (``limit_unknown``);
+* a session that ended explicitly may not play again under the same id (``session_ended``): a new playback is a
+  new session.
+
+A grant's start is kept while the session holds its lease or is still heard, so a player that authorized and
+then streams keeps its place after the lease runs out; a grant of a session neither leased nor heard is dropped.
 
 The decision, the lease and the per-minute decision counts are one Lua script call: two devices that ask at
 the same instant are decided one after the other, and only one of them takes the last slot.
@@ -33,21 +38,25 @@ from warehouse_models.redis_plan import Command, Plan, ScriptCall, run
 _AUTHORIZE_LUA = """
 local account, session, device = ARGV[1], ARGV[2], ARGV[3]
 local now, timeout, lease = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. now)
-if #expired > 0 then
-  redis.call('ZREM', KEYS[5], unpack(expired))
-  redis.call('ZREM', KEYS[6], unpack(expired))
-  redis.call('HDEL', KEYS[7], unpack(expired))
-end
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. now)
+local heard = {}
+for _, s in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], now - timeout, '+inf')) do heard[s] = true end
 local starts = {}
 local function consider(s, at)
   if starts[s] == nil or at < starts[s] then starts[s] = at end
 end
-for _, s in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], now - timeout, '+inf')) do
-  consider(s, tonumber(redis.call('ZSCORE', KEYS[3], s) or now))
+for s in pairs(heard) do consider(s, tonumber(redis.call('ZSCORE', KEYS[3], s) or now)) end
+-- A grant's start counts while the session holds its lease or is still heard; otherwise it is forgotten.
+local granted = redis.call('ZRANGE', KEYS[6], 0, -1, 'WITHSCORES')
+for i = 1, #granted, 2 do
+  local s = granted[i]
+  if heard[s] or redis.call('ZSCORE', KEYS[5], s) then
+    consider(s, tonumber(granted[i + 1]))
+  else
+    redis.call('ZREM', KEYS[6], s)
+    redis.call('HDEL', KEYS[7], s)
+  end
 end
-local leased = redis.call('ZRANGE', KEYS[6], 0, -1, 'WITHSCORES')
-for i = 1, #leased, 2 do consider(leased[i], tonumber(leased[i + 1])) end
 local playing = {}
 for s, at in pairs(starts) do
   if not redis.call('ZSCORE', KEYS[4], s) then playing[#playing + 1] = {at, s} end
@@ -62,7 +71,9 @@ for i, entry in ipairs(playing) do
 end
 local limit = redis.call('HGET', KEYS[1], account)
 local allowed, reason = 1, 'within_limit'
-if not limit then
+if redis.call('ZSCORE', KEYS[4], session) then
+  allowed, reason = 0, 'session_ended'
+elseif not limit then
   reason = 'limit_unknown'
 elseif rank then
   if rank > tonumber(limit) then allowed, reason = 0, 'over_limit' end
@@ -91,8 +102,8 @@ end
 return {allowed, reason, limit or '', active}
 """
 
-REASONS = ("within_limit", "limit_unknown", "over_limit", "limit_reached")
-"""Every reason an answer can carry; the first two allow, the last two deny."""
+REASONS = ("within_limit", "limit_unknown", "over_limit", "limit_reached", "session_ended")
+"""Every reason an answer can carry; the first two allow, the others deny."""
 
 
 @dataclass(frozen=True)

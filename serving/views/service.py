@@ -57,7 +57,9 @@ class Views:
         return value, lag
 
     @staticmethod
-    def _compose(batch: BatchRead | None, lag: SpeedFreshness | None, *, now: float) -> Freshness:
+    def _compose(batch: BatchRead | None, lag: SpeedFreshness | None, *, now: float,
+                 additive: bool = False) -> Freshness:
+        """``additive``: an all-time total, complete only with a batch part whose W the speed buckets still hold."""
         speed = lag is not None
         layers = tuple(name for name, used in (("batch", batch is not None), ("speed", speed)) if used)
         return Freshness(
@@ -66,7 +68,7 @@ class Views:
             batch_version=batch.version if batch is not None else None,
             speed_lag_seconds=lag.lag_seconds if lag is not None else None,
             speed_kafka_lag=lag.kafka_lag if lag is not None else None,
-            complete=is_complete(batch, now=now) if batch is not None else speed,
+            complete=is_complete(batch, now=now) if batch is not None else (speed and not additive),
         )
 
     def _current(self) -> Plan[BatchRead | None]:
@@ -98,7 +100,7 @@ class Views:
             "totals": {metric: int(value) for metric, value in totals.items()},
             "windows": [{"start": epoch_to_utc(start), **window} for start, window in windows.items()
                         if start >= recent_from],
-        }, self._compose(batch, lag, now=now))
+        }, self._compose(batch, lag, now=now, additive=True))
 
     def ctr(self, rail_id: str, button_id: str) -> Plan[Answer]:
         now = time.time()
@@ -111,18 +113,18 @@ class Views:
             raise NotFound(f"no impressions or clicks for rail {rail_id!r}, button {button_id!r}")
         impressions, clicks = int(counts["impressions"]), int(counts["clicks"])
         return Answer({"rail_id": rail_id, "button_id": button_id, "impressions": impressions, "clicks": clicks,
-                       "rate": click_rate(clicks, impressions)}, self._compose(batch, lag, now=now))
+                       "rate": click_rate(clicks, impressions)}, self._compose(batch, lag, now=now, additive=True))
 
     def qoe(self, content_id: str, *, device_type: str, country: str) -> Plan[Answer]:
         now = time.time()
         batch, lag = yield from self._with_lag(batch_qoe(self.keys, content_id, device_type, country), now)
         live = yield from qoe_buckets(self.keys, content_id, device_type=device_type, country=country,
-                                      since=speed_since(batch))
+                                      since=speed_since(batch), now_epoch=now)
         sums = merge_sums([batch.values if batch is not None else {}, *live.values()])
         if not any(sums.values()):
             raise NotFound(f"no plays of {content_id!r} on {device_type!r} in {country!r}")
         return Answer({"content_id": content_id, "device_type": device_type, "country": country,
-                       **qoe_metrics(sums)}, self._compose(batch, lag, now=now))
+                       **qoe_metrics(sums)}, self._compose(batch, lag, now=now, additive=True))
 
     # --- batch only --------------------------------------------------------------------------------------
     def content_stats(self, content_id: str) -> Plan[Answer]:
@@ -205,7 +207,7 @@ class Views:
         timeout = self.settings.speed_heartbeat_timeout_seconds
         found = yield from gather(
             self._trending_items("vod", top), self._trending_items("live", top),
-            speed_views.live_streams(self.keys, heartbeat_timeout_seconds=timeout),
+            speed_views.live_streams(self.keys, heartbeat_timeout_seconds=timeout, now=now),
             decisions(self.keys, minutes=minutes, now=now), speed_views.ctr_rates(self.keys, limit=top),
             speed_views.active_alerts(self.keys), speed_views.recent_alerts(self.keys, 10), self._current(),
             self._lag(now))

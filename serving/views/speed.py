@@ -107,14 +107,16 @@ def read_active_alerts(client: redis.Redis, keys: KeyLayout) -> dict[str, dict[s
     return run(client, active_alerts(keys))
 
 
-def live_streams(keys: KeyLayout, *, heartbeat_timeout_seconds: int) -> Plan[tuple[int, datetime | None]]:
+def live_streams(keys: KeyLayout, *, heartbeat_timeout_seconds: int, now: float | None = None
+                 ) -> Plan[tuple[int, datetime | None]]:
     """Streams playing across every account: sessions heard within the heartbeat timeout of the newest heartbeat
-    the speed layer recorded, that have not ended; with that newest heartbeat's time (None: none recorded)."""
+    the speed layer recorded (or of now, if a clock ahead of ours sent that one), that have not ended; with the
+    time it is counted at (None: no heartbeat recorded)."""
     (reply,) = yield [Command("ZRANGE", keys.live_sessions(), -1, -1, "WITHSCORES")]
     newest = score_pairs(reply)
     if not newest:
         return 0, None
-    as_of = int(newest[0][1])
+    as_of = min(int(newest[0][1]), int((time.time() if now is None else now) * 1000))
     (count,) = yield [Command("ZCOUNT", keys.live_sessions(), as_of - heartbeat_timeout_seconds * 1000, "+inf")]
     return int(count), utc_from_ms(as_of)
 

@@ -17,7 +17,7 @@ from serving.views import batch, speed
 from serving.views.playback import authorize, decisions
 from warehouse_models.batch_versions import current_version_plan
 from warehouse_models.metrics.ctr import ctr_counts
-from warehouse_models.metrics.engagement import engagement_windows
+from warehouse_models.metrics.engagement import engagement_totals, engagement_windows
 from warehouse_models.metrics.qoe import qoe_buckets
 from warehouse_models.metrics.trending import trending_ranking
 from warehouse_models.redis_keys import bucket_start
@@ -35,6 +35,8 @@ def test_blocking_and_asyncio_clients_read_the_same(redis_service, isolated: Set
                     watermark=minute - 3600)
     client.hset(keys.user_engagement_bucket("u1", minute), mapping={f"{minute}:events": 2, f"{minute}:clicks": 1})
     client.hset(keys.ctr_bucket("r1", "tile", minute), mapping={"vod-1:impressions": 4, "vod-1:clicks": 1})
+    client.hset(keys.ctr_hour("r1", "tile", bucket_start(now, 3600)), mapping={"vod-1:impressions": 6})
+    client.hset(keys.user_engagement_hour("u1", bucket_start(now, 3600)), mapping={"events": 5, "clicks": 1})
     client.hset(keys.qoe_bucket("vod-1", "tv", "US", minute), mapping={"plays": 2, "startups": 1})
     client.zadd(keys.trending("vod"), {"vod-1": 7, "vod-2": 3})
     client.zadd(keys.recent_items("u1"), {"vod-1": int(now * 1000), "vod-2": int(now * 1000) - 5000})
@@ -68,6 +70,10 @@ def test_blocking_and_asyncio_clients_read_the_same(redis_service, isolated: Set
         "scan": lambda: scan(keys.pattern("speed")),
         "key": lambda: key_record(keys, key),
         "decisions": lambda: decisions(keys, minutes=2, now=now),
+        "ctr_hourly": lambda: ctr_counts(keys, "r1", "tile", since_epoch=bucket_start(now, 3600), now_epoch=now),
+        "totals_hourly": lambda: engagement_totals(keys, "u1", since_epoch=bucket_start(now, 3600), now_epoch=now),
+        "qoe_slice": lambda: qoe_buckets(keys, "vod-1", device_type="tv", country="US", since=minute - 60,
+                                         now_epoch=now),
         "baselines": lambda: batch.batch_trending_baselines(keys, "vod", ["vod-1", "vod-9"]),
         "all_baselines": lambda: batch.batch_trending_baselines(keys, "vod"),
         "gathered": lambda: gather(trending_ranking(keys, "vod", 1), batch.batch_user_totals(keys, "u1"),
@@ -89,10 +95,14 @@ def test_blocking_and_asyncio_clients_read_the_same(redis_service, isolated: Set
         assert blocking["ctr"]["impressions"] == 4 and blocking["freshness"].kafka_lag == 5
         assert blocking["key"].scopes == frozenset({"read"})
         assert blocking["baselines"].values == {"vod-1": 2.5}
+        assert blocking["ctr_hourly"]["impressions"] == 6 and blocking["totals_hourly"]["events"] == 5
+        assert blocking["qoe_slice"] == blocking["qoe"]
         assert blocking["all_baselines"].values == {"vod-1": 2.5, "vod-3": 1.0}
         assert blocking["gathered"] == [blocking["trending"][:1], blocking["user_totals"], blocking["recent"][:1]]
-        # A script: the first call on each client loads it.
+        # A script Redis does not hold (first use, or after a restart) is loaded by either executor.
+        client.script_flush()
         sync_decision = run(client, _authorize(keys, "s-sync", now))
+        client.script_flush()
         async_decision = asyncio.run(arun(isolated.redis_async_client(), _authorize(keys, "s-async", now)))
         assert (sync_decision.allowed, async_decision.allowed) == (True, True)
         assert [a.session_id for a in async_decision.active] == ["s-sync", "s-async"]

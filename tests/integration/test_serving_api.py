@@ -162,7 +162,10 @@ def test_bad_parameters_are_named_and_unknown_ids_are_404(served):
         missing = _get(http, key, path, **params)
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found", path
     assert _get(http, keys["admin"], "/v1/accounts/nobody/streams").status_code == 404
-    assert _get(http, key, "/v2/freshness").status_code == 404
+    unknown = _get(http, key, "/v2/freshness")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+    wrong_method = http.post("/v1/freshness", headers={"X-API-Key": key})
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"] == "method_not_allowed"
     assert "traceback" not in _get(http, key, "/v1/users/u1/recent", limit="x").text.lower()
 
 

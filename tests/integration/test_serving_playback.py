@@ -7,7 +7,16 @@ import threading
 from serving.views.playback import authorize_now as authorize
 from serving.views.playback import read_decisions
 from speed_layer.concurrency import QUERY
-from tests.integration.test_speed_concurrency_redis import PLAN, S1, S1_END, S2, S3, T0, ctx  # noqa: F401
+from tests.integration.test_speed_concurrency_redis import (  # noqa: F401
+    PLAN,
+    S1,
+    S1_END,
+    S2,
+    S3,
+    T0,
+    _heartbeats,
+    ctx,
+)
 from tests.speed_support import write_events
 
 TIMEOUT_S = 30
@@ -90,7 +99,7 @@ def test_two_devices_that_start_at_once_cannot_both_take_the_last_slot(redis_ser
                 t.start()
             for t in threads:
                 t.join(timeout=10)
-            assert sum(answers.values()) == 1, answers  # one slot was left; exactly one device got it
+            assert len(answers) == 4 and sum(answers.values()) == 1, answers  # one slot left: one device got it
     finally:
         for key in setup.scan_iter(match=keys.pattern()):
             setup.delete(key)
@@ -113,3 +122,20 @@ def test_an_over_limit_stream_seen_only_by_its_heartbeats_is_denied(spark, ctx):
     assert [a.session_id for a in answer.active] == ["p1", "p2", "p3", "p4"]
     # The three renew their grants (each within its lease) and keep playing; the fourth stays denied.
     assert [_ask(ctx, s, at).reason for s in ("p1", "p2", "p3", "p4")] == ["within_limit"] * 3 + ["over_limit"]
+
+
+def test_an_ended_session_may_not_play_again_and_a_granted_start_outlives_its_lease(spark, ctx):  # noqa: F811
+    write_events(spark, QUERY, ctx, [PLAN, *S1, S1_END], batch_id=0)  # plan of one; s1 ended at 65 s
+    again = _ask(ctx, "s1", T0 + 70_000)
+    assert (again.allowed, again.reason) == (False, "session_ended")
+    assert _ask(ctx, "s2", T0 + 70_000).allowed  # the slot s1 left is free for a new session
+
+    # "a" is granted at 130 s; "b" streams without asking from 140 s; "a"'s heartbeats start at 145 s.
+    ctx.client.hset(ctx.keys.account_plan_limits(), "acc-4", 1)
+    assert _ask(ctx, "a", T0 + 130_000, account="acc-4").allowed
+    beats = [{**hb, "account_id": "acc-4"} for hb in (*_heartbeats("b", [140, 150]), *_heartbeats("a", [145, 155]))]
+    write_events(spark, QUERY, ctx, beats, batch_id=1)
+    # At 170 s "a"'s lease (until 160 s) has run out and both are heard: "a" keeps its place from the grant.
+    later = T0 + 170_000
+    assert _ask(ctx, "a", later, account="acc-4").reason == "within_limit"
+    assert _ask(ctx, "b", later, account="acc-4").reason == "over_limit"

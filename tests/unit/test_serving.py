@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from serving.api.auth import ApiKey, RateLimiter, digest
 from serving.views.merge import add_counts, is_complete, newest_by_event_time, speed_since
 from warehouse_models.batch_versions import BatchRead
@@ -42,6 +44,13 @@ def test_rate_limiter_allows_a_burst_of_twice_the_rate_then_refills():
     assert limiter.take("other", 1.0, now=0.5) == 0.0  # buckets are per key, with the key's own rate
     assert limiter.take("other", 1.0, now=0.5) == 0.0
     assert limiter.take("other", 1.0, now=0.5) == 1.0
+
+
+def test_a_key_slower_than_one_request_per_two_seconds_still_gets_its_requests():
+    limiter = RateLimiter(default_rate=100.0)
+    assert limiter.take("slow", 0.2, now=0.0) == 0.0
+    assert limiter.take("slow", 0.2, now=1.0) == pytest.approx(4.0)  # one token every 5 s
+    assert limiter.take("slow", 0.2, now=5.0) == 0.0
 
 
 def test_admin_implies_every_scope_and_keys_are_stored_by_digest():

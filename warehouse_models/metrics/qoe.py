@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from warehouse_models.events import HEARTBEAT_INTERVAL_SECONDS, PLAYBACK_TYPES, EventType
+from warehouse_models.events import HEARTBEAT_INTERVAL_SECONDS, MAX_CLOCK_SKEW, PLAYBACK_TYPES, EventType
 from warehouse_models.metrics.sessions import (
     STATE_GROUP,
     drop_resent,
@@ -48,7 +49,7 @@ from warehouse_models.metrics.sessions import (
     state_group,
     store_group,
 )
-from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, KeyLayout
+from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
 from warehouse_models.redis_plan import Command, Plan, run, scan
 from warehouse_models.settings import Settings
 
@@ -388,19 +389,34 @@ def qoe_rows(events: DataFrame, settings: Settings) -> DataFrame:
 
 
 def qoe_buckets(keys: KeyLayout, content_id: str, *, device_type: str = "*", country: str = "*",
-                since: int | None = None, until: int | None = None) -> Plan[dict[tuple[str, str, int], dict[str, int]]]:
-    """The QoE buckets of one title: (device type, country, bucket start) -> sums; ``*`` matches any (the keys
-    are found with ``SCAN``).
+                since: int | None = None, until: int | None = None, now_epoch: float | None = None
+                ) -> Plan[dict[tuple[str, str, int], dict[str, int]]]:
+    """The QoE buckets of one title: (device type, country, bucket start) -> sums; ``*`` matches any.
+
+    One slice read from ``since`` builds its minute keys from ``since`` to now (one pipeline); otherwise the keys
+    are found with ``SCAN`` (the whole keyspace: for the dashboard and reconciliation, not an app's request).
 
     Args:
         since: only buckets starting at or after this epoch second (e.g. the batch watermark W).
         until: only buckets starting before this epoch second (e.g. the end of an hour being reconciled).
+        now_epoch: the reader's clock for the one-slice read (default: the wall clock).
     """
-    pattern = keys.qoe_bucket(content_id, device_type, country, 0).rsplit(":b:", 1)[0] + ":b:*"
-    found = sorted((yield from scan(pattern)))
+    if "*" not in (device_type, country) and since is not None:
+        now = time.time() if now_epoch is None else now_epoch
+        first = bucket_start(max(since, now - SPEED_BUCKET_TTL_SECONDS))
+        last = bucket_start(now + MAX_CLOCK_SKEW.total_seconds())
+        if until is not None:
+            last = min(last, bucket_start(until - 1))
+        found = [keys.qoe_bucket(content_id, device_type, country, bucket)
+                 for bucket in range(first, last + SPEED_BUCKET_SECONDS, SPEED_BUCKET_SECONDS)]
+    else:
+        pattern = keys.qoe_bucket(content_id, device_type, country, 0).rsplit(":b:", 1)[0] + ":b:*"
+        found = sorted((yield from scan(pattern)))
     replies = yield [Command("HGETALL", key) for key in found]
     out: dict[tuple[str, str, int], dict[str, int]] = {}
     for key, values in zip(found, replies, strict=True):
+        if not values:
+            continue
         _, device, ctry, _, bucket = key.rsplit(":", 4)
         if (since is not None and int(bucket) < since) or (until is not None and int(bucket) >= until):
             continue
