@@ -15,6 +15,7 @@ from rich.table import Table
 
 from warehouse_models.redis_io import text
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS
+from warehouse_models.redis_plan import run, scan
 from warehouse_models.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -25,12 +26,7 @@ _SCAN_LIMIT = 20_000
 
 
 def _scan(client: Any, pattern: str) -> list[str]:
-    keys: list[str] = []
-    for key in client.scan_iter(match=pattern, count=1000):
-        keys.append(text(key))
-        if len(keys) >= _SCAN_LIMIT:
-            break
-    return keys
+    return run(client, scan(pattern, limit=_SCAN_LIMIT))
 
 
 def _suffix(key: str, prefix: str) -> str:

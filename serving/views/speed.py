@@ -155,8 +155,6 @@ class SpeedFreshness:
     expired). Under steady traffic this is what an event produced now waits at most, plus one batch."""
     kafka_lag: int | None
     """Records on the query's topics it had not read when that batch started."""
-    max_event_time: datetime | None
-    """The newest event time the query has seen."""
 
 
 def _iso(value: str | None) -> datetime | None:
@@ -171,14 +169,12 @@ def _iso(value: str | None) -> datetime | None:
 def speed_freshness(keys: KeyLayout, query_name: str, *, now: float | None = None) -> Plan[SpeedFreshness]:
     """The shared query's freshness from its progress row (one ``HMGET``); ``query_name``:
     ``settings.speed_query_name(SHARED_QUERY)``."""
-    (row,) = yield [Command("HMGET", keys.speed_progress(query_name), "timestamp", "batch_duration_ms", "kafka_lag",
-                            "max_event_time")]
-    started, duration, lag, newest = row
+    (row,) = yield [Command("HMGET", keys.speed_progress(query_name), "timestamp", "batch_duration_ms", "kafka_lag")]
+    started, duration, lag = row
     began = _iso(text(started)) if started is not None else None
     if began is None:
-        return SpeedFreshness(None, None, None)
+        return SpeedFreshness(None, None)
     finished = began.timestamp() + (int(text(duration)) if duration is not None else 0) / 1000
     clock = time.time() if now is None else now
     kafka_lag = int(text(lag)) if lag is not None and text(lag).lstrip("-").isdigit() else None
-    return SpeedFreshness(round(max(0.0, clock - finished), 3), kafka_lag,
-                          _iso(text(newest)) if newest is not None else None)
+    return SpeedFreshness(round(max(0.0, clock - finished), 3), kafka_lag)
