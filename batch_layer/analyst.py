@@ -123,7 +123,9 @@ def gold_tables() -> tuple[TableSpec, ...]:
     found = getattr(marts, "MART_TABLES", None)
     if found is None:
         found = tuple(value for value in vars(marts).values() if isinstance(value, TableSpec))
-    specs = {spec.name: spec for spec in (*STAR_TABLES, *found) if spec.layer == "gold"}
+    from warehouse_models.recommendations import RECOMMENDATION_TABLES
+
+    specs = {spec.name: spec for spec in (*STAR_TABLES, *found, *RECOMMENDATION_TABLES) if spec.layer == "gold"}
     return tuple(specs.values())
 
 

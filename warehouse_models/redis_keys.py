@@ -30,6 +30,8 @@ RECENT_ITEMS_TTL_SECONDS = 30 * 24 * 3600
 RECENT_ITEMS_MAX = 50
 DECISIONS_TTL_SECONDS = 24 * 3600
 """Per-minute counts of authorize answers: a day of them for the dashboard and monitoring."""
+MODEL_TTL_SECONDS = 2 * 24 * 3600
+"""A replaced recommendation model's keys linger this long (readers mid-request, a quick rollback)."""
 BATCH_VIEW_TTL_SECONDS = 3 * 24 * 3600
 """Old batch versions linger this long after a newer one is published, for readers mid-request."""
 
@@ -224,8 +226,28 @@ class KeyLayout:
         """A SCAN pattern over every key of one batch version (its meta included)."""
         return f"{self.prefix}:batch:{version}:*"
 
-    def batch_recommendations(self, version: str, user_id: str) -> str:
-        return f"{self.prefix}:batch:{version}:recs:{user_id}"
+    # --- recommendation models: versioned like the batch views, on their own (daily) pointer ---------------------
+    def model_pointer(self) -> str:
+        """String: the published recommendation model version."""
+        return f"{self.prefix}:models:current"
+
+    def model_items(self, version: str) -> str:
+        """Hash of one model version's catalog side, read once per version by each API process: ``ids`` (JSON
+        list), ``factors`` (float32 item factors, row-major), ``titles``, ``durations`` (JSON lists aligned with
+        ``ids``), ``popular`` (JSON: segment -> title ids) and ``meta`` (JSON: version, data range, metrics)."""
+        return f"{self.prefix}:models:{version}:items"
+
+    def model_user(self, version: str, user_id: str) -> str:
+        """Hash of one user in a model version: ``factors`` (float32), ``seen`` (JSON ids the user watched in the
+        training range), ``recs`` (JSON ``[[content id, score, reason title id or ""], ...]``), ``segment``."""
+        return f"{self.prefix}:models:{version}:user:{user_id}"
+
+    def model_similar(self, version: str, content_id: str) -> str:
+        """String: JSON ``[[content id, score], ...]``, the titles most like one title (content similarity)."""
+        return f"{self.prefix}:models:{version}:similar:{content_id}"
+
+    def model_version_pattern(self, version: str) -> str:
+        return f"{self.prefix}:models:{version}:*"
 
     # --- serving layer ---------------------------------------------------------------------------------
     def playback_leases(self, account_id: str) -> str:

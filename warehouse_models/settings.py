@@ -237,6 +237,48 @@ class Settings(BaseSettings):
     """The freshness check warns when the newest event time in ``silver_events`` is older than this: the hourly
     run builds each hour a few minutes after it closes, so live traffic keeps it under about 70 minutes."""
 
+    models_dir: Path | None = None
+    """Where trained recommendation models are kept, one folder per version with its manifest (parameters, data
+    range, metrics). Default: <data_dir>/models. On a cluster, a path every trainer and API host shares."""
+
+    recs_weighting: Literal["log", "bm25", "none"] = "log"
+    """How a user's watch strength of a title (watch minutes x (1 + completion)) becomes ALS confidence: ``log``
+    (log1p, so a binge does not drown everything else), ``bm25`` (implicit's BM25, damping prolific users and very
+    popular titles) or ``none`` (the strength as it is)."""
+
+    recs_factors: int = Field(default=64, ge=2)
+    """Latent factors of the ALS model."""
+
+    recs_regularization: float = Field(default=0.05, ge=0)
+    recs_iterations: int = Field(default=15, ge=1)
+    recs_alpha: float = Field(default=2.0, gt=0)
+    """ALS confidence scale: confidence = 1 + alpha x weighted strength."""
+
+    recs_history_days: int = Field(default=30, ge=1)
+    """Days of gold facts the daily training reads (ending with the partition's day)."""
+
+    recs_holdout_days: int = Field(default=1, ge=1)
+    """The newest days of that range held out to evaluate the candidate model (time-based split)."""
+
+    recs_eval_users: int = Field(default=5000, ge=1)
+    """At most this many held-out users are scored per model in an evaluation (a seeded sample beyond it)."""
+
+    recs_promote_margin: float = Field(default=0.05, ge=0, le=1)
+    """A new model is published only if its hybrid NDCG@10 is at least (1 - margin) x the current model's."""
+
+    recs_top_n: int = Field(default=50, ge=1)
+    """Recommendations per user and similar titles per title kept in Delta and Redis."""
+
+    recs_als_weight: float = Field(default=0.5, ge=0)
+    recs_content_weight: float = Field(default=0.4, ge=0)
+    recs_popularity_weight: float = Field(default=1.0, ge=0)
+    """The hybrid's score of a title is the weighted sum of its ALS, content-similarity and segment-popularity
+    scores, each scaled to [0, 1] per user. The defaults scored best of a small grid on the simulated world (see
+    docs/recommendations.md); a cold user has no ALS term."""
+
+    recs_live_weight: float = Field(default=1.0, ge=0)
+    """At request time, how strongly the titles a user just watched steer the user's factors."""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("kafka_topic_prefix", "redis_key_prefix")
@@ -269,6 +311,10 @@ class Settings(BaseSettings):
     def delta_root_uri(self) -> str:
         """The Delta root as a string (a path or an URI)."""
         return self.delta_root or str(self.data_dir / "delta")
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
 
     @property
     def checkpoint_root_uri(self) -> str:
