@@ -239,11 +239,12 @@ def test_sql_error_carries_duckdb_message_and_a_hint(connection) -> None:
         run_query(connection, "SELECT * FROM mart_segments", missing=("mart_segments",))
 
 
-def test_gold_tables_are_the_star_schema_then_the_marts() -> None:
+def test_gold_tables_are_the_star_schema_then_the_marts_then_the_recommendations() -> None:
     from warehouse_models.marts import MART_TABLES
+    from warehouse_models.recommendations import RECOMMENDATION_TABLES
 
     specs = gold_tables()
-    assert specs == STAR_TABLES + MART_TABLES
+    assert specs == STAR_TABLES + MART_TABLES + RECOMMENDATION_TABLES
     assert all(spec.layer == "gold" for spec in specs)
 
 
