@@ -43,7 +43,20 @@ def build_app(only: str | None = None) -> typer.Typer:
 
         app.command("sql")(sql.sql)
         return app
-    from reelytics.commands import api, backfill, bench, bronze, collector, demo, dlq, services, simulate, speed, sql
+    from reelytics.commands import (
+        api,
+        backfill,
+        bench,
+        bronze,
+        collector,
+        demo,
+        dlq,
+        models,
+        services,
+        simulate,
+        speed,
+        sql,
+    )
 
     app.command("up")(services.up)
     app.command("down")(services.down)
@@ -58,6 +71,7 @@ def build_app(only: str | None = None) -> typer.Typer:
     app.command("backfill", help=backfill.HELP)(backfill.backfill)
     app.add_typer(speed.app, name="speed")
     app.add_typer(api.app, name="api")
+    app.add_typer(models.app, name="models")
     return app
 
 

@@ -1,0 +1,1 @@
+"""The models asset group: daily recommendation training, evaluation and publication."""
