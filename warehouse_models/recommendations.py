@@ -67,6 +67,15 @@ vocabulary, and the popularity per segment."""
 USER_FIELDS: tuple[str, ...] = ("factors", "seen", "recs", "segment")
 """Fields of :meth:`~warehouse_models.redis_keys.KeyLayout.model_user`."""
 
+GLOBAL_SEGMENT = "*"
+"""The segment of a user whose country and device are unknown: catalog-wide popularity."""
+
+
+def segment_of(country: str | None, device_type: str | None) -> str:
+    """A popularity segment: the user's country and device type."""
+    return f"{country or 'unknown'}|{device_type or 'unknown'}"
+
+
 TOKEN_PATTERN = r"(?u)\b\w[\w-]+\b"
 """Terms of the TF-IDF space (lower-cased): words of two or more characters, hyphenated words kept whole."""
 

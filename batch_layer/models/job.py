@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from batch_layer.models.evaluate import GATE_METRIC, gate
 from batch_layer.models.publish import publish_delta, publish_redis
-from batch_layer.models.recommenders import segment_of
 from batch_layer.models.registry import ModelVersion, Registry, RegistryError, new_version
 from batch_layer.models.train import TrainingData, TrainParams, UserInfo, train_model
+from warehouse_models.recommendations import segment_of
 
 if TYPE_CHECKING:
     import redis

@@ -27,7 +27,7 @@ import numpy as np
 
 from batch_layer.models.content import ContentIndex, top_k
 from batch_layer.models.matrix import Matrix
-from warehouse_models.recommendations import hybrid, segment_popularity
+from warehouse_models.recommendations import GLOBAL_SEGMENT, hybrid, segment_popularity
 
 if TYPE_CHECKING:
     from implicit.cpu.als import AlternatingLeastSquares
@@ -36,14 +36,6 @@ logger = logging.getLogger(__name__)
 
 ModelName = Literal["als", "content", "popularity", "hybrid"]
 MODEL_NAMES: tuple[ModelName, ...] = ("als", "content", "popularity", "hybrid")
-
-GLOBAL_SEGMENT = "*"
-"""The segment name of the catalog-wide popularity."""
-
-
-def segment_of(country: str | None, device_type: str | None) -> str:
-    return f"{country or 'unknown'}|{device_type or 'unknown'}"
-
 
 @dataclass(frozen=True)
 class AlsParams:

@@ -27,7 +27,6 @@ from batch_layer.models.content import ContentIndex
 from batch_layer.models.evaluate import evaluate, names
 from batch_layer.models.matrix import Matrix, Weighting, build_matrix, relevant_items, seen_items, time_split
 from batch_layer.models.recommenders import (
-    GLOBAL_SEGMENT,
     MODEL_NAMES,
     AlsParams,
     HybridWeights,
@@ -37,6 +36,7 @@ from batch_layer.models.recommenders import (
     fit_als,
     recommend,
 )
+from warehouse_models.recommendations import GLOBAL_SEGMENT
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -32,7 +32,7 @@ from serving.dashboard import CHART_JS_VERSION, PAGE, chart_js_path
 from serving.metrics import RequestTimer, exposition, request_histogram
 from serving.views.merge import Freshness
 from serving.views.pipeline import recent_runs
-from serving.views.service import Answer, NotFound, Views
+from serving.views.service import Answer, ModelMissing, NotFound, Views
 from warehouse_models.batch_versions import BatchVersionMissing
 from warehouse_models.redis_io import utc_from_ms
 from warehouse_models.redis_plan import Plan, arun, run
@@ -223,6 +223,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _error(503, "unavailable", "the batch views are being republished; retry shortly",
                       headers={"Retry-After": str(RETRY_AFTER_S)})
 
+    @app.exception_handler(ModelMissing)
+    async def _model_missing(request: Request, exc: ModelMissing) -> JSONResponse:
+        logger.error("%s", exc)
+        return _error(503, "unavailable", "the recommendation model is being republished; retry shortly",
+                      headers={"Retry-After": str(RETRY_AFTER_S)})
+
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unexpected error in %s %s", request.method, request.url.path)
@@ -305,6 +311,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def qoe(request: Request, v: ViewsDep, content_id: Id, device_type: QueryId,
                   country: QueryId) -> Response:
         return await answer(request, v.qoe(content_id, device_type=device_type, country=country))
+
+    @app.get(f"{v1}/users/{{user_id}}/recommendations", response_model=models.Recommendations, tags=["users"],
+             dependencies=[read], summary="Live recommendations with reasons: the daily model re-ranked with what the "
+                                          "user just watched")
+    async def recommendations(request: Request, v: ViewsDep, user_id: Id,
+                              limit: Annotated[int, Query(ge=1, le=50)] = 10,
+                              country: Annotated[str | None, Query(min_length=1, max_length=128,
+                                                                   pattern=ID_PATTERN)] = None,
+                              device_type: Annotated[str | None, Query(min_length=1, max_length=128,
+                                                                       pattern=ID_PATTERN)] = None) -> Response:
+        """``country`` and ``device_type`` choose the popularity segment (default: the user's, from the model;
+        for a new user, the catalog's)."""
+        return await answer(request, v.recommendations(user_id, limit=limit, country=country,
+                                                       device_type=device_type))
+
+    @app.get(f"{v1}/content/{{content_id}}/similar", response_model=models.Similar, tags=["content"],
+             dependencies=[read], summary="The titles most like a title (content similarity of the daily model)")
+    async def similar(request: Request, v: ViewsDep, content_id: Id,
+                      limit: Annotated[int, Query(ge=1, le=50)] = 10) -> Response:
+        return await answer(request, v.similar(content_id, limit=limit))
 
     @app.get(f"{v1}/alerts", response_model=models.Alerts, tags=["admin"], dependencies=[admin],
              summary="Traffic-spike alerts, open and recent (admin)")

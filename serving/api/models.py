@@ -76,6 +76,45 @@ class Recent(BaseModel):
     freshness: Freshness
 
 
+class Reason(BaseModel):
+    kind: Literal["because_you_watched", "trending_in_your_country", "matches_your_search", "popular"]
+    content_id: str | None = Field(default=None, description="because_you_watched: the title watched.")
+    title: str | None = Field(default=None, description="because_you_watched: its title.")
+    query: str | None = Field(default=None, description="matches_your_search: the search.")
+
+
+class RecommendedItem(BaseModel):
+    content_id: str
+    title: str
+    score: float = Field(description="Hybrid score over this answer's candidates (higher is better).")
+    reason: Reason
+
+
+class Recommendations(BaseModel):
+    user_id: str
+    model_version: str = Field(description="The published model version the answer comes from.")
+    known_user: bool = Field(description="The model was trained on this user (else: a cold start, served from "
+                                         "what the user just watched and the segment's popularity).")
+    segment: str = Field(description="The popularity segment used: country|device_type, or * for all.")
+    recent: list[RecentItem] = Field(description="The titles just watched that steered this answer, newest first.")
+    items: list[RecommendedItem] = Field(description="Best first.")
+    freshness: Freshness = Field(description="as_of: the end of the model's training data; speed lag: how fresh "
+                                             "the recent titles are.")
+
+
+class SimilarItem(BaseModel):
+    content_id: str
+    title: str
+    score: float = Field(description="Cosine of the two titles' TF-IDF vectors.")
+
+
+class Similar(BaseModel):
+    content_id: str
+    model_version: str
+    items: list[SimilarItem] = Field(description="Most similar first.")
+    freshness: Freshness
+
+
 class TrendingItem(BaseModel):
     content_id: str
     viewers: int = Field(description="Distinct viewers in the newest trending window.")

@@ -16,12 +16,24 @@ from serving.views import speed as speed_views
 from serving.views.batch import batch_content_totals, batch_ctr, batch_qoe, batch_trending_baselines, batch_user_totals
 from serving.views.merge import Freshness, add_counts, epoch_to_utc, is_complete, speed_since
 from serving.views.playback import Decision, authorize, decisions
+from serving.views.recommendations import (
+    RECENT_FOR_LIVE,
+    ModelBundle,
+    Weights,
+    load_bundle,
+    model_as_of,
+    model_version,
+    rerank,
+    similar_titles,
+    user_model,
+)
 from serving.views.speed import SpeedFreshness
 from warehouse_models.batch_versions import BatchRead, current_version_plan
 from warehouse_models.metrics.ctr import COUNTS, click_rate, ctr_counts
 from warehouse_models.metrics.engagement import METRICS, engagement_totals, engagement_windows
 from warehouse_models.metrics.qoe import merge_sums, qoe_buckets, qoe_metrics
 from warehouse_models.metrics.trending import trending_ranking
+from warehouse_models.recommendations import GLOBAL_SEGMENT, segment_of
 from warehouse_models.redis_keys import ContentKind
 from warehouse_models.redis_plan import Plan, gather
 from warehouse_models.settings import Settings
@@ -31,6 +43,14 @@ T = TypeVar("T")
 
 class NotFound(LookupError):
     """Neither layer knows the id; the message names it."""
+
+
+class ModelMissing(LookupError):
+    """The published model's keys are gone (a republication under way, or Redis lost them)."""
+
+
+NO_MODEL = ("no recommendation model has been published yet: materialize the recommendation_model asset in Dagster "
+            "(job models_daily) or run `reelytics models train`")
 
 
 @dataclass(frozen=True)
@@ -46,6 +66,9 @@ class Views:
         self.settings = settings
         self.keys = settings.keys
         self.shared_query = settings.speed_query_name(speed_views.SHARED_QUERY)
+        self._bundles: dict[str, ModelBundle] = {}
+        self.weights = Weights(als=settings.recs_als_weight, content=settings.recs_content_weight,
+                               popularity=settings.recs_popularity_weight, live=settings.recs_live_weight)
 
     # --- freshness ---------------------------------------------------------------------------------------
     def _lag(self, now: float) -> Plan[SpeedFreshness]:
@@ -227,6 +250,62 @@ class Views:
             "qoe_last_hour": qoe,
             "alerts": {"active": list(active.values()), "recent": recent},
         }, self._compose(batch, lag, now=now))
+
+    # --- recommendations: the published model, re-ranked live ---------------------------------------------
+    def _bundle(self, version: str) -> Plan[ModelBundle]:
+        found = self._bundles.get(version)
+        if found is None:
+            found = yield from load_bundle(self.keys, version)
+            if found is None:
+                raise ModelMissing(f"model {version} is current but its catalog bundle is missing in Redis")
+            self._bundles = {version: found}  # one version at a time: the pointer moves once a day
+        return found
+
+    def _model_freshness(self, bundle: ModelBundle, lag: SpeedFreshness | None) -> Freshness:
+        return Freshness(layers=("batch", "speed") if lag is not None else ("batch",), watermark=model_as_of(bundle),
+                         batch_version=bundle.version, speed_lag_seconds=lag.lag_seconds if lag else None,
+                         speed_kafka_lag=lag.kafka_lag if lag else None, complete=True)
+
+    def recommendations(self, user_id: str, *, limit: int, country: str | None = None,
+                        device_type: str | None = None) -> Plan[Answer]:
+        """The user's live recommendations with reasons (``serving.views.recommendations``)."""
+        now = time.time()
+        version, recent, lag = yield from gather(
+            model_version(self.keys), speed_views.recent_titles(self.keys, user_id, RECENT_FOR_LIVE), self._lag(now))
+        if version is None:
+            raise NotFound(NO_MODEL)
+        recent_ids = [content_id for content_id, _ in recent]
+        if version in self._bundles:
+            bundle = self._bundles[version]
+            user, similar = yield from user_model(self.keys, version, user_id, recent_ids)
+        else:
+            bundle, (user, similar) = yield from gather(self._bundle(version),
+                                                        user_model(self.keys, version, user_id, recent_ids))
+        if country is not None or device_type is not None:
+            segment = segment_of(country, device_type)
+        else:
+            segment = user.segment if user is not None and user.segment else GLOBAL_SEGMENT
+        items = rerank(bundle, user=user, segment=segment, recent=recent_ids, similar=similar, searches=(),
+                       weights=self.weights, n=limit)
+        return Answer({
+            "user_id": user_id, "model_version": version, "known_user": user is not None, "segment": segment,
+            "recent": [{"content_id": content_id, "watched_at": at} for content_id, at in recent],
+            "items": [{"content_id": r.content_id, "title": r.title, "score": r.score, "reason": r.reason}
+                      for r in items],
+        }, self._model_freshness(bundle, lag))
+
+    def similar(self, content_id: str, *, limit: int) -> Plan[Answer]:
+        """The titles most like one title by content, from the published model."""
+        version = yield from model_version(self.keys)
+        if version is None:
+            raise NotFound(NO_MODEL)
+        bundle, found = yield from gather(self._bundle(version), similar_titles(self.keys, version, content_id))
+        if found is None:
+            raise NotFound(f"title {content_id!r} is not in the catalog of model {version}")
+        titles = bundle.titles
+        return Answer({"content_id": content_id, "model_version": version, "items": [
+            {"content_id": c, "title": str(titles[bundle.index[c]]) if c in bundle.index else "", "score": score}
+            for c, score in found[:limit]]}, self._model_freshness(bundle, None))
 
     # --- playback ----------------------------------------------------------------------------------------
     def authorize(self, *, account_id: str, session_id: str, device_type: str) -> Plan[Decision]:

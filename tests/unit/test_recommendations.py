@@ -14,12 +14,12 @@ import pytest
 from batch_layer.models.content import ContentIndex, top_k
 from batch_layer.models.evaluate import average_precision_at, evaluate, gate, ndcg_at, precision_at, recall_at
 from batch_layer.models.matrix import build_matrix, relevant_items, seen_items, strength, time_split
-from batch_layer.models.recommenders import UserContext, recommend, segment_of
+from batch_layer.models.recommenders import UserContext, recommend
 from batch_layer.models.registry import Registry, RegistryError
 from batch_layer.models.train import TrainedModel, TrainingData, TrainParams, UserInfo, contexts, train_model
 from simulator.interactions import taste_interactions
 from simulator.world import World, build_world, content_upsert
-from warehouse_models.recommendations import hybrid, query_vector, segment_popularity, unit
+from warehouse_models.recommendations import hybrid, query_vector, segment_of, segment_popularity, unit
 
 D1, D2, D3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)
 
