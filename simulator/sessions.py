@@ -35,7 +35,17 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
-from simulator.world import Account, Content, Device, User, World, build_world, content_upsert, user_upsert
+from simulator.world import (
+    GENRE_VOCABULARY,
+    Account,
+    Content,
+    Device,
+    User,
+    World,
+    build_world,
+    content_upsert,
+    user_upsert,
+)
 from warehouse_models.events import HEARTBEAT_INTERVAL_SECONDS, QUALITY_LEVELS, SCHEMA_VERSION, EventType
 
 logger = logging.getLogger(__name__)
@@ -95,6 +105,9 @@ class SimulationConfig:
     """Share of all profiles that join the live event."""
     sharer_share: float = 0.03
     """Share of accounts that share their password and exceed their stream limit (at least one if > 0)."""
+    search_share: float = 0.2
+    """Share of VOD sessions (and of browses) that start with a search: words of the title's genre (and
+    sometimes of its title), the genre's titles shown, the title chosen (a browse's search chooses none)."""
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
@@ -108,7 +121,7 @@ class SimulationConfig:
         for name in ("sessions_per_user_hour", "browses_per_user_hour"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
-        for name in ("live_share", "taste_share", "spike_share", "sharer_share"):
+        for name in ("live_share", "taste_share", "spike_share", "sharer_share", "search_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
 
@@ -387,6 +400,26 @@ class _Materialiser:
         em.emit(EventType.CLICK, t, page="detail", rail_id="detail_actions", button_id=button,
                 slot=buttons.index(button), content_id=chosen.content_id)
 
+    def _search(self, em: _Emitter, plan: _Plan, content: Content, at: int, *, chosen: bool) -> None:
+        """Maybe a search that finds ``content``: two or three words of its genre (sometimes one of its title), the
+        genre's titles shown by popularity, ``content`` among them and chosen when ``chosen``.
+
+        Its own random stream (by visit), so the visit's other events are the same with or without searches."""
+        rng = random.Random(f"reelytics-search:{self.config.seed}:{self.config.start_ms}:{plan.index}")
+        if rng.random() >= self.config.search_share:
+            return
+        words = list(rng.sample(GENRE_VOCABULARY[content.genre_primary]["words"], rng.randint(2, 3)))
+        if rng.random() < 0.3:
+            words.append(content.title.split()[-1].lower())
+        pool = [c for c in self.world.titles if c.genre_primary == content.genre_primary and c != content]
+        shown = sorted(rng.sample(pool, min(7, len(pool))), key=lambda c: -c.popularity)[:rng.randint(3, 7)]
+        shown.insert(rng.randrange(len(shown) + 1), content)
+        fields: dict[str, Any] = {"search_query": " ".join(words), "results_shown": [c.content_id for c in shown]}
+        if chosen:
+            fields["content_id"] = content.content_id
+        # Never earlier than the visit's lead: the stream merges visits in order from there.
+        em.emit(EventType.SEARCH, max(at - rng.randint(1_000, 9_000), plan.start_ms - _LEAD_MS), **fields)
+
     # -- choosing what to watch --
     def _choose(self, rng: random.Random, plan: _Plan) -> tuple[Content, float, str]:
         """(content, start position, rail it was found on)."""
@@ -433,9 +466,12 @@ class _Materialiser:
         if plan.kind == "browse":
             title = self.world.pick_title(plan.user, rng, taste_share=self.config.taste_share)
             clicked = title if rng.random() < 0.2 else None
+            self._search(em, plan, title, plan.start_ms - 20_000, chosen=False)
             self._browse(em, rng, plan, plan.start_ms, clicked, "top_picks", play=False)
             return em.events
         content, position, rail = self._choose(rng, plan)
+        if not content.is_live and position == 0.0:
+            self._search(em, plan, content, plan.start_ms - lead, chosen=True)
         self._browse(em, rng, plan, plan.start_ms - lead, content, rail, play=True)
         session_id = f"ses-{config.run_tag}-{plan.index}"
         em.base = {**base, "session_id": session_id, "content_id": content.content_id, "is_live": content.is_live}

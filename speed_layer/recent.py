@@ -13,7 +13,7 @@ whatever order and batches the events come in, and a replayed batch changes noth
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from speed_layer.query import SinkContext, newest_per_title, shared_view
@@ -77,28 +77,33 @@ USERS_PER_CALL = 500
 """Users per script call: one command for many users, short enough not to hold Redis for long."""
 
 
-def apply_recent(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
-    """ZADD GT each user's newest watches and trim to the newest RECENT_ITEMS_MAX: a script call per
-    :data:`USERS_PER_CALL` users, one pipeline per micro-batch."""
-    watches = newest_watches(rows)
-    if not watches:
-        return
-    users = sorted(watches)
+def record_newest(ctx: SinkContext, newest: Mapping[str, Mapping[str, int]], key: Callable[[str], str], *,
+                  keep: int, ttl: int) -> None:
+    """Per user, ZADD GT each member's newest time (ms) and trim to the newest ``keep``: a script call per
+    :data:`USERS_PER_CALL` users, one pipeline per micro-batch (recent titles, recent searches)."""
+    users = sorted(newest)
     script = _record_watches_script(ctx.client)
     pipe = ctx.client.pipeline(transaction=False)
     for first in range(0, len(users), USERS_PER_CALL):
         chunk = users[first:first + USERS_PER_CALL]
-        args: list[Any] = [RECENT_ITEMS_MAX, RECENT_ITEMS_TTL_SECONDS]
+        args: list[Any] = [keep, ttl]
         for user_id in chunk:
-            titles = watches[user_id]
-            args.append(len(titles))
-            for content_id, ms in titles.items():
-                args += [ms, content_id]
-        script(keys=[ctx.keys.recent_items(user) for user in chunk], args=args, client=pipe)
+            members = newest[user_id]
+            args.append(len(members))
+            for member, ms in members.items():
+                args += [ms, member]
+        script(keys=[key(user) for user in chunk], args=args, client=pipe)
     pipe.execute()
+
+
+def apply_recent(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
+    """The newest watch of each title per user into the user's recent items (:func:`record_newest`)."""
+    watches = newest_watches(rows)
+    if not watches:
+        return
+    record_newest(ctx, watches, ctx.keys.recent_items, keep=RECENT_ITEMS_MAX, ttl=RECENT_ITEMS_TTL_SECONDS)
     ctx.stats["users"] = len(watches)
     logger.debug("batch %d: recent items of %d users updated", ctx.batch_id, len(watches))
-
 
 
 QUERY = shared_view(

@@ -62,6 +62,8 @@ class EventType(StrEnum):
     IMPRESSION = "impression"
     """A tile or button was shown on a rail."""
     CLICK = "click"
+    SEARCH = "search"
+    """The user searched: the query, the titles shown, and the one chosen (``content_id``; none if none)."""
     # computed by the speed layer (topic: derived)
     VIEW_END = "view_end"
     # catalog (topic: catalog)
@@ -93,12 +95,14 @@ PLAYBACK_TYPES = frozenset(
     }
 )
 INTERACTION_TYPES = frozenset({EventType.IMPRESSION, EventType.CLICK})
+SEARCH_TYPES = frozenset({EventType.SEARCH})
+"""Searches travel on the interactions topic but are not rail interactions (no rail, no CTR)."""
 CATALOG_TYPES = frozenset({EventType.CONTENT_UPSERT, EventType.USER_UPSERT})
 DERIVED_TYPES = frozenset({EventType.VIEW_END})
 
 TOPIC_OF_EVENT: dict[EventType, TopicKind] = {
     **{t: TopicKind.PLAYBACK for t in PLAYBACK_TYPES},
-    **{t: TopicKind.INTERACTIONS for t in INTERACTION_TYPES},
+    **{t: TopicKind.INTERACTIONS for t in INTERACTION_TYPES | SEARCH_TYPES},
     **{t: TopicKind.CATALOG for t in CATALOG_TYPES},
     **{t: TopicKind.DERIVED for t in DERIVED_TYPES},
 }
@@ -128,7 +132,7 @@ TIMESTAMP_RE = re.compile(
 ``+HH:MM``), e.g. ``2026-01-31T20:15:00.250Z``."""
 
 ALL = frozenset(EventType)
-_EVENTS = PLAYBACK_TYPES | INTERACTION_TYPES | DERIVED_TYPES
+_EVENTS = PLAYBACK_TYPES | INTERACTION_TYPES | SEARCH_TYPES | DERIVED_TYPES
 _SESSION = PLAYBACK_TYPES | DERIVED_TYPES
 
 
@@ -185,7 +189,7 @@ ENVELOPE_FIELDS: tuple[FieldSpec, ...] = (
     # --- playback ---
     _f("session_id", "string", "One viewing session (play request to end).", required_for=_SESSION,
        allowed_for=_SESSION, max_length=MAX_ID_LENGTH, pattern=_ID_RE),
-    _f("content_id", "string", "Title or live channel.",
+    _f("content_id", "string", "Title or live channel (for a search: the result chosen).",
        required_for=_SESSION | _CATALOG_CONTENT | {EventType.IMPRESSION},
        allowed_for=_EVENTS | _CATALOG_CONTENT, max_length=MAX_ID_LENGTH, pattern=_ID_RE),
     _f("is_live", "boolean", "True for a live channel.", allowed_for=_SESSION),
@@ -221,6 +225,10 @@ ENVELOPE_FIELDS: tuple[FieldSpec, ...] = (
        required_for=INTERACTION_TYPES, allowed_for=INTERACTION_TYPES, max_length=MAX_ID_LENGTH, pattern=_ID_RE),
     _f("slot", "int", "Position of the tile in its rail, from 0.", allowed_for=INTERACTION_TYPES,
        minimum=0, maximum=1000),
+    # --- search ---
+    _f("search_query", "string", "What the user typed.", required_for=SEARCH_TYPES, allowed_for=SEARCH_TYPES,
+       max_length=MAX_STRING_LENGTH),
+    _f("results_shown", "array<string>", "Ids of the titles the search showed, in order.", allowed_for=SEARCH_TYPES),
     # --- derived view_end ---
     _f("watch_seconds", "double", "Seconds actually played in the session.",
        required_for=DERIVED_TYPES, allowed_for=DERIVED_TYPES, minimum=0.0, maximum=MAX_POSITION_SECONDS),

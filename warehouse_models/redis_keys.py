@@ -28,6 +28,8 @@ PROGRESS_TTL_SECONDS = 24 * 3600
 RESUME_TTL_SECONDS = 90 * 24 * 3600
 RECENT_ITEMS_TTL_SECONDS = 30 * 24 * 3600
 RECENT_ITEMS_MAX = 50
+RECENT_SEARCHES_MAX = 10
+RECENT_SEARCHES_TTL_SECONDS = 7 * 24 * 3600
 DECISIONS_TTL_SECONDS = 24 * 3600
 """Per-minute counts of authorize answers: a day of them for the dashboard and monitoring."""
 MODEL_TTL_SECONDS = 2 * 24 * 3600
@@ -157,6 +159,11 @@ class KeyLayout:
     def recent_items(self, user_id: str) -> str:
         """Sorted set: content id -> last watched event time (ms), capped at RECENT_ITEMS_MAX."""
         return f"{self.prefix}:speed:recent:{user_id}"
+
+    def recent_searches(self, user_id: str) -> str:
+        """Sorted set: search text (trimmed, lower-cased) -> event time (ms) of its newest search; the newest
+        :data:`RECENT_SEARCHES_MAX` kept."""
+        return f"{self.prefix}:speed:searches:{user_id}"
 
     def spike_alerts(self) -> str:
         """Stream of traffic-spike alerts (raised and cleared)."""

@@ -165,6 +165,8 @@ FACT_STREAM_EVENTS = TableSpec(
         Column("rail_id", "string", "Rail of an impression or click."),
         Column("button_id", "string", "Button or tile kind of an impression or click."),
         Column("slot", "int", "Position of the tile in its rail."),
+        Column("search_query", "string", "What a search event's user typed (content_id: the result chosen)."),
+        Column("results_shown", "array<string>", "The titles a search showed, in order."),
         Column("watch_seconds", "double",
                "Seconds of playing this event accounts for: 10 for a heartbeat with player_state playing, else 0 "
                "(sum it for watch time; view_end rows count 0 here so nothing is counted twice)."),

@@ -66,7 +66,30 @@ def ensure_bronze_table(spark: SparkSession, settings: Settings, spec: TableSpec
     for column in spec.columns:
         builder = builder.addColumn(column.name, column.type, nullable=column.nullable, comment=column.doc)
     builder.partitionedBy(*spec.partition_by).execute()
+    add_missing_columns(spark, path, spec)
     return path
+
+
+def add_missing_columns(spark: SparkSession, path: str, spec: TableSpec) -> list[str]:
+    """Add the spec's columns an older table lacks (nullable, at the end), so a table made before a column was
+    declared (an envelope field added later) takes the new rows; returns their names. The schema is read from the
+    Delta log with deltalake, without a Spark job."""
+    from deltalake import DeltaTable as LogTable
+
+    from batch_layer.analyst import deltalake_uri
+
+    existing = {field.name for field in LogTable(deltalake_uri(path)).schema().fields}
+    missing = [column for column in spec.columns if column.name not in existing]
+    if not missing:
+        return []
+    if any(not column.nullable for column in missing):
+        raise RuntimeError(f"{spec.name} at {path} lacks required columns "
+                           f"{[c.name for c in missing if not c.nullable]}: rebuild the table")
+    declared = ", ".join(f"`{c.name}` {c.type} COMMENT '{c.doc.replace(chr(39), chr(39) * 2)}'" for c in missing)
+    spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({declared})")
+    logger.warning("%s: added the columns %s (declared after the table was made)", spec.name,
+                   [c.name for c in missing])
+    return [c.name for c in missing]
 
 
 def start_bronze(

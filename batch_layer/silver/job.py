@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
+from batch_layer.bronze.job import add_missing_columns
 from batch_layer.bronze.transform import conform
 from batch_layer.silver.transform import (
     KAFKA_ORDER,
@@ -78,6 +79,7 @@ def ensure_table(spark: SparkSession, settings: Settings, spec: TableSpec) -> st
     if spec.partition_by:
         builder = builder.partitionedBy(*spec.partition_by)
     builder.execute()
+    add_missing_columns(spark, path, spec)
     return path
 
 

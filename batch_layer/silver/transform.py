@@ -27,7 +27,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from batch_layer.bronze.transform import conform
-from warehouse_models.events import DERIVED_TYPES, INTERACTION_TYPES, PLAYBACK_TYPES
+from warehouse_models.events import DERIVED_TYPES, INTERACTION_TYPES, PLAYBACK_TYPES, SEARCH_TYPES
 from warehouse_models.tables import SESSION_IDENTITY, SILVER_EVENTS, SILVER_SESSION_HOURS
 
 if TYPE_CHECKING:
@@ -41,7 +41,8 @@ logger = logging.getLogger(__name__)
 LATE_GRACE = timedelta(minutes=5)
 """How long after its hour closes an event still counts as on time (a heartbeat interval and producer lag)."""
 
-VIEWER_EVENT_TYPES: tuple[str, ...] = tuple(sorted(t.value for t in PLAYBACK_TYPES | INTERACTION_TYPES | DERIVED_TYPES))
+VIEWER_EVENT_TYPES: tuple[str, ...] = tuple(sorted(
+    t.value for t in PLAYBACK_TYPES | INTERACTION_TYPES | SEARCH_TYPES | DERIVED_TYPES))
 """The event types silver holds: everything but the catalog."""
 
 KAFKA_ORDER: tuple[str, ...] = ("kafka_timestamp", "kafka_topic", "kafka_partition", "kafka_offset")

@@ -83,6 +83,11 @@ class Reason(BaseModel):
     query: str | None = Field(default=None, description="matches_your_search: the search.")
 
 
+class RecentSearch(BaseModel):
+    query: str
+    searched_at: datetime
+
+
 class RecommendedItem(BaseModel):
     content_id: str
     title: str
@@ -97,6 +102,7 @@ class Recommendations(BaseModel):
                                          "what the user just watched and the segment's popularity).")
     segment: str = Field(description="The popularity segment used: country|device_type, or * for all.")
     recent: list[RecentItem] = Field(description="The titles just watched that steered this answer, newest first.")
+    searches: list[RecentSearch] = Field(description="The recent searches that steered it, newest first.")
     items: list[RecommendedItem] = Field(description="Best first.")
     freshness: Freshness = Field(description="as_of: the end of the model's training data; speed lag: how fresh "
                                              "the recent titles are.")

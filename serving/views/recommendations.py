@@ -46,6 +46,8 @@ SIMILAR_PER_RECENT = 20
 SEARCH_CANDIDATES = 20
 RECENT_FOR_LIVE = 5
 """The newest titles just watched that steer the live answer."""
+SEARCHES_FOR_LIVE = 3
+"""The newest searches that steer it."""
 
 SEARCH_REASON_MIN = 0.2
 """Cosine of a title with a recent search from which the search is the reason."""

@@ -18,6 +18,7 @@ from serving.views.merge import Freshness, add_counts, epoch_to_utc, is_complete
 from serving.views.playback import Decision, authorize, decisions
 from serving.views.recommendations import (
     RECENT_FOR_LIVE,
+    SEARCHES_FOR_LIVE,
     ModelBundle,
     Weights,
     load_bundle,
@@ -270,8 +271,9 @@ class Views:
                         device_type: str | None = None) -> Plan[Answer]:
         """The user's live recommendations with reasons (``serving.views.recommendations``)."""
         now = time.time()
-        version, recent, lag = yield from gather(
-            model_version(self.keys), speed_views.recent_titles(self.keys, user_id, RECENT_FOR_LIVE), self._lag(now))
+        version, recent, searches, lag = yield from gather(
+            model_version(self.keys), speed_views.recent_titles(self.keys, user_id, RECENT_FOR_LIVE),
+            speed_views.recent_searches(self.keys, user_id, SEARCHES_FOR_LIVE), self._lag(now))
         if version is None:
             raise NotFound(NO_MODEL)
         recent_ids = [content_id for content_id, _ in recent]
@@ -285,11 +287,12 @@ class Views:
             segment = segment_of(country, device_type)
         else:
             segment = user.segment if user is not None and user.segment else GLOBAL_SEGMENT
-        items = rerank(bundle, user=user, segment=segment, recent=recent_ids, similar=similar, searches=(),
-                       weights=self.weights, n=limit)
+        items = rerank(bundle, user=user, segment=segment, recent=recent_ids, similar=similar,
+                       searches=[query for query, _ in searches], weights=self.weights, n=limit)
         return Answer({
             "user_id": user_id, "model_version": version, "known_user": user is not None, "segment": segment,
             "recent": [{"content_id": content_id, "watched_at": at} for content_id, at in recent],
+            "searches": [{"query": query, "searched_at": at} for query, at in searches],
             "items": [{"content_id": r.content_id, "title": r.title, "score": r.score, "reason": r.reason}
                       for r in items],
         }, self._model_freshness(bundle, lag))

@@ -61,6 +61,14 @@ def recent_titles(keys: KeyLayout, user_id: str, n: int = 10) -> Plan[list[tuple
     return [(text(member), utc_from_ms(int(score))) for member, score in score_pairs(flat)]
 
 
+def recent_searches(keys: KeyLayout, user_id: str, n: int = 3) -> Plan[list[tuple[str, datetime]]]:
+    """The user's ``n`` newest searches (normalised text), newest first, with when (UTC) each was made."""
+    if n <= 0:
+        return []
+    (flat,) = yield [Command("ZRANGE", keys.recent_searches(user_id), 0, n - 1, "REV", "WITHSCORES")]
+    return [(text(member), utc_from_ms(int(score))) for member, score in score_pairs(flat)]
+
+
 def read_recent(client: redis.Redis, keys: KeyLayout, user_id: str, n: int = 10) -> list[tuple[str, datetime]]:
     return run(client, recent_titles(keys, user_id, n))
 

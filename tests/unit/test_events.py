@@ -117,3 +117,19 @@ def test_every_event_type_has_a_topic_and_catalog_records_validate():
 def test_field_names_are_unique():
     names = [f.name for f in ENVELOPE_FIELDS]
     assert len(names) == len(set(names))
+
+
+def test_a_search_needs_its_query_and_takes_what_it_showed_and_chose():
+    search = {"event_id": "ev-s", "schema_version": 1, "event_type": "search",
+              "event_timestamp": "2026-03-01T11:59:50.000Z", "account_id": "acc-1", "user_id": "usr-1",
+              "search_query": "space opera", "results_shown": ["vod-1", "vod-2"], "content_id": "vod-2"}
+    assert validate_event(search, now=NOW).reason is None
+    assert TOPIC_OF_EVENT[EventType.SEARCH] is TopicKind.INTERACTIONS
+    assert validate_event({**search, "content_id": None}, now=NOW).reason is None  # nothing chosen
+    missing = {k: v for k, v in search.items() if k != "search_query"}
+    assert validate_event(missing, now=NOW).reason == "search_query: is required on a search event"
+    assert validate_event({**search, "results_shown": "vod-1"}, now=NOW).reason == \
+        "results_shown: must be a list of strings"
+    assert validate_event({**search, "rail_id": "top"}, now=NOW).reason == "rail_id: does not belong on a search event"
+    assert validate_event(heartbeat(search_query="x"), now=NOW).reason == \
+        "search_query: does not belong on a heartbeat event"
