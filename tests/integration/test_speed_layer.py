@@ -169,6 +169,65 @@ def _assert_views_equal_truth(settings: Settings, events: list[dict[str, Any]], 
         assert got == titles, kind
 
 
+def _publish_model_and_read(settings: Settings, config: SimulationConfig,
+                            events: list[dict[str, Any]]) -> tuple[str, dict[str, Any], Any]:
+    import pandas as pd
+
+    from batch_layer.models.job import run_daily
+    from batch_layer.models.train import TrainingData, UserInfo
+    from serving.views.service import Views
+    from simulator.interactions import taste_interactions
+    from simulator.sessions import build_world_for
+    from simulator.world import content_upsert
+    from warehouse_models.recommendations import segment_of
+    from warehouse_models.redis_plan import run
+
+    world = build_world_for(config)
+    day = config.start.date()
+    frame = pd.DataFrame(taste_interactions(world, start=day - timedelta(days=5), days=5, watches_per_user=6))
+    catalog = [content_upsert(c, event_id="e", at=config.start) for c in world.titles]
+    users = {u.user_id: UserInfo(segment_of(u.country, u.device.device_type)) for u in world.users}
+    models = settings.model_copy(update={"models_dir": Path(settings.delta_root_uri).parent / "models"})
+    published = run_daily(models, day=day - timedelta(days=1), progress=lambda _: None,
+                          data=TrainingData(frame, catalog, users, "", ""))
+    assert published.published
+    # A viewer who searched and then watched a VOD title in the simulated quarter hour.
+    searched = {e["user_id"] for e in events if e["event_type"] == "search"}
+    viewer = next(e["user_id"] for e in events if e["event_type"] == "heartbeat" and not e.get("is_live")
+                  and e["user_id"] in searched)
+    views = Views(settings)
+    before = run(settings.redis_client(), views.recommendations(viewer, limit=10))
+    assert before.data["recent"] == [] and before.data["searches"] == []
+    return viewer, before.data, views
+
+
+def _assert_live_recommendations_moved(settings: Settings, events: list[dict[str, Any]], viewer: str,
+                                       before: dict[str, Any], views: Any) -> None:
+    from warehouse_models.redis_keys import RECENT_SEARCHES_MAX
+    from warehouse_models.redis_plan import run
+
+    client = settings.redis_client()
+    # Recent searches equal the events' newest normalised queries per user (counted here, apart from the writer).
+    newest: dict[str, dict[str, int]] = defaultdict(dict)
+    for e in events:
+        if e["event_type"] == "search":
+            query = " ".join(e["search_query"].split()).lower()
+            ms = int(parse_timestamp(e["event_timestamp"]).timestamp() * 1000)
+            newest[e["user_id"]][query] = max(newest[e["user_id"]].get(query, ms), ms)
+    for user, queries in newest.items():
+        keep = dict(sorted(queries.items(), key=lambda kv: (kv[1], kv[0]))[-RECENT_SEARCHES_MAX:])
+        stored = {m.decode(): int(s) for m, s in client.zrange(settings.keys.recent_searches(user), 0, -1,
+                                                              withscores=True)}
+        assert stored == keep, user
+    after = run(client, views.recommendations(viewer, limit=10)).data
+    watched = {e["content_id"] for e in events if e.get("user_id") == viewer and e["event_type"] == "heartbeat"
+               and e.get("player_state") == "playing"}
+    assert {r["content_id"] for r in after["recent"]} <= watched and after["recent"]
+    assert after["searches"] and after["model_version"] == before["model_version"]
+    assert [i["content_id"] for i in after["items"]] != [i["content_id"] for i in before["items"]]
+    assert not {i["content_id"] for i in after["items"]} & watched
+
+
 @pytest.fixture
 def world() -> tuple[SimulationConfig, list[dict[str, Any]], dict[str, Any]]:
     config = _world()
@@ -192,9 +251,14 @@ def test_every_view_equals_the_ground_truth(kafka_service, redis_service, isolat
     for topic, values in resent.items():
         _produce_raw(isolated, topic, values)
 
+    # A recommendation model of this world, published before the speed layer runs: a viewer's live answer is then
+    # the model's alone, and after the run it must move with what the viewer just watched and searched.
+    viewer, before, views_ = _publish_model_and_read(isolated, config, events)
+
     run_speed_available_now(spark, isolated, timeout_s=900)
 
     _assert_views_equal_truth(isolated, events, truth, start=config.start)
+    _assert_live_recommendations_moved(isolated, events, viewer, before, views_)
 
     spike = truth["spike"]
     assert spike is not None
