@@ -31,7 +31,8 @@ DEFAULT_OUT_DIR = Path("bench/results")
 """Where results go, relative to the working directory (the repository root when run from there)."""
 
 BENCHMARK_MODULES: tuple[str, ...] = ("bench.baselines", "bench.ingestion", "bench.speed", "bench.batch",
-                                     "bench.speed_realtime", "bench.speed_costs", "bench.serving")
+                                     "bench.speed_realtime", "bench.speed_costs", "bench.serving",
+                                     "bench.recommendations")
 """Modules whose import registers the built-in benchmarks."""
 
 ALWAYS_REPORTED_PACKAGES: tuple[str, ...] = ("reelytics",)
