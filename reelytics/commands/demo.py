@@ -200,12 +200,17 @@ def _serving_examples(settings: Settings) -> None:
                   highlight=False)
     header = f"-H 'X-API-Key: {key}'"
     published = current_version(client, keys) is not None
+    model = client.exists(keys.model_pointer()) > 0
     for path in ("/v1/freshness", f"/v1/users/{user}/engagement", f"/v1/users/{user}/resume",
                  f"/v1/users/{user}/recent", "/v1/trending?kind=vod", "/v1/trending?kind=live",
                  f"/v1/content/{title}/stats", f"/v1/ctr/{rail}/{button}", f"/v1/qoe/{title}?device_type=tv&country=US",
-                 "/v1/alerts", f"/v1/accounts/{account}/streams", "/v1/playback/decisions", "/v1/dashboard"):
+                 "/v1/alerts", f"/v1/accounts/{account}/streams", "/v1/playback/decisions", "/v1/dashboard",
+                 f"/v1/users/{user}/recommendations", f"/v1/content/{title}/similar"):
         batch_only = path.endswith("/stats") and not published
         note = "  # 404 until the batch layer publishes its views (Dagster's publish_hourly)" if batch_only else ""
+        if ("/recommendations" in path or path.endswith("/similar")) and not model:
+            note = ("  # 404 until a recommendation model is published (Dagster's models_daily once gold holds a few "
+                    "days, or `reelytics models train`)")
         console.print(f"  curl -s {header} '{base}{path}'{note}", soft_wrap=True, highlight=False)
     body = json.dumps({"account_id": account, "session_id": "demo-session", "device_type": "tv"})
     console.print(f"  curl -s {header} -H 'content-type: application/json' -d '{body}' "
