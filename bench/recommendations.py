@@ -14,7 +14,8 @@ The data is drawn from the simulator's taste structure (:mod:`simulator.interact
 - ``recommend_p50_ms``, ``recommend_p99_ms``: ``GET /v1/users/{id}/recommendations`` through the API (one uvicorn
   worker), at :data:`RECOMMEND_RATE` requests/s over many users, by vegeta.
 - ``live_recs_update_p95_s``: a watch produced to Kafka (first frame and a playing heartbeat of a title) until
-  that user's answer from the API changes, with the speed layer running, over :data:`PROBES` users.
+  that user's answer changes, with the speed layer running, over :data:`PROBES` users of the ``live`` variant
+  (the ``batch`` variant serves the daily list as it is).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def _world_and_data(users: int, titles: int, watches: int) -> tuple[Any, Any]:
 
 def _train_vs_bare(data: Any, params: Any) -> dict[str, Any]:
     """Best of two alternating runs of the trainer's path and of a bare implicit fit on the same matrix."""
+    import implicit.cpu.als  # noqa: F401 - loaded before the BLAS limit below, as the trainer does
     from threadpoolctl import threadpool_limits
 
     from batch_layer.models.matrix import build_matrix
@@ -148,8 +150,10 @@ def _live_update(ctx: BenchContext, settings: Any, world: Any, trained: Any, pro
     from confluent_kafka import Producer
 
     from infra.kafka import ensure_topics
+    from serving.views.recommendations import BATCH_VARIANT
     from serving.views.service import Views
     from speed_layer.service import speed_log, start_speed, stop_speed
+    from warehouse_models.metrics.variants import parse_variants, variant_of
     from warehouse_models.events import encode, kafka_key
     from warehouse_models.redis_plan import run
 
@@ -184,7 +188,7 @@ def _live_update(ctx: BenchContext, settings: Any, world: Any, trained: Any, pro
     latencies: list[float] = []
     try:
         # Warm-up: the first micro-batches compile their plans; wait until a watch shows in recent titles.
-        warm_user = str(arrays["user_ids"][0])
+        warm_user = str(arrays["user_ids"][0])  # any user: the warm-up watches recent titles, not the answer
         began = time.monotonic()
         while time.monotonic() - began < SPEED_WARMUP_TIMEOUT_S:
             watch(warm_user, str(arrays["item_ids"][0]), 0)
@@ -195,7 +199,10 @@ def _live_update(ctx: BenchContext, settings: Any, world: Any, trained: Any, pro
             raise RuntimeError(f"no watch reached Redis within {SPEED_WARMUP_TIMEOUT_S:.0f} s; see "
                                f"{speed_log(settings)}")
         ctx.progress("speed layer warm after %.0f s", time.monotonic() - began)
-        rows = {str(u): i for i, u in enumerate(arrays["user_ids"])}
+        # Users of the live variant: the batch variant serves the daily list and does not move with a watch.
+        variants = parse_variants(settings.recs_variants)
+        rows = {str(u): i for i, u in enumerate(arrays["user_ids"])
+                if variant_of(str(u), variants, settings.recs_variant_salt) != BATCH_VARIANT}
         indptr, indices = arrays["seen_indptr"], arrays["seen_indices"]
         for n, user_id in enumerate(rng.sample(sorted(rows)[1:], probes), start=1):
             row = rows[user_id]

@@ -47,6 +47,8 @@ from simulator.world import (
     user_upsert,
 )
 from warehouse_models.events import HEARTBEAT_INTERVAL_SECONDS, QUALITY_LEVELS, SCHEMA_VERSION, EventType
+from warehouse_models.metrics.variants import RECOMMENDATION_RAILS, parse_variants, variant_of
+from warehouse_models.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +107,14 @@ class SimulationConfig:
     """Share of all profiles that join the live event."""
     sharer_share: float = 0.03
     """Share of accounts that share their password and exceed their stream limit (at least one if > 0)."""
+    recs_variants: str = Settings.model_fields["recs_variants"].default
+    recs_variant_salt: str = Settings.model_fields["recs_variant_salt"].default
+    """The recommendation A/B split the apps follow (the deployment's defaults): the ``top_picks`` rail's tiles
+    carry the user's variant (``rec_variant``)."""
+    variant_lift: float = 0.6
+    """The planted variant response: a user in the ``live`` variant finds this share of the favourite-genre titles
+    they watch on ``top_picks`` (the live recommendations) instead of the genre's rail, so ``live`` has the higher
+    CTR on ``top_picks``; nothing else differs between the variants."""
     search_share: float = 0.2
     """Share of VOD sessions (and of browses) that start with a search: words of the title's genre (and
     sometimes of its title), the genre's titles shown, the title chosen (a browse's search chooses none)."""
@@ -121,7 +131,7 @@ class SimulationConfig:
         for name in ("sessions_per_user_hour", "browses_per_user_hour"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
-        for name in ("live_share", "taste_share", "spike_share", "sharer_share", "search_share"):
+        for name in ("live_share", "taste_share", "spike_share", "sharer_share", "search_share", "variant_lift"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
 
@@ -338,6 +348,10 @@ class _Materialiser:
         self.world = world
         self.progress: dict[str, list[_Progress]] = {}
         self.trending = sorted(world.titles, key=lambda c: -c.popularity)[:20]
+        self.variants = parse_variants(config.recs_variants)
+
+    def variant(self, user: User) -> str:
+        return variant_of(user.user_id, self.variants, self.config.recs_variant_salt)
 
     # -- interactions --
     def _rail(self, rng: random.Random, user: User, rail_id: str) -> list[Content]:
@@ -374,15 +388,17 @@ class _Materialiser:
                 slot = min(len(tiles), int(rng.expovariate(0.5)))
                 tiles.insert(slot, chosen)
                 click = (rail_id, slot)
+            stamp = {"rec_variant": self.variant(user)} if rail_id in RECOMMENDATION_RAILS else {}
             for slot, content in enumerate(tiles):
                 em.emit(EventType.IMPRESSION, t, page="home", rail_id=rail_id, button_id="tile", slot=slot,
-                        content_id=content.content_id)
+                        content_id=content.content_id, **stamp)
             t += rng.randint(300, 2500)
         if chosen is None or click is None:
             return
         t += rng.randint(500, 6000)
+        stamp = {"rec_variant": self.variant(user)} if click[0] in RECOMMENDATION_RAILS else {}
         em.emit(EventType.CLICK, t, page="home", rail_id=click[0], button_id="tile", slot=click[1],
-                content_id=chosen.content_id)
+                content_id=chosen.content_id, **stamp)
         if chosen.is_live and play:
             return
         t += rng.randint(300, 1500)
@@ -441,6 +457,10 @@ class _Materialiser:
         title = self.world.pick_title(user, rng, taste_share=self.config.taste_share)
         rail = f"genre_{title.genre_primary}" if title.genre_primary in user.favourite_genres else rng.choice(
             ("top_picks", "trending_now"))
+        # The planted variant response, on its own random stream so the rest of the visit is the same.
+        lift = random.Random(f"reelytics-variant:{self.config.seed}:{self.config.start_ms}:{plan.index}")
+        if rail.startswith("genre_") and self.variant(user) == "live" and lift.random() < self.config.variant_lift:
+            rail = "top_picks"
         return title, 0.0, rail
 
     def _remember(self, user: User, content: Content, end_ms: int, position: float) -> None:

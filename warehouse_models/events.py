@@ -225,6 +225,9 @@ ENVELOPE_FIELDS: tuple[FieldSpec, ...] = (
        required_for=INTERACTION_TYPES, allowed_for=INTERACTION_TYPES, max_length=MAX_ID_LENGTH, pattern=_ID_RE),
     _f("slot", "int", "Position of the tile in its rail, from 0.", allowed_for=INTERACTION_TYPES,
        minimum=0, maximum=1000),
+    _f("rec_variant", "string", "The recommendation variant that produced the tile (from the recommendations API's "
+       "answer), on the recommendation rails.", allowed_for=INTERACTION_TYPES, max_length=MAX_ID_LENGTH,
+       pattern=_ID_RE),
     # --- search ---
     _f("search_query", "string", "What the user typed.", required_for=SEARCH_TYPES, allowed_for=SEARCH_TYPES,
        max_length=MAX_STRING_LENGTH),

@@ -188,8 +188,36 @@ MART_CONCURRENCY_VIOLATIONS = TableSpec(
     "Per account and day with at least one session over its plan's concurrent-stream limit.",
 )
 
+def _interval(name: str, what: str) -> tuple[Column, ...]:
+    return (Column(name, "double", what), Column(f"{name}_low", "double", "Lower end of its 95 % interval."),
+            Column(f"{name}_high", "double", "Upper end of its 95 % interval."))
+
+
+MART_RECS_VARIANTS_DAILY = TableSpec(
+    "mart_recs_variants_daily", "gold",
+    (
+        Column("variant", "string", "Recommendation variant (warehouse_models/metrics/variants.py).", nullable=False),
+        Column("impressions", "long", "Impressions of recommendation-rail tiles stamped with the variant.",
+               nullable=False),
+        Column("clicks", "long", "Clicks on those tiles.", nullable=False),
+        *_interval("ctr", "clicks / impressions (Wilson interval); null without impressions."),
+        Column("users", "long", "Users assigned to the variant (by the hash) who watched that day.", nullable=False),
+        Column("watch_seconds", "double", "Their seconds played.", nullable=False),
+        Column("watch_seconds_sq", "double", "Sum over them of the square of each one's seconds (for the interval).",
+               nullable=False),
+        *_interval("watch_seconds_per_user", "Mean seconds played per such user (normal interval)."),
+        Column("views_ended", "long", "Ended views (view_end) of the variant's users.", nullable=False),
+        Column("views_completed", "long", "Of those, views with completion_pct >= 90.", nullable=False),
+        *_interval("completion_rate", "views_completed / views_ended (Wilson interval)."),
+        _EVENT_DATE,
+    ),
+    ("event_date",),
+    "Recommendation A/B variants per day: CTR on the recommendation rails by the variant stamped on the tiles, "
+    "watch time per user and completion by the users' assigned variant, each with a 95 % confidence interval.",
+)
+
 MART_TABLES: tuple[TableSpec, ...] = (
     MART_USER_ENGAGEMENT_DAILY, MART_CONTENT_PERFORMANCE, MART_QOE_HOURLY, MART_CTR_DAILY, MART_SESSION_LENGTH,
-    MART_SEGMENTS, MART_CONCURRENCY_VIOLATIONS,
+    MART_SEGMENTS, MART_CONCURRENCY_VIOLATIONS, MART_RECS_VARIANTS_DAILY,
 )
 MARTS_BY_NAME: dict[str, TableSpec] = {t.name: t for t in MART_TABLES}

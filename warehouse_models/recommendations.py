@@ -117,26 +117,34 @@ def query_vector(text: str, vocabulary: dict[str, int], idf: ArrayLike) -> tuple
 
 # --- the hybrid score: one definition for the daily training and the API's live re-ranking -----------------------
 def unit(scores: ArrayLike) -> np.ndarray:
-    """Scale a score vector to [0, 1] (a constant vector becomes zeros)."""
+    """Scale scores to [0, 1] along the last axis (each row of a matrix on its own); a constant row becomes zeros
+    and infinities (excluded titles) stay as they are."""
     import numpy as np
 
     array = np.asarray(scores, dtype=np.float32)
-    finite = array[np.isfinite(array)]
-    if finite.size == 0:
-        return np.zeros_like(array)
-    low, high = float(finite.min()), float(finite.max())
-    if high - low <= 0:
-        return np.where(np.isfinite(array), 0.0, array).astype(np.float32)
-    return (array - low) / (high - low)
+    if array.size == 0:
+        return array
+    finite = np.isfinite(array)
+    low = np.where(finite, array, np.inf).min(axis=-1, keepdims=True)
+    high = np.where(finite, array, -np.inf).max(axis=-1, keepdims=True)
+    span = high - low
+    ok = np.isfinite(span) & (span > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scaled = np.where(ok, (array - np.where(ok, low, 0)) / np.where(ok, span, 1), 0.0)
+    return np.where(finite, scaled, array).astype(np.float32)
 
 
 def hybrid(als: ArrayLike | None, content: ArrayLike, popularity: ArrayLike, *, als_weight: float,
-           content_weight: float, popularity_weight: float) -> np.ndarray:
-    """``a x unit(ALS) + c x unit(content) + p x unit(log(1 + popularity))`` over the same titles; ``als`` None
-    for a user without factors (cold start)."""
+           content_weight: float, popularity_weight: float, has_als: ArrayLike | None = None) -> np.ndarray:
+    """``a x unit(ALS) + c x unit(content) + p x unit(log(1 + popularity))`` over the same titles (the last axis;
+    rows of matrices are users). ``als`` None, or False in ``has_als`` for a row, for a user without factors
+    (cold start): no ALS term."""
     import numpy as np
 
     score = content_weight * unit(content) + popularity_weight * unit(np.log1p(np.asarray(popularity)))
     if als is not None:
-        score = score + als_weight * unit(als)
+        term = als_weight * unit(als)
+        if has_als is not None:
+            term = term * np.asarray(has_als, dtype=np.float32).reshape(-1, 1)
+        score = score + term
     return np.asarray(score, dtype=np.float32)

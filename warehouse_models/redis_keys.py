@@ -229,6 +229,11 @@ class KeyLayout:
         """Hash: content id -> average distinct viewers per trending window over the day before W."""
         return f"{self.prefix}:batch:{version}:trending_baseline:{kind}"
 
+    def batch_variants(self, version: str) -> str:
+        """Hash of the recommendation variants' totals over ``recs_variant_days`` before W:
+        ``<variant>:<total>`` for each total of :data:`warehouse_models.metrics.variants.TOTALS`."""
+        return f"{self.prefix}:batch:{version}:variants"
+
     def batch_version_pattern(self, version: str) -> str:
         """A SCAN pattern over every key of one batch version (its meta included)."""
         return f"{self.prefix}:batch:{version}:*"

@@ -276,6 +276,17 @@ class Settings(BaseSettings):
     scores, each scaled to [0, 1] per user. The defaults scored best of a small grid on the simulated world (see
     docs/recommendations.md); a cold user has no ALS term."""
 
+    recs_variants: str = "live=50,batch=50"
+    """Recommendation A/B variants and their shares of users (percent, adding up to 100), assigned by a stable hash
+    of the user id: ``live`` re-ranks the daily list at request time with what the user just watched and searched,
+    ``batch`` serves the daily list as it is. See warehouse_models/metrics/variants.py."""
+
+    recs_variant_salt: str = "recs-2026-12"
+    """Salt of the variant hash: a new salt reshuffles users into a new experiment."""
+
+    recs_variant_days: int = Field(default=14, ge=1)
+    """The batch views' variant figures count the events of this many days before W."""
+
     recs_live_weight: float = Field(default=1.0, ge=0)
     """At request time, how strongly the titles a user just watched steer the user's factors."""
 
@@ -286,6 +297,14 @@ class Settings(BaseSettings):
     def _no_separators(cls, value: str) -> str:
         if not value or any(ch in value for ch in " :/"):
             raise ValueError("must be non-empty without spaces, ':' or '/'")
+        return value
+
+    @field_validator("recs_variants")
+    @classmethod
+    def _variants_parse(cls, value: str) -> str:
+        from warehouse_models.metrics.variants import parse_variants
+
+        parse_variants(value)
         return value
 
     @field_validator("redis_url")

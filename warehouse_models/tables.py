@@ -165,6 +165,8 @@ FACT_STREAM_EVENTS = TableSpec(
         Column("rail_id", "string", "Rail of an impression or click."),
         Column("button_id", "string", "Button or tile kind of an impression or click."),
         Column("slot", "int", "Position of the tile in its rail."),
+        Column("rec_variant", "string", "Recommendation variant stamped on an impression or click of a "
+               "recommendation rail."),
         Column("search_query", "string", "What a search event's user typed (content_id: the result chosen)."),
         Column("results_shown", "array<string>", "The titles a search showed, in order."),
         Column("watch_seconds", "double",

@@ -21,6 +21,7 @@ from batch_layer.marts.concurrency_violations import mart_concurrency_violations
 from batch_layer.marts.content_performance import mart_content_performance
 from batch_layer.marts.ctr_daily import mart_ctr_daily, missing_columns
 from batch_layer.marts.qoe_hourly import mart_qoe_hourly
+from batch_layer.marts.recs_variants import mart_recs_variants_daily
 from batch_layer.marts.segments import mart_segments
 from batch_layer.marts.session_length import mart_session_length
 from batch_layer.marts.sessions import conform, fact_sessions
@@ -31,6 +32,7 @@ from warehouse_models.marts import (
     MART_CONTENT_PERFORMANCE,
     MART_CTR_DAILY,
     MART_QOE_HOURLY,
+    MART_RECS_VARIANTS_DAILY,
     MART_SEGMENTS,
     MART_SESSION_LENGTH,
     MART_TABLES,
@@ -67,6 +69,7 @@ MART_TRANSFORMS: dict[str, Callable[[GoldInputs], DataFrame]] = {
     MART_SEGMENTS.name: lambda g: mart_segments(g.fact, per_session=g.sessions),
     MART_CONCURRENCY_VIOLATIONS.name:
         lambda g: mart_concurrency_violations(g.fact, g.dim_users, per_session=g.sessions),
+    MART_RECS_VARIANTS_DAILY.name: lambda g: mart_recs_variants_daily(g.fact, g.settings),
 }
 """Mart name -> its pure transform over the gold inputs."""
 
@@ -99,7 +102,7 @@ def partition_predicate(spec: TableSpec, dates: Iterable[date]) -> str:
 MART_FACT_COLUMNS: tuple[str, ...] = (
     "event_date", "event_timestamp", "event_type", "user_id", "account_id", "session_id", "content_id", "device_type",
     "country", "position_seconds", "watch_seconds", "player_state", "bitrate_kbps", "previous_bitrate_kbps",
-    "startup_ms", "stall_ms", "error_code", "error_fatal", "rail_id", "button_id",
+    "startup_ms", "stall_ms", "error_code", "error_fatal", "rail_id", "button_id", "rec_variant", "completion_pct",
 )
 """The fact columns the marts read (a mart that needs another one fails on an unknown column in the tests)."""
 

@@ -49,15 +49,6 @@ class Matrix:
         return {str(c): i for i, c in enumerate(self.item_ids)}
 
 
-def pair_strengths(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows per (user, title, day) -> one row per (user, title): summed watch seconds, best completion, strength."""
-    pairs = (frame.groupby(["user_id", "content_id"], sort=False, observed=True)
-             .agg(watch_seconds=("watch_seconds", "sum"), completion_pct=("completion_pct", "max"))
-             .reset_index())
-    pairs["strength"] = strength(pairs["watch_seconds"].to_numpy(), pairs["completion_pct"].to_numpy())
-    return pairs[pairs["strength"] > 0].reset_index(drop=True)
-
-
 def weigh(values: csr_matrix, weighting: Weighting) -> csr_matrix:
     """Strength -> matrix values by the weighting setting (see :data:`Weighting`)."""
     from scipy.sparse import csr_matrix as csr
@@ -78,27 +69,37 @@ def weigh(values: csr_matrix, weighting: Weighting) -> csr_matrix:
 def build_matrix(frame: pd.DataFrame, weighting: Weighting, *, item_ids: np.ndarray | None = None) -> Matrix:
     """The weighted user x item matrix of the interactions in ``frame`` (:data:`INTERACTION_COLUMNS`).
 
-    ``item_ids`` fixes the columns (the catalog), so titles nobody watched still have a column and interactions
-    with titles outside it are dropped; without it the columns are the titles watched.
+    A (user, title) pair sums its days' watch seconds and keeps their best completion, then gets its strength;
+    pairs without strength and users without any pair are left out. ``item_ids`` fixes the columns (the
+    catalog), so titles nobody watched still have a column and interactions with titles outside it are dropped;
+    without it the columns are the titles watched. The pairs are grouped on integer codes with numpy (a sort and
+    two ``reduceat``), which costs a fraction of a pandas group-by on the id strings.
     """
     import pandas as pd
-    from scipy.sparse import coo_matrix
+    from scipy.sparse import csr_matrix
 
-    pairs = pair_strengths(frame)
-    users, user_codes = _codes(pairs["user_id"])
+    users, user_codes = _codes(frame["user_id"])
     if item_ids is None:
-        items, item_codes = _codes(pairs["content_id"])
+        items, item_codes = _codes(frame["content_id"])
     else:
         items = np.asarray(item_ids, dtype=object)
-        item_codes = pd.Index(items).get_indexer(pairs["content_id"])
-        keep = item_codes >= 0
-        if not keep.all():
-            pairs, user_codes, item_codes = pairs[keep], user_codes[keep], item_codes[keep]
-            users, user_codes = _codes(pairs["user_id"])
-    values = coo_matrix((pairs["strength"].to_numpy(np.float32), (user_codes, item_codes)),
-                        shape=(len(users), len(items))).tocsr()
-    values.sum_duplicates()
-    return Matrix(users, items, weigh(values, weighting))
+        item_codes = pd.Index(items).get_indexer(frame["content_id"]).astype(np.int64)
+    keep = item_codes >= 0
+    watch = np.nan_to_num(frame["watch_seconds"].to_numpy(dtype=np.float64, na_value=np.nan), nan=0.0)[keep]
+    completion = np.nan_to_num(frame["completion_pct"].to_numpy(dtype=np.float64, na_value=np.nan), nan=0.0)[keep]
+    key = user_codes[keep] * max(len(items), 1) + item_codes[keep]
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else np.zeros(0, dtype=np.int64)
+    pair = key[starts]
+    values = strength(np.add.reduceat(watch[order], starts) if key.size else watch,
+                      np.maximum.reduceat(completion[order], starts) if key.size else completion)
+    positive = values > 0
+    pair, values = pair[positive], values[positive].astype(np.float32)
+    rows, cols = pair // max(len(items), 1), pair % max(len(items), 1)
+    kept_users, rows = np.unique(rows, return_inverse=True)
+    matrix = csr_matrix((values, (rows, cols)), shape=(len(kept_users), len(items)))
+    return Matrix(users[kept_users], items, weigh(matrix, weighting))
 
 
 def _codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -55,6 +55,7 @@ def new_als(params: AlsParams, *, threads: int = 0) -> AlternatingLeastSquares:
 
 def fit_als(matrix: Matrix, params: AlsParams) -> AlternatingLeastSquares:
     """Fit ALS on the matrix (BLAS held to one thread: implicit parallelises itself and warns otherwise)."""
+    import implicit.cpu.als  # noqa: F401 - loaded before the limit, so the BLAS it loads is limited too
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1, "blas"):
@@ -88,6 +89,7 @@ class Popularity:
 
     global_counts: np.ndarray
     segments: dict[str, np.ndarray] = field(default_factory=dict)
+    _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def count(cls, matrix: Matrix, user_segments: dict[str, str]) -> Popularity:
@@ -103,6 +105,13 @@ class Popularity:
     def scores(self, segment: str) -> np.ndarray:
         """Segment viewers smoothed by the global share (so every title gets a score)."""
         return segment_popularity(self.global_counts, self.segments.get(segment))
+
+    def cached(self, segment: str) -> np.ndarray:
+        """:meth:`scores`, computed once per segment."""
+        found = self._cache.get(segment)
+        if found is None:
+            found = self._cache[segment] = self.scores(segment)
+        return found
 
     def top(self, segment: str, k: int) -> np.ndarray:
         return top_k(self.scores(segment)[None, :], k)[0][0]
@@ -164,7 +173,7 @@ class Recommenders:
         if model == "content":
             return self.content_scores(users)
         if model == "popularity":
-            return np.vstack([self.popularity.scores(u.segment) for u in users]) if users else \
+            return np.vstack([self.popularity.cached(u.segment) for u in users]) if users else \
                 np.zeros((0, len(self.content.ids)), np.float32)
         if model == "hybrid":
             return self.hybrid_scores(users)
@@ -172,15 +181,10 @@ class Recommenders:
 
     def hybrid_scores(self, users: Sequence[UserContext]) -> np.ndarray:
         w = self.weights
-        content = self.content_scores(users)
         factors = self.als_factors(users)
-        als = factors @ self.item_factors.T
-        out = np.empty_like(content)
-        for row, user in enumerate(users):
-            out[row] = hybrid(als[row] if np.any(factors[row]) else None, content[row],
-                              self.popularity.scores(user.segment), als_weight=w.als, content_weight=w.content,
-                              popularity_weight=w.popularity)
-        return out
+        popularity = np.vstack([self.popularity.cached(u.segment) for u in users])
+        return hybrid(factors @ self.item_factors.T, self.content_scores(users), popularity, als_weight=w.als,
+                      content_weight=w.content, popularity_weight=w.popularity, has_als=np.any(factors, axis=1))
 
 
 def recommend(recommenders: Recommenders, model: ModelName, users: Sequence[UserContext], k: int, *,

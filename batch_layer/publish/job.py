@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
 
-from batch_layer.publish import content_totals, ctr, qoe, trending_baselines, user_totals
+from batch_layer.publish import content_totals, ctr, qoe, trending_baselines, user_totals, variants
 from batch_layer.publish.versioned import Entry, Publication, publish_version
 from batch_layer.silver.job import read_table
 from warehouse_models.tables import DIM_CONTENT, FACT_STREAM_EVENTS
@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-VIEW_NAMES: tuple[str, ...] = (user_totals.NAME, content_totals.NAME, ctr.NAME, qoe.NAME, trending_baselines.NAME)
+VIEW_NAMES: tuple[str, ...] = (user_totals.NAME, content_totals.NAME, ctr.NAME, qoe.NAME, trending_baselines.NAME,
+                               variants.NAME)
 """Every published view, in publication order (also the ``rows:<view>`` fields of a version's meta)."""
 
 
@@ -38,6 +39,7 @@ def view_frames(fact: DataFrame, dim_content: DataFrame, settings: Settings, *,
         ctr.NAME: ctr.ctr_totals(fact, settings, end=watermark),
         qoe.NAME: qoe.qoe_totals(qoe.qoe_minutes(fact, settings), end=watermark),
         trending_baselines.NAME: trending_baselines.trending_baselines(fact, settings, end=watermark),
+        variants.NAME: variants.variants_totals(fact, settings, end=watermark),
     }
 
 
@@ -47,6 +49,7 @@ _ENTRIES: dict[str, Callable[[Iterable[Mapping[str, Any]], Any, str], Iterator[E
     ctr.NAME: ctr.entries,
     qoe.NAME: qoe.entries,
     trending_baselines.NAME: trending_baselines.entries,
+    variants.NAME: variants.entries,
 }
 
 

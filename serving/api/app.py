@@ -332,6 +332,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                       limit: Annotated[int, Query(ge=1, le=50)] = 10) -> Response:
         return await answer(request, v.similar(content_id, limit=limit))
 
+    @app.get(f"{v1}/experiments/recommendations", response_model=models.Experiments, tags=["admin"],
+             dependencies=[admin], summary="Recommendation A/B variants: CTR, watch time and completion with 95 % "
+                                           "intervals (admin)")
+    async def experiments(request: Request, v: ViewsDep) -> Response:
+        return await answer(request, v.experiments())
+
     @app.get(f"{v1}/alerts", response_model=models.Alerts, tags=["admin"], dependencies=[admin],
              summary="Traffic-spike alerts, open and recent (admin)")
     async def alerts(request: Request, v: ViewsDep,

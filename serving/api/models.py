@@ -98,6 +98,9 @@ class RecommendedItem(BaseModel):
 class Recommendations(BaseModel):
     user_id: str
     model_version: str = Field(description="The published model version the answer comes from.")
+    variant: str = Field(description="The user's A/B variant (a stable hash of the user id): `live` re-ranks with "
+                                     "what the user just did, `batch` serves the daily list. Stamp it as "
+                                     "`rec_variant` on the impressions and clicks of these tiles.")
     known_user: bool = Field(description="The model was trained on this user (else: a cold start, served from "
                                          "what the user just watched and the segment's popularity).")
     segment: str = Field(description="The popularity segment used: country|device_type, or * for all.")
@@ -106,6 +109,32 @@ class Recommendations(BaseModel):
     items: list[RecommendedItem] = Field(description="Best first.")
     freshness: Freshness = Field(description="as_of: the end of the model's training data; speed lag: how fresh "
                                              "the recent titles are.")
+
+
+class VariantFigures(BaseModel):
+    variant: str
+    share: float = Field(description="Percent of users assigned.")
+    impressions: int | None = None
+    clicks: int | None = None
+    users: int | None = None
+    views_ended: int | None = None
+    views_completed: int | None = None
+    ctr: float | None
+    ctr_low: float | None = Field(description="Wilson 95 % interval of the CTR.")
+    ctr_high: float | None
+    watch_seconds_per_user: float | None
+    watch_seconds_per_user_low: float | None = Field(description="Normal 95 % interval of the mean.")
+    watch_seconds_per_user_high: float | None
+    completion_rate: float | None
+    completion_rate_low: float | None = Field(description="Wilson 95 % interval.")
+    completion_rate_high: float | None
+
+
+class Experiments(BaseModel):
+    salt: str = Field(description="The experiment's hash salt (REELYTICS_RECS_VARIANT_SALT).")
+    days: int = Field(description="Days before W the figures count.")
+    variants: list[VariantFigures]
+    freshness: Freshness
 
 
 class SimilarItem(BaseModel):
@@ -271,5 +300,7 @@ class Dashboard(BaseModel):
     ctr: list[RateItem]
     qoe_last_hour: list[QoeTitle]
     alerts: AlertsNow
+    experiments: list[VariantFigures] = Field(
+        description="Recommendation variants, as /v1/experiments/recommendations.")
     dagster: DagsterRuns
     freshness: Freshness

@@ -17,6 +17,7 @@ from warehouse_models.batch_versions import BatchRead, version_hash_plan, versio
 from warehouse_models.metrics.ctr import COUNTS, click_rate, split_fields
 from warehouse_models.metrics.engagement import METRICS
 from warehouse_models.metrics.qoe import QOE_FIELDS
+from warehouse_models.metrics.variants import totals_from_hash
 from warehouse_models.redis_io import text
 from warehouse_models.redis_keys import ContentKind, KeyLayout
 from warehouse_models.redis_plan import Command, Plan, run
@@ -116,3 +117,12 @@ def read_batch_qoe(client: redis.Redis, keys: KeyLayout, content_id: str, device
 
 def read_batch_trending_baselines(client: redis.Redis, keys: KeyLayout, kind: ContentKind) -> BatchRead | None:
     return run(client, batch_trending_baselines(keys, kind))
+
+
+def batch_variants(keys: KeyLayout) -> Plan[BatchRead | None]:
+    """Each recommendation variant's totals over the days before W (variant -> totals), with W."""
+    found = yield from version_hash_plan(keys, keys.batch_variants)
+    if found is None:
+        return None
+    version, watermark, fields = found
+    return BatchRead(version, watermark, totals_from_hash(fields))

@@ -276,3 +276,32 @@ def model_as_of(bundle: ModelBundle) -> datetime | None:
     if not data_to:
         return None
     return datetime.combine(date.fromisoformat(str(data_to)) + timedelta(days=1), time(), tzinfo=timezone.utc)
+
+
+BATCH_VARIANT = "batch"
+"""The variant served the daily list as published (no live re-ranking); every other variant is re-ranked live."""
+
+
+def published_list(bundle: ModelBundle, *, user: UserModel | None, segment: str, n: int) -> list[Recommendation]:
+    """The ``batch`` variant's answer: the user's published list as it is (the segment's most watched for a user
+    the model does not know), with the reason the daily run found."""
+    segment_top = bundle.segment_top(segment)
+    out: list[Recommendation] = []
+    if user is not None and user.recs:
+        for content_id, score, because in user.recs[:n]:
+            item = bundle.index.get(content_id)
+            if item is None:
+                continue
+            if because and because in bundle.index:
+                reason = _because(bundle, bundle.index[because])
+            elif item in segment_top:
+                reason = {"kind": "trending_in_your_country"}
+            else:
+                reason = {"kind": "popular"}
+            out.append(Recommendation(content_id, str(bundle.titles[item]), score, reason))
+        return out
+    scores = bundle.popularity(segment)
+    for item in np.argsort(-scores, kind="stable")[:n]:
+        out.append(Recommendation(str(bundle.ids[item]), str(bundle.titles[item]), round(float(scores[item]), 5),
+                                  {"kind": "trending_in_your_country" if int(item) in segment_top else "popular"}))
+    return out

@@ -13,10 +13,18 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from serving.views import speed as speed_views
-from serving.views.batch import batch_content_totals, batch_ctr, batch_qoe, batch_trending_baselines, batch_user_totals
+from serving.views.batch import (
+    batch_content_totals,
+    batch_ctr,
+    batch_qoe,
+    batch_trending_baselines,
+    batch_user_totals,
+    batch_variants,
+)
 from serving.views.merge import Freshness, add_counts, epoch_to_utc, is_complete, speed_since
 from serving.views.playback import Decision, authorize, decisions
 from serving.views.recommendations import (
+    BATCH_VARIANT,
     RECENT_FOR_LIVE,
     SEARCHES_FOR_LIVE,
     ModelBundle,
@@ -24,6 +32,7 @@ from serving.views.recommendations import (
     load_bundle,
     model_as_of,
     model_version,
+    published_list,
     rerank,
     similar_titles,
     user_model,
@@ -34,6 +43,8 @@ from warehouse_models.metrics.ctr import COUNTS, click_rate, ctr_counts
 from warehouse_models.metrics.engagement import METRICS, engagement_totals, engagement_windows
 from warehouse_models.metrics.qoe import merge_sums, qoe_buckets, qoe_metrics
 from warehouse_models.metrics.trending import trending_ranking
+from warehouse_models.metrics.variants import figures as variant_figures
+from warehouse_models.metrics.variants import parse_variants, variant_of
 from warehouse_models.recommendations import GLOBAL_SEGMENT, segment_of
 from warehouse_models.redis_keys import ContentKind
 from warehouse_models.redis_plan import Plan, gather
@@ -68,6 +79,7 @@ class Views:
         self.keys = settings.keys
         self.shared_query = settings.speed_query_name(speed_views.SHARED_QUERY)
         self._bundles: dict[str, ModelBundle] = {}
+        self.variants = parse_variants(settings.recs_variants)
         self.weights = Weights(als=settings.recs_als_weight, content=settings.recs_content_weight,
                                popularity=settings.recs_popularity_weight, live=settings.recs_live_weight)
 
@@ -201,6 +213,23 @@ class Views:
         return Answer({"user_id": user_id, "items": [{"content_id": cid, "watched_at": at} for cid, at in items]},
                       self._compose(None, lag, now=now))
 
+    # --- recommendation experiments -------------------------------------------------------------------------
+    def _variants(self) -> Plan[tuple[list[dict[str, Any]], BatchRead | None]]:
+        batch = yield from batch_variants(self.keys)
+        totals = batch.values if batch is not None else {}
+        items = [{"variant": name, "share": buckets / 100, **{k: int(v) if k not in ("watch_seconds",
+                  "watch_seconds_sq") else v for k, v in totals.get(name, {}).items()},
+                  **variant_figures(totals.get(name, {}))} for name, buckets in self.variants]
+        return items, batch
+
+    def experiments(self) -> Plan[Answer]:
+        """Each recommendation variant's CTR, watch time per user and completion with 95 % intervals, over the
+        ``recs_variant_days`` before W (batch)."""
+        now = time.time()
+        items, batch = yield from self._variants()
+        return Answer({"salt": self.settings.recs_variant_salt, "days": self.settings.recs_variant_days,
+                       "variants": items}, self._compose(batch, None, now=now))
+
     # --- admin: across accounts --------------------------------------------------------------------------
     def alerts(self, *, limit: int) -> Plan[Answer]:
         now = time.time()
@@ -234,8 +263,9 @@ class Views:
             speed_views.live_streams(self.keys, heartbeat_timeout_seconds=timeout, now=now),
             decisions(self.keys, minutes=minutes, now=now), speed_views.ctr_rates(self.keys, limit=top),
             speed_views.active_alerts(self.keys), speed_views.recent_alerts(self.keys, 10), self._current(),
-            self._lag(now))
-        (vod, _), (live, _), (streams, streams_as_of), per_minute, rates, active, recent, batch, lag = found
+            self._lag(now), self._variants())
+        (vod, _), (live, _), (streams, streams_as_of), per_minute, rates, active, recent, batch, lag, (variants, _) = \
+            found
         trending = {"vod": vod, "live": live}
         top_titles = sorted((item for items in trending.values() for item in items),
                             key=lambda item: -item["viewers"])[:qoe_titles]
@@ -250,6 +280,7 @@ class Views:
             "ctr": rates,
             "qoe_last_hour": qoe,
             "alerts": {"active": list(active.values()), "recent": recent},
+            "experiments": variants,
         }, self._compose(batch, lag, now=now))
 
     # --- recommendations: the published model, re-ranked live ---------------------------------------------
@@ -287,10 +318,15 @@ class Views:
             segment = segment_of(country, device_type)
         else:
             segment = user.segment if user is not None and user.segment else GLOBAL_SEGMENT
-        items = rerank(bundle, user=user, segment=segment, recent=recent_ids, similar=similar,
-                       searches=[query for query, _ in searches], weights=self.weights, n=limit)
+        variant = variant_of(user_id, self.variants, self.settings.recs_variant_salt)
+        if variant == BATCH_VARIANT:
+            items = published_list(bundle, user=user, segment=segment, n=limit)
+        else:
+            items = rerank(bundle, user=user, segment=segment, recent=recent_ids, similar=similar,
+                           searches=[query for query, _ in searches], weights=self.weights, n=limit)
         return Answer({
-            "user_id": user_id, "model_version": version, "known_user": user is not None, "segment": segment,
+            "user_id": user_id, "model_version": version, "variant": variant, "known_user": user is not None,
+            "segment": segment,
             "recent": [{"content_id": content_id, "watched_at": at} for content_id, at in recent],
             "searches": [{"query": query, "searched_at": at} for query, at in searches],
             "items": [{"content_id": r.content_id, "title": r.title, "score": r.score, "reason": r.reason}

@@ -115,6 +115,11 @@ def test_scores_scale_and_mix_by_one_definition():
     assert cold.tolist() == pytest.approx([1.0, 0.4])
     warm = hybrid([1.0, 0.0], [0.0, 1.0], [10.0, 0.0], als_weight=0.5, content_weight=0.4, popularity_weight=1.0)
     assert warm.tolist() == pytest.approx([1.5, 0.4])
+    rows = unit(np.array([[1.0, 3.0], [5.0, 5.0]]))
+    assert rows.tolist() == [[0.0, 1.0], [0.0, 0.0]]  # each row on its own
+    mixed = hybrid(np.array([[1.0, 0.0], [1.0, 0.0]]), np.zeros((2, 2)), np.zeros((2, 2)), als_weight=0.5,
+                   content_weight=0.4, popularity_weight=1.0, has_als=[True, False])
+    np.testing.assert_allclose(mixed, [[0.5, 0.0], [0.0, 0.0]])
     smoothed = segment_popularity([10.0, 0.0, 10.0], [0.0, 0.0, 3.0])
     assert smoothed[2] > smoothed[0] > smoothed[1]
     idx, _ = top_k(np.array([[0.1, 0.5, 0.5, 0.9]]), 3)
