@@ -153,8 +153,8 @@ def _live_update(ctx: BenchContext, settings: Any, world: Any, trained: Any, pro
     from serving.views.recommendations import BATCH_VARIANT
     from serving.views.service import Views
     from speed_layer.service import speed_log, start_speed, stop_speed
-    from warehouse_models.metrics.variants import parse_variants, variant_of
     from warehouse_models.events import encode, kafka_key
+    from warehouse_models.metrics.variants import parse_variants, variant_of
     from warehouse_models.redis_plan import run
 
     ensure_topics(settings)
