@@ -7,8 +7,9 @@ The data is drawn from the simulator's taste structure (:mod:`simulator.interact
 - ``train_s``: the trainer's own path from the interaction rows to a fitted model (the weighted matrix over the
   catalog, then ALS), and ``bare_fit_s``: ``implicit``'s ALS with the same parameters fitted on that same matrix
   (BLAS held to one thread for both, as implicit asks); each is the best of two alternating runs.
-- ``daily_run_s``: :func:`batch_layer.models.train.train_model` whole (content index, evaluation fit, held-out
-  evaluation of four recommenders, final fit, every user's top list, similar titles).
+- ``daily_run_s``: the daily run on data already read (:func:`batch_layer.models.job.run_daily`): content index,
+  evaluation fit, held-out evaluation of four recommenders, final fit, every user's top list, similar titles,
+  the version kept, published to Redis and the gold tables.
 - ``hybrid_p_at_10``, ``popularity_p_at_10`` from that evaluation, and ``oracle_p_at_10``: a recommender that
   knows each user's planted favourite genres and the catalog's popularity (what the planted taste allows).
 - ``recommend_p50_ms``, ``recommend_p99_ms``: ``GET /v1/users/{id}/recommendations`` through the API (one uvicorn
@@ -93,13 +94,13 @@ def _train_vs_bare(data: Any, params: Any) -> dict[str, Any]:
             "bare_runs_s": [round(x, 2) for x in bare]}
 
 
-def _oracle_p_at_10(world: Any, trained: Any, data: Any, sample: int = 3000) -> float:
+def _oracle_p_at_10(world: Any, manifest: dict[str, Any], data: Any, sample: int = 3000) -> float:
     """Precision@10 of ranking by the planted taste: favourite genres first, by popularity (80 % of picks come from
     them), the rest by popularity; the user's training titles left out, as for every recommender."""
     from batch_layer.models.evaluate import evaluate
     from batch_layer.models.matrix import build_matrix, relevant_items, seen_items, time_split
 
-    split = time_split(data.interactions, trained.manifest["params"]["holdout_days"])
+    split = time_split(data.interactions, manifest["params"]["holdout_days"])
     ids = [c.content_id for c in world.titles]
     train = build_matrix(split.train, "none", item_ids=np.asarray(ids, dtype=object))
     seen = seen_items(train)
@@ -145,7 +146,8 @@ def _recommend_latency(ctx: BenchContext, settings: Any, users: list[str], secon
     return result
 
 
-def _live_update(ctx: BenchContext, settings: Any, world: Any, trained: Any, probes: int) -> dict[str, Any]:
+def _live_update(ctx: BenchContext, settings: Any, world: Any, arrays: dict[str, Any],
+                 probes: int) -> dict[str, Any]:
     """Watches produced to Kafka until each user's API answer changes, with the speed layer running."""
     from confluent_kafka import Producer
 
@@ -162,7 +164,6 @@ def _live_update(ctx: BenchContext, settings: Any, world: Any, trained: Any, pro
     views = Views(settings)
     producer = Producer({"bootstrap.servers": ",".join(settings.kafka_bootstrap_list), "linger.ms": 0})
     users = world.users_by_id
-    arrays = trained.arrays
     rng = random.Random(11)
     tag = f"{int(time.time())}"
 
@@ -233,7 +234,7 @@ def _live_update(ctx: BenchContext, settings: Any, world: Any, trained: Any, pro
 def measure_recommendations(ctx: BenchContext) -> Outcome:
     """Training time against a bare implicit fit, held-out quality, live route latency and live update time."""
     from batch_layer.models.job import run_daily
-    from batch_layer.models.train import TrainParams, train_model
+    from batch_layer.models.train import TrainParams
     from infra import kafka as embedded_kafka
     from infra import redis as embedded_redis
     from infra.process import free_port
@@ -255,23 +256,23 @@ def measure_recommendations(ctx: BenchContext) -> Outcome:
     fit = _train_vs_bare(data, params)
     ctx.progress("train %.1f s, bare fit %.1f s (ratio %.3f) on %d interactions", fit["train_s"], fit["bare_fit_s"],
                  fit["train_over_bare_fit_ratio"], fit["interactions"])
-    started = time.perf_counter()
-    trained = train_model(data, params, progress=lambda line: ctx.progress("%s", line))
-    daily_s = time.perf_counter() - started
-    peak_rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
-    metrics = trained.manifest["metrics"]
-    oracle = _oracle_p_at_10(world, trained, data)
-    ctx.progress("held-out p@10: hybrid %.4f, popularity %.4f, oracle %.4f", metrics["hybrid"]["precision_at_10"],
-                 metrics["popularity"]["precision_at_10"], oracle)
     try:
+        # The daily run as Dagster runs it, on data already read: train, evaluate, keep, publish (Redis, Delta).
         started = time.perf_counter()
         published = run_daily(settings, day=date.fromisoformat(data.data_to), data=data,
                               progress=lambda line: ctx.progress("%s", line))
-        notes["publish_run_s"] = round(time.perf_counter() - started, 1)
+        daily_s = time.perf_counter() - started
+        peak_rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+        manifest = published.version.manifest
+        arrays = published.version.arrays()
+        metrics = manifest["metrics"]
+        oracle = _oracle_p_at_10(world, manifest, data)
+        ctx.progress("held-out p@10: hybrid %.4f, popularity %.4f, oracle %.4f",
+                     metrics["hybrid"]["precision_at_10"], metrics["popularity"]["precision_at_10"], oracle)
         ctx.progress("starting the API: %s", API.start(settings))
-        recommend = _recommend_latency(ctx, settings, [str(u) for u in published.version.arrays()["user_ids"]],
+        recommend = _recommend_latency(ctx, settings, [str(u) for u in arrays["user_ids"]],
                                        3 if ctx.quick else RECOMMEND_SECONDS)
-        live = _live_update(ctx, settings, world, trained, 5 if ctx.quick else PROBES)
+        live = _live_update(ctx, settings, world, arrays, 5 if ctx.quick else PROBES)
     finally:
         API.stop(settings)
         client = settings.redis_client()
@@ -289,9 +290,9 @@ def measure_recommendations(ctx: BenchContext) -> Outcome:
         "oracle_p_at_10": oracle,
         "oracle_ratio_vs_popularity": round(oracle / popularity, 3) if popularity else float("nan"),
     }
-    notes.update({"fit": fit, "metrics": metrics, "timings": trained.manifest["timings"],
+    notes.update({"fit": fit, "metrics": metrics, "timings": manifest["timings"], "sizes": manifest["sizes"],
                   "recommend": recommend, "recommend_rate_rps": RECOMMEND_RATE, "live_update": live,
-                  "params": trained.manifest["params"]})
+                  "params": manifest["params"], "gate": manifest.get("gate")})
     return Outcome(figures=figures, notes=notes, targets={
         "train_over_bare_fit_ratio": "<= 1.3", "recommend_p99_ms": "<= 20", "live_recs_update_p95_s": "<= 2.5",
         "p_at_10_ratio_vs_popularity": ">= 2.0"})

@@ -63,8 +63,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 VIEW_MODULES: tuple[str, ...] = (
-    "resume", "recent", "concurrency", "searches", "engagement", "ctr", "trending", "spikes", "dead_letters", "qoe",
-    "view_end",
+    "resume", "recent", "concurrency", "searches", "releases", "engagement", "ctr", "trending", "spikes",
+    "dead_letters", "qoe", "view_end",
 )
 """Every real-time view, one module each under ``speed_layer/``. The shared query writes its views in this
 order, so the latest-value views apps poll (resume, recent items, "may this stream play?") come first in each

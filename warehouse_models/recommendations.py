@@ -7,6 +7,7 @@ Redis keys of :class:`~warehouse_models.redis_keys.KeyLayout` (``model_*``) the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from warehouse_models.tables import TableSpec
@@ -64,6 +65,11 @@ BUNDLE_ARRAYS: tuple[str, ...] = (
 :meth:`~warehouse_models.redis_keys.KeyLayout.model_items`): the catalog with its factors, its TF-IDF rows and
 vocabulary, and the popularity per segment."""
 
+AFFINITY_ARRAYS: tuple[str, ...] = ("affinity_users", "affinity_genres", "affinity")
+"""Each user's genre affinity in a model version (an ``.npz`` in the ``affinity`` field of
+:meth:`~warehouse_models.redis_keys.KeyLayout.model_items`): user ids, genre names, and users x genres shares of
+the user's watch strength (a title counts fully for its main genre and half for its second)."""
+
 USER_FIELDS: tuple[str, ...] = ("factors", "seen", "recs", "segment")
 """Fields of :meth:`~warehouse_models.redis_keys.KeyLayout.model_user`."""
 
@@ -74,6 +80,33 @@ GLOBAL_SEGMENT = "*"
 def segment_of(country: str | None, device_type: str | None) -> str:
     """A popularity segment: the user's country and device type."""
     return f"{country or 'unknown'}|{device_type or 'unknown'}"
+
+
+def release_affinity(affinity: np.ndarray, genres: Sequence[str], primary: str | None,
+                     secondary: str | None) -> np.ndarray:
+    """Per user, how much a new title's genres match their taste: the affinity of its main genre plus half that
+    of its second (a title of an unknown genre matches nobody)."""
+    import numpy as np
+
+    index = {g: i for i, g in enumerate(genres)}
+    out = np.zeros(affinity.shape[0], dtype=np.float32)
+    if primary in index:
+        out += affinity[:, index[primary]]
+    if secondary in index:
+        out += 0.5 * affinity[:, index[secondary]]
+    return out
+
+
+def matching_users(affinity: np.ndarray, genres: Sequence[str], primary: str | None, secondary: str | None, *,
+                   threshold: float, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """(user rows, match) of the users whose match with a new title is at least ``threshold``, best first, at
+    most ``limit``."""
+    import numpy as np
+
+    match = release_affinity(affinity, genres, primary, secondary)
+    rows = np.flatnonzero(match >= threshold)
+    rows = rows[np.argsort(-match[rows], kind="stable")][:limit]
+    return rows, match[rows]
 
 
 TOKEN_PATTERN = r"(?u)\b\w[\w-]+\b"

@@ -32,6 +32,8 @@ RECENT_SEARCHES_MAX = 10
 RECENT_SEARCHES_TTL_SECONDS = 7 * 24 * 3600
 DECISIONS_TTL_SECONDS = 24 * 3600
 """Per-minute counts of authorize answers: a day of them for the dashboard and monitoring."""
+NOTIFICATIONS_TTL_SECONDS = 30 * 24 * 3600
+"""A notification feed lives this long after its newest notification."""
 MODEL_TTL_SECONDS = 2 * 24 * 3600
 """A replaced recommendation model's keys linger this long (readers mid-request, a quick rollback)."""
 BATCH_VIEW_TTL_SECONDS = 3 * 24 * 3600
@@ -257,6 +259,19 @@ class KeyLayout:
     def model_similar(self, version: str, content_id: str) -> str:
         """String: JSON ``[[content id, score], ...]``, the titles most like one title (content similarity)."""
         return f"{self.prefix}:models:{version}:similar:{content_id}"
+
+    def notifications(self, user_id: str) -> str:
+        """Sorted set: the user's notification feed, content id -> when the title was released to them (ms); the
+        newest ``notify_feed_max`` kept (``ZADD NX``: a title notifies a user once)."""
+        return f"{self.prefix}:notify:feed:{user_id}"
+
+    def notifications_day(self, user_id: str, day: int) -> str:
+        """String: notifications the user got on one UTC day (epoch day number), for the daily cap."""
+        return f"{self.prefix}:notify:day:{user_id}:{day}"
+
+    def releases(self) -> str:
+        """Hash: content id -> JSON of a released title as its notifications show it (title, genres, when)."""
+        return f"{self.prefix}:notify:releases"
 
     def model_version_pattern(self, version: str) -> str:
         return f"{self.prefix}:models:{version}:*"

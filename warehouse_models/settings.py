@@ -276,6 +276,23 @@ class Settings(BaseSettings):
     scores, each scaled to [0, 1] per user. The defaults scored best of a small grid on the simulated world (see
     docs/recommendations.md); a cold user has no ALS term."""
 
+    notify_max_per_day: int = Field(default=3, ge=0)
+    """Release notifications one user gets per UTC day at most (0: none)."""
+
+    notify_feed_max: int = Field(default=50, ge=1)
+    """Notifications kept in a user's feed (the newest)."""
+
+    notify_min_affinity: float = Field(default=0.3, ge=0)
+    """A release notifies the users whose taste for its genres (main genre's share of their watching plus half
+    the second's) is at least this."""
+
+    notify_max_users: int = Field(default=5000, ge=1)
+    """At most this many users (the best matching) are notified of one release."""
+
+    notify_release_days: int = Field(default=30, ge=0)
+    """A catalog upsert is a release when the title's release date is at most this many days before it (older
+    titles coming back in the catalog notify nobody)."""
+
     recs_variants: str = "live=50,batch=50"
     """Recommendation A/B variants and their shares of users (percent, adding up to 100), assigned by a stable hash
     of the user id: ``live`` re-ranks the daily list at request time with what the user just watched and searched,

@@ -2,8 +2,9 @@
 
 Redis, per version (keys of :class:`~warehouse_models.redis_keys.KeyLayout`):
 
-- ``model_items``: ``bundle`` (an ``.npz`` of :data:`~warehouse_models.recommendations.BUNDLE_ARRAYS`) and ``meta``
-  (JSON: version, data range, metrics);
+- ``model_items``: ``bundle`` (an ``.npz`` of :data:`~warehouse_models.recommendations.BUNDLE_ARRAYS`), ``meta``
+  (JSON: version, data range, metrics) and ``affinity`` (an ``.npz`` of
+  :data:`~warehouse_models.recommendations.AFFINITY_ARRAYS`, what release notifications match against);
 - ``model_user`` per user: ``factors`` (float32 bytes), ``seen`` (JSON ``[[title, weight], ...]``), ``recs`` (JSON
   ``[[title, score, because title or ""], ...]``) and ``segment``;
 - ``model_similar`` per title: JSON ``[[title, cosine], ...]``.
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from batch_layer.models.registry import ModelVersion
-from warehouse_models.recommendations import BUNDLE_ARRAYS, RECS_SIMILAR_TITLES, RECS_USER_TOP_N
+from warehouse_models.recommendations import AFFINITY_ARRAYS, BUNDLE_ARRAYS, RECS_SIMILAR_TITLES, RECS_USER_TOP_N
 from warehouse_models.redis_io import text
 from warehouse_models.redis_keys import MODEL_TTL_SECONDS, KeyLayout
 
@@ -41,9 +42,9 @@ logger = logging.getLogger(__name__)
 CHUNK = 1000
 
 
-def bundle_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+def bundle_bytes(arrays: dict[str, np.ndarray], names: tuple[str, ...] = BUNDLE_ARRAYS) -> bytes:
     out = io.BytesIO()
-    np.savez(out, **{name: arrays[name] for name in BUNDLE_ARRAYS})  # type: ignore[arg-type]
+    np.savez(out, **{name: arrays[name] for name in names})  # type: ignore[arg-type]
     return out.getvalue()
 
 
@@ -83,7 +84,8 @@ def publish_redis(client: redis.Redis, keys: KeyLayout, model: ModelVersion, *,
                                                                          "metrics", "params")}}
     pipe = client.pipeline(transaction=False)
     items_key = keys.model_items(version)
-    pipe.hset(items_key, mapping={"bundle": bundle_bytes(arrays), "meta": _json(meta)})
+    pipe.hset(items_key, mapping={"bundle": bundle_bytes(arrays), "meta": _json(meta),
+                                  "affinity": bundle_bytes(arrays, AFFINITY_ARRAYS)})
     pipe.expire(items_key, MODEL_TTL_SECONDS)
     pipe.execute()
     users = _write_chunks(client, ((keys.model_user(version, u), f) for u, f in user_entries(arrays)), hashes=True)

@@ -195,6 +195,8 @@ def train_model(data: TrainingData, params: TrainParams, *, progress: Progress =
     progress(f"top {params.top_n} for {len(user_ids)} users in {timings['recommend_s']:.1f} s, similar titles in "
              f"{timings['similar_s']:.1f} s")
     arrays = _arrays(matrix, final, data.users, top, scores, reasons, similar, similarity, data.catalog)
+    genres, affinity = genre_affinity(matrix, data.catalog)
+    arrays.update({"affinity_users": arrays["user_ids"], "affinity_genres": np.asarray(genres), "affinity": affinity})
     manifest = {
         "data_from": data.data_from, "data_to": data.data_to, "split_day": str(split.split_day),
         "params": params.describe(),
@@ -204,6 +206,27 @@ def train_model(data: TrainingData, params: TrainParams, *, progress: Progress =
         "metrics": metrics, "timings": timings,
     }
     return TrainedModel(manifest, arrays, final)
+
+
+def genre_affinity(matrix: Matrix, catalog: Sequence[Mapping[str, Any]]) -> tuple[list[str], np.ndarray]:
+    """Genre names and users x genres: each user's share of weighted watching by genre (a title counts fully for
+    its main genre and half for its second)."""
+    from scipy.sparse import csr_matrix
+
+    genres = sorted({g for row in catalog for g in (row.get("genre_primary"), row.get("genre_secondary")) if g})
+    index = {g: i for i, g in enumerate(genres)}
+    rows, cols, vals = [], [], []
+    for item, row in enumerate(catalog):
+        for genre, weight in ((row.get("genre_primary"), 1.0), (row.get("genre_secondary"), 0.5)):
+            if genre in index:
+                rows.append(item)
+                cols.append(index[genre])
+                vals.append(weight)
+    by_genre = csr_matrix((np.asarray(vals, np.float32), (rows, cols)), shape=(len(catalog), len(genres)))
+    totals = np.asarray(matrix.values @ by_genre.toarray(), dtype=np.float32)
+    sums = totals.sum(axis=1, keepdims=True)
+    sums[sums == 0] = 1.0
+    return genres, totals / sums
 
 
 def _arrays(matrix: Matrix, final: Recommenders, users: Mapping[str, UserInfo], top: np.ndarray, scores: np.ndarray,

@@ -326,6 +326,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await answer(request, v.recommendations(user_id, limit=limit, country=country,
                                                        device_type=device_type))
 
+    @app.get(f"{v1}/users/{{user_id}}/notifications", response_model=models.Notifications, tags=["users"],
+             dependencies=[read], summary="New titles that match the user's taste, newest first (capped per day)")
+    async def user_notifications(request: Request, v: ViewsDep, user_id: Id,
+                                 limit: Annotated[int, Query(ge=1, le=50)] = 20) -> Response:
+        return await answer(request, v.notifications(user_id, limit=limit))
+
     @app.get(f"{v1}/content/{{content_id}}/similar", response_model=models.Similar, tags=["content"],
              dependencies=[read], summary="The titles most like a title (content similarity of the daily model)")
     async def similar(request: Request, v: ViewsDep, content_id: Id,

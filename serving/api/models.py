@@ -137,6 +137,20 @@ class Experiments(BaseModel):
     freshness: Freshness
 
 
+class Notification(BaseModel):
+    content_id: str
+    title: str | None
+    genres: list[str] = Field(description="The title's genres: the taste it matched.")
+    release_date: str | None
+    notified_at: datetime
+
+
+class Notifications(BaseModel):
+    user_id: str
+    items: list[Notification] = Field(description="Newest first.")
+    freshness: Freshness
+
+
 class SimilarItem(BaseModel):
     content_id: str
     title: str

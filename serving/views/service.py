@@ -333,6 +333,12 @@ class Views:
                       for r in items],
         }, self._model_freshness(bundle, lag))
 
+    def notifications(self, user_id: str, *, limit: int) -> Plan[Answer]:
+        """The user's release notifications (speed layer), newest first; an empty feed is an empty list."""
+        now = time.time()
+        items, lag = yield from self._with_lag(speed_views.notifications(self.keys, user_id, limit), now)
+        return Answer({"user_id": user_id, "items": items}, self._compose(None, lag, now=now))
+
     def similar(self, content_id: str, *, limit: int) -> Plan[Answer]:
         """The titles most like one title by content, from the published model."""
         version = yield from model_version(self.keys)

@@ -69,6 +69,22 @@ def recent_searches(keys: KeyLayout, user_id: str, n: int = 3) -> Plan[list[tupl
     return [(text(member), utc_from_ms(int(score))) for member, score in score_pairs(flat)]
 
 
+def notifications(keys: KeyLayout, user_id: str, n: int = 20) -> Plan[list[dict[str, Any]]]:
+    """The user's newest ``n`` release notifications, newest first: the title and why (its genres)."""
+    (flat,) = yield [Command("ZRANGE", keys.notifications(user_id), 0, n - 1, "REV", "WITHSCORES")]
+    pairs = [(text(member), int(score)) for member, score in score_pairs(flat)]
+    if not pairs:
+        return []
+    (details,) = yield [Command("HMGET", keys.releases(), *(content_id for content_id, _ in pairs))]
+    out = []
+    for (content_id, ms), raw in zip(pairs, details, strict=True):
+        release = json.loads(raw) if raw is not None else {}
+        out.append({"content_id": content_id, "title": release.get("title"), "notified_at": utc_from_ms(ms),
+                    "genres": [g for g in (release.get("genre_primary"), release.get("genre_secondary")) if g],
+                    "release_date": release.get("release_date")})
+    return out
+
+
 def read_recent(client: redis.Redis, keys: KeyLayout, user_id: str, n: int = 10) -> list[tuple[str, datetime]]:
     return run(client, recent_titles(keys, user_id, n))
 

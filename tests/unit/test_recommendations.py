@@ -175,5 +175,11 @@ def test_the_hybrid_recovers_the_planted_taste_and_beats_popularity():
     stranger = UserContext("new-user", (), segment_of("DE", "tv"), "horror horror")
     top, _ = recommend(trained.recommenders, "hybrid", [stranger], 10)
     assert sum("horror" in genres[str(ids[i])] for i in top[0]) >= 3
+    # Each user's genre affinity is shares of their watching, and their planted favourites lead it.
+    affinity, genre_names = trained.arrays["affinity"], trained.arrays["affinity_genres"].tolist()
+    np.testing.assert_allclose(affinity.sum(axis=1), 1.0, rtol=1e-5)
+    leads = [genre_names[int(np.argmax(affinity[row]))] in users[str(u)].favourite_genres
+             for row, u in enumerate(trained.arrays["affinity_users"][:500])]
+    assert np.mean(leads) > 0.8
     empty = build_matrix(data.interactions.head(0), "log", item_ids=ids.astype(object))
     assert contexts(empty, ["x"], {})[0].items == ()
