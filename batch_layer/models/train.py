@@ -210,7 +210,8 @@ def train_model(data: TrainingData, params: TrainParams, *, progress: Progress =
 
 def genre_affinity(matrix: Matrix, catalog: Sequence[Mapping[str, Any]]) -> tuple[list[str], np.ndarray]:
     """Genre names and users x genres: each user's share of weighted watching by genre (a title counts fully for
-    its main genre and half for its second)."""
+    its main genre and half for its second), smoothed towards the shares of all users by a prior worth half the
+    median user's watching."""
     from scipy.sparse import csr_matrix
 
     genres = sorted({g for row in catalog for g in (row.get("genre_primary"), row.get("genre_secondary")) if g})
@@ -225,8 +226,11 @@ def genre_affinity(matrix: Matrix, catalog: Sequence[Mapping[str, Any]]) -> tupl
     by_genre = csr_matrix((np.asarray(vals, np.float32), (rows, cols)), shape=(len(catalog), len(genres)))
     totals = np.asarray(matrix.values @ by_genre.toarray(), dtype=np.float32)
     sums = totals.sum(axis=1, keepdims=True)
-    sums[sums == 0] = 1.0
-    return genres, totals / sums
+    # Smoothed towards everyone's shares by a prior worth half the median user's watching: a user seen twice is
+    # not a fan of whatever those two titles were.
+    overall = totals.sum(axis=0, keepdims=True) / max(float(totals.sum()), 1e-9)
+    prior = 0.5 * float(np.median(sums)) if sums.size else 0.0
+    return genres, (totals + prior * overall) / np.maximum(sums + prior, 1e-9)
 
 
 def _arrays(matrix: Matrix, final: Recommenders, users: Mapping[str, UserInfo], top: np.ndarray, scores: np.ndarray,
