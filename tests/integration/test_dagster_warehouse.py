@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 from batch_layer.silver.transform import LATE_GRACE
 from tests.warehouse_support import last_closed_hour, simulate_into_kafka, use_settings
+from warehouse_models.marts import MART_TABLES
 
 
 def test_definitions_load_with_graph_partitions_and_schedules():
@@ -29,7 +30,7 @@ def test_definitions_load_with_graph_partitions_and_schedules():
     assert parents["fact_stream_events"] == {"silver_events"}
     assert parents["dim_content"] == parents["dim_users"] == {"bronze"}
     marts = {k for k in parents if k.startswith("mart_")}
-    assert len(marts) == 7
+    assert len(marts) == len(MART_TABLES)
     assert all(parents[m] == {"fact_stream_events", "dim_content", "dim_users"} for m in marts)
 
     for key in ("bronze", "silver_events", "fact_stream_events"):

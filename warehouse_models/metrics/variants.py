@@ -136,28 +136,36 @@ def figures(totals: Mapping[str, float]) -> dict[str, float | None]:
 
 def variant_totals(fact: DataFrame, variants: Sequence[tuple[str, int]], salt: str, *,
                    keys: Sequence[str] = ()) -> DataFrame:
-    """Fact rows -> one row per variant (and ``keys``, e.g. ``event_date``) with the :data:`TOTALS`."""
+    """Fact rows -> one row per variant (and ``keys``, e.g. ``event_date``) with the :data:`TOTALS`.
+
+    Two shuffles: the users' watching and ended views grouped per user (the variant hashed once per user, not per
+    event), then those rows and the stamped tiles grouped per variant together."""
     from pyspark.sql import functions as F
 
     kind = F.col("event_type")
-    stamped = (fact.where(kind.isin(EventType.IMPRESSION.value, EventType.CLICK.value)
-                          & F.col("rail_id").isin(*RECOMMENDATION_RAILS) & F.col("rec_variant").isNotNull())
-               .groupBy(*keys, F.col("rec_variant").alias("variant"))
-               .agg(F.count(F.when(kind == EventType.IMPRESSION.value, 1)).alias("impressions"),
-                    F.count(F.when(kind == EventType.CLICK.value, 1)).alias("clicks")))
-    assigned = fact.where(F.col("user_id").isNotNull()).withColumn(
-        "variant", variant_column(F.col("user_id"), variants, salt))
-    per_user = (assigned.where(F.col("watch_seconds") > 0)
-                .groupBy(*keys, "variant", "user_id").agg(F.sum("watch_seconds").alias("w"))
-                .groupBy(*keys, "variant")
-                .agg(F.count("*").alias("users"), F.sum("w").alias("watch_seconds"),
-                     F.sum(F.col("w") * F.col("w")).alias("watch_seconds_sq")))
-    ended = (assigned.where(kind == EventType.VIEW_END.value).groupBy(*keys, "variant")
-             .agg(F.count("*").alias("views_ended"),
-                  F.count(F.when(F.col("completion_pct") >= COMPLETED_PCT, 1)).alias("views_completed")))
-    joined = stamped.join(per_user, [*keys, "variant"], "full").join(ended, [*keys, "variant"], "full")
-    return joined.select(*keys, "variant", *(F.coalesce(F.col(c), F.lit(0)).cast(
-        "double" if c.startswith("watch") else "long").alias(c) for c in TOTALS))
+    tile = (kind.isin(EventType.IMPRESSION.value, EventType.CLICK.value)
+            & F.col("rail_id").isin(*RECOMMENDATION_RAILS) & F.col("rec_variant").isNotNull())
+    ended = kind == EventType.VIEW_END.value
+    zero_long, zero_double = F.lit(0).cast("long"), F.lit(0.0).cast("double")
+    stamped = fact.where(tile).select(
+        *keys, F.col("rec_variant").alias("variant"),
+        F.when(kind == EventType.IMPRESSION.value, 1).otherwise(0).cast("long").alias("impressions"),
+        F.when(kind == EventType.CLICK.value, 1).otherwise(0).cast("long").alias("clicks"),
+        zero_long.alias("users"), zero_double.alias("watch_seconds"), zero_double.alias("watch_seconds_sq"),
+        zero_long.alias("views_ended"), zero_long.alias("views_completed"))
+    per_user = (fact.where(F.col("user_id").isNotNull() & ((F.col("watch_seconds") > 0) | ended))
+                .groupBy(*keys, "user_id")
+                .agg(F.sum(F.when(F.col("watch_seconds") > 0, F.col("watch_seconds"))).alias("w"),
+                     F.count(F.when(ended, 1)).alias("views_ended"),
+                     F.count(F.when(ended & (F.col("completion_pct") >= COMPLETED_PCT), 1)).alias("views_completed"))
+                .select(*keys, variant_column(F.col("user_id"), variants, salt).alias("variant"),
+                        zero_long.alias("impressions"), zero_long.alias("clicks"),
+                        F.when(F.col("w") > 0, 1).otherwise(0).cast("long").alias("users"),
+                        F.coalesce(F.col("w"), F.lit(0.0)).cast("double").alias("watch_seconds"),
+                        (F.coalesce(F.col("w"), F.lit(0.0)) ** 2).cast("double").alias("watch_seconds_sq"),
+                        F.col("views_ended").cast("long"), F.col("views_completed").cast("long")))
+    return (stamped.unionByName(per_user).groupBy(*keys, "variant")
+            .agg(*(F.sum(c).cast("double" if c.startswith("watch") else "long").alias(c) for c in TOTALS)))
 
 
 def interval_columns(totals: DataFrame) -> DataFrame:
