@@ -191,13 +191,18 @@ def _publish_model_and_read(settings: Settings, config: SimulationConfig,
     published = run_daily(models, day=day - timedelta(days=1), progress=lambda _: None,
                           data=TrainingData(frame, catalog, users, "", ""))
     assert published.published
-    # A viewer who searched and then watched a VOD title in the simulated quarter hour.
-    searched = {e["user_id"] for e in events if e["event_type"] == "search"}
+    # A viewer of the live variant (the batch variant serves the daily list as it is) who searched and then watched
+    # a VOD title in the simulated quarter hour.
+    from warehouse_models.metrics.variants import parse_variants, variant_of
+
+    variants = parse_variants(settings.recs_variants)
+    searched = {e["user_id"] for e in events if e["event_type"] == "search"
+                and variant_of(e["user_id"], variants, settings.recs_variant_salt) == "live"}
     viewer = next(e["user_id"] for e in events if e["event_type"] == "heartbeat" and not e.get("is_live")
                   and e["user_id"] in searched)
     views = Views(settings)
     before = run(settings.redis_client(), views.recommendations(viewer, limit=10))
-    assert before.data["recent"] == [] and before.data["searches"] == []
+    assert before.data["recent"] == [] and before.data["searches"] == [] and before.data["variant"] == "live"
     return viewer, before.data, views
 
 
