@@ -9,9 +9,11 @@ watching by genre) matches the title's genres by at least ``notify_min_affinity`
 Redis, in one script call per chunk of users: a user's feed (``notifications``, a sorted set content id ->
 release time) takes the title with ``ZADD NX`` only while the user's count for that UTC day
 (``notifications_day``) is under ``notify_max_per_day``; an added title counts, and the feed keeps the newest
-``notify_feed_max``. A replayed batch adds nothing (the title is in the feed already), and a user over the day's cap
-simply misses the release. The title's details go to the ``releases`` hash for the feed's readers. Without a
-published model there is no taste to match, and the release is logged and skipped.
+``notify_feed_max`` (a release older than everything in a full feed is trimmed at once and not counted). A replayed
+batch adds nothing (the title is in the feed already). A user over the day's cap misses the release that day; if
+the catalog is sent again on a later day within ``notify_release_days``, the title is offered again then. The
+title's details go to the ``releases`` hash for the feed's readers. Without a published model there is no taste to
+match, and the release is logged and skipped.
 """
 
 from __future__ import annotations
@@ -84,11 +86,14 @@ for k = 1, #KEYS, 2 do
   local feed, day = KEYS[k], KEYS[k + 1]
   if tonumber(redis.call('GET', day) or '0') < tonumber(ARGV[3]) then
     if redis.call('ZADD', feed, 'NX', ARGV[2], ARGV[1]) == 1 then
-      redis.call('INCR', day)
-      redis.call('EXPIRE', day, 172800)
       redis.call('ZREMRANGEBYRANK', feed, 0, -(tonumber(ARGV[4]) + 1))
-      redis.call('EXPIRE', feed, ARGV[5])
-      added = added + 1
+      -- Counted only if it stayed: a release older than everything in a full feed is trimmed at once.
+      if redis.call('ZSCORE', feed, ARGV[1]) then
+        redis.call('INCR', day)
+        redis.call('EXPIRE', day, 172800)
+        redis.call('EXPIRE', feed, ARGV[5])
+        added = added + 1
+      end
     end
   end
 end

@@ -1,8 +1,8 @@
 """Recent searches per user, for live recommendations: the newest ``RECENT_SEARCHES_MAX`` queries with their time.
 
-A ``search`` event (interactions topic) carries what the user typed. The query text is normalised (trimmed,
-inner whitespace collapsed, lower-cased), so "Space  Opera" and "space opera" are one search; the transform is a
-projection and a filter.
+A ``search`` event (interactions topic) carries what the user typed. The query text is normalised (whitespace of
+any kind collapsed to one space and stripped at both ends, lower-cased; a query of only whitespace is dropped),
+so "Space  Opera" and "space opera" are one search; the transform is a projection and a filter.
 
 Redis: ``recent_searches(user)`` is a sorted set query -> event time (ms) of its newest search, written by the
 recent-items script (:func:`speed_layer.recent.record_newest`): ``ZADD GT`` only moves a query forward in time and
@@ -28,18 +28,25 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def _normalised() -> SparkColumn:
+    """Whitespace of any kind collapsed to one space and stripped at both ends, lower-cased."""
+    from pyspark.sql import functions as F
+
+    collapsed = F.regexp_replace(F.col("search_query"), r"\s+", " ")
+    return F.lower(F.regexp_replace(collapsed, r"^ | $", ""))
+
+
 def _where() -> SparkColumn:
     from pyspark.sql import functions as F
 
     return (F.col("event_type") == EventType.SEARCH.value) & F.col("user_id").isNotNull() & \
-        (F.length(F.trim(F.col("search_query"))) > 0)
+        (F.length(_normalised()) > 0)
 
 
 def _columns() -> dict[str, SparkColumn]:
     from pyspark.sql import functions as F
 
-    query = F.lower(F.regexp_replace(F.trim(F.col("search_query")), r"\s+", " "))
-    return {"user_id": F.col("user_id"), "search_query": query,
+    return {"user_id": F.col("user_id"), "search_query": _normalised(),
             "event_time_ms": F.unix_millis(F.col("event_timestamp"))}
 
 

@@ -246,14 +246,16 @@ class KeyLayout:
         return f"{self.prefix}:models:current"
 
     def model_items(self, version: str) -> str:
-        """Hash of one model version's catalog side, read once per version by each API process: ``ids`` (JSON
-        list), ``factors`` (float32 item factors, row-major), ``titles``, ``durations`` (JSON lists aligned with
-        ``ids``), ``popular`` (JSON: segment -> title ids) and ``meta`` (JSON: version, data range, metrics)."""
+        """Hash of one model version's catalog side, read once per version by each API process: ``bundle`` (an
+        ``.npz`` of :data:`warehouse_models.recommendations.BUNDLE_ARRAYS`: ids, titles, item factors, TF-IDF rows
+        and vocabulary, popularity per segment), ``meta`` (JSON: version, data range, metrics) and ``affinity`` (an
+        ``.npz`` of :data:`warehouse_models.recommendations.AFFINITY_ARRAYS`, the users' genre affinities)."""
         return f"{self.prefix}:models:{version}:items"
 
     def model_user(self, version: str, user_id: str) -> str:
-        """Hash of one user in a model version: ``factors`` (float32), ``seen`` (JSON ids the user watched in the
-        training range), ``recs`` (JSON ``[[content id, score, reason title id or ""], ...]``), ``segment``."""
+        """Hash of one user in a model version: ``factors`` (float32 bytes), ``seen`` (JSON ``[[title, weight],
+        ...]``, the titles watched in the training range), ``recs`` (JSON ``[[title, score, because title or ""],
+        ...]``) and ``segment``."""
         return f"{self.prefix}:models:{version}:user:{user_id}"
 
     def model_similar(self, version: str, content_id: str) -> str:

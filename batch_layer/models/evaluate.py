@@ -99,5 +99,5 @@ def gate(candidate: Mapping[str, float], current: Mapping[str, float] | None, ma
 
 
 def names(ids: Sequence[object] | np.ndarray, rows: Iterable[Sequence[int]]) -> list[list[str]]:
-    """Catalog indices -> ids, row by row."""
-    return [[str(ids[i]) for i in row] for row in rows]
+    """Catalog indices -> ids, row by row (-1, an empty place, is skipped)."""
+    return [[str(ids[i]) for i in row if i >= 0] for row in rows]

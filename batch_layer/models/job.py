@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from batch_layer.models.evaluate import GATE_METRIC, gate
+from batch_layer.models.evaluate import GATE_METRIC, GateDecision, gate
 from batch_layer.models.publish import publish_delta, publish_redis
 from batch_layer.models.registry import ModelVersion, Registry, RegistryError, new_version
 from batch_layer.models.train import TrainingData, TrainParams, UserInfo, train_model
@@ -101,6 +101,11 @@ def run_daily(settings: Settings, *, day: date, client: redis.Redis | None = Non
     current = registry.current()
     decision = gate(version.metrics["hybrid"], current.metrics.get("hybrid") if current else None,
                     settings.recs_promote_margin)
+    current_to = str(current.manifest.get("data_to") or "") if current else ""
+    if decision.publish and current_to and data.data_to and data.data_to < current_to:
+        decision = GateDecision(False, f"its data end on {data.data_to}, before the current model's "
+                                       f"({current_to}): an older day re-run does not replace a newer model; "
+                                       "`reelytics models promote` does, by hand")
     registry.update_manifest(version.version, gate={"publish": decision.publish, "reason": decision.reason,
                                                     "compared_with": current.version if current else None,
                                                     "metric": GATE_METRIC})
@@ -114,10 +119,11 @@ def run_daily(settings: Settings, *, day: date, client: redis.Redis | None = Non
 
 def publish(settings: Settings, model: ModelVersion, *, client: redis.Redis | None = None,
             progress: Progress = logger.info) -> tuple[dict[str, Any], dict[str, int]]:
-    """Publish a kept version to Redis and the gold tables."""
-    redis_result = publish_redis(client or settings.redis_client(), settings.keys, model, on_progress=progress)
+    """Publish a kept version to the gold tables, then to Redis (the pointer swap last: the API serves a version only
+    once everything else about it is written)."""
     delta_rows = publish_delta(settings, model)
     progress(f"model {model.version}: gold tables replaced ({delta_rows})")
+    redis_result = publish_redis(client or settings.redis_client(), settings.keys, model, on_progress=progress)
     return redis_result, delta_rows
 
 

@@ -61,7 +61,7 @@ def user_entries(arrays: dict[str, np.ndarray]) -> Iterator[tuple[str, dict[str,
         seen = [[str(items[c]), round(float(v), 4)] for c, v in zip(indices[span], values[span], strict=True)]
         recs = [[str(items[c]), round(float(s), 5), str(items[b]) if b >= 0 else ""]
                 for c, s, b in zip(arrays["rec_items"][row], arrays["rec_scores"][row], arrays["rec_because"][row],
-                                   strict=True)]
+                                   strict=True) if c >= 0]
         yield str(user), {"factors": arrays["user_factors"][row].astype(np.float32).tobytes(), "seen": _json(seen),
                           "recs": _json(recs), "segment": str(arrays["user_segments"][row])}
 
@@ -151,15 +151,17 @@ def delta_tables(model: ModelVersion) -> dict[str, pa.Table]:
     generated = datetime.fromisoformat(str(model.manifest["trained_at"])).astimezone(timezone.utc)
     top = arrays["rec_items"]
     n_users, n = top.shape
-    because = arrays["rec_because"].ravel()
+    filled = top.ravel() >= 0  # -1: a user with fewer other titles than places
+    because = arrays["rec_because"].ravel()[filled]
+    rows = int(filled.sum())
     recs = pa.table({
-        "model_version": pa.array([model.version] * (n_users * n), pa.string()),
-        "user_id": pa.array(np.repeat(arrays["user_ids"].astype(object), n), pa.string()),
-        "rank": pa.array(np.tile(np.arange(1, n + 1, dtype=np.int32), n_users), pa.int32()),
-        "content_id": pa.array(items[top.ravel()], pa.string()),
-        "score": pa.array(arrays["rec_scores"].ravel().astype(np.float64), pa.float64()),
+        "model_version": pa.array([model.version] * rows, pa.string()),
+        "user_id": pa.array(np.repeat(arrays["user_ids"].astype(object), n)[filled], pa.string()),
+        "rank": pa.array(np.tile(np.arange(1, n + 1, dtype=np.int32), n_users)[filled], pa.int32()),
+        "content_id": pa.array(items[top.ravel()[filled]], pa.string()),
+        "score": pa.array(arrays["rec_scores"].ravel()[filled].astype(np.float64), pa.float64()),
         "because_content_id": pa.array(np.where(because >= 0, items[np.maximum(because, 0)], None), pa.string()),
-        "generated_at": pa.array([generated] * (n_users * n), pa.timestamp("us", tz="UTC")),
+        "generated_at": pa.array([generated] * rows, pa.timestamp("us", tz="UTC")),
     }, schema=RECS_USER_TOP_N.arrow_schema())
     similar = arrays["similar_items"]
     n_items, k = similar.shape

@@ -190,7 +190,7 @@ class Recommenders:
 def recommend(recommenders: Recommenders, model: ModelName, users: Sequence[UserContext], k: int, *,
               exclude: Sequence[Sequence[int]] | None = None, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` catalog indices and scores per user, best first, without the user's own titles (and
-    ``exclude``)."""
+    ``exclude``); a user with fewer than ``k`` other titles gets -1 (score 0) in the remaining places."""
     n = len(recommenders.content.ids)
     top = np.zeros((len(users), min(k, n)), dtype=np.int64)
     best = np.zeros((len(users), min(k, n)), dtype=np.float32)
@@ -203,5 +203,8 @@ def recommend(recommenders: Recommenders, model: ModelName, users: Sequence[User
                 seen.extend(exclude[start + row])
             if seen:
                 scores[row, seen] = -np.inf
-        top[start:start + len(part)], best[start:start + len(part)] = top_k(scores, k)
+        found, values = top_k(scores, k)
+        excluded = ~np.isfinite(values)  # fewer unseen titles than k: the rest are marked, never recommended
+        found[excluded], values[excluded] = -1, 0.0
+        top[start:start + len(part)], best[start:start + len(part)] = found, values
     return top, best

@@ -86,14 +86,17 @@ class Registry:
     def set_current(self, version: str, *, action: str, note: str = "") -> None:
         """Point ``current`` at a version and record why (``published``, ``promoted``, ``rolled_back``)."""
         self.get(version)
-        previous = self.current()
+        current = self.current()
+        # Publishing the current version again (a re-push) keeps what it replaced, so rollback still goes back.
+        previous = self.previous_published() if current is not None and current.version == version else (
+            current.version if current is not None else None)
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".{CURRENT}.{os.getpid()}"
         tmp.write_text(version + "\n")
         os.replace(tmp, self.root / CURRENT)
         with (self.root / HISTORY).open("a") as history:
             history.write(json.dumps({"at": datetime.now(timezone.utc).isoformat(), "action": action,
-                                      "version": version, "previous": previous.version if previous else None,
+                                      "version": version, "previous": previous,
                                       "note": note}) + "\n")
 
     def history(self) -> list[dict[str, Any]]:

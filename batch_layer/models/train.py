@@ -152,8 +152,9 @@ def because(recommenders: Recommenders, ctx: Sequence[UserContext], top: np.ndar
         if not user.items:
             continue
         seen = np.fromiter((col for col, _ in user.items), dtype=np.int64)
-        sims = normed[top[row]] @ normed[seen].T
-        out[row] = seen[np.argmax(sims, axis=1)]
+        places = top[row] >= 0
+        sims = normed[top[row][places]] @ normed[seen].T
+        out[row][places] = seen[np.argmax(sims, axis=1)]
     return out
 
 

@@ -19,7 +19,8 @@ with the speed layer's recent titles, then the user's hash with the similar list
   or not: those are the resume rail's) are left out;
 - **reason**: "matches your search" when a recent search is close to the title; else "because you watched" a
   title just watched when the title is among its similar titles, or the watched title closest in content when it
-  is close; else "trending in your country" when the title is among its segment's most watched; else "popular".
+  is close; else "trending in your country" when the title is among the most watched of the user's segment (one
+  the model knows); else "popular".
 """
 
 from __future__ import annotations
@@ -159,11 +160,13 @@ def _unit_vector(vector: np.ndarray) -> np.ndarray:
 def rerank(bundle: ModelBundle, *, user: UserModel | None, segment: str, recent: Sequence[str],
            similar: Mapping[str, Sequence[tuple[str, float]]], searches: Sequence[str], weights: Weights,
            n: int) -> list[Recommendation]:
-    """The live top ``n`` (see the module doc). ``recent``: titles just watched, newest first."""
+    """The live top ``n`` (see the module doc). ``recent``: titles just watched, newest first: all are left out,
+    the newest :data:`RECENT_FOR_LIVE` steer."""
     index = bundle.index
-    recent_idx = [index[c] for c in recent if c in index]
+    all_recent = [index[c] for c in recent if c in index]
+    recent_idx = all_recent[:RECENT_FOR_LIVE]
     seen = {index[c]: w for c, w in (user.seen.items() if user else ()) if c in index}
-    excluded = set(seen) | set(recent_idx)
+    excluded = set(seen) | set(all_recent)
     queries = [(q, *query_vector(q, bundle.vocabulary, bundle.idf)) for q in searches]
     queries = [(q, idx, w) for q, idx, w in queries if len(idx)]
     candidates: set[int] = set()
@@ -188,7 +191,7 @@ def rerank(bundle: ModelBundle, *, user: UserModel | None, segment: str, recent:
     if pool.size == 0:
         return []
     # ALS: the user's factors steered by what they just watched (or those alone for a user new to the model).
-    live = bundle.normed[recent_idx[:RECENT_FOR_LIVE]].mean(axis=0) if recent_idx else None
+    live = bundle.normed[recent_idx].mean(axis=0) if recent_idx else None
     factors = _unit_vector(user.factors) if user is not None and user.factors is not None else None
     if live is not None:
         factors = _unit_vector(live) * weights.live + (factors if factors is not None else 0.0)
@@ -208,7 +211,7 @@ def rerank(bundle: ModelBundle, *, user: UserModel | None, segment: str, recent:
                     content_weight=weights.content, popularity_weight=weights.popularity)
     order = np.argsort(-scores, kind="stable")[:n]
     watched = np.fromiter(list(dict.fromkeys([*recent_idx, *seen])), dtype=np.int64)
-    segment_top = bundle.segment_top(segment)
+    segment_top = bundle.segment_top(segment) if segment in bundle.popularity_segments else set()
     out = []
     for position in order:
         item = int(pool[position])
@@ -285,7 +288,7 @@ BATCH_VARIANT = "batch"
 def published_list(bundle: ModelBundle, *, user: UserModel | None, segment: str, n: int) -> list[Recommendation]:
     """The ``batch`` variant's answer: the user's published list as it is (the segment's most watched for a user
     the model does not know), with the reason the daily run found."""
-    segment_top = bundle.segment_top(segment)
+    segment_top = bundle.segment_top(segment) if segment in bundle.popularity_segments else set()
     out: list[Recommendation] = []
     if user is not None and user.recs:
         for content_id, score, because in user.recs[:n]:

@@ -46,7 +46,7 @@ from warehouse_models.metrics.trending import trending_ranking
 from warehouse_models.metrics.variants import figures as variant_figures
 from warehouse_models.metrics.variants import parse_variants, variant_of
 from warehouse_models.recommendations import GLOBAL_SEGMENT, segment_of
-from warehouse_models.redis_keys import ContentKind
+from warehouse_models.redis_keys import RECENT_ITEMS_MAX, ContentKind
 from warehouse_models.redis_plan import Plan, gather
 from warehouse_models.settings import Settings
 
@@ -303,17 +303,18 @@ class Views:
         """The user's live recommendations with reasons (``serving.views.recommendations``)."""
         now = time.time()
         version, recent, searches, lag = yield from gather(
-            model_version(self.keys), speed_views.recent_titles(self.keys, user_id, RECENT_FOR_LIVE),
+            model_version(self.keys), speed_views.recent_titles(self.keys, user_id, RECENT_ITEMS_MAX),
             speed_views.recent_searches(self.keys, user_id, SEARCHES_FOR_LIVE), self._lag(now))
         if version is None:
             raise NotFound(NO_MODEL)
-        recent_ids = [content_id for content_id, _ in recent]
+        recent_ids = [content_id for content_id, _ in recent]  # every title the speed layer remembers: excluded
+        steering = recent_ids[:RECENT_FOR_LIVE]
         if version in self._bundles:
             bundle = self._bundles[version]
-            user, similar = yield from user_model(self.keys, version, user_id, recent_ids)
+            user, similar = yield from user_model(self.keys, version, user_id, steering)
         else:
             bundle, (user, similar) = yield from gather(self._bundle(version),
-                                                        user_model(self.keys, version, user_id, recent_ids))
+                                                        user_model(self.keys, version, user_id, steering))
         if country is not None or device_type is not None:
             segment = segment_of(country, device_type)
         else:
@@ -327,7 +328,7 @@ class Views:
         return Answer({
             "user_id": user_id, "model_version": version, "variant": variant, "known_user": user is not None,
             "segment": segment,
-            "recent": [{"content_id": content_id, "watched_at": at} for content_id, at in recent],
+            "recent": [{"content_id": content_id, "watched_at": at} for content_id, at in recent[:RECENT_FOR_LIVE]],
             "searches": [{"query": query, "searched_at": at} for query, at in searches],
             "items": [{"content_id": r.content_id, "title": r.title, "score": r.score, "reason": r.reason}
                       for r in items],

@@ -29,6 +29,8 @@ EVENTS = [
     _search(100, 200, "  Space   OPERA "),
     _search(101, 100, "space opera"),  # older, same normalised query
     _search(102, 7, "heist", user="usr-2"),
+    _search(104, 3, "\tHeist \n", user="usr-2"),  # older, the same once normalised
+    _search(105, 9, " \t ", user="usr-2"),  # only whitespace: not a search
     {**_search(103, 8, "ignored", user="usr-2"), "event_type": "click", "search_query": None, "results_shown": None,
      "rail_id": "r", "button_id": "tile", "content_id": "vod-1"},
 ]

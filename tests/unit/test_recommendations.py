@@ -12,7 +12,15 @@ import pandas as pd
 import pytest
 
 from batch_layer.models.content import ContentIndex, top_k
-from batch_layer.models.evaluate import average_precision_at, evaluate, gate, ndcg_at, precision_at, recall_at
+from batch_layer.models.evaluate import (
+    average_precision_at,
+    evaluate,
+    gate,
+    names,
+    ndcg_at,
+    precision_at,
+    recall_at,
+)
 from batch_layer.models.matrix import build_matrix, relevant_items, seen_items, strength, time_split
 from batch_layer.models.recommenders import UserContext, recommend
 from batch_layer.models.registry import Registry, RegistryError
@@ -126,6 +134,17 @@ def test_scores_scale_and_mix_by_one_definition():
     assert idx.tolist() == [[3, 1, 2]]
 
 
+def test_a_user_with_fewer_other_titles_than_places_gets_empty_places_not_seen_titles():
+    world, trained, _ = _small_world()
+    n = len(trained.recommenders.content.ids)
+    everything = UserContext("binge", tuple((i, 1.0) for i in range(n - 2)), "*", "")
+    top, scores = recommend(trained.recommenders, "hybrid", [everything], 5)
+    assert sorted(top[0][:2].tolist()) == [n - 2, n - 1] and top[0][2:].tolist() == [-1, -1, -1]
+    assert np.isfinite(scores).all()
+    ids = trained.recommenders.content.ids
+    assert names(ids, top) == [[str(ids[i]) for i in top[0][:2]]]
+
+
 def test_registry_keeps_versions_and_rolls_back_along_the_publication_chain(tmp_path):
     registry = Registry(tmp_path)
     for version in ("m1", "m2", "m3"):
@@ -136,6 +155,8 @@ def test_registry_keeps_versions_and_rolls_back_along_the_publication_chain(tmp_
     registry.set_current("m1", action="published")
     registry.set_current("m2", action="published")
     assert registry.previous_published() == "m1"
+    registry.set_current("m2", action="promoted")  # the current one pushed again (Redis lost its keys)
+    assert registry.previous_published() == "m1"  # still goes back, not to itself
     registry.set_current("m1", action="rolled_back")
     assert registry.previous_published() is None  # m1 was the first: no toggling back to m2
     with pytest.raises(RegistryError, match="no model version 'nope'"):

@@ -44,6 +44,7 @@ def test_wilson_and_the_mean_interval_match_hand_computed_values():
     assert rate == pytest.approx(0.1)
     assert (low, high) == pytest.approx((0.05523, 0.17437), abs=1e-4)  # the textbook Wilson interval of 10/100
     assert wilson(0, 0) == (None, None, None)
+    assert wilson(11, 10)[0] == 1.0  # a double click on one impression: counted as all, never a math error
     assert wilson(0, 50)[1] == 0.0
     values = [10.0, 20.0, 30.0, 40.0]
     mean, low, high = mean_interval(sum(values), sum(v * v for v in values), len(values))

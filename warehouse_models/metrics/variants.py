@@ -103,7 +103,7 @@ def wilson(successes: float, n: float) -> tuple[float | None, float | None, floa
     """(rate, low, high): the rate and Wilson's 95 % score interval; Nones without trials."""
     if n <= 0:
         return None, None, None
-    p = successes / n
+    p = min(max(successes / n, 0.0), 1.0)  # more clicks than impressions (a double click) counts as all
     z2 = Z_95 * Z_95
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = Z_95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
@@ -174,7 +174,7 @@ def interval_columns(totals: DataFrame) -> DataFrame:
 
     def wilson_cols(s: str, n: str, name: str) -> dict[str, SparkColumn]:
         ns, nn = F.col(s).cast("double"), F.col(n).cast("double")
-        p = ns / nn
+        p = F.least(F.greatest(ns / nn, F.lit(0.0)), F.lit(1.0))
         z2 = Z_95 * Z_95
         centre = (p + F.lit(z2) / (2 * nn)) / (1 + F.lit(z2) / nn)
         half = F.lit(Z_95) * F.sqrt(p * (1 - p) / nn + F.lit(z2) / (4 * nn * nn)) / (1 + F.lit(z2) / nn)
