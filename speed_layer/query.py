@@ -203,12 +203,13 @@ def batch_writer(apply: Apply, contributions: Contributions) -> Writer:
 
 
 def newest_per_title(rows: Iterable[Mapping[str, Any]],
-                     value: Callable[[Mapping[str, Any]], SupportsRichComparisonT],
+                     value: Callable[[Mapping[str, Any]], SupportsRichComparisonT], *, member: str = "content_id",
                      ) -> dict[str, dict[str, SupportsRichComparisonT]]:
-    """Rows -> user -> content -> the largest ``value`` of the (user_id, content_id) rows, whatever their order."""
+    """Rows -> user -> ``member`` (the title by default) -> the largest ``value`` of the (user_id, member) rows,
+    whatever their order."""
     out: dict[str, dict[str, SupportsRichComparisonT]] = {}
     for row in rows:
         titles = out.setdefault(row["user_id"], {})
         candidate = value(row)
-        titles[row["content_id"]] = max(titles.get(row["content_id"], candidate), candidate)
+        titles[row[member]] = max(titles.get(row[member], candidate), candidate)
     return out

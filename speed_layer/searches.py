@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from speed_layer.query import SinkContext, shared_view
+from speed_layer.query import SinkContext, newest_per_title, shared_view
 from speed_layer.recent import record_newest
 from warehouse_models.events import EventType, TopicKind
 from warehouse_models.metrics.contributions import Contributions
@@ -56,12 +56,7 @@ CONTRIBUTIONS = Contributions(where=_where, columns=_columns)
 
 def newest_searches(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
     """Rows -> user -> query -> the newest event time (ms) among them, whatever their order."""
-    out: dict[str, dict[str, int]] = {}
-    for row in rows:
-        queries = out.setdefault(row["user_id"], {})
-        ms = int(row["event_time_ms"])
-        queries[row["search_query"]] = max(queries.get(row["search_query"], ms), ms)
-    return out
+    return newest_per_title(rows, lambda row: int(row["event_time_ms"]), member="search_query")
 
 
 def apply_searches(rows: list[dict[str, Any]], ctx: SinkContext) -> None:

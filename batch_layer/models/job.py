@@ -121,9 +121,11 @@ def publish(settings: Settings, model: ModelVersion, *, client: redis.Redis | No
             progress: Progress = logger.info) -> tuple[dict[str, Any], dict[str, int]]:
     """Publish a kept version to the gold tables, then to Redis (the pointer swap last: the API serves a version only
     once everything else about it is written)."""
-    delta_rows = publish_delta(settings, model)
+    arrays = model.arrays()  # read from disk once for both
+    delta_rows = publish_delta(settings, model, arrays)
     progress(f"model {model.version}: gold tables replaced ({delta_rows})")
-    redis_result = publish_redis(client or settings.redis_client(), settings.keys, model, on_progress=progress)
+    redis_result = publish_redis(client or settings.redis_client(), settings.keys, model, on_progress=progress,
+                                 arrays=arrays)
     return redis_result, delta_rows
 
 

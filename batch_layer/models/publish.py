@@ -75,11 +75,12 @@ def similar_entries(arrays: dict[str, np.ndarray]) -> Iterator[tuple[str, str]]:
 
 
 def publish_redis(client: redis.Redis, keys: KeyLayout, model: ModelVersion, *,
-                  on_progress: Callable[[str], None] = logger.info) -> dict[str, Any]:
+                  on_progress: Callable[[str], None] = logger.info,
+                  arrays: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Write a version's keys, swap the pointer to it, and age out the previous version's keys."""
     started = time.monotonic()
     version = model.version
-    arrays = model.arrays()
+    arrays = arrays if arrays is not None else model.arrays()
     meta = {"version": version, **{k: model.manifest.get(k) for k in ("trained_at", "data_from", "data_to",
                                                                          "metrics", "params")}}
     pipe = client.pipeline(transaction=False)
@@ -142,11 +143,11 @@ def _apply_ttl(client: redis.Redis, found: list[Any], ttl: int | None) -> None:
     pipe.execute()
 
 
-def delta_tables(model: ModelVersion) -> dict[str, pa.Table]:
+def delta_tables(model: ModelVersion, arrays: dict[str, np.ndarray] | None = None) -> dict[str, pa.Table]:
     """The version's gold tables as Arrow: top titles per user, similar titles per title."""
     import pyarrow as pa
 
-    arrays = model.arrays()
+    arrays = arrays if arrays is not None else model.arrays()
     items = arrays["item_ids"].astype(object)
     generated = datetime.fromisoformat(str(model.manifest["trained_at"])).astimezone(timezone.utc)
     top = arrays["rec_items"]
@@ -175,14 +176,15 @@ def delta_tables(model: ModelVersion) -> dict[str, pa.Table]:
     return {RECS_USER_TOP_N.name: recs, RECS_SIMILAR_TITLES.name: sims}
 
 
-def publish_delta(settings: Settings, model: ModelVersion) -> dict[str, int]:
+def publish_delta(settings: Settings, model: ModelVersion,
+                  arrays: dict[str, np.ndarray] | None = None) -> dict[str, int]:
     """Replace the gold recommendation tables with the version's rows (one Delta commit each)."""
     from deltalake import write_deltalake
 
     from batch_layer.analyst import deltalake_uri
 
     rows = {}
-    tables = delta_tables(model)
+    tables = delta_tables(model, arrays)
     for spec in (RECS_USER_TOP_N, RECS_SIMILAR_TITLES):
         table = tables[spec.name]
         write_deltalake(deltalake_uri(spec.path(settings.delta_root_uri)), table, mode="overwrite",
