@@ -5,6 +5,7 @@ scrape time (:func:`speed_layer.progress.read_progress`), so one endpoint covers
 
 * ``reelytics_speed_query_lag_seconds{query}``: seconds since the query finished its newest micro-batch;
 * ``reelytics_speed_kafka_lag_records{query}``: records on its topics it had not read at that batch;
+* ``reelytics_speed_topic_lag_records{query,topic}``: the same, per topic (consumer lag per topic and query);
 * ``reelytics_speed_batch_seconds{query}``, ``reelytics_speed_input_rows_per_second{query}``,
   ``reelytics_speed_processed_rows_per_second{query}``, ``reelytics_speed_state_rows{query}``;
 * ``reelytics_speed_late_rows_total{query}``: events left to the batch layer as late;
@@ -13,6 +14,7 @@ scrape time (:func:`speed_layer.progress.read_progress`), so one endpoint covers
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -55,11 +57,24 @@ def _started(value: str | None) -> float | None:
         return None
 
 
+def _topic_lags(value: str | None) -> dict[str, float]:
+    """A progress row's ``kafka_lag_by_topic`` (JSON: topic -> records) as numbers; {} when missing or unreadable."""
+    try:
+        found = json.loads(value) if value else {}
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {str(topic): float(n) for topic, n in found.items() if isinstance(n, int | float)}
+
+
 def progress_metrics(rows: list[dict[str, str]], *, now: float) -> Iterator[Any]:
     """The metric families of the queries' progress rows (pure: the rows as Redis holds them)."""
     families = {field: GaugeMetricFamily(name, doc, labels=["query"]) for field, (name, doc, _) in _GAUGES.items()}
     lag = GaugeMetricFamily("reelytics_speed_query_lag_seconds", "Seconds since the query finished its newest "
                             "micro-batch.", labels=["query"])
+    topic_lag = GaugeMetricFamily("reelytics_speed_topic_lag_records", "Records on one topic the query had not "
+                                  "read at its newest batch.", labels=["query", "topic"])
     late = CounterMetricFamily("reelytics_speed_late_rows", "Events left to the batch layer as late.",
                                labels=["query"])
     for row in rows:
@@ -72,11 +87,14 @@ def progress_metrics(rows: list[dict[str, str]], *, now: float) -> Iterator[Any]
         if began is not None:  # an unreadable time is left out
             finished = began + (_number(row.get("batch_duration_ms")) or 0) / 1000
             lag.add_metric([query], max(0.0, now - finished))
+        for topic, records in _topic_lags(row.get("kafka_lag_by_topic")).items():
+            topic_lag.add_metric([query, topic], records)
         total = _number(row.get("late_rows_total"))
         if total is not None:
             late.add_metric([query], total)
     yield from families.values()
     yield lag
+    yield topic_lag
     yield late
 
 

@@ -54,6 +54,7 @@ def progress_figures(progress: dict[str, Any]) -> dict[str, Any]:
         "state_rows": sum(int(s.get("numRowsTotal") or 0) for s in states),
         "late_rows_dropped": sum(int(s.get("numRowsDroppedByWatermark") or 0) for s in states),
         "kafka_lag": _kafka_lag(sources),
+        "kafka_lag_by_topic": json.dumps(kafka_lag_by_topic(sources), sort_keys=True),
         "end_offsets_total": _end_offsets_total(sources),
     }
 
@@ -74,16 +75,23 @@ def _end_offsets_total(sources: list[dict[str, Any]]) -> int:
                for offset in (partitions or {}).values())
 
 
-def _kafka_lag(sources: list[dict[str, Any]]) -> int:
-    """Records between the batch's end offsets and the newest offsets Kafka reported (0 when unknown)."""
-    lag = 0
+def kafka_lag_by_topic(sources: list[dict[str, Any]]) -> dict[str, int]:
+    """Per topic, the records between the batch's end offsets and the newest offsets Kafka reported (a topic
+    whose newest offsets are unknown is left out)."""
+    lags: dict[str, int] = {}
     for source in sources:
         latest, end = _offsets(source.get("latestOffset")), _offsets(source.get("endOffset"))
         for topic, partitions in latest.items():
             done = end.get(topic) or {}
-            for partition, offset in (partitions or {}).items():
-                lag += max(0, int(offset) - int(done.get(partition, offset)))
-    return lag
+            lags[topic] = lags.get(topic, 0) + sum(max(0, int(offset) - int(done.get(partition, offset)))
+                                                   for partition, offset in (partitions or {}).items())
+    return lags
+
+
+def _kafka_lag(sources: list[dict[str, Any]]) -> int:
+    """Records between the batch's end offsets and the newest offsets Kafka reported, every topic (0 when
+    unknown)."""
+    return sum(kafka_lag_by_topic(sources).values())
 
 
 class ProgressRecorder(StreamingQueryListener):

@@ -103,6 +103,7 @@ def status() -> None:
 PIPELINE_QUERIES = (
     ("speed lag (s)", "max by (query) (reelytics_speed_query_lag_seconds)"),
     ("Kafka lag (records)", "max by (query) (reelytics_speed_kafka_lag_records)"),
+    ("Kafka lag per topic (records)", "max by (query, topic) (reelytics_speed_topic_lag_records)"),
     ("dead letters / min (collector)", 'sum(rate(reelytics_collector_events_total{status="rejected"}[5m])) * 60'),
     ("dead letters / min (speed)", "sum(rate(reelytics_speed_dead_letters_total[5m])) * 60"),
     ("batch watermark age (s)", "max(reelytics_batch_watermark_age_seconds)"),

@@ -36,7 +36,7 @@ def test_prometheus_scrapes_the_api_and_the_speed_layer(redis_service, isolated:
     # The speed layer's progress row as its writer leaves it, one second old.
     client.hset(settings.keys.speed_progress("views"), mapping={
         "name": "views", "timestamp": datetime.now(timezone.utc).isoformat(), "batch_duration_ms": "250",
-        "kafka_lag": "17"})
+        "kafka_lag": "17", "kafka_lag_by_topic": '{"playback": 12, "interactions": 5}'})
     client.sadd(settings.keys.speed_queries(), "views")
     try:
         API.start(settings)
@@ -55,6 +55,9 @@ def test_prometheus_scrapes_the_api_and_the_speed_layer(redis_service, isolated:
         assert found[0][1] == 20
         lag = _until(lambda: prometheus.query(settings, "reelytics_speed_kafka_lag_records"), 30, "the speed layer's")
         assert [(labels["query"], value) for labels, value in lag] == [("views", 17.0)]
+        by_topic = prometheus.query(settings, "reelytics_speed_topic_lag_records")
+        assert {(labels["query"], labels["topic"]): value for labels, value in by_topic} == {
+            ("views", "playback"): 12.0, ("views", "interactions"): 5.0}
         assert {labels["job"]: value for labels, value in prometheus.query(settings, "up")}["api"] == 1.0
 
         console = Console(record=True, width=200)

@@ -27,3 +27,14 @@ def test_the_batch_duration_and_where_it_went() -> None:
 def test_a_progress_without_durations_has_an_empty_breakdown() -> None:
     figures = progress_figures({"name": "speed-qoe@reelytics", "batchId": 0})
     assert figures["phase_ms"] == "" and figures["batch_duration_ms"] == 0 and not figures["stateful"]
+
+
+def test_kafka_lag_per_topic_from_the_source_offsets() -> None:
+    import json
+
+    sources = [{"latestOffset": {"rp.playback": {"0": 120, "1": 80}, "rp.interactions": {"0": 10}},
+                "endOffset": json.dumps({"rp.playback": {"0": 100, "1": 80}, "rp.interactions": {"0": 4}})},
+               {"latestOffset": {"rp.catalog": {"0": 3}}, "endOffset": {"rp.catalog": {"0": 3}}}]
+    figures = progress_figures({**PROGRESS, "sources": sources})
+    assert json.loads(figures["kafka_lag_by_topic"]) == {"rp.playback": 20, "rp.interactions": 6, "rp.catalog": 0}
+    assert figures["kafka_lag"] == 26
