@@ -34,6 +34,7 @@ from serving.views.merge import Freshness
 from serving.views.pipeline import recent_runs
 from serving.views.service import Answer, ModelMissing, NotFound, Views
 from warehouse_models.batch_versions import BatchVersionMissing
+from warehouse_models.metrics.engagement import DAILY_DAYS
 from warehouse_models.redis_io import utc_from_ms
 from warehouse_models.redis_plan import Plan, arun, run
 from warehouse_models.settings import Settings, load_settings
@@ -268,11 +269,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await answer(request, v.freshness())
 
     @app.get(f"{v1}/users/{{user_id}}/engagement", response_model=models.Engagement, tags=["users"],
-             dependencies=[read], summary="A user's watch time, events and clicks: all-time totals and the "
-                                          "5-second windows of the last minutes")
+             dependencies=[read], summary="A user's watch time, events and clicks: all-time totals, daily totals "
+                                          "and the 5-second windows of the last minutes")
     async def engagement(request: Request, v: ViewsDep, user_id: Id,
-                   window_minutes: Annotated[int, Query(ge=1, le=180)] = 5) -> Response:
-        return await answer(request, v.engagement(user_id, window_minutes=window_minutes))
+                         window_minutes: Annotated[int, Query(ge=1, le=180)] = 5,
+                         days: Annotated[int, Query(ge=1, le=DAILY_DAYS)] = 7) -> Response:
+        """``days``: how many UTC dates of daily totals, today included."""
+        return await answer(request, v.engagement(user_id, window_minutes=window_minutes, days=days))
 
     @app.get(f"{v1}/users/{{user_id}}/resume", response_model=models.Resume, tags=["users"], dependencies=[read],
              summary="Where the user stopped in each title, newest first")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date as date_type
 from datetime import datetime
 from typing import Literal
 
@@ -46,9 +47,15 @@ class Window(Counts):
     start: datetime = Field(description="Start of the 5-second window (UTC).")
 
 
+class Day(Counts):
+    date: date_type = Field(description="UTC date.")
+
+
 class Engagement(BaseModel):
     user_id: str
     totals: Counts = Field(description="All time: batch before W plus speed from W.")
+    daily: list[Day] = Field(description="Per UTC date, the last `days` dates up to today, oldest first (zeros for "
+                                         "a date without events): batch before W plus speed from W.")
     windows: list[Window] = Field(description="The 5-second windows of the last minutes, oldest first.")
     freshness: Freshness
 
@@ -177,12 +184,21 @@ class Trending(BaseModel):
     freshness: Freshness
 
 
+class DropoffPoint(BaseModel):
+    percent: int = Field(description="Point of the duration, in percent.")
+    share: float = Field(description="Share of the views that reached it.")
+
+
 class ContentStats(BaseModel):
     content_id: str
     views: int
     watch_seconds: float
     completed_views: int | None = Field(description="None for live channels and titles without a duration.")
     completion_rate: float | None
+    dropoff: list[DropoffPoint] | None = Field(
+        description="Drop-off curve: the share of the views whose furthest position reached each point of the "
+                    "duration, every 5 % from 0 to 100 % (never rises). None for live channels and titles without a "
+                    "duration.")
     freshness: Freshness
 
 

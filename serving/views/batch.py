@@ -14,8 +14,9 @@ from collections.abc import Sequence
 import redis
 
 from warehouse_models.batch_versions import BatchRead, version_hash_plan, version_missing
+from warehouse_models.marts import DROPOFF_POINTS, dropoff_column
 from warehouse_models.metrics.ctr import COUNTS, click_rate, split_fields
-from warehouse_models.metrics.engagement import METRICS
+from warehouse_models.metrics.engagement import METRICS, split_daily
 from warehouse_models.metrics.qoe import QOE_FIELDS
 from warehouse_models.metrics.variants import totals_from_hash
 from warehouse_models.redis_io import text
@@ -24,17 +25,20 @@ from warehouse_models.redis_plan import Command, Plan, run
 
 
 def batch_user_totals(keys: KeyLayout, user_id: str) -> Plan[BatchRead | None]:
-    """A user's totals before W (zeros for a user without events), with W."""
+    """A user's totals before W (zeros for a user without events), with W; ``days``: UTC date -> that date's
+    totals before W, for the dates with events among the ``DAILY_DAYS`` up to W's."""
     found = yield from version_hash_plan(keys, lambda version: keys.batch_user_totals(version, user_id))
     if found is None:
         return None
     version, watermark, fields = found
-    return BatchRead(version, watermark, {m: int(fields.get(m, 0)) for m in METRICS})
+    return BatchRead(version, watermark, {**{m: int(fields.get(m, 0)) for m in METRICS},
+                                          "days": split_daily(fields)})
 
 
 def batch_content_totals(keys: KeyLayout, content_id: str) -> Plan[BatchRead | None]:
     """A title's totals before W, with W (``completed_views``/``completion_rate`` None without a duration);
-    ``known`` says whether the title had any view before W."""
+    ``known`` says whether the title had any view before W. ``dropoff``: the share of the views that reached each
+    point of the duration, ``[(percent, share)]`` from 0 to 100 % (None without a duration)."""
     found = yield from version_hash_plan(keys, lambda version: keys.batch_content_totals(version, content_id))
     if found is None:
         return None
@@ -47,7 +51,14 @@ def batch_content_totals(keys: KeyLayout, content_id: str) -> Plan[BatchRead | N
         "watch_seconds": float(fields.get("watch_seconds", 0.0)),
         "completed_views": int(completed) if completed is not None else None,
         "completion_rate": float(rate) if rate is not None else None,
+        "dropoff": dropoff_curve(fields),
     })
+
+
+def dropoff_curve(fields: dict[str, str]) -> list[tuple[int, float]] | None:
+    """The drop-off points a content hash holds, in percent order; None when it holds none (no duration)."""
+    points = [(p, float(fields[dropoff_column(p)])) for p in DROPOFF_POINTS if dropoff_column(p) in fields]
+    return points or None
 
 
 def batch_ctr(keys: KeyLayout, rail_id: str, button_id: str) -> Plan[BatchRead | None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
 from warehouse_models.batch_versions import BatchRead
@@ -65,3 +65,21 @@ def newest_by_event_time(candidates: Iterable[tuple[datetime, T] | None]) -> T |
 
 def epoch_to_utc(seconds: float | None) -> datetime | None:
     return datetime.fromtimestamp(seconds, tz=timezone.utc) if seconds is not None else None
+
+
+def daily_totals(batch_days: Mapping[str, Mapping[str, int]], speed_hours: Mapping[int, Mapping[str, int]],
+                 names: Sequence[str], *, days: int, now: float) -> dict[str, dict[str, int]]:
+    """Per UTC date, the last ``days`` dates up to ``now``'s (oldest first, zeros for a date without events):
+    the batch view's totals of the date (its events before W) + the speed layer's hours from W on that date.
+
+    An hour counts on the date it starts (hours never cross midnight UTC); a missing part or name counts 0.
+    """
+    today = datetime.fromtimestamp(now, tz=timezone.utc).date()
+    dates = [(today - timedelta(days=back)).isoformat() for back in range(days - 1, -1, -1)]
+    out = {day: {m: int((batch_days.get(day) or {}).get(m, 0)) for m in names} for day in dates}
+    for hour, values in speed_hours.items():
+        day = datetime.fromtimestamp(hour, tz=timezone.utc).date().isoformat()
+        if day in out:
+            for m in names:
+                out[day][m] += int(values.get(m, 0))
+    return out

@@ -21,7 +21,7 @@ from serving.views.batch import (
     batch_user_totals,
     batch_variants,
 )
-from serving.views.merge import Freshness, add_counts, epoch_to_utc, is_complete, speed_since
+from serving.views.merge import Freshness, add_counts, daily_totals, epoch_to_utc, is_complete, speed_since
 from serving.views.playback import Decision, authorize, decisions
 from serving.views.recommendations import (
     BATCH_VARIANT,
@@ -40,7 +40,7 @@ from serving.views.recommendations import (
 from serving.views.speed import SpeedFreshness
 from warehouse_models.batch_versions import BatchRead, current_version_plan
 from warehouse_models.metrics.ctr import COUNTS, click_rate, ctr_counts
-from warehouse_models.metrics.engagement import METRICS, engagement_totals, engagement_windows
+from warehouse_models.metrics.engagement import METRICS, engagement_hours, engagement_windows
 from warehouse_models.metrics.qoe import merge_sums, qoe_buckets, qoe_metrics
 from warehouse_models.metrics.trending import trending_ranking
 from warehouse_models.metrics.variants import figures as variant_figures
@@ -118,22 +118,28 @@ class Views:
         return Answer({}, self._compose(batch, lag, now=now))
 
     # --- additive views: batch(W) + speed(>= W) ----------------------------------------------------------
-    def engagement(self, user_id: str, *, window_minutes: int) -> Plan[Answer]:
-        """All-time totals (batch before W + speed from W) and the 5-second windows of the last minutes."""
+    def engagement(self, user_id: str, *, window_minutes: int, days: int = 7) -> Plan[Answer]:
+        """All-time totals (batch before W + speed from W), the daily totals of the last ``days`` UTC dates (today
+        included; the batch view's days before W + the speed layer's hours from W) and the 5-second windows of
+        the last minutes."""
         now = time.time()
         batch, lag = yield from self._with_lag(batch_user_totals(self.keys, user_id), now)
         since = speed_since(batch)
         recent_from = now - window_minutes * 60
-        # Totals from W (hourly aggregates) and the last minutes' windows, in one round trip.
-        speed_totals, windows = yield from gather(
-            engagement_totals(self.keys, user_id, since_epoch=since if since is not None else 0, now_epoch=now),
+        # The hours from W (hourly aggregates: a few keys) and the last minutes' windows, in one round trip. W is
+        # an hour boundary; without a batch part every live hour counts.
+        hours, windows = yield from gather(
+            engagement_hours(self.keys, user_id, since_epoch=since if since is not None else 0, now_epoch=now),
             engagement_windows(self.keys, user_id, since_epoch=recent_from, now_epoch=now))
+        speed_totals = {m: sum(hour[m] for hour in hours.values()) for m in METRICS}
         totals = add_counts(batch.values if batch is not None else None, speed_totals, METRICS)
         if not any(totals.values()) and not any(windows.values()):
             raise NotFound(f"no events for user {user_id!r}")
+        daily = daily_totals(batch.values["days"] if batch is not None else {}, hours, METRICS, days=days, now=now)
         return Answer({
             "user_id": user_id,
             "totals": {metric: int(value) for metric, value in totals.items()},
+            "daily": [{"date": day, **values} for day, values in daily.items()],
             "windows": [{"start": epoch_to_utc(start), **window} for start, window in windows.items()
                         if start >= recent_from],
         }, self._compose(batch, lag, now=now, additive=True))
@@ -164,12 +170,15 @@ class Views:
 
     # --- batch only --------------------------------------------------------------------------------------
     def content_stats(self, content_id: str) -> Plan[Answer]:
-        """A title's views, watch time and completion before W (the speed layer keeps no per-title totals)."""
+        """A title's views, watch time, completion and drop-off curve before W (the speed layer keeps no per-title
+        totals)."""
         now = time.time()
         batch = yield from batch_content_totals(self.keys, content_id)
         if batch is None or not batch.values["known"]:
             raise NotFound(f"no views of {content_id!r} before the batch watermark")
-        values = {k: v for k, v in batch.values.items() if k != "known"}
+        values = {k: v for k, v in batch.values.items() if k not in ("known", "dropoff")}
+        curve = batch.values["dropoff"]
+        values["dropoff"] = [{"percent": p, "share": share} for p, share in curve] if curve is not None else None
         return Answer({"content_id": content_id, **values}, self._compose(batch, None, now=now))
 
     # --- speed, with the batch baseline ------------------------------------------------------------------

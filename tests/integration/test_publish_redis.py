@@ -30,7 +30,8 @@ W2 = W1 + 3600
 
 def _users(level: int) -> list[dict[str, Any]]:
     """Every user with the same totals, distinct per publication, so a mix of versions would show."""
-    return [{"user_id": u, "watch_seconds": level * 10, "events": level, "clicks": level % 3} for u in USERS]
+    return [{"user_id": u, "watch_seconds": level * 10, "events": level, "clicks": level % 3, "days": {}}
+            for u in USERS]
 
 
 def _views(settings: Settings, level: int) -> dict[str, Any]:
@@ -70,7 +71,7 @@ def test_readers_never_see_a_half_written_version(redis_service, isolated: Setti
             read = read_batch_user_totals(client, keys, user)
             assert read is not None
             assert (read.version, read.watermark, read.values) == (
-                first.version, W1, {"watch_seconds": 10, "events": 1, "clicks": 1})
+                first.version, W1, {"watch_seconds": 10, "events": 1, "clicks": 1, "days": {}})
         chunks_seen.append(written)
 
     chunks_seen: list[int] = []
@@ -89,9 +90,9 @@ def test_readers_never_see_a_half_written_version(redis_service, isolated: Setti
     assert second.previous_version == first.version
     read = read_batch_user_totals(client, keys, USERS[1234])
     assert read is not None and (read.version, read.watermark, read.values) == (
-        second.version, W2, {"watch_seconds": 20, "events": 2, "clicks": 2})
+        second.version, W2, {"watch_seconds": 20, "events": 2, "clicks": 2, "days": {}})
     missing = read_batch_user_totals(client, keys, "nobody")
-    assert missing is not None and missing.values == {"watch_seconds": 0, "events": 0, "clicks": 0}
+    assert missing is not None and missing.values == {"watch_seconds": 0, "events": 0, "clicks": 0, "days": {}}
 
     meta = {k.decode(): v.decode() for k, v in client.hgetall(keys.batch_meta(second.version)).items()}
     assert meta == {"watermark": str(W2), "published_at": second.published_at.isoformat(),
@@ -135,12 +136,20 @@ def test_publish_batch_views_from_delta_tables(redis_service, isolated: Settings
         assert read is not None and (read.version, read.watermark) == (publication.version, publication.watermark)
         return read.values
 
-    assert values(read_batch_user_totals(client, keys, "u1")) == {"watch_seconds": 30, "events": 12, "clicks": 2}
-    assert values(read_batch_user_totals(client, keys, "u3")) == {"watch_seconds": 10, "events": 3, "clicks": 0}
+    # SHARED plays on D (before W); the days are those of the events.
+    day = T0.date().isoformat()
+    assert values(read_batch_user_totals(client, keys, "u1")) == {
+        "watch_seconds": 30, "events": 12, "clicks": 2, "days": {day: {"watch_seconds": 30, "events": 12, "clicks": 2}}}
+    assert values(read_batch_user_totals(client, keys, "u3")) == {
+        "watch_seconds": 10, "events": 3, "clicks": 0, "days": {day: {"watch_seconds": 10, "events": 3, "clicks": 0}}}
     vod1 = values(read_batch_content_totals(client, keys, "vod-1"))
+    curve = vod1.pop("dropoff")
     assert vod1 == {"known": True, "views": 3, "watch_seconds": 50.0, "completed_views": 1,
                     "completion_rate": pytest.approx(1 / 3)}
-    assert values(read_batch_content_totals(client, keys, "live-1"))["completed_views"] is None
+    # s1 reached 600 of 600 s, s2 200 s, s5 30 s: each point's share counted here.
+    assert curve == [(p, pytest.approx(sum(f >= 6 * p for f in (600.0, 200.0, 30.0)) / 3)) for p in range(0, 101, 5)]
+    live = values(read_batch_content_totals(client, keys, "live-1"))
+    assert live["completed_views"] is None and live["dropoff"] is None
     tile = values(read_batch_ctr(client, keys, "r1", "tile"))
     assert (tile["impressions"], tile["clicks"], tile["rate"]) == (1, 1, 1.0)
     assert tile["by_content"] == {"vod-3": {"impressions": 1, "clicks": 1}}

@@ -25,6 +25,7 @@ from speed_layer import resume as speed_resume
 from speed_layer.query import SinkContext
 from speed_layer.source import events_frame
 from warehouse_models.events import format_timestamp
+from warehouse_models.metrics.engagement import daily_field
 from warehouse_models.settings import Settings
 
 NOW = datetime.now(timezone.utc)
@@ -70,13 +71,31 @@ def truth(events: list[dict[str, Any]], *, before: float | None = None) -> dict[
     }
 
 
+ENGAGEMENT = ("watch_seconds", "events", "clicks")
+
+
+def truth_daily(events: list[dict[str, Any]], *, before: float | None = None) -> dict[str, dict[str, int]]:
+    """:func:`truth`'s engagement per UTC date of the events (those before ``W + before`` seconds, when given)."""
+    dates = sorted({e["event_timestamp"][:10] for e in events})
+    return {day: {m: truth([e for e in events if e["event_timestamp"][:10] == day], before=before)[m]
+                  for m in ENGAGEMENT} for day in dates}
+
+
+def _daily(engagement: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """An engagement answer's days with events."""
+    return {day["date"]: {m: day[m] for m in ENGAGEMENT} for day in engagement["daily"] if any(
+        day[m] for m in ENGAGEMENT)}
+
+
 def _publish(settings: Settings, events: list[dict[str, Any]], *, at: float = 0.0) -> int:
     """Publish batch views as of ``W + at`` holding the events before it, as the batch layer would."""
     keys, counted = settings.keys, truth(events, before=at)
+    days = {daily_field(day, m): n for day, values in truth_daily(events, before=at).items()
+            for m, n in values.items() if any(values.values())}
     watermark = int((W + timedelta(seconds=at)).timestamp())
     publish_version(settings.redis_client(), keys, {
         "user_totals": lambda v: [(keys.batch_user_totals(v, "u1"),
-                                   {m: counted[m] for m in ("watch_seconds", "events", "clicks")})],
+                                   {**{m: counted[m] for m in ENGAGEMENT}, **days})],
         "ctr": lambda v: [(keys.batch_ctr(v, "r1", "tile"),
                            {"vod-1:impressions": counted["impressions"], "vod-1:clicks": counted["clicks"]})],
     }, watermark=watermark)
@@ -176,12 +195,14 @@ def test_merged_answers_equal_the_events_counted_at_the_boundary(served, spark):
     _speed(spark, settings, EVENTS)  # the speed layer saw every event, before and after W
 
     def answers() -> tuple[dict[str, Any], dict[str, Any]]:
-        engagement = _get(http, key, "/v1/users/u1/engagement", window_minutes=180).json()
+        engagement = _get(http, key, "/v1/users/u1/engagement", window_minutes=180, days=2).json()
         return engagement, _get(http, key, "/v1/ctr/r1/tile").json()
 
     expected = truth(EVENTS)
     engagement, ctr = answers()
     assert engagement["totals"] == {m: expected[m] for m in ("watch_seconds", "events", "clicks")}
+    # W - 30 s .. W + 15 s: within today and yesterday, whatever the hour (W is an hour before the last boundary).
+    assert len(engagement["daily"]) == 2 and _daily(engagement) == truth_daily(EVENTS)
     assert (ctr["impressions"], ctr["clicks"]) == (expected["impressions"], expected["clicks"])
     assert ctr["rate"] == pytest.approx(expected["clicks"] / expected["impressions"])
     fresh = engagement["freshness"]
@@ -225,6 +246,7 @@ def test_merged_answers_equal_the_events_counted_at_the_boundary(served, spark):
             engagement, ctr = answers()
             seen.add(engagement["freshness"]["as_of"])
             assert engagement["totals"] == {m: with_late[m] for m in ("watch_seconds", "events", "clicks")}
+            assert _daily(engagement) == truth_daily([*EVENTS, LATE])
             assert (ctr["impressions"], ctr["clicks"]) == (with_late["impressions"], with_late["clicks"])
     finally:
         stop.set()

@@ -11,6 +11,7 @@ import pytest
 
 from batch_layer.publish import content_totals, ctr, qoe, trending_baselines, user_totals
 from tests.spark.test_marts import SETTINGS, SHARED, T0, dim_content, fact_row, frame
+from warehouse_models.marts import DROPOFF_POINTS, dropoff_column
 
 # --- the views' rows on small fact frames (Spark) -------------------------------------------------------------
 
@@ -27,11 +28,47 @@ def test_user_totals_count_like_the_speed_engagement_view(spark):
     assert {r["user_id"]: r["events"] for r in since.collect()} == {"u1": 4, "u2": 5, "u4": 2}
 
 
+def test_user_totals_per_day_split_at_midnight(spark):
+    later = T0 + timedelta(days=2)
+    rows = {r["user_id"]: r for r in user_totals.user_totals(frame(spark, SHARED), SETTINGS, end=later).collect()}
+    # u2's events per UTC date, counted from the rows (view_end is derived, not an event of the user's own).
+    expected: dict[str, int] = {}
+    for row in SHARED:
+        if row["user_id"] == "u2" and row["event_type"] != "view_end":
+            day = row["event_timestamp"].astimezone(timezone.utc).date().isoformat()
+            expected[day] = expected.get(day, 0) + 1
+    assert len(expected) == 2  # s6 plays on past midnight
+    u2 = rows["u2"]
+    assert {day: values["events"] for day, values in u2["days"].items()} == expected
+    assert sum(values["watch_seconds"] for values in u2["days"].values()) == u2["watch_seconds"]
+
+
 def test_content_totals_add_up_the_content_mart_before_w(spark):
     rows = content_totals.content_totals(frame(spark, SHARED), dim_content(spark), end=END).collect()
-    got = {r["content_id"]: tuple(r[f] for f in content_totals.FIELDS) for r in rows}
-    # vod-1: s1 (complete: 600 of 600 s), s2 and s5 (started at 301 s, no position yet); vod-2 never started.
+    got = {r["content_id"]: tuple(r[f] for f in content_totals.FIELDS[:4]) for r in rows}
+    # vod-1: s1 (complete: 600 of 600 s), s2 (paused at 200 s) and s5 (started at 301 s, no position yet); vod-2
+    # never started.
     assert got == {"vod-1": (3, 40.0, 1, pytest.approx(1 / 3)), "vod-2": (0, 0.0, None, None)}
+    curves = {r["content_id"]: [r[f] for f in content_totals.FIELDS[4:]] for r in rows}
+    # The views' furthest positions of the 600 s title, each point counted apart from the code.
+    furthest = (600.0, 200.0, 0.0)
+    assert curves["vod-1"] == [pytest.approx(sum(f >= 6 * p for f in furthest) / 3) for p in DROPOFF_POINTS]
+    assert curves["vod-2"] == [None] * 21
+
+
+def test_the_drop_off_curve_weighs_each_day_by_its_views(spark):
+    day = 86_400
+    # Day 1: one view that reaches the end. Day 2: three views, none past 50 % of the 600 s title.
+    plays = [fact_row("first_frame", 0, session="d1", user="a", position=0.0),
+             fact_row("heartbeat", 10, session="d1", user="a", position=600.0)]
+    for i in range(3):
+        plays += [fact_row("first_frame", day, session=f"d2-{i}", user=f"b{i}", position=0.0),
+                  fact_row("heartbeat", day + 10, session=f"d2-{i}", user=f"b{i}", position=200.0)]
+    rows = content_totals.content_totals(frame(spark, plays), dim_content(spark),
+                                         end=T0 + timedelta(days=1, hours=1))
+    (row,) = [r for r in rows.collect() if r["content_id"] == "vod-1"]
+    # Pooled over both days: 4 views; 30 % reached by all four, 35 % and on by the first day's one only.
+    assert row["views"] == 4 and row[dropoff_column(30)] == 1.0 and row[dropoff_column(35)] == 0.25
 
 
 def test_ctr_totals_per_rail_button_and_title(spark):

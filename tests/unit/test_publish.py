@@ -11,7 +11,10 @@ import pytest
 
 from batch_layer.publish import content_totals, ctr, qoe, trending_baselines, user_totals
 from batch_layer.publish.versioned import PublishError, chunks, meta_fields, version_id, watermark_of
+from serving.views.batch import dropoff_curve
+from warehouse_models.marts import DROPOFF_POINTS, dropoff_column
 from warehouse_models.metrics.ctr import split_fields
+from warehouse_models.metrics.engagement import split_daily
 from warehouse_models.redis_keys import KeyLayout
 
 KEYS = KeyLayout("p")
@@ -53,17 +56,28 @@ def test_meta_fields_and_chunks():
 
 
 def test_rows_to_redis_field_maps():
-    assert list(user_totals.entries([{"user_id": "u1", "watch_seconds": 30, "events": 7, "clicks": 1}], KEYS,
-                                    "v1")) == [("p:batch:v1:user:u1", {"watch_seconds": 30, "events": 7, "clicks": 1})]
+    assert list(user_totals.entries([{"user_id": "u1", "watch_seconds": 30, "events": 7, "clicks": 1, "days": None}],
+                                    KEYS, "v1")) == [("p:batch:v1:user:u1", {"watch_seconds": 30, "events": 7,
+                                                                             "clicks": 1})]
+    days = {"2026-03-01": {"watch_seconds": 20, "events": 5, "clicks": 1},
+            "2026-02-28": {"watch_seconds": 10, "events": 2, "clicks": 0}}
+    ((_, fields),) = user_totals.entries([{"user_id": "u1", "watch_seconds": 30, "events": 7, "clicks": 1,
+                                           "days": days}], KEYS, "v1")
+    assert fields["2026-02-28:watch_seconds"] == 10 and fields["2026-03-01:clicks"] == 1 and len(fields) == 9
+    assert split_daily({name: str(value) for name, value in fields.items()}) == days
+    curve = {dropoff_column(p): 1.0 - p / 200 for p in DROPOFF_POINTS}
     rows = [{"content_id": "vod-1", "views": 3, "watch_seconds": 40.0, "completed_views": 1,
-             "completion_rate": 1 / 3},
+             "completion_rate": 1 / 3, **curve},
             {"content_id": "live-1", "views": 1, "watch_seconds": 10.0, "completed_views": None,
-             "completion_rate": None}]
+             "completion_rate": None, **dict.fromkeys(curve)}]
     assert list(content_totals.entries(rows, KEYS, "v1")) == [
         ("p:batch:v1:content:vod-1", {"views": 3, "watch_seconds": 40.0, "completed_views": 1,
-                                      "completion_rate": 1 / 3}),
+                                      "completion_rate": 1 / 3, **curve}),
         ("p:batch:v1:content:live-1", {"views": 1, "watch_seconds": 10.0}),
     ]
+    stored = {name: str(value) for name, value in curve.items()}
+    assert dropoff_curve(stored) == [(p, 1.0 - p / 200) for p in DROPOFF_POINTS]
+    assert dropoff_curve({"views": "1"}) is None
     rows = [{"rail_id": "r1", "button_id": "tile", "content_id": "vod-3", "impressions": 2, "clicks": 1},
             {"rail_id": "r1", "button_id": "tile", "content_id": None, "impressions": 0, "clicks": 4}]
     assert list(ctr.entries(rows, KEYS, "v1")) == [

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from serving.api.auth import ApiKey, RateLimiter, digest
-from serving.views.merge import add_counts, is_complete, newest_by_event_time, speed_since
+from serving.views.merge import add_counts, daily_totals, is_complete, newest_by_event_time, speed_since
 from warehouse_models.batch_versions import BatchRead
 from warehouse_models.redis_keys import SPEED_BUCKET_TTL_SECONDS
 
@@ -20,6 +20,18 @@ def test_additive_views_add_batch_before_w_and_speed_from_w():
     assert add_counts(batch.values, {"watch_seconds": 10, "clicks": 1}, ("watch_seconds", "events", "clicks")) == {
         "watch_seconds": 40, "events": 4, "clicks": 1}
     assert add_counts(None, {"events": 2}, ("events",)) == {"events": 2}
+
+
+def test_daily_totals_add_the_batch_days_and_the_speed_hours_by_utc_date():
+    now = datetime(2026, 3, 2, 1, 30, tzinfo=timezone.utc).timestamp()
+    w = datetime(2026, 3, 1, 23, 0, tzinfo=timezone.utc).timestamp()  # W: the last hour of 1 March
+    batch = {"2026-03-01": {"events": 5, "clicks": 1}, "2026-02-27": {"events": 2}}
+    # Speed hours from W on: 23:00 on 1 March, then 00:00 and 01:00 on 2 March.
+    hours = {int(w): {"events": 3}, int(w) + 3600: {"events": 4, "clicks": 2}, int(w) + 7200: {"events": 1}}
+    daily = daily_totals(batch, hours, ("events", "clicks"), days=3, now=now)
+    assert daily == {"2026-02-28": {"events": 0, "clicks": 0}, "2026-03-01": {"events": 8, "clicks": 1},
+                     "2026-03-02": {"events": 5, "clicks": 2}}
+    assert list(daily_totals(batch, hours, ("events",), days=1, now=now)) == ["2026-03-02"]
 
 
 def test_an_answer_is_complete_while_the_speed_buckets_still_hold_w():

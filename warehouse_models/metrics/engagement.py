@@ -10,6 +10,8 @@ same windows' totals (``batch_layer.publish.user_totals``).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from warehouse_models.events import (
@@ -28,7 +30,7 @@ from warehouse_models.redis_keys import (
     KeyLayout,
     bucket_start,
 )
-from warehouse_models.redis_plan import Command, Plan, run
+from warehouse_models.redis_plan import Command, Plan, gather, run
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,6 +44,29 @@ WINDOW_SECONDS = 5
 
 METRICS: tuple[str, ...] = ("watch_seconds", "events", "clicks")
 """The window values, in output order; also the hash field suffixes."""
+
+DAILY_DAYS = 30
+"""Days of per-day totals the batch view keeps per user: W's date and the 29 before it (UTC dates)."""
+
+
+def utc_day(epoch: float) -> str:
+    """The UTC date (``YYYY-MM-DD``) a window starting at ``epoch`` counts on."""
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).date().isoformat()
+
+
+def daily_field(day: str, metric: str) -> str:
+    """The batch user-totals hash field of one day's metric: ``YYYY-MM-DD:metric``."""
+    return f"{day}:{metric}"
+
+
+def split_daily(fields: Mapping[str, str]) -> dict[str, dict[str, int]]:
+    """The per-day totals of a batch user-totals hash: date -> metrics (the all-time fields are left out)."""
+    days: dict[str, dict[str, int]] = {}
+    for field, value in fields.items():
+        day, sep, metric = field.rpartition(":")
+        if sep and day and metric in METRICS:
+            days.setdefault(day, dict.fromkeys(METRICS, 0))[metric] = int(value)
+    return days
 
 
 def _where() -> SparkColumn:
@@ -119,25 +144,47 @@ def engagement_windows(keys: KeyLayout, user_id: str, *, since_epoch: float | No
     return dict(sorted(windows.items()))
 
 
-def engagement_totals(keys: KeyLayout, user_id: str, *, since_epoch: int, now_epoch: float | None = None
-                      ) -> Plan[dict[str, int]]:
-    """A user's totals over the windows that start at or after ``since_epoch``: from the hourly aggregates when
-    it is an hour boundary (the batch watermark W always is: a few keys), else from the minute buckets."""
-    if since_epoch % HOUR_SECONDS:
-        windows = yield from engagement_windows(keys, user_id, since_epoch=since_epoch, now_epoch=now_epoch)
-        return {metric: sum(window[metric] for window in windows.values()) for metric in METRICS}
-    now = time.time() if now_epoch is None else now_epoch
-    first = max(since_epoch, bucket_start(now - SPEED_BUCKET_TTL_SECONDS, HOUR_SECONDS))
+def _hour_aggregates(keys: KeyLayout, user_id: str, *, first: int, now: float) -> Plan[dict[int, dict[str, int]]]:
+    """The hourly aggregates of the hours from ``first`` (an hour boundary) to the clock's."""
+    first = max(first, bucket_start(now - SPEED_BUCKET_TTL_SECONDS, HOUR_SECONDS))
     last = bucket_start(now + MAX_CLOCK_SKEW.total_seconds(), HOUR_SECONDS)
-    replies = yield [Command("HGETALL", keys.user_engagement_hour(user_id, hour))
-                     for hour in range(first, last + HOUR_SECONDS, HOUR_SECONDS)]
-    totals = dict.fromkeys(METRICS, 0)
-    for fields in replies:
+    hours = range(first, last + HOUR_SECONDS, HOUR_SECONDS)
+    replies = yield [Command("HGETALL", keys.user_engagement_hour(user_id, hour)) for hour in hours]
+    found: dict[int, dict[str, int]] = {}
+    for hour, fields in zip(hours, replies, strict=True):
         for field, value in fields.items():
             metric = text(field)
-            if metric in totals:
-                totals[metric] += int(value)
-    return totals
+            if metric in METRICS:
+                found.setdefault(hour, dict.fromkeys(METRICS, 0))[metric] += int(value)
+    return found
+
+
+def engagement_hours(keys: KeyLayout, user_id: str, *, since_epoch: int, now_epoch: float | None = None
+                     ) -> Plan[dict[int, dict[str, int]]]:
+    """A user's totals per hour over the windows that start at or after ``since_epoch``: hour start (epoch s) ->
+    metrics, oldest first; hours without events are left out. Whole hours come from the hourly aggregates (a key
+    each); when ``since_epoch`` is inside an hour, that hour's windows from it on come from the minute buckets (in
+    the same round trip). At most :data:`SPEED_BUCKET_TTL_SECONDS` back."""
+    now = time.time() if now_epoch is None else now_epoch
+    boundary = -(-since_epoch // HOUR_SECONDS) * HOUR_SECONDS
+    whole = _hour_aggregates(keys, user_id, first=boundary, now=now)
+    if boundary == since_epoch:
+        return (yield from whole)
+    partial, found = yield from gather(
+        engagement_windows(keys, user_id, since_epoch=since_epoch, now_epoch=now, until_epoch=boundary), whole)
+    for start, window in partial.items():
+        hour = found.setdefault(bucket_start(start, HOUR_SECONDS), dict.fromkeys(METRICS, 0))
+        for metric in METRICS:
+            hour[metric] += window[metric]
+    return dict(sorted(found.items()))
+
+
+def engagement_totals(keys: KeyLayout, user_id: str, *, since_epoch: int, now_epoch: float | None = None
+                      ) -> Plan[dict[str, int]]:
+    """A user's totals over the windows that start at or after ``since_epoch`` (:func:`engagement_hours` added
+    up)."""
+    hours = yield from engagement_hours(keys, user_id, since_epoch=since_epoch, now_epoch=now_epoch)
+    return {metric: sum(hour[metric] for hour in hours.values()) for metric in METRICS}
 
 
 def read_engagement_windows(client: redis.Redis, keys: KeyLayout, user_id: str, *, since_epoch: float | None = None,
