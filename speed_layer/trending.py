@@ -1,10 +1,12 @@
-"""Trending titles, live and VOD apart: distinct active viewers over a sliding event-time window.
+"""Trending titles, live and VOD apart, over every country and per country: distinct active viewers over a
+sliding event-time window.
 
-Spark cannot count distinct values exactly in a streaming aggregation, so the transform emits, per title and
-1-minute window, the set of users active on it (any playback event), and Redis does the distinct count: the
-writer adds each minute's users to a set (SADD, so a replay changes nothing), then recomputes the newest
-sliding window of each content kind the batch touched by counting the union of its minute sets, and swaps in
-the ranking (:meth:`~warehouse_models.redis_keys.KeyLayout.trending`) with its window in one transaction.
+Spark cannot count distinct values exactly in a streaming aggregation, so the transform emits, per title, country
+and 1-minute window, the set of users active on it (any playback event), and Redis does the distinct count: the
+writer adds each minute's users to a set in each scope (the kind, and the kind in the event's country; SADD, so a
+replay changes nothing), then recomputes the newest sliding window of each scope the batch touched by counting
+the union of its minute sets, and swaps in the rankings
+(:meth:`~warehouse_models.redis_keys.KeyLayout.trending`) with their windows in one transaction.
 """
 
 from __future__ import annotations
@@ -59,15 +61,34 @@ TITLES_PER_CALL = 500
 """Titles per union-size script call: one command for many titles, short enough not to hold Redis for long."""
 
 
-def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
-    """SADD each minute's viewers, then recompute and swap in the newest trending window of each kind touched (all
-    its titles when the window moved, else the titles the batch touched).
+Scope = tuple[ContentKind, "str | None"]
+"""A ranking's scope: a content kind over every country (None) or in one country."""
 
-    Four round trips whatever the batch size (the set writes and the union sizes in one script call per
-    :data:`TITLES_PER_CALL` titles): the set writes (with the stored window ends), the titles of the
-    window's minutes, the union sizes, and the swap. The window ends at the end of the newest minute in the
-    batch (rounded up to the slide), or later if a previous batch recorded a later end: a batch of late events
-    never moves the ranking back in time.
+
+def scope_rows(rows: list[dict[str, Any]]) -> dict[Scope, dict[tuple[str, int], set[str]]]:
+    """The view's rows (per kind, country, title and minute) -> per scope, (title, minute) -> viewers: the kind's
+    scope unites every country's viewers (and those of events without a country), a country's holds its own."""
+    scopes: dict[Scope, dict[tuple[str, int], set[str]]] = {}
+    for row in rows:
+        kind, country, at = row["content_kind"], row["country"], (row["content_id"], int(row["start"]))
+        scopes.setdefault((kind, None), {}).setdefault(at, set()).update(row["viewers"])
+        if country is not None:
+            scopes.setdefault((kind, country), {}).setdefault(at, set()).update(row["viewers"])
+    return scopes
+
+
+def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
+    """SADD each minute's viewers in every scope, then recompute and swap in the newest trending window of each
+    scope touched: all its titles when the window moved (or the scope has no ranking yet), else the titles the
+    batch touched.
+
+    The window is the kind's: it ends at the end of the newest minute in the batch (rounded up to the slide), or
+    later if a previous batch recorded a later end, so a batch of late events never moves the ranking back in time;
+    every country of the kind ranks the same window. When it moves, every country with viewers in the new window
+    or a ranking from the old one is ranked again, and a country left without viewers loses its ranking. Four
+    round trips whatever the batch size (the set writes and the union sizes in one script call per
+    :data:`TITLES_PER_CALL` titles): the set writes (with the stored windows), the titles of the windows' minutes,
+    the union sizes, and the swap.
     """
     rows = [row for row in rows if row["viewers"]]
     ctx.stats["minute_sets_written"] = len(rows)
@@ -77,24 +98,34 @@ def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     window = settings.speed_trending_window_seconds
     # A minute set must outlive every window it belongs to, also when the window is configured longer.
     set_ttl = max(TRENDING_TTL_SECONDS, window + settings.speed_allowed_lateness_seconds + SPEED_BUCKET_SECONDS)
-    kinds = [k for k in KINDS if any(row["content_kind"] == k for row in rows)]
+    written = scope_rows(rows)
+    kinds = [k for k in KINDS if (k, None) in written]
+    keys = ctx.keys
 
     pipe = ctx.client.pipeline(transaction=False)
     add = _add_viewers_script(ctx.client)
-    for first in range(0, len(rows), TITLES_PER_CALL):
-        chunk = rows[first:first + TITLES_PER_CALL]
+    sets = [(keys.trending_viewers(kind, content, minute, country), keys.trending_titles(kind, minute, country),
+             content, viewers)
+            for (kind, country), found in written.items() for (content, minute), viewers in found.items()]
+    for first in range(0, len(sets), TITLES_PER_CALL):
         chunk_keys: list[str] = []
         args: list[Any] = [set_ttl]
-        for row in chunk:
-            kind, content, minute = row["content_kind"], row["content_id"], row["start"]
-            chunk_keys += [ctx.keys.trending_viewers(kind, content, minute), ctx.keys.trending_titles(kind, minute)]
-            args += [content, len(row["viewers"]), *row["viewers"]]
+        for viewers_key, titles_key, content, viewers in sets[first:first + TITLES_PER_CALL]:
+            chunk_keys += [viewers_key, titles_key]
+            args += [content, len(viewers), *sorted(viewers)]
         add(keys=chunk_keys, args=args, client=pipe)
+    for (kind, country), found in written.items():
+        if country is not None:
+            for minute in {minute for _, minute in found}:
+                pipe.sadd(keys.trending_countries(kind, minute), country)
+                pipe.expire(keys.trending_countries(kind, minute), set_ttl)
     for kind in kinds:
-        pipe.hmget(ctx.keys.trending_window(kind), ["start", "end"])
-        pipe.exists(ctx.keys.trending(kind))
-    replies = pipe.execute()[-2 * len(kinds):]
-    recorded = {k: (replies[2 * i], bool(replies[2 * i + 1])) for i, k in enumerate(kinds)}
+        pipe.hmget(keys.trending_window(kind), ["start", "end"])
+        pipe.exists(keys.trending(kind))
+        pipe.smembers(keys.trending_ranked_countries(kind))
+    replies = pipe.execute()[-3 * len(kinds):]
+    recorded = {k: (replies[3 * i], bool(replies[3 * i + 1])) for i, k in enumerate(kinds)}
+    ranked = {k: {text(c) for c in replies[3 * i + 2]} for i, k in enumerate(kinds)}
 
     slide = settings.speed_trending_slide_seconds
     newest_end = max(row["start"] for row in rows) + SPEED_BUCKET_SECONDS
@@ -111,34 +142,52 @@ def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     for kind in kinds:
         if moved[kind]:
             for minute in minutes[kind]:
-                pipe.smembers(ctx.keys.trending_titles(kind, minute))
-    member_sets = iter(pipe.execute())
-    titles: dict[ContentKind, list[str]] = {}
+                pipe.smembers(keys.trending_countries(kind, minute))
+    country_sets = iter(pipe.execute())
+    scopes: list[Scope] = []
     for kind in kinds:
-        found: set[str] = set()
+        countries = {country for (k, country) in written if k == kind and country is not None}
         if moved[kind]:
             for _minute in minutes[kind]:
-                found.update(text(content) for content in next(member_sets))
+                countries.update(text(country) for country in next(country_sets))
+            countries |= ranked[kind]
+        scopes += [(kind, None), *((kind, country) for country in sorted(countries))]
+    # Ranked from every title of the window's minutes: a moved window, or a country without a ranking yet.
+    full = {scope: moved[scope[0]] or (scope[1] is not None and scope[1] not in ranked[scope[0]])
+            for scope in scopes}
+
+    pipe = ctx.client.pipeline(transaction=False)
+    for kind, country in scopes:
+        if full[(kind, country)]:
+            for minute in minutes[kind]:
+                pipe.smembers(keys.trending_titles(kind, minute, country))
+    member_sets = iter(pipe.execute())
+    titles: dict[Scope, list[str]] = {}
+    for scope in scopes:
+        named: set[str] = set()
+        if full[scope]:
+            for _minute in minutes[scope[0]]:
+                named.update(text(content) for content in next(member_sets))
         else:
-            found.update(row["content_id"] for row in rows if row["content_kind"] == kind)
-        titles[kind] = sorted(found)
+            named.update(content for content, _ in written.get(scope, {}))
+        titles[scope] = sorted(named)
 
     union_sizes = _union_sizes_script(ctx.client)
     pipe = ctx.client.pipeline(transaction=False)
-    for kind in kinds:
-        for first in range(0, len(titles[kind]), TITLES_PER_CALL):
-            union_sizes(keys=[ctx.keys.trending_viewers(kind, content, m)
-                              for content in titles[kind][first:first + TITLES_PER_CALL] for m in minutes[kind]],
+    for (kind, country), names in titles.items():
+        for first in range(0, len(names), TITLES_PER_CALL):
+            union_sizes(keys=[keys.trending_viewers(kind, content, m, country)
+                              for content in names[first:first + TITLES_PER_CALL] for m in minutes[kind]],
                         args=[len(minutes[kind])], client=pipe)
     counts = iter([size for sizes in pipe.execute() for size in sizes])
 
     computed_at = round(time.time(), 3)
-    # One transaction per batch: a reader sees the old ranking and window or the new ones, never a mix.
+    # One transaction per batch: a reader sees the old rankings and windows or the new ones, never a mix.
     swap = ctx.client.pipeline(transaction=True)
-    for kind in kinds:
-        ranking = {content: int(next(counts)) for content in titles[kind]}
-        key, window_key = ctx.keys.trending(kind), ctx.keys.trending_window(kind)
-        if moved[kind]:
+    for (kind, country), names in titles.items():
+        ranking = {content: int(next(counts)) for content in names}
+        key, window_key = keys.trending(kind, country), keys.trending_window(kind, country)
+        if full[(kind, country)]:
             swap.delete(key)
         elif gone := [content for content, n in ranking.items() if n == 0]:
             swap.zrem(key, *gone)
@@ -146,11 +195,20 @@ def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
         if ranking:
             swap.zadd(key, ranking)
             swap.expire(key, TRENDING_TTL_SECONDS)
+        elif country is not None:  # a country without viewers in the window has no ranking
+            swap.delete(window_key)
+            swap.srem(keys.trending_ranked_countries(kind), country)
+            continue
+        if country is not None:
+            swap.sadd(keys.trending_ranked_countries(kind), country)
+            swap.expire(keys.trending_ranked_countries(kind), TRENDING_TTL_SECONDS)
         swap.hset(window_key, mapping={"start": ends[kind] - window, "end": ends[kind], "computed_at": computed_at})
         swap.expire(window_key, TRENDING_TTL_SECONDS)
     swap.execute()
-    ctx.stats["trending_titles"] = sum(len(titles[k]) for k in kinds)
-    logger.debug("trending batch %d: %d minute sets, windows %s", ctx.batch_id, len(rows), ends)
+    ctx.stats["trending_titles"] = sum(len(names) for names in titles.values())
+    ctx.stats["trending_scopes"] = len(titles)
+    logger.debug("trending batch %d: %d minute sets, %d scopes, windows %s", ctx.batch_id, len(rows), len(titles),
+                 ends)
 
 
 QUERY = shared_view(

@@ -124,6 +124,8 @@ HEARTBEAT_INTERVAL_SECONDS = 10
 # Patterns are anchored with \A and \Z (the very end, so "id\n" does not pass as "$" would let it): the speed
 # layer's Spark check uses the same patterns in Java's dialect (see speed_layer.source).
 _ID_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]*\Z")
+COUNTRY_PATTERN = "^[A-Z]{2}$"
+"""ISO 3166-1 alpha-2, as an OpenAPI/JSON-Schema pattern (the envelope's check is :data:`_COUNTRY_RE`)."""
 _COUNTRY_RE = re.compile(r"\A[A-Z]{2}\Z")
 DATE_RE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z", re.ASCII)
 TIMESTAMP_RE = re.compile(

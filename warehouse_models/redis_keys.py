@@ -100,22 +100,36 @@ class KeyLayout:
         return f"{self.prefix}:speed:traffic:{scope}:b:{bucket}"
 
     # --- speed layer: sets and latest values -------------------------------------------------------
-    def trending_viewers(self, kind: ContentKind, content_id: str, bucket: int) -> str:
-        """Set of the user ids active on one title in one minute (SADD, so replays change nothing)."""
-        return f"{self.prefix}:speed:viewers:{kind}:{content_id}:b:{bucket}"
+    # Trending has one scope per content kind (every country) and one per kind and country: ``country`` None is
+    # the kind's global scope.
+    @staticmethod
+    def _trending_scope(kind: ContentKind, country: str | None) -> str:
+        return kind if country is None else f"{kind}:c:{country}"
 
-    def trending_titles(self, kind: ContentKind, bucket: int) -> str:
-        """Set of the content ids with a :meth:`trending_viewers` set in one minute: the trending window's titles
-        without a SCAN."""
-        return f"{self.prefix}:speed:trending_titles:{kind}:b:{bucket}"
+    def trending_viewers(self, kind: ContentKind, content_id: str, bucket: int, country: str | None = None) -> str:
+        """Set of the user ids active on one title in one minute, in one scope (SADD, so replays change nothing)."""
+        return f"{self.prefix}:speed:viewers:{self._trending_scope(kind, country)}:{content_id}:b:{bucket}"
 
-    def trending(self, kind: ContentKind) -> str:
-        """Sorted set: content id -> distinct active viewers over the newest trending window."""
-        return f"{self.prefix}:speed:trending:{kind}"
+    def trending_titles(self, kind: ContentKind, bucket: int, country: str | None = None) -> str:
+        """Set of the content ids with a :meth:`trending_viewers` set in one minute and scope: the trending window's
+        titles without a SCAN."""
+        return f"{self.prefix}:speed:trending_titles:{self._trending_scope(kind, country)}:b:{bucket}"
 
-    def trending_window(self, kind: ContentKind) -> str:
+    def trending_countries(self, kind: ContentKind, bucket: int) -> str:
+        """Set of the countries with viewers of a kind in one minute: the country scopes of the trending window."""
+        return f"{self.prefix}:speed:trending_countries:{kind}:b:{bucket}"
+
+    def trending_ranked_countries(self, kind: ContentKind) -> str:
+        """Set of the countries that have a :meth:`trending` ranking of the kind now."""
+        return f"{self.prefix}:speed:trending_ranked_countries:{kind}"
+
+    def trending(self, kind: ContentKind, country: str | None = None) -> str:
+        """Sorted set: content id -> distinct active viewers over the newest trending window, in one scope."""
+        return f"{self.prefix}:speed:trending:{self._trending_scope(kind, country)}"
+
+    def trending_window(self, kind: ContentKind, country: str | None = None) -> str:
         """Hash: start and end (epoch s) of the window :meth:`trending` holds, and when it was computed."""
-        return f"{self.prefix}:speed:trending:{kind}:window"
+        return f"{self.prefix}:speed:trending:{self._trending_scope(kind, country)}:window"
 
     def account_plan_limits(self) -> str:
         """Hash: account id -> the plan's concurrent-stream limit (from the catalog topic's user records)."""

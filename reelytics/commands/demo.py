@@ -201,8 +201,9 @@ def _serving_examples(settings: Settings) -> None:
     header = f"-H 'X-API-Key: {key}'"
     published = current_version(client, keys) is not None
     model = client.exists(keys.model_pointer()) > 0
-    for path in ("/v1/freshness", f"/v1/users/{user}/engagement", f"/v1/users/{user}/resume",
-                 f"/v1/users/{user}/recent", "/v1/trending?kind=vod", "/v1/trending?kind=live",
+    for path in ("/v1/freshness", f"/v1/users/{user}/engagement?days=7", f"/v1/users/{user}/resume",
+                 f"/v1/users/{user}/recent", "/v1/trending?kind=vod", "/v1/trending?kind=vod&country=US",
+                 "/v1/trending?kind=live",
                  f"/v1/content/{title}/stats", f"/v1/ctr/{rail}/{button}", f"/v1/qoe/{title}?device_type=tv&country=US",
                  "/v1/alerts", f"/v1/accounts/{account}/streams", "/v1/playback/decisions", "/v1/dashboard",
                  f"/v1/users/{user}/recommendations", f"/v1/content/{title}/similar"):

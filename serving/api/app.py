@@ -34,6 +34,7 @@ from serving.views.merge import Freshness
 from serving.views.pipeline import recent_runs
 from serving.views.service import Answer, ModelMissing, NotFound, Views
 from warehouse_models.batch_versions import BatchVersionMissing
+from warehouse_models.events import COUNTRY_PATTERN
 from warehouse_models.metrics.engagement import DAILY_DAYS
 from warehouse_models.redis_io import utc_from_ms
 from warehouse_models.redis_plan import Plan, arun, run
@@ -294,10 +295,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await answer(request, v.recent(user_id, limit=limit))
 
     @app.get(f"{v1}/trending", response_model=models.Trending, tags=["content"], dependencies=[read],
-             summary="Titles with the most distinct viewers now, with the day's baseline")
+             summary="Titles with the most distinct viewers now, over every country or in one, with the day's "
+                     "baseline")
     async def trending(request: Request, v: ViewsDep, kind: Literal["vod", "live"] = "vod",
-                 limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Response:
-        return await answer(request, v.trending(kind, limit=limit))
+                       limit: Annotated[int, Query(ge=1, le=100)] = 10,
+                       country: Annotated[str | None, Query(pattern=COUNTRY_PATTERN)] = None) -> Response:
+        """``country`` (ISO 3166-1 alpha-2): the viewers whose events came from it; the baseline is the title's over
+        every country."""
+        return await answer(request, v.trending(kind, limit=limit, country=country))
 
     @app.get(f"{v1}/content/{{content_id}}/stats", response_model=models.ContentStats, tags=["content"],
              dependencies=[read], summary="A title's views, watch time and completion (batch, as of W)")

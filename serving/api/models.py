@@ -174,12 +174,14 @@ class Similar(BaseModel):
 class TrendingItem(BaseModel):
     content_id: str
     viewers: int = Field(description="Distinct viewers in the newest trending window.")
-    baseline: float | None = Field(description="Viewers in an ordinary window of the day before W.")
+    baseline: float | None = Field(description="Viewers in an ordinary window of the day before W, over every "
+                                               "country.")
     lift: float | None = Field(description="viewers / baseline.")
 
 
 class Trending(BaseModel):
     kind: Literal["vod", "live"]
+    country: str | None = Field(description="The country asked for; None: every country.")
     items: list[TrendingItem]
     freshness: Freshness
 

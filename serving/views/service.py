@@ -182,8 +182,9 @@ class Views:
         return Answer({"content_id": content_id, **values}, self._compose(batch, None, now=now))
 
     # --- speed, with the batch baseline ------------------------------------------------------------------
-    def _trending_items(self, kind: ContentKind, limit: int) -> Plan[tuple[list[dict[str, Any]], BatchRead | None]]:
-        ranking = yield from trending_ranking(self.keys, kind, limit)
+    def _trending_items(self, kind: ContentKind, limit: int, country: str | None = None
+                        ) -> Plan[tuple[list[dict[str, Any]], BatchRead | None]]:
+        ranking = yield from trending_ranking(self.keys, kind, limit, country)
         batch = yield from batch_trending_baselines(self.keys, kind, [content_id for content_id, _ in ranking])
         baselines = batch.values if batch is not None else {}
         items = []
@@ -193,11 +194,12 @@ class Views:
                           "lift": viewers / baseline if baseline else None})
         return items, batch
 
-    def trending(self, kind: ContentKind, *, limit: int) -> Plan[Answer]:
-        """The titles with the most distinct viewers in the newest trending window, with the day's baseline."""
+    def trending(self, kind: ContentKind, *, limit: int, country: str | None = None) -> Plan[Answer]:
+        """The titles with the most distinct viewers in the newest trending window (over every country, or in
+        ``country``), with the day's baseline over every country."""
         now = time.time()
-        (items, batch), lag = yield from self._with_lag(self._trending_items(kind, limit), now)
-        return Answer({"kind": kind, "items": items}, self._compose(batch, lag, now=now))
+        (items, batch), lag = yield from self._with_lag(self._trending_items(kind, limit, country), now)
+        return Answer({"kind": kind, "country": country, "items": items}, self._compose(batch, lag, now=now))
 
     # --- latest values (speed) ---------------------------------------------------------------------------
     def resume(self, user_id: str, content_id: str | None) -> Plan[Answer]:

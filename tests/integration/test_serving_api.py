@@ -22,6 +22,7 @@ from serving.api.auth import create_key, revoke_key
 from speed_layer import ctr as speed_ctr
 from speed_layer import engagement as speed_engagement
 from speed_layer import resume as speed_resume
+from speed_layer import trending as speed_trending
 from speed_layer.query import SinkContext
 from speed_layer.source import events_frame
 from warehouse_models.events import format_timestamp
@@ -263,6 +264,20 @@ def test_latest_value_views_and_trending(served, spark):
     assert resume["freshness"]["layers"] == ["speed"]
     trending = _get(http, keys["read"], "/v1/trending", kind="vod").json()
     assert trending["kind"] == "vod" and trending["freshness"]["layers"] in (["speed"], ["batch", "speed"])
+
+    # Per country: u2 from DE and u3 from FR on vod-2, u1 (no country) on vod-1.
+    watched = [_heartbeat(40) | {"country": "DE", "user_id": "u2", "content_id": "vod-2"},
+               _heartbeat(41) | {"country": "FR", "user_id": "u3", "content_id": "vod-2"}]
+    frame = events_frame(spark, [*EVENTS, *watched])
+    speed_trending.QUERY.write(frame, SinkContext(settings=settings, client=settings.redis_client(),
+                                                  keys=settings.keys, query_name="views/trending", batch_id=1))
+    every = _get(http, keys["read"], "/v1/trending", kind="vod").json()
+    assert {i["content_id"]: i["viewers"] for i in every["items"]} == {"vod-1": 1, "vod-2": 2}
+    german = _get(http, keys["read"], "/v1/trending", kind="vod", country="DE").json()
+    assert german["country"] == "DE" and [(i["content_id"], i["viewers"]) for i in german["items"]] == [("vod-2", 1)]
+    assert _get(http, keys["read"], "/v1/trending", kind="vod", country="IT").json()["items"] == []
+    bad = _get(http, keys["read"], "/v1/trending", kind="vod", country="de")
+    assert bad.status_code == 422 and "country" in bad.text
 
 
 def test_redis_stopped_and_restarted_during_reads(service_settings: Settings, tmp_path):

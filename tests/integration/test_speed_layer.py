@@ -106,25 +106,28 @@ def _consume_all(settings: Settings, topic: str) -> list[bytes]:
         consumer.close()
 
 
-def _expected_trending(events: list[dict[str, Any]], window_s: int) -> dict[str, dict[str, int]]:
-    """Distinct users per title in the newest full trending window of each kind (the view's definition)."""
+def _expected_trending(events: list[dict[str, Any]], window_s: int
+                       ) -> dict[tuple[str, str | None], dict[str, int]]:
+    """Distinct users per title in the newest full trending window of each kind (the view's definition), over
+    every country (None) and per country of the events."""
     from warehouse_models.events import PLAYBACK_TYPES
 
     newest: dict[str, int] = {}
-    watching: list[tuple[str, str, str, int]] = []
+    watching: list[tuple[str, str | None, str, str, int]] = []
     for event in events:
         if event["event_type"] not in {t.value for t in PLAYBACK_TYPES}:
             continue
         kind = "live" if event.get("is_live") else "vod"
         minute = int(parse_timestamp(event["event_timestamp"]).timestamp()) // 60 * 60
-        watching.append((kind, event["content_id"], event["user_id"], minute))
+        watching.append((kind, event.get("country"), event["content_id"], event["user_id"], minute))
         newest[kind] = max(newest.get(kind, 0), minute)
-    out: dict[str, dict[str, set[str]]] = {}
-    for kind, content, user, minute in watching:
+    out: dict[tuple[str, str | None], dict[str, set[str]]] = {}
+    for kind, country, content, user, minute in watching:
         end = newest[kind] + 60
         if end - window_s <= minute < end:
-            out.setdefault(kind, {}).setdefault(content, set()).add(user)
-    return {kind: {c: len(users) for c, users in titles.items()} for kind, titles in out.items()}
+            for scope in {(kind, None), (kind, country)}:
+                out.setdefault(scope, {}).setdefault(content, set()).add(user)
+    return {scope: {c: len(users) for c, users in titles.items()} for scope, titles in out.items()}
 
 
 def _assert_views_equal_truth(settings: Settings, events: list[dict[str, Any]], truth: dict[str, Any], *,
@@ -164,9 +167,10 @@ def _assert_views_equal_truth(settings: Settings, events: list[dict[str, Any]], 
     from warehouse_models.metrics.trending import read_trending
 
     expected = _expected_trending(events, settings.speed_trending_window_seconds)
-    for kind, titles in expected.items():
-        got = dict(read_trending(client, keys, kind, n=1000))
-        assert got == titles, kind
+    assert len({country for _, country in expected}) > 2, "the simulated world plays in several countries"
+    for (kind, country), titles in expected.items():
+        got = dict(read_trending(client, keys, kind, n=100_000, country=country))
+        assert got == titles, (kind, country)
 
 
 def _publish_model_and_read(settings: Settings, config: SimulationConfig,

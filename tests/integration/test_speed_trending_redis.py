@@ -3,7 +3,8 @@
 Contract: each (kind, title, minute) is a set of user ids (SADD); each kind's ranking holds the distinct viewers
 of every title over the trending window ending at the newest minute (a user active in several minutes counts
 once), with the window beside it; a late batch never moves the window back; writing the same micro-batch again
-leaves everything but the processing-time ``computed_at`` identical; every key has a TTL.
+leaves everything but the processing-time ``computed_at`` identical; every key has a TTL. Per country the same
+holds in the country's scope, over the kind's window; a country left without viewers loses its ranking.
 """
 
 from __future__ import annotations
@@ -105,6 +106,40 @@ def test_a_minute_with_more_viewers_than_a_script_can_unpack_at_once(ctx):
     from speed_layer.trending import apply_trending
 
     viewers = sorted(f"u{n:05d}" for n in range(9_000))
-    apply_trending([{"content_kind": "live", "content_id": "live-9", "start": epoch(0), "viewers": viewers}], ctx)
+    apply_trending([{"content_kind": "live", "country": None, "content_id": "live-9", "start": epoch(0),
+                     "viewers": viewers}], ctx)
     assert ctx.client.scard(ctx.keys.trending_viewers("live", "live-9", epoch(0))) == 9_000
     assert read_trending(ctx.client, ctx.keys, "live") == [("live-9", 9_000)]
+
+
+def test_per_country_rankings_share_the_kind_window_and_leave_when_it_slides(spark, ctx):
+    events = [
+        # u1 watches vod-A from DE, then from FR: once in the kind's ranking, once in each country's.
+        _heartbeat("u1", "vod-A", 0) | {"country": "DE"},
+        _heartbeat("u1", "vod-A", 70) | {"country": "FR"},
+        _heartbeat("u2", "vod-A", 130) | {"country": "FR"},
+        _heartbeat("u3", "vod-A", 200) | {"country": "DE"},
+        _heartbeat("u4", "vod-B", 10) | {"country": "DE"},
+        _heartbeat("u5", "vod-B", 20),  # no country: only in the kind's ranking
+    ]
+    QUERY.write(events_frame(spark, events), ctx)
+    keys = ctx.keys
+    assert read_trending(ctx.client, keys, "vod") == [("vod-A", 3), ("vod-B", 2)]
+    assert read_trending(ctx.client, keys, "vod", country="DE") == [("vod-A", 2), ("vod-B", 1)]
+    assert read_trending(ctx.client, keys, "vod", country="FR") == [("vod-A", 2)]
+    assert ctx.client.smembers(keys.trending_ranked_countries("vod")) == {b"DE", b"FR"}
+    window = ctx.client.hgetall(keys.trending_window("vod"))
+    assert ctx.client.hgetall(keys.trending_window("vod", "DE"))[b"end"] == window[b"end"] == str(epoch(240)).encode()
+
+    # A later batch in the same window from a new country ranks that country from the window's minutes.
+    QUERY.write(events_frame(spark, [_heartbeat("u6", "vod-B", 30) | {"country": "GB"}]), ctx)
+    assert read_trending(ctx.client, keys, "vod", country="GB") == [("vod-B", 1)]
+    assert dict(read_trending(ctx.client, keys, "vod")) == {"vod-A": 3, "vod-B": 3}
+
+    # The window slides to [12:03, 12:13): DE keeps u3's minute of vod-A, FR and GB have nobody left.
+    QUERY.write(events_frame(spark, [_heartbeat("u7", "vod-C", 720) | {"country": "DE"}]), ctx)
+    assert dict(read_trending(ctx.client, keys, "vod", country="DE")) == {"vod-A": 1, "vod-C": 1}
+    assert read_trending(ctx.client, keys, "vod", country="FR") == []
+    assert read_trending(ctx.client, keys, "vod", country="GB") == []
+    assert ctx.client.smembers(keys.trending_ranked_countries("vod")) == {b"DE"}
+    assert not ctx.client.exists(keys.trending_window("vod", "FR"))

@@ -55,3 +55,14 @@ def test_distinct_viewers_per_title_and_minute_live_and_vod_apart(spark):
         ("vod", "vod-A", epoch(0), ["u1", "u2", "u4"]),
         ("vod", "vod-A", epoch(60), ["u1"]),
     ]
+
+
+def test_viewers_per_country_and_events_without_one_apart(spark):
+    from pyspark.sql import functions as F
+
+    events = [_heartbeat("u1", "vod-A", 0) | {"country": "DE"}, _heartbeat("u2", "vod-A", 10) | {"country": "DE"},
+              _heartbeat("u1", "vod-A", 20) | {"country": "FR"}, _heartbeat("u3", "vod-A", 30)]
+    rows = trending_rows(events_frame(spark, events), SETTINGS).select(
+        "country", "content_id", F.col("window_start").cast("long"), "viewers").collect()
+    assert sorted((r[0] or "", r[1], r[2], list(r[3])) for r in rows) == [
+        ("", "vod-A", epoch(0), ["u3"]), ("DE", "vod-A", epoch(0), ["u1", "u2"]), ("FR", "vod-A", epoch(0), ["u1"])]

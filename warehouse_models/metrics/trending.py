@@ -1,9 +1,12 @@
-"""Trending titles, live and VOD apart: distinct active viewers over a sliding event-time window (the definition).
+"""Trending titles, live and VOD apart, over every country and per country: distinct active viewers over a
+sliding event-time window (the definition).
 
-Spark cannot count distinct values exactly in a streaming aggregation, so :func:`trending_rows` gives, per title
-and 1-minute window, the set of users active on it (any playback event); the speed layer keeps each minute's set
-in Redis and ranks the union of a window's sets (:mod:`speed_layer.trending`); the batch layer's baselines use
-the same rows.
+Spark cannot count distinct values exactly in a streaming aggregation, so :func:`trending_rows` gives, per title,
+country and 1-minute window, the set of users active on it (any playback event; the event's ``country``, null when
+it names none); the speed layer keeps each minute's set in Redis, once for the kind (every country) and once for
+the kind and country, and ranks the union of a window's sets in each scope (:mod:`speed_layer.trending`); the
+batch layer's baselines use the same rows. A user seen in two countries counts once in the kind's ranking and
+once in each country's.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ def _columns() -> dict[str, SparkColumn]:
 
     return {
         "content_kind": F.when(F.coalesce(F.col("is_live"), F.lit(False)), F.lit("live")).otherwise(F.lit("vod")),
+        "country": F.col("country"),
         "content_id": F.col("content_id"),
         # One window per speed bucket, so each window is exactly one minute set in Redis.
         "start": window_start(SPEED_BUCKET_SECONDS),
@@ -45,32 +49,36 @@ def _columns() -> dict[str, SparkColumn]:
     }
 
 
-CONTRIBUTIONS = Contributions(where=_where, columns=_columns, keys=("content_kind", "content_id", "start"),
-                              distinct=("viewers",))
-"""Per playback event: its title's kind and minute, and its user among the title's viewers of that minute."""
+CONTRIBUTIONS = Contributions(where=_where, columns=_columns,
+                              keys=("content_kind", "country", "content_id", "start"), distinct=("viewers",))
+"""Per playback event: its title's kind, its country and minute, and its user among the title's viewers of that
+minute there."""
 
 
 def trending_rows(events: DataFrame, settings: Settings) -> DataFrame:
-    """Valid events (a batch frame) -> the users active on each title in each minute.
+    """Valid events (a batch frame) -> the users active on each title in each minute, per country.
 
-    Columns: ``content_kind`` (``live`` when ``is_live`` is true, else ``vod``), ``content_id``, ``window_start``
-    (UTC timestamp of the minute), ``viewers`` (sorted array of distinct user ids): :data:`CONTRIBUTIONS` reduced
-    by Spark.
+    Columns: ``content_kind`` (``live`` when ``is_live`` is true, else ``vod``), ``country`` (null for events
+    without one), ``content_id``, ``window_start`` (UTC timestamp of the minute), ``viewers`` (sorted array of
+    distinct user ids): :data:`CONTRIBUTIONS` reduced by Spark.
     """
     from pyspark.sql import functions as F
 
     return reduce_frame(events, CONTRIBUTIONS).select(
-        "content_kind", "content_id", F.timestamp_seconds("start").alias("window_start"), "viewers")
+        "content_kind", "country", "content_id", F.timestamp_seconds("start").alias("window_start"), "viewers")
 
 
-def trending_ranking(keys: KeyLayout, kind: ContentKind, n: int = 10) -> Plan[list[tuple[str, int]]]:
-    """The ``n`` titles of a kind with the most distinct viewers in the newest window, highest first."""
-    (flat,) = yield [Command("ZRANGE", keys.trending(kind), 0, n - 1, "REV", "WITHSCORES")]
+def trending_ranking(keys: KeyLayout, kind: ContentKind, n: int = 10, country: str | None = None
+                     ) -> Plan[list[tuple[str, int]]]:
+    """The ``n`` titles of a kind with the most distinct viewers in the newest window, highest first: over every
+    country, or in ``country``'s scope (the viewers whose events name it)."""
+    (flat,) = yield [Command("ZRANGE", keys.trending(kind, country), 0, n - 1, "REV", "WITHSCORES")]
     return [(text(member), int(score)) for member, score in score_pairs(flat)]
 
 
-def read_trending(client: redis.Redis, keys: KeyLayout, kind: ContentKind, n: int = 10) -> list[tuple[str, int]]:
+def read_trending(client: redis.Redis, keys: KeyLayout, kind: ContentKind, n: int = 10,
+                  country: str | None = None) -> list[tuple[str, int]]:
     """:func:`trending_ranking` with a blocking client."""
-    return run(client, trending_ranking(keys, kind, n))
+    return run(client, trending_ranking(keys, kind, n, country))
 
 
