@@ -176,6 +176,43 @@ def _figures(report: dict[str, Any]) -> dict[str, Any]:
             "status_codes": report.get("status_codes", {})}
 
 
+def _floor(ctx: BenchContext, settings: Settings, vegeta: str, key: str, seeded: dict[str, Any], tmp: Path,
+           seconds: int) -> dict[str, Any]:
+    """The resume GET at 2,000/s against :mod:`bench.serving_floor` (the API stopped, the same port and targets)."""
+    import os
+    import sys
+
+    host, port = settings.serving_host, settings.serving_port
+    env = {**os.environ, "REELYTICS_BENCH_REDIS_URL": settings.redis_url,
+           "REELYTICS_BENCH_KEY_PREFIX": settings.redis_key_prefix}
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.serving_floor:app", "--host", host, "--port",
+                               str(port), "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
+                               "--no-access-log"], env=env)
+    try:
+        base = f"http://{host}:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                import httpx
+
+                httpx.get(f"{base}/v1/users/x/resume/y", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("the floor app did not start") from None
+                time.sleep(0.2)
+        path = tmp / "floor.jsonl"
+        path.write_text("\n".join(json.dumps(t) for t in _targets(base, key, "resume", seeded)))
+        _attack(vegeta, path, 200, 2)
+        result = _figures(_attack(vegeta, path, 2000, seconds))
+        ctx.progress("floor (bare ASGI + one HGET) at 2000/s: p50 %.2f ms, p99 %.2f ms", result["p50_ms"],
+                     result["p99_ms"])
+        return result
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 @benchmark("serving", packages=("fastapi", "starlette", "uvicorn", "redis", "hiredis", "pydantic"))
 def measure_serving(ctx: BenchContext) -> Outcome:
     """Serving API latency and throughput per route at 500 and 2,000 requests/s, against raw Redis GETs."""
@@ -219,6 +256,8 @@ def measure_serving(ctx: BenchContext) -> Outcome:
                     break
                 best = rate
             notes["resume_ramp"] = ramp
+            API.stop(settings)
+            floor = _floor(ctx, settings, vegeta, key, seeded, Path(tmp), seconds)
     finally:
         API.stop(settings)
         _clear(settings)
@@ -229,8 +268,12 @@ def measure_serving(ctx: BenchContext) -> Outcome:
         "get_p99_over_redis_p99_ratio": round(get_p99 / redis_get["p99_ms"], 2),
         "authorize_p99_ms_at_2000rps": routes["authorize"]["2000"]["p99_ms"],
         "max_rps_within_targets": best,
+        "floor_get_p99_ms_at_2000rps": floor["p99_ms"],
+        "floor_get_p99_over_redis_p99_ratio": round(floor["p99_ms"] / redis_get["p99_ms"], 2),
     }
-    notes.update({"routes": routes, "redis_get": redis_get,
+    notes.update({"routes": routes, "redis_get": redis_get, "floor": floor,
+                  "floor_app": "bench/serving_floor.py: a bare ASGI app on the same uvicorn (uvloop, httptools) "
+                               "answering the resume path with one redis-py asyncio HGET; same targets and rate",
                   "get_route": "GET /v1/users/{user}/resume/{content}: a latest-value read (one HGET after the key "
                                "check, which is cached per process)"})
     return Outcome(figures=figures, notes=notes, targets={
