@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -317,3 +318,38 @@ def test_redis_stopped_and_restarted_during_reads(service_settings: Settings, tm
     finally:
         API.stop(settings)
         embedded_redis.stop(settings)
+
+
+def test_hot_routes_answer_as_the_declared_routes(served):
+    """The resume read and authorize are answered by the hot-route layer: every case the declared routes judge
+    (a bad id or body, no key, a key without the scope, over its rate) answers as they do, and each request takes
+    one token of the key's rate whichever layer answers it."""
+    http, keys, settings = served
+    key, playback = keys["read"], keys["playback"]
+    assert http.get("/v1/users/u1/resume/vod-1").status_code == 401
+    assert _get(http, key, "/v1/users/u*/resume/vod-1").json()["error"]["parameters"] == ["user_id"]
+    assert _get(http, key, f"/v1/users/{'u' * 129}/resume/vod-1").json()["error"]["parameters"] == ["user_id"]
+    missing = _get(http, key, "/v1/users/nobody/resume/vod-1")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert _get(http, playback, "/v1/users/u1/resume/vod-1").status_code == 403
+    body = {"account_id": "acc-9", "session_id": "s-1", "device_type": "tv"}
+    as_text = http.post("/v1/playback/authorize", content=orjson.dumps(body),
+                        headers={"X-API-Key": playback, "Content-Type": "text/plain"})
+    assert as_text.status_code == 422
+    long_id = http.post("/v1/playback/authorize", json={**body, "session_id": "s" * 200},
+                        headers={"X-API-Key": playback})
+    assert long_id.status_code == 422 and long_id.json()["error"]["parameters"] == ["session_id"]
+
+    # A key of one request a second: a burst of two, whether a request is well-formed or not.
+    slow = create_key(settings.redis_client(), settings.keys, name="slow-player", scopes=["playback"],
+                      rate_per_second=1)
+    bad = http.post("/v1/playback/authorize", json={"account_id": "a"}, headers={"X-API-Key": slow})
+    good = http.post("/v1/playback/authorize", json=body, headers={"X-API-Key": slow})
+    over = http.post("/v1/playback/authorize", json=body, headers={"X-API-Key": slow})
+    assert (bad.status_code, good.status_code, over.status_code) == (422, 200, 429)
+    assert over.json()["error"]["code"] == "rate_limited" and int(over.headers["Retry-After"]) >= 1
+
+    # Timed under the route's template, like every declared route.
+    metrics = http.get("/metrics").text
+    assert 'route="/v1/users/{user_id}/resume/{content_id}",status="404"' in metrics
+    assert 'route="/v1/playback/authorize",status="200"' in metrics
