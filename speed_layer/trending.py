@@ -3,9 +3,9 @@ sliding event-time window.
 
 Spark cannot count distinct values exactly in a streaming aggregation, so the transform emits, per title, country
 and 1-minute window, the set of users active on it (any playback event), and Redis does the distinct count: the
-writer adds each minute's users to a set in each scope (the kind, and the kind in the event's country; SADD, so a
-replay changes nothing), then recomputes the newest sliding window of each scope the batch touched by counting
-the union of its minute sets, and swaps in the rankings
+writer keeps, per title and scope (the kind, and the kind in the event's country), each viewer's newest minute
+(ZADD GT, so a replay changes nothing), then recounts the newest sliding window of each scope the batch touched
+(the viewers whose newest minute is in it) and swaps in the rankings
 (:meth:`~warehouse_models.redis_keys.KeyLayout.trending`) with their windows in one transaction.
 """
 
@@ -19,46 +19,53 @@ from typing import Any
 from speed_layer.query import SinkContext, shared_view
 from warehouse_models.events import TopicKind
 from warehouse_models.metrics.trending import CONTRIBUTIONS, KINDS
-from warehouse_models.redis_io import ClientScript, text, window_buckets
+from warehouse_models.redis_io import ClientScript, text
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, TRENDING_TTL_SECONDS, ContentKind
 
 logger = logging.getLogger(__name__)
 
 
-# The sizes of unions of sets, counted where the sets are instead of shipping every member to the writer.
-# KEYS: ARGV[1] sets per union, union after union. Returns each union's size.
-_UNION_SIZES_LUA = """
-local per, sizes = tonumber(ARGV[1]), {}
-for first = 1, #KEYS, per do
-  sizes[#sizes + 1] = #redis.call('SUNION', unpack(KEYS, first, first + per - 1))
-end
-return sizes
-"""
-
-_union_sizes_script = ClientScript(_UNION_SIZES_LUA)
-
-# KEYS: per minute set, its viewers set and its minute's titles set. ARGV: ttl, then per minute set: content id, n,
-# n viewers.
+# KEYS: per title, its viewers and its scope's titles. ARGV: ttl, the oldest minute any window can still start at,
+# then per title: content id, minute, n, n viewers. Each viewer's newest minute (ZADD GT: a replay or a late event
+# never moves one back); the title's newest minute; the viewers too old for any window from now on dropped.
 _ADD_VIEWERS_LUA = """
-local i = 2
+local ttl, before, i = ARGV[1], '(' .. ARGV[2], 3
 for k = 1, #KEYS, 2 do
-  local n = tonumber(ARGV[i + 1])
+  local content, minute, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local first, last = i + 3, i + 2 + n
   -- In slices: unpack puts every value on Lua's stack, which holds about 8,000.
-  for first = i + 2, i + 1 + n, 1000 do
-    redis.call('SADD', KEYS[k], unpack(ARGV, first, math.min(first + 999, i + 1 + n)))
+  for from = first, last, 1000 do
+    local pairs = {}
+    for j = from, math.min(from + 999, last) do
+      pairs[#pairs + 1] = minute
+      pairs[#pairs + 1] = ARGV[j]
+    end
+    redis.call('ZADD', KEYS[k], 'GT', unpack(pairs))
   end
-  redis.call('EXPIRE', KEYS[k], ARGV[1])
-  redis.call('SADD', KEYS[k + 1], ARGV[i])
-  redis.call('EXPIRE', KEYS[k + 1], ARGV[1])
-  i = i + 2 + n
+  redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', before)
+  redis.call('EXPIRE', KEYS[k], ttl)
+  redis.call('ZADD', KEYS[k + 1], 'GT', minute, content)
+  redis.call('EXPIRE', KEYS[k + 1], ttl)
+  i = last + 1
 end
 return #KEYS / 2
 """
 
 _add_viewers_script = ClientScript(_ADD_VIEWERS_LUA)
 
+# KEYS: viewer sorted sets. ARGV[1]: the window's start. Each set's viewers whose newest minute is in the window.
+_COUNT_LUA = """
+local counts = {}
+for k = 1, #KEYS do
+  counts[k] = redis.call('ZCOUNT', KEYS[k], ARGV[1], '+inf')
+end
+return counts
+"""
+
+_count_script = ClientScript(_COUNT_LUA)
+
 TITLES_PER_CALL = 500
-"""Titles per union-size script call: one command for many titles, short enough not to hold Redis for long."""
+"""Titles per script call: one command for many titles, short enough not to hold Redis for long."""
 
 
 Scope = tuple[ContentKind, "str | None"]
@@ -78,17 +85,17 @@ def scope_rows(rows: list[dict[str, Any]]) -> dict[Scope, dict[tuple[str, int], 
 
 
 def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
-    """SADD each minute's viewers in every scope, then recompute and swap in the newest trending window of each
-    scope touched: all its titles when the window moved (or the scope has no ranking yet), else the titles the
-    batch touched.
+    """Record each viewer's newest minute per title in every scope, then recount and swap in the newest trending
+    window of each scope touched: all its titles when the window moved (or the scope has no ranking yet), else
+    the titles the batch touched.
 
     The window is the kind's: it ends at the end of the newest minute in the batch (rounded up to the slide), or
     later if a previous batch recorded a later end, so a batch of late events never moves the ranking back in time;
     every country of the kind ranks the same window. When it moves, every country with viewers in the new window
-    or a ranking from the old one is ranked again, and a country left without viewers loses its ranking. Four
-    round trips whatever the batch size (the set writes and the union sizes in one script call per
-    :data:`TITLES_PER_CALL` titles): the set writes (with the stored windows), the titles of the windows' minutes,
-    the union sizes, and the swap.
+    or a ranking from the old one is ranked again, and a country left without viewers loses its ranking. A title's
+    count is the number of its viewers whose newest minute is in the window. Four round trips whatever
+    the batch size (one script call per :data:`TITLES_PER_CALL` titles): the writes (with the stored windows), the
+    titles and countries of the moved windows, the counts, and the swap.
     """
     rows = [row for row in rows if row["viewers"]]
     ctx.stats["minute_sets_written"] = len(rows)
@@ -96,29 +103,33 @@ def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
         return
     settings = ctx.settings
     window = settings.speed_trending_window_seconds
-    # A minute set must outlive every window it belongs to, also when the window is configured longer.
+    # A viewer set must outlive every window it counts in, also when the window is configured longer.
     set_ttl = max(TRENDING_TTL_SECONDS, window + settings.speed_allowed_lateness_seconds + SPEED_BUCKET_SECONDS)
     written = scope_rows(rows)
     kinds = [k for k in KINDS if (k, None) in written]
     keys = ctx.keys
 
+    # Windows end at or after this batch's end (they never move back): a viewer older than its window's start is
+    # never counted again.
+    slide = settings.speed_trending_slide_seconds
+    newest_end = max(row["start"] for row in rows) + SPEED_BUCKET_SECONDS
+    batch_end = math.ceil(newest_end / slide) * slide
     pipe = ctx.client.pipeline(transaction=False)
     add = _add_viewers_script(ctx.client)
-    sets = [(keys.trending_viewers(kind, content, minute, country), keys.trending_titles(kind, minute, country),
-             content, viewers)
-            for (kind, country), found in written.items() for (content, minute), viewers in found.items()]
-    for first in range(0, len(sets), TITLES_PER_CALL):
+    entries = [(keys.trending_viewers(kind, content, country), keys.trending_titles(kind, country), content, minute,
+                viewers)
+               for (kind, country), found in written.items() for (content, minute), viewers in found.items()]
+    for first in range(0, len(entries), TITLES_PER_CALL):
         chunk_keys: list[str] = []
-        args: list[Any] = [set_ttl]
-        for viewers_key, titles_key, content, viewers in sets[first:first + TITLES_PER_CALL]:
+        args: list[Any] = [set_ttl, batch_end - window]
+        for viewers_key, titles_key, content, minute, members in entries[first:first + TITLES_PER_CALL]:
             chunk_keys += [viewers_key, titles_key]
-            args += [content, len(viewers), *sorted(viewers)]
+            args += [content, minute, len(members), *members]
         add(keys=chunk_keys, args=args, client=pipe)
     for (kind, country), found in written.items():
         if country is not None:
-            for minute in {minute for _, minute in found}:
-                pipe.sadd(keys.trending_countries(kind, minute), country)
-                pipe.expire(keys.trending_countries(kind, minute), set_ttl)
+            pipe.zadd(keys.trending_countries(kind), {country: max(minute for _, minute in found)}, gt=True)
+            pipe.expire(keys.trending_countries(kind), set_ttl)
     for kind in kinds:
         pipe.hmget(keys.trending_window(kind), ["start", "end"])
         pipe.exists(keys.trending(kind))
@@ -127,59 +138,50 @@ def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     recorded = {k: (replies[3 * i], bool(replies[3 * i + 1])) for i, k in enumerate(kinds)}
     ranked = {k: {text(c) for c in replies[3 * i + 2]} for i, k in enumerate(kinds)}
 
-    slide = settings.speed_trending_slide_seconds
-    newest_end = max(row["start"] for row in rows) + SPEED_BUCKET_SECONDS
-    batch_end = math.ceil(newest_end / slide) * slide
     stored = {k: int(text(end)) if end is not None else None for k, ((_, end), _) in recorded.items()}
     ends = {k: max(batch_end, end) if end is not None else batch_end for k, end in stored.items()}
-    minutes = {k: window_buckets(ends[k] - window, ends[k]) for k in kinds}
-    # A window that moved (or changed length, or whose ranking is gone) is ranked anew from every title of its
-    # minutes; in the same window only the titles this batch added viewers to can have changed.
+    starts = {k: ends[k] - window for k in kinds}
+    # A window that moved (or changed length, or whose ranking is gone) is ranked anew from every title in it;
+    # in the same window only the titles this batch added viewers to can have changed.
     moved = {k: (stored[k] != ends[k] or not recorded[k][1] or recorded[k][0][0] is None
-                 or int(text(recorded[k][0][0])) != ends[k] - window) for k in kinds}
+                 or int(text(recorded[k][0][0])) != starts[k]) for k in kinds}
 
     pipe = ctx.client.pipeline(transaction=False)
     for kind in kinds:
         if moved[kind]:
-            for minute in minutes[kind]:
-                pipe.smembers(keys.trending_countries(kind, minute))
+            pipe.zrange(keys.trending_countries(kind), starts[kind], "+inf", byscore=True)
     country_sets = iter(pipe.execute())
     scopes: list[Scope] = []
     for kind in kinds:
         countries = {country for (k, country) in written if k == kind and country is not None}
         if moved[kind]:
-            for _minute in minutes[kind]:
-                countries.update(text(country) for country in next(country_sets))
+            countries.update(text(country) for country in next(country_sets))
             countries |= ranked[kind]
         scopes += [(kind, None), *((kind, country) for country in sorted(countries))]
-    # Ranked from every title of the window's minutes: a moved window, or a country without a ranking yet.
+    # Ranked from every title in the window: a moved window, or a country without a ranking yet.
     full = {scope: moved[scope[0]] or (scope[1] is not None and scope[1] not in ranked[scope[0]])
             for scope in scopes}
 
     pipe = ctx.client.pipeline(transaction=False)
     for kind, country in scopes:
         if full[(kind, country)]:
-            for minute in minutes[kind]:
-                pipe.smembers(keys.trending_titles(kind, minute, country))
-    member_sets = iter(pipe.execute())
+            pipe.zrange(keys.trending_titles(kind, country), starts[kind], "+inf", byscore=True)
+    in_window = iter(pipe.execute())
     titles: dict[Scope, list[str]] = {}
     for scope in scopes:
-        named: set[str] = set()
         if full[scope]:
-            for _minute in minutes[scope[0]]:
-                named.update(text(content) for content in next(member_sets))
+            titles[scope] = sorted(text(content) for content in next(in_window))
         else:
-            named.update(content for content, _ in written.get(scope, {}))
-        titles[scope] = sorted(named)
+            titles[scope] = sorted({content for content, _ in written.get(scope, {})})
 
-    union_sizes = _union_sizes_script(ctx.client)
+    count = _count_script(ctx.client)
     pipe = ctx.client.pipeline(transaction=False)
     for (kind, country), names in titles.items():
         for first in range(0, len(names), TITLES_PER_CALL):
-            union_sizes(keys=[keys.trending_viewers(kind, content, m, country)
-                              for content in names[first:first + TITLES_PER_CALL] for m in minutes[kind]],
-                        args=[len(minutes[kind])], client=pipe)
-    counts = iter([size for sizes in pipe.execute() for size in sizes])
+            chunk = names[first:first + TITLES_PER_CALL]
+            count(keys=[keys.trending_viewers(kind, content, country) for content in chunk], args=[starts[kind]],
+                  client=pipe)
+    counts = iter([n for sizes in pipe.execute() for n in sizes])
 
     computed_at = round(time.time(), 3)
     # One transaction per batch: a reader sees the old rankings and windows or the new ones, never a mix.
@@ -202,7 +204,7 @@ def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
         if country is not None:
             swap.sadd(keys.trending_ranked_countries(kind), country)
             swap.expire(keys.trending_ranked_countries(kind), TRENDING_TTL_SECONDS)
-        swap.hset(window_key, mapping={"start": ends[kind] - window, "end": ends[kind], "computed_at": computed_at})
+        swap.hset(window_key, mapping={"start": starts[kind], "end": ends[kind], "computed_at": computed_at})
         swap.expire(window_key, TRENDING_TTL_SECONDS)
     swap.execute()
     ctx.stats["trending_titles"] = sum(len(names) for names in titles.values())

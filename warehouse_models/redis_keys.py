@@ -106,18 +106,20 @@ class KeyLayout:
     def _trending_scope(kind: ContentKind, country: str | None) -> str:
         return kind if country is None else f"{kind}:c:{country}"
 
-    def trending_viewers(self, kind: ContentKind, content_id: str, bucket: int, country: str | None = None) -> str:
-        """Set of the user ids active on one title in one minute, in one scope (SADD, so replays change nothing)."""
-        return f"{self.prefix}:speed:viewers:{self._trending_scope(kind, country)}:{content_id}:b:{bucket}"
+    def trending_viewers(self, kind: ContentKind, content_id: str, country: str | None = None) -> str:
+        """Sorted set: user id -> the newest minute (epoch s) the user was active on one title, in one scope (ZADD
+        GT, so replays and late events never move a viewer back). The viewers of a window are those whose newest
+        minute is in it: the window ends after every minute seen."""
+        return f"{self.prefix}:speed:viewers:{self._trending_scope(kind, country)}:{content_id}"
 
-    def trending_titles(self, kind: ContentKind, bucket: int, country: str | None = None) -> str:
-        """Set of the content ids with a :meth:`trending_viewers` set in one minute and scope: the trending window's
-        titles without a SCAN."""
-        return f"{self.prefix}:speed:trending_titles:{self._trending_scope(kind, country)}:b:{bucket}"
+    def trending_titles(self, kind: ContentKind, country: str | None = None) -> str:
+        """Sorted set: content id -> the newest minute it had a viewer in one scope: the window's titles without a
+        SCAN."""
+        return f"{self.prefix}:speed:trending_titles:{self._trending_scope(kind, country)}"
 
-    def trending_countries(self, kind: ContentKind, bucket: int) -> str:
-        """Set of the countries with viewers of a kind in one minute: the country scopes of the trending window."""
-        return f"{self.prefix}:speed:trending_countries:{kind}:b:{bucket}"
+    def trending_countries(self, kind: ContentKind) -> str:
+        """Sorted set: country -> the newest minute it had a viewer of the kind: the window's country scopes."""
+        return f"{self.prefix}:speed:trending_countries:{kind}"
 
     def trending_ranked_countries(self, kind: ContentKind) -> str:
         """Set of the countries that have a :meth:`trending` ranking of the kind now."""

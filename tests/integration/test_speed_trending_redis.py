@@ -1,8 +1,8 @@
 """The trending writer against the real Redis: minute sets, the distinct count over the window, replays, TTLs.
 
-Contract: each (kind, title, minute) is a set of user ids (SADD); each kind's ranking holds the distinct viewers
-of every title over the trending window ending at the newest minute (a user active in several minutes counts
-once), with the window beside it; a late batch never moves the window back; writing the same micro-batch again
+Contract: each (kind, title) keeps its viewers' newest minutes (ZADD GT); each kind's ranking holds the distinct
+viewers of every title over the trending window ending at the newest minute (a user active in several minutes
+counts once), with the window beside it; a late batch never moves the window back; writing the same micro-batch again
 leaves everything but the processing-time ``computed_at`` identical; every key has a TTL. Per country the same
 holds in the country's scope, over the kind's window; a country left without viewers loses its ranking.
 """
@@ -51,18 +51,12 @@ def test_distinct_viewers_over_the_window_and_a_replay_changes_nothing(spark, ct
     keys = ctx.keys
     window = {"start": str(epoch(240 - 600)), "end": str(epoch(240))}
     expected = {
-        keys.trending_viewers("vod", "vod-A", epoch(0)): {"u1"},
-        keys.trending_viewers("vod", "vod-A", epoch(60)): {"u1"},
-        keys.trending_viewers("vod", "vod-A", epoch(120)): {"u2"},
-        keys.trending_viewers("vod", "vod-A", epoch(180)): {"u3"},
-        keys.trending_viewers("vod", "vod-B", epoch(0)): {"u4"},
-        keys.trending_viewers("vod", "vod-B", epoch(60)): {"u4"},
-        keys.trending_viewers("live", "live-1", epoch(0)): {"u5"},
-        keys.trending_titles("vod", epoch(0)): {"vod-A", "vod-B"},
-        keys.trending_titles("vod", epoch(60)): {"vod-A", "vod-B"},
-        keys.trending_titles("vod", epoch(120)): {"vod-A"},
-        keys.trending_titles("vod", epoch(180)): {"vod-A"},
-        keys.trending_titles("live", epoch(0)): {"live-1"},
+        # Each viewer's newest minute per title; each title's newest minute.
+        keys.trending_viewers("vod", "vod-A"): {"u1": epoch(60), "u2": epoch(120), "u3": epoch(180)},
+        keys.trending_viewers("vod", "vod-B"): {"u4": epoch(60)},
+        keys.trending_viewers("live", "live-1"): {"u5": epoch(0)},
+        keys.trending_titles("vod"): {"vod-A": epoch(180), "vod-B": epoch(60)},
+        keys.trending_titles("live"): {"live-1": epoch(0)},
         keys.trending("vod"): {"vod-A": 3.0, "vod-B": 1.0},
         keys.trending("live"): {"live-1": 1.0},
         keys.trending_window("vod"): window,
@@ -108,7 +102,7 @@ def test_a_minute_with_more_viewers_than_a_script_can_unpack_at_once(ctx):
     viewers = sorted(f"u{n:05d}" for n in range(9_000))
     apply_trending([{"content_kind": "live", "country": None, "content_id": "live-9", "start": epoch(0),
                      "viewers": viewers}], ctx)
-    assert ctx.client.scard(ctx.keys.trending_viewers("live", "live-9", epoch(0))) == 9_000
+    assert ctx.client.zcard(ctx.keys.trending_viewers("live", "live-9")) == 9_000
     assert read_trending(ctx.client, ctx.keys, "live") == [("live-9", 9_000)]
 
 
