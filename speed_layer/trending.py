@@ -27,7 +27,8 @@ logger = logging.getLogger(__name__)
 
 # KEYS: per title, its viewers and its scope's titles. ARGV: ttl, the oldest minute any window can still start at,
 # then per title: content id, minute, n, n viewers. Each viewer's newest minute (ZADD GT: a replay or a late event
-# never moves one back); the title's newest minute; the viewers too old for any window from now on dropped.
+# never moves one back); the title's newest minute; the viewers and titles too old for any window from now on
+# dropped.
 _ADD_VIEWERS_LUA = """
 local ttl, before, i = ARGV[1], '(' .. ARGV[2], 3
 for k = 1, #KEYS, 2 do
@@ -35,16 +36,17 @@ for k = 1, #KEYS, 2 do
   local first, last = i + 3, i + 2 + n
   -- In slices: unpack puts every value on Lua's stack, which holds about 8,000.
   for from = first, last, 1000 do
-    local pairs = {}
+    local scored = {}
     for j = from, math.min(from + 999, last) do
-      pairs[#pairs + 1] = minute
-      pairs[#pairs + 1] = ARGV[j]
+      scored[#scored + 1] = minute
+      scored[#scored + 1] = ARGV[j]
     end
-    redis.call('ZADD', KEYS[k], 'GT', unpack(pairs))
+    redis.call('ZADD', KEYS[k], 'GT', unpack(scored))
   end
   redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', before)
   redis.call('EXPIRE', KEYS[k], ttl)
   redis.call('ZADD', KEYS[k + 1], 'GT', minute, content)
+  redis.call('ZREMRANGEBYSCORE', KEYS[k + 1], '-inf', before)
   redis.call('EXPIRE', KEYS[k + 1], ttl)
   i = last + 1
 end
@@ -94,8 +96,9 @@ def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     every country of the kind ranks the same window. When it moves, every country with viewers in the new window
     or a ranking from the old one is ranked again, and a country left without viewers loses its ranking. A title's
     count is the number of its viewers whose newest minute is in the window. Four round trips whatever
-    the batch size (one script call per :data:`TITLES_PER_CALL` titles): the writes (with the stored windows), the
-    titles and countries of the moved windows, the counts, and the swap.
+    the batch size, five when a window moved (one script call per :data:`TITLES_PER_CALL` titles): the writes
+    (with the stored windows), the countries of the moved windows, the titles of the scopes ranked anew, the
+    counts, and the swap.
     """
     rows = [row for row in rows if row["viewers"]]
     ctx.stats["minute_sets_written"] = len(rows)
@@ -197,7 +200,9 @@ def apply_trending(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
         if ranking:
             swap.zadd(key, ranking)
             swap.expire(key, TRENDING_TTL_SECONDS)
-        elif country is not None:  # a country without viewers in the window has no ranking
+        elif country is not None and full[(kind, country)]:
+            # Recounted from every title in the window and none has viewers there: the country has no ranking.
+            # (A batch that only brings late viewers from before the window leaves the ranking as it was.)
             swap.delete(window_key)
             swap.srem(keys.trending_ranked_countries(kind), country)
             continue

@@ -104,7 +104,9 @@ class KeyLayout:
     # the kind's global scope.
     @staticmethod
     def _trending_scope(kind: ContentKind, country: str | None) -> str:
-        return kind if country is None else f"{kind}:c:{country}"
+        # A fixed part after the kind (``all`` or ``c:<country>``), so no content id can make one scope's key
+        # another's (ids may hold colons).
+        return f"{kind}:all" if country is None else f"{kind}:c:{country}"
 
     def trending_viewers(self, kind: ContentKind, content_id: str, country: str | None = None) -> str:
         """Sorted set: user id -> the newest minute (epoch s) the user was active on one title, in one scope (ZADD

@@ -34,7 +34,7 @@ def view_frames(fact: DataFrame, dim_content: DataFrame, settings: Settings, *,
                 watermark: datetime) -> dict[str, DataFrame]:
     """Every view's rows as of W (lazy frames)."""
     return {
-        user_totals.NAME: user_totals.user_totals(fact, settings, end=watermark),
+        user_totals.NAME: user_totals.user_totals(fact, settings, end=watermark, daily=True),
         content_totals.NAME: content_totals.content_totals(fact, dim_content, end=watermark),
         ctr.NAME: ctr.ctr_totals(fact, settings, end=watermark),
         qoe.NAME: qoe.qoe_totals(qoe.qoe_minutes(fact, settings), end=watermark),

@@ -26,21 +26,25 @@ if TYPE_CHECKING:
 NAME = "user_totals"
 
 
-def user_totals(fact: DataFrame, settings: Settings, *, end: datetime, start: datetime | None = None) -> DataFrame:
+def user_totals(fact: DataFrame, settings: Settings, *, end: datetime, start: datetime | None = None,
+                daily: bool = False) -> DataFrame:
     """Fact rows -> one row per user with events in ``[start, end)``: ``user_id``, ``watch_seconds``, ``events``,
-    ``clicks`` (longs), the sums of the speed view's 5-second windows, and ``days``: UTC date (``YYYY-MM-DD``) ->
-    the same sums of that date's windows, for the dates with events among the :data:`DAILY_DAYS` up to ``end``'s
-    (null when none)."""
+    ``clicks`` (longs), the sums of the speed view's 5-second windows; with ``daily`` (the published view) also
+    ``days``: UTC date (``YYYY-MM-DD``) -> the same sums of that date's windows, for the dates with events among
+    the :data:`DAILY_DAYS` up to ``end``'s (null when none)."""
     from pyspark.sql import functions as F
 
     windows = engagement_rows(between(fact, "event_timestamp", start=start, end=end), settings)
     sums = [F.sum(m).cast("long").alias(m) for m in METRICS]
+    totals = windows.groupBy("user_id").agg(*sums)
+    if not daily:
+        return totals
     first_day = (end - timedelta(days=DAILY_DAYS - 1)).date()
-    daily = (windows.where(F.to_date("window_start") >= F.lit(first_day))
-             .groupBy("user_id", F.date_format("window_start", "yyyy-MM-dd").alias("day")).agg(*sums)
-             .groupBy("user_id")
-             .agg(F.map_from_entries(F.collect_list(F.struct("day", F.struct(*METRICS)))).alias("days")))
-    return windows.groupBy("user_id").agg(*sums).join(daily, "user_id", "left")
+    days = (windows.where(F.to_date("window_start") >= F.lit(first_day))
+            .groupBy("user_id", F.date_format("window_start", "yyyy-MM-dd").alias("day")).agg(*sums)
+            .groupBy("user_id")
+            .agg(F.map_from_entries(F.collect_list(F.struct("day", F.struct(*METRICS)))).alias("days")))
+    return totals.join(days, "user_id", "left")
 
 
 def entries(rows: Iterable[Mapping[str, Any]], keys: KeyLayout, version: str) -> Iterator[Entry]:

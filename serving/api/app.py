@@ -144,10 +144,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sync_redis = settings.redis_client()  # for the metrics collector, which runs in a thread
         app.state.sync_redis.connection_pool.connection_kwargs.update(timeouts)
         app.state.views = Views(settings)
-        # Everything loaded so far lives as long as the process: out of the collector's sight, a full collection
-        # no longer walks it (one took ~50 ms with the app's modules, a pause every few seconds under load).
-        gc.collect()
-        gc.freeze()
         try:
             yield
         finally:
@@ -320,8 +316,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def trending(request: Request, v: ViewsDep, kind: Literal["vod", "live"] = "vod",
                        limit: Annotated[int, Query(ge=1, le=100)] = 10,
                        country: Annotated[str | None, Query(pattern=COUNTRY_PATTERN)] = None) -> Response:
-        """``country`` (ISO 3166-1 alpha-2): the viewers whose events came from it; the baseline is the title's over
-        every country."""
+        """``country`` (ISO 3166-1 alpha-2): the viewers whose events came from it (no baseline: the day's baselines
+        are over every country)."""
         return await answer(request, v.trending(kind, limit=limit, country=country))
 
     @app.get(f"{v1}/content/{{content_id}}/stats", response_model=models.ContentStats, tags=["content"],
@@ -426,10 +422,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await decide(client, v, request)
 
     app.add_middleware(HotRoutes, routes=[
-        HotRoute("GET", re.compile(rf"^{v1}/users/([^/]+)/resume/([^/]+)$"),
+        HotRoute("GET", re.compile(rf"{v1}/users/([^/]+)/resume/([^/]+)"),
                  routes[f"{v1}/users/{{user_id}}/resume/{{content_id}}"], "read", lambda params, body: params,
                  hot_resume),
-        HotRoute("POST", re.compile(rf"^{v1}/playback/authorize$"), routes[f"{v1}/playback/authorize"], "playback",
+        HotRoute("POST", re.compile(rf"{v1}/playback/authorize"), routes[f"{v1}/playback/authorize"], "playback",
                  authorize_request, hot_authorize),
     ], authenticate=authenticate, error_answer=error_answer)
     # Added last, so outermost: every request is timed under its route template, the hot routes' too.
@@ -477,16 +473,15 @@ class HotRoutes:
         for hot in self.routes:
             if scope["method"] != hot.method:
                 continue
-            found = hot.path.match(scope["path"])
+            found = hot.path.fullmatch(scope["path"])
             if found is None:
                 continue
             params = found.groups()
-            if not all(len(p) <= 128 and _ID_RE.match(p) for p in params):
+            if not all(len(p) <= 128 and _ID_RE.fullmatch(p) for p in params):
                 return None
-            headers = dict(scope["headers"])
-            key = headers.get(b"x-api-key")
-            if not key or (hot.method == "POST" and not headers.get(b"content-type", b"").startswith(
-                    b"application/json")):
+            key = _header(scope, b"x-api-key")
+            json_body = _media_type(_header(scope, b"content-type")) == b"application/json"
+            if not key or (hot.method == "POST" and not json_body):
                 return None
             return hot, params, key
         return None
@@ -520,6 +515,16 @@ class HotRoutes:
         await response(scope, receive, send)
 
 
+def _header(scope: dict[str, Any], name: bytes) -> bytes | None:
+    """A request header's first value, as Starlette reads it (names arrive lower-cased)."""
+    return next((value for found, value in scope["headers"] if found == name), None)
+
+
+def _media_type(value: bytes | None) -> bytes:
+    """``application/json; charset=utf-8`` -> ``application/json``."""
+    return (value or b"").split(b";", 1)[0].strip().lower()
+
+
 def _replay(body: bytes) -> Any:
     """An ASGI ``receive`` that hands the already-read body to the declared route."""
     sent = False
@@ -534,5 +539,10 @@ def _replay(body: bytes) -> Any:
 
 
 def app_from_environment() -> FastAPI:
-    """The uvicorn factory: settings from the environment."""
-    return create_app(load_settings())
+    """The uvicorn factory: settings from the environment. Everything loaded until then lives as long as the
+    server process: it is frozen out of the garbage collector's sight, so a full collection no longer walks it (one
+    took ~50 ms with the app's modules, a pause every few seconds under load)."""
+    app = create_app(load_settings())
+    gc.collect()
+    gc.freeze()
+    return app

@@ -175,7 +175,7 @@ class TrendingItem(BaseModel):
     content_id: str
     viewers: int = Field(description="Distinct viewers in the newest trending window.")
     baseline: float | None = Field(description="Viewers in an ordinary window of the day before W, over every "
-                                               "country.")
+                                               "country (None in a country's answer).")
     lift: float | None = Field(description="viewers / baseline.")
 
 

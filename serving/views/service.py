@@ -185,7 +185,10 @@ class Views:
     def _trending_items(self, kind: ContentKind, limit: int, country: str | None = None
                         ) -> Plan[tuple[list[dict[str, Any]], BatchRead | None]]:
         ranking = yield from trending_ranking(self.keys, kind, limit, country)
-        batch = yield from batch_trending_baselines(self.keys, kind, [content_id for content_id, _ in ranking])
+        # The baselines are the day's over every country: a country's viewers are not measured against them.
+        batch = None
+        if country is None:
+            batch = yield from batch_trending_baselines(self.keys, kind, [content_id for content_id, _ in ranking])
         baselines = batch.values if batch is not None else {}
         items = []
         for content_id, viewers in ranking:

@@ -349,7 +349,48 @@ def test_hot_routes_answer_as_the_declared_routes(served):
     assert (bad.status_code, good.status_code, over.status_code) == (422, 200, 429)
     assert over.json()["error"]["code"] == "rate_limited" and int(over.headers["Retry-After"]) >= 1
 
+    # Requests the declared routes must judge reach them: a trailing newline in an id, a media type that is not
+    # JSON, the first of two key headers (Starlette's reading).
+    assert _get(http, key, "/v1/users/u1/resume/vod-1%0A").status_code == 422
+    as_jsonx = http.post("/v1/playback/authorize", content=orjson.dumps(body),
+                         headers={"X-API-Key": playback, "Content-Type": "application/jsonx"})
+    assert as_jsonx.status_code == 422
+    two_keys = http.get("/v1/users/u1/resume/vod-1", headers=[("X-API-Key", playback), ("X-API-Key", key)])
+    assert two_keys.status_code == 403
+
     # Timed under the route's template, like every declared route.
     metrics = http.get("/metrics").text
     assert 'route="/v1/users/{user_id}/resume/{content_id}",status="404"' in metrics
     assert 'route="/v1/playback/authorize",status="200"' in metrics
+
+
+def test_well_formed_hot_requests_never_reach_the_declared_routes(redis_service, isolated: Settings):
+    """The hot layer answers the resume read and authorize itself: with the declared routes' handlers made to fail,
+    well-formed requests still answer, and a malformed one reaches the declared route."""
+    from fastapi.routing import APIRoute
+
+    client = isolated.redis_client()
+    read = create_key(client, isolated.keys, name="read-app", scopes=["read"])
+    playback = create_key(client, isolated.keys, name="player", scopes=["playback"])
+    app = create_app(isolated)
+    reached: list[str] = []
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path in ("/v1/users/{user_id}/resume/{content_id}",
+                                                          "/v1/playback/authorize"):
+            async def declared(scope: Any, receive: Any, send: Any, path: str = route.path) -> None:
+                reached.append(path)
+                raise RuntimeError("the declared route was reached")
+            route.app = declared
+    try:
+        with TestClient(app, raise_server_exceptions=False) as http:
+            assert _get(http, read, "/v1/users/nobody/resume/vod-1").status_code == 404
+            decided = http.post("/v1/playback/authorize", json={"account_id": "acc-9", "session_id": "s-1",
+                                                                 "device_type": "tv"}, headers={"X-API-Key": playback})
+            assert decided.status_code == 200 and decided.json()["reason"] == "limit_unknown"
+            assert reached == []
+            assert _get(http, read, "/v1/users/u*/resume/vod-1").status_code == 500  # handed on: the failing route
+            assert reached == ["/v1/users/{user_id}/resume/{content_id}"]
+    finally:
+        for name in client.scan_iter(match=isolated.keys.pattern()):
+            client.delete(name)
+        client.close()

@@ -137,3 +137,8 @@ def test_per_country_rankings_share_the_kind_window_and_leave_when_it_slides(spa
     assert read_trending(ctx.client, keys, "vod", country="GB") == []
     assert ctx.client.smembers(keys.trending_ranked_countries("vod")) == {b"DE"}
     assert not ctx.client.exists(keys.trending_window("vod", "FR"))
+
+    # A batch that only brings a viewer from before the window (late) leaves DE's ranking as it was.
+    QUERY.write(events_frame(spark, [_heartbeat("u8", "vod-A", 100) | {"country": "DE"}]), ctx)
+    assert dict(read_trending(ctx.client, keys, "vod", country="DE")) == {"vod-A": 1, "vod-C": 1}
+    assert ctx.client.smembers(keys.trending_ranked_countries("vod")) == {b"DE"}

@@ -30,7 +30,8 @@ def test_user_totals_count_like_the_speed_engagement_view(spark):
 
 def test_user_totals_per_day_split_at_midnight(spark):
     later = T0 + timedelta(days=2)
-    rows = {r["user_id"]: r for r in user_totals.user_totals(frame(spark, SHARED), SETTINGS, end=later).collect()}
+    rows = {r["user_id"]: r for r in user_totals.user_totals(frame(spark, SHARED), SETTINGS, end=later,
+                                                              daily=True).collect()}
     # u2's events per UTC date, counted from the rows (view_end is derived, not an event of the user's own).
     expected: dict[str, int] = {}
     for row in SHARED:

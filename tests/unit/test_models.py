@@ -55,7 +55,9 @@ def test_key_builders_are_prefixed_and_bucketed():
     b = bucket_start(ts)
     assert b == int(datetime(2026, 1, 1, 0, 1, tzinfo=timezone.utc).timestamp())
     assert keys.user_engagement_bucket("u1", b) == f"p:speed:user:u1:b:{b}"
-    assert keys.trending("live") == "p:speed:trending:live"
+    assert keys.trending("live") == "p:speed:trending:live:all"
+    assert keys.trending("live", "DE") == "p:speed:trending:live:c:DE"
+    assert keys.trending_viewers("vod", "c:DE:x") != keys.trending_viewers("vod", "x", "DE")
     assert keys.batch_user_totals("v3", "u1").startswith("p:batch:v3:")
     assert keys.pattern("speed") == "p:speed:*"
 

@@ -5,8 +5,8 @@ Spark cannot count distinct values exactly in a streaming aggregation, so :func:
 country and 1-minute window, the set of users active on it (any playback event; the event's ``country``, null when
 it names none); the speed layer keeps each viewer's newest minute per title in Redis, once for the kind (every
 country) and once for the kind and country, and ranks by the viewers whose newest minute is in the window, in each
-scope (:mod:`speed_layer.trending`); the batch layer's baselines use the same rows. A user seen in two countries counts once in the kind's ranking and
-once in each country's.
+scope (:mod:`speed_layer.trending`); the batch layer's baselines use the same rows. A user seen in two countries
+counts once in the kind's ranking and once in each country's.
 """
 
 from __future__ import annotations
