@@ -242,6 +242,50 @@ def _history(client: redis.Redis, keys: KeyLayout, spans: Mapping[str, tuple[int
     return out
 
 
+@dataclass
+class _Recent:
+    """This process's copy of per-second counts, per scope: exact from ``since[scope]`` to ``until[scope]`` (what
+    it read from the traffic buckets) and for every count it wrote after (the buckets are written by this writer
+    alone, for its key prefix, query and checkpoint). It spares a micro-batch the read of every touched scope's
+    last minutes from Redis; a span it does not cover is read again, which also moves ``until`` (about once a
+    minute per scope)."""
+
+    counts: dict[str, dict[int, int]]
+    since: dict[str, int]
+    until: dict[str, int]
+
+
+_RECENT: dict[tuple[str, str, str], _Recent] = {}
+"""By (key prefix, query, checkpoint id). Dropped whenever a write may not have landed."""
+
+
+def _history_of(client: redis.Redis, keys: KeyLayout, recent: _Recent,
+                spans: Mapping[str, tuple[int, int]]) -> dict[str, dict[int, int]]:
+    """Each scope's counts over its span (and maybe more), from ``recent``; the spans it does not cover are read
+    from the traffic buckets first, up to the end of the minute after the span (so the second still filling, which
+    earlier batches wrote to, is in the copy too). The dicts returned are ``recent``'s own."""
+    missing = {scope: (first, bucket_start(last + 1) + SPEED_BUCKET_SECONDS - 1)
+               for scope, (first, last) in spans.items()
+               if not (recent.since.get(scope, first + 1) <= first and last + 1 <= recent.until.get(scope, last))}
+    for scope, counts in _history(client, keys, missing).items():
+        recent.counts[scope] = counts
+        recent.since[scope], recent.until[scope] = missing[scope]
+    return {scope: recent.counts[scope] for scope in spans}
+
+
+def _forget_before(recent: _Recent, horizon: int) -> None:
+    """Drop the seconds before ``horizon`` (no later judgement reads them without reading them again), and the
+    scopes left without any."""
+    for scope in list(recent.counts):
+        counts = recent.counts[scope]
+        for second in [s for s in counts if s < horizon]:
+            del counts[second]
+        if not counts:
+            del recent.counts[scope], recent.since[scope], recent.until[scope]
+        else:
+            recent.since[scope] = max(recent.since[scope], horizon)
+
+
 def _first_unjudged(scope: str, counts: Mapping[str, Mapping[int, int]], judged: Mapping[str, int],
                     newest: int) -> int:
     """The first second of a scope this batch judges (past ``newest`` when there is none)."""
@@ -282,11 +326,17 @@ def apply_spikes(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     since = int(stored_since) if stored_since is not None else min(int(row["second"]) for row in rows)
     warm_from = since + settings.speed_spike_baseline_seconds
     lead = settings.speed_spike_baseline_seconds + CLEAR_AFTER_SECONDS
-    history = _history(client, keys, {scope: (first - lead, newest) for scope, first in firsts.items()})
+    cache_key = (keys.prefix, ctx.query_name, ctx.checkpoint_id)
+    recent = _RECENT.setdefault(cache_key, _Recent({}, {}, {}))
+    history = _history_of(client, keys, recent, {scope: (first - lead, newest) for scope, first in firsts.items()})
+    # This batch's counts, not in Redis yet: in the copy now, so a write that fails must drop the copy.
+    for scope, seconds in counts.items():
+        if scope in recent.since:
+            held = recent.counts[scope]
+            for second, n in seconds.items():
+                held[second] = held.get(second, 0) + n
     transitions: list[Transition] = []
     for scope, first in firsts.items():
-        for second, n in counts.get(scope, {}).items():  # this batch's counts, not yet added
-            history[scope][second] = history[scope].get(second, 0) + n
         if max(first, warm_from) <= newest:
             transitions += judge_seconds(scope, history[scope], first=max(first, warm_from), last=newest,
                                          open_alert=active.get(scope), settings=settings)
@@ -323,7 +373,13 @@ def apply_spikes(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     commit_fence(ctx, pipe)
     for key in (keys.spike_alerts(), keys.spike_active(), keys.spike_judged(), keys.spike_counting_since()):
         pipe.expire(key, ALERTS_TTL_SECONDS)
-    replies = pipe.execute()
+    try:
+        replies = pipe.execute()
+    except BaseException:
+        _RECENT.pop(cache_key, None)  # the counts in the copy may not be in Redis
+        raise
+    # A later batch judges from its scopes' unjudged seconds less the lead: nothing before that is read again.
+    _forget_before(recent, min([*firsts.values(), newest]) - lead)
     applied = replies[applied_from: applied_from + len(transitions)]
     done = [t for t, changed in zip(transitions, applied, strict=True) if changed]
     ctx.stats["alerts_raised"] = sum(1 for t in done if t.type == "raised")

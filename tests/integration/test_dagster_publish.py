@@ -77,7 +77,8 @@ def test_batch_views_redis_publishes_w_and_never_moves_it_back(redis_service, is
     assert again["previous_version"].value == metadata["version"].value != again["version"].value
     read = read_batch_user_totals(client, keys, "u1")
     assert read is not None and (read.version, read.watermark) == (again["version"].value, int(w.timestamp()))
-    assert read.values == {"watch_seconds": 30, "events": 10, "clicks": 1}
+    totals = {"watch_seconds": 30, "events": 10, "clicks": 1}
+    assert read.values == {**totals, "days": {T0.date().isoformat(): totals}}  # every event on T0's date
 
 
 def test_the_gate_reads_the_latest_evaluation_of_each_blocking_check(tmp_path):

@@ -182,3 +182,56 @@ def test_the_second_still_filling_at_a_batch_end_is_judged_by_the_next_batch(spa
     assert _write(spark, ctx, _phase(181, 190, 40), 1) == {"alerts_raised": 1, "alerts_cleared": 0}
     assert _entries(ctx) == [{"type": "raised", "scope": "content:live-1", "rate": 40, "baseline": 2.0,
                               "factor": 3.0, "since": T0_S + 180}]
+
+
+def test_the_in_process_copy_of_recent_counts_judges_as_reading_redis_every_batch(redis_service, isolated: Settings):
+    """The writer keeps the counts it read and wrote in memory; on the same batches (late seconds, a second still
+    filling, a second far ahead) it must raise and clear exactly what a writer reading Redis every batch does."""
+    import random
+
+    from speed_layer import spikes
+
+    settings = isolated.model_copy(update={"speed_spike_baseline_seconds": 20})
+    rng = random.Random(5)
+    batches: list[list[dict[str, Any]]] = []
+    for b in range(40):
+        counts: dict[tuple[str, int], int] = {}
+        for second in range(T0_S + 3 * b, T0_S + 3 * b + 4):  # overlapping: each batch ends in a filling second
+            for scope, rate in (("topic:playback", 30), ("content:vod-bg", 20), ("content:live-1", 3)):
+                busy = scope == "content:live-1" and 30 <= second - T0_S < 42
+                counts[(scope, second)] = counts.get((scope, second), 0) + rng.randint(1, rate) + (80 if busy else 0)
+        if b % 7 == 3:  # a late second
+            counts[("content:vod-bg", T0_S + 3 * b - 30)] = 5
+        if b == 18:  # a burst far ahead of the batch (a skewed clock), written before the writer restarts
+            counts[("content:live-1", T0_S + 3 * b + 40)] = 200
+        batches.append([{"scope": scope, "second": second, "events": n} for (scope, second), n in counts.items()])
+    # A new title first seen in the second still filling at the end of batch 24; batch 25 is a trickle that does
+    # not get past that second but brings a late event of the title, so the writer reads the title's history
+    # while that second's count so far is only in Redis.
+    batches[24].append({"scope": "content:new-1", "second": T0_S + 75, "events": 100})
+    batches[25] = [{"scope": "topic:playback", "second": T0_S + second, "events": 20} for second in (74, 75)] + [
+        {"scope": "content:new-1", "second": T0_S + 70, "events": 1},
+        {"scope": "content:new-1", "second": T0_S + 75, "events": 100}]
+    batches[26].append({"scope": "content:new-1", "second": T0_S + 79, "events": 1})  # touched again: judged on
+
+    def run(prefix: str, *, forget: bool) -> dict[str, Any]:
+        run_settings = settings.model_copy(update={"redis_key_prefix": prefix})
+        client = run_settings.redis_client()
+        ctx = SinkContext(settings=run_settings, client=client, keys=run_settings.keys, query_name="spikes",
+                          batch_id=0)
+        for batch_id, rows in enumerate(batches):
+            if forget or batch_id == 19:  # every batch a new process, or one restart
+                spikes._RECENT.clear()
+            ctx.batch_id = batch_id
+            spikes.apply_spikes(rows, ctx)
+        return {"alerts": _entries(ctx), "active": read_active_alerts(client, ctx.keys), "judged": _judged(ctx)}
+
+    cached = run(f"{isolated.redis_key_prefix}-a", forget=False)
+    read_each_time = run(f"{isolated.redis_key_prefix}-b", forget=True)
+    assert cached == read_each_time
+    assert {a["type"] for a in cached["alerts"]} == {"raised", "cleared"}, cached["alerts"]
+    # The new title's burst counted whole: both micro-batches' parts of its second.
+    assert any(a["scope"] == "content:new-1" and a["rate"] == 200 for a in cached["alerts"]), cached["alerts"]
+    client = isolated.redis_client()
+    for key in [*client.scan_iter(match=f"{isolated.redis_key_prefix}-*")]:
+        client.delete(key)
