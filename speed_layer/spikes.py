@@ -36,6 +36,11 @@ detector ever counted (``KeyLayout.spike_counting_since()``): against an empty h
 look like a spike. A title that appears later starts from a zero baseline, so a new live channel that opens with
 thousands of viewers does raise an alert.
 
+The baseline's history comes from a copy in the writer's memory of the counts it read and wrote (exact, since
+this writer alone writes the traffic buckets of its checkpoint); a scope's history is read from the buckets only
+when the copy does not cover the seconds a judgement needs (a new scope, a restart, every minute or so as the
+seconds move on), and the copy is dropped whenever a write may not have landed.
+
 Alerts stay in Redis: the derived Kafka topic carries envelope events only (view_end), and an alert is not one.
 """
 
