@@ -418,15 +418,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except ValueError:
             return None  # the declared route names the bad fields
 
-    async def hot_authorize(client: Any, v: Views, request: Any) -> Response:
-        return await decide(client, v, request)
-
     app.add_middleware(HotRoutes, routes=[
         HotRoute("GET", re.compile(rf"{v1}/users/([^/]+)/resume/([^/]+)"),
                  routes[f"{v1}/users/{{user_id}}/resume/{{content_id}}"], "read", lambda params, body: params,
                  hot_resume),
         HotRoute("POST", re.compile(rf"{v1}/playback/authorize"), routes[f"{v1}/playback/authorize"], "playback",
-                 authorize_request, hot_authorize),
+                 authorize_request, decide),
     ], authenticate=authenticate, error_answer=error_answer)
     # Added last, so outermost: every request is timed under its route template, the hot routes' too.
     app.add_middleware(RequestTimer, histogram=request_histogram(registry, "reelytics_api"))

@@ -40,7 +40,7 @@ from serving.views.recommendations import (
 from serving.views.speed import SpeedFreshness
 from warehouse_models.batch_versions import BatchRead, current_version_plan
 from warehouse_models.metrics.ctr import COUNTS, click_rate, ctr_counts
-from warehouse_models.metrics.engagement import METRICS, engagement_hours, engagement_windows
+from warehouse_models.metrics.engagement import METRICS, added_up, engagement_hours, engagement_windows
 from warehouse_models.metrics.qoe import merge_sums, qoe_buckets, qoe_metrics
 from warehouse_models.metrics.trending import trending_ranking
 from warehouse_models.metrics.variants import figures as variant_figures
@@ -131,7 +131,7 @@ class Views:
         hours, windows = yield from gather(
             engagement_hours(self.keys, user_id, since_epoch=since if since is not None else 0, now_epoch=now),
             engagement_windows(self.keys, user_id, since_epoch=recent_from, now_epoch=now))
-        speed_totals = {m: sum(hour[m] for hour in hours.values()) for m in METRICS}
+        speed_totals = added_up(hours)
         totals = add_counts(batch.values if batch is not None else None, speed_totals, METRICS)
         if not any(totals.values()) and not any(windows.values()):
             raise NotFound(f"no events for user {user_id!r}")

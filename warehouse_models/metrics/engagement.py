@@ -184,7 +184,12 @@ def engagement_totals(keys: KeyLayout, user_id: str, *, since_epoch: int, now_ep
     """A user's totals over the windows that start at or after ``since_epoch`` (:func:`engagement_hours` added
     up)."""
     hours = yield from engagement_hours(keys, user_id, since_epoch=since_epoch, now_epoch=now_epoch)
-    return {metric: sum(hour[metric] for hour in hours.values()) for metric in METRICS}
+    return added_up(hours)
+
+
+def added_up(parts: Mapping[int, Mapping[str, int]]) -> dict[str, int]:
+    """The metrics of several windows or hours (start -> metrics) added up."""
+    return {metric: sum(part[metric] for part in parts.values()) for metric in METRICS}
 
 
 def read_engagement_windows(client: redis.Redis, keys: KeyLayout, user_id: str, *, since_epoch: float | None = None,
