@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     default, 50, suits a cluster and a long log; on one machine each of those tasks compiles the log's decoder
     again, so every read or write of a small table paid for 50 of them."""
 
+    marts_concurrent_writes: int = Field(default=4, ge=1)
+    """Marts computed and written at once by one build (each from its own driver thread, sharing the cached facts).
+    A mart's own work is small next to its fixed cost (a few Spark jobs, a Delta commit, a log read); run one
+    after the other, eight marts left both cores idle for most of their seconds. 1: one after the other."""
+
     spark_file_listing_parallelism: int = Field(default=2, ge=1)
     """spark.sql.sources.parallelPartitionDiscovery.parallelism: the most tasks a distributed file listing uses
     (Delta's VACUUM lists a table's files this way). Spark's default, 10,000, made each VACUUM of a small table

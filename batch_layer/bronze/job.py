@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from batch_layer.bronze.transform import bronze_frame
+from batch_layer.delta_tables import create_table
 from warehouse_models.tables import BRONZE_TABLES, TableSpec
 
 if TYPE_CHECKING:
@@ -59,37 +60,7 @@ def ensure_bronze_table(spark: SparkSession, settings: Settings, spec: TableSpec
     Creating it up front, rather than letting the first micro-batch infer it, gives every reader (Spark,
     deltalake, DuckDB) the declared schema from the first moment, even before any record arrived.
     """
-    from delta.tables import DeltaTable
-
-    path = spec.path(settings.delta_root_uri)
-    builder = DeltaTable.createIfNotExists(spark).location(path).comment(spec.doc)
-    for column in spec.columns:
-        builder = builder.addColumn(column.name, column.type, nullable=column.nullable, comment=column.doc)
-    builder.partitionedBy(*spec.partition_by).execute()
-    add_missing_columns(spark, path, spec)
-    return path
-
-
-def add_missing_columns(spark: SparkSession, path: str, spec: TableSpec) -> list[str]:
-    """Add the spec's columns an older table lacks (nullable, at the end), so a table made before a column was
-    declared (an envelope field added later) takes the new rows; returns their names. The schema is read from the
-    Delta log with deltalake, without a Spark job."""
-    from deltalake import DeltaTable as LogTable
-
-    from batch_layer.analyst import deltalake_uri
-
-    existing = {field.name for field in LogTable(deltalake_uri(path)).schema().fields}
-    missing = [column for column in spec.columns if column.name not in existing]
-    if not missing:
-        return []
-    if any(not column.nullable for column in missing):
-        raise RuntimeError(f"{spec.name} at {path} lacks required columns "
-                           f"{[c.name for c in missing if not c.nullable]}: rebuild the table")
-    declared = ", ".join(f"`{c.name}` {c.type} COMMENT '{c.doc.replace(chr(39), chr(39) * 2)}'" for c in missing)
-    spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({declared})")
-    logger.warning("%s: added the columns %s (declared after the table was made)", spec.name,
-                   [c.name for c in missing])
-    return [c.name for c in missing]
+    return create_table(spark, spec, spec.path(settings.delta_root_uri))
 
 
 def start_bronze(

@@ -24,8 +24,8 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from batch_layer.bronze.job import add_missing_columns
 from batch_layer.bronze.transform import conform
+from batch_layer.delta_tables import create_table
 from batch_layer.silver.transform import (
     KAFKA_ORDER,
     LATE_GRACE,
@@ -69,18 +69,8 @@ _HOUR = timedelta(hours=1)
 
 
 def ensure_table(spark: SparkSession, settings: Settings, spec: TableSpec) -> str:
-    """Create the table from its spec (declared columns, types, nullability, partitioning) if it is missing."""
-    from delta.tables import DeltaTable
-
-    path = spec.path(settings.delta_root_uri)
-    builder = DeltaTable.createIfNotExists(spark).location(path).comment(spec.doc)
-    for column in spec.columns:
-        builder = builder.addColumn(column.name, column.type, nullable=column.nullable, comment=column.doc)
-    if spec.partition_by:
-        builder = builder.partitionedBy(*spec.partition_by)
-    builder.execute()
-    add_missing_columns(spark, path, spec)
-    return path
+    """Create the table from its spec (:func:`batch_layer.delta_tables.create_table`) if it is missing."""
+    return create_table(spark, spec, spec.path(settings.delta_root_uri))
 
 
 def read_table(spark: SparkSession, settings: Settings, spec: TableSpec) -> DataFrame:

@@ -48,3 +48,36 @@ def test_a_rebuild_for_readers_leaves_one_file_per_partition(spark, tmp_path: Pa
     assert len(set(before) & set(after)) == 2
     total = spark.read.format("delta").load(sized).count()
     assert total == 800 - 267 + 800  # date 2 held rows n % 3 == 1 (267 of 800); its rebuild wrote 800
+
+
+STATS_SPEC = TableSpec(name="stats_probe", layer="gold", doc="probe", partition_by=("event_date",),
+                       columns=(Column("user_id", "string", "u"), Column("title", "string", "t"),
+                                Column("n", "long", "n"), Column("event_date", "date", "date")),
+                       stats_columns=("user_id", "n"))
+
+
+def _stats_keys(path: str) -> set[str]:
+    """The columns with a min value in the statistics of the table's files (from the Delta log)."""
+    actions = pa.RecordBatchReader.from_stream(DeltaTable(path).get_add_actions(flatten=True)).read_all()
+    return {name.removeprefix("min.") for name in actions.column_names if name.startswith("min.")
+            and any(value is not None for value in actions.column(name).to_pylist())}
+
+
+def test_files_carry_statistics_of_the_declared_columns_only(spark, tmp_path: Path) -> None:
+    made, older = str(tmp_path / "made"), str(tmp_path / "older")
+    rows = spark.createDataFrame([(f"u{n}", f"t{n}", n, DATES[n % 3]) for n in range(30)],
+                                 "user_id string, title string, n long, event_date date")
+    ensure_table(spark, STATS_SPEC, made)
+    overwrite_partitions(rows, STATS_SPEC, made, values=DATES)
+    assert DeltaTable(made).metadata().configuration["delta.dataSkippingStatsColumns"] == "user_id,n"
+    assert _stats_keys(made) == {"user_id", "n"}
+    # A table made before the spec named its statistics columns keeps Delta's default until it is ensured again.
+    plain = TableSpec(name=STATS_SPEC.name, layer="gold", doc="probe", partition_by=("event_date",),
+                      columns=STATS_SPEC.columns)
+    ensure_table(spark, plain, older)
+    overwrite_partitions(rows, plain, older, values=DATES)
+    assert _stats_keys(older) == {"user_id", "title", "n"}
+    ensure_table(spark, STATS_SPEC, older)
+    overwrite_partitions(rows, STATS_SPEC, older, values=DATES)
+    assert _stats_keys(older) == {"user_id", "n"}
+    assert spark.read.format("delta").load(older).where("n >= 10 AND user_id = 'u12'").count() == 1
