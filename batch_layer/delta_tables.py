@@ -31,11 +31,11 @@ def create_table(spark: SparkSession, spec: TableSpec, path: str) -> str:
     for key, value in table_properties(spec).items():
         builder = builder.property(key, value)
     builder.execute()
-    add_missing_columns(spark, path, spec)
+    bring_up_to_date(spark, path, spec)
     return path
 
 
-def add_missing_columns(spark: SparkSession, path: str, spec: TableSpec) -> list[str]:
+def bring_up_to_date(spark: SparkSession, path: str, spec: TableSpec) -> list[str]:
     """Add the spec's columns an older table lacks (nullable, at the end), so a table made before a column was
     declared (an envelope field added later) takes the new rows, and set the properties it lacks or holds
     otherwise; returns the added columns' names. The table is read from the Delta log with deltalake, without a
