@@ -2,7 +2,8 @@
 
 The fact rows go through :func:`warehouse_models.metrics.qoe.qoe_rows` on a batch frame (the stream's rules as Spark
 aggregations, so session outcomes are judged exactly as there), its minute sums are added per hour, and the
-ratios come from :func:`warehouse_models.metrics.qoe.qoe_metrics` (the formulas of ``docs/qoe.md``), row by row.
+ratios are :data:`warehouse_models.metrics.qoe.QOE_RATIOS` (the formulas of ``docs/qoe.md``) as Spark columns
+(:func:`warehouse_models.metrics.qoe.qoe_ratio_columns`): the values ``qoe_metrics`` gives, with no Python worker.
 
 The step reads envelope fields the fact table does not declare (:data:`OPTIONAL_FACT_COLUMNS`): they are taken
 from the frame when it has them and are null otherwise. Without ``player_state`` a heartbeat is playing
@@ -12,15 +13,12 @@ exactly when the fact gives it watch seconds.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
-
-import pandas as pd
 
 from batch_layer.marts.sessions import conform
 from warehouse_models.events import FIELDS_BY_NAME, EventType
-from warehouse_models.marts import MART_QOE_HOURLY, QOE_RATIO_COLUMNS
-from warehouse_models.metrics.qoe import EVENT_COLUMNS, QOE_FIELDS, SLICE_COLUMNS, qoe_metrics, qoe_rows
+from warehouse_models.marts import MART_QOE_HOURLY
+from warehouse_models.metrics.qoe import EVENT_COLUMNS, QOE_FIELDS, SLICE_COLUMNS, qoe_ratio_columns, qoe_rows
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -35,9 +33,6 @@ OPTIONAL_FACT_COLUMNS: tuple[str, ...] = ("previous_bitrate_kbps", "error_fatal"
 failures after start; a session that ended in a fatal error counts as an exit before start if it never
 started)."""
 
-_RATIOS: tuple[str, ...] = tuple(c.name for c in QOE_RATIO_COLUMNS)
-
-
 def qoe_events(fact: DataFrame) -> DataFrame:
     """Fact rows as the envelope columns :func:`warehouse_models.metrics.qoe.qoe_rows` reads (:data:`EVENT_COLUMNS`)."""
     from pyspark.sql import functions as F
@@ -51,14 +46,6 @@ def qoe_events(fact: DataFrame) -> DataFrame:
         if name not in fact.columns:
             derived[name] = F.lit(None).cast(FIELDS_BY_NAME[name].column.type)
     return fact.select(*(derived[name].alias(name) if name in derived else F.col(name) for name in EVENT_COLUMNS))
-
-
-def _with_ratios(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    for frame in frames:
-        metrics = [qoe_metrics(row) for row in frame[list(QOE_FIELDS)].to_dict("records")]
-        ratios = pd.DataFrame([{name: m[name] for name in _RATIOS} for m in metrics], columns=list(_RATIOS),
-                              index=frame.index, dtype="float64")
-        yield pd.concat([frame, ratios], axis=1)
 
 
 def mart_qoe_hourly(fact: DataFrame, settings: Settings) -> DataFrame:
@@ -78,6 +65,4 @@ def mart_qoe_hourly(fact: DataFrame, settings: Settings) -> DataFrame:
     hourly = (minutes.groupBy(*SLICE_COLUMNS, F.date_trunc("hour", "window_start").alias("event_hour"))
               .agg(*(F.sum(name).cast("long").alias(name) for name in QOE_FIELDS))
               .withColumn("event_date", F.to_date("event_hour")))
-    schema = ", ".join([*(f"{f.name} {f.dataType.simpleString()}" for f in hourly.schema.fields),
-                        *(f"{name} double" for name in _RATIOS)])
-    return conform(hourly.mapInPandas(_with_ratios, schema), MART_QOE_HOURLY)
+    return conform(hourly.select("*", *qoe_ratio_columns()), MART_QOE_HOURLY)

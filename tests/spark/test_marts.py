@@ -33,6 +33,7 @@ from warehouse_models.marts import (
     MART_USER_ENGAGEMENT_DAILY,
     dropoff_column,
 )
+from warehouse_models.metrics.qoe import QOE_FIELDS, qoe_metrics, qoe_ratio_columns
 from warehouse_models.settings import Settings
 from warehouse_models.tables import DIM_CONTENT, DIM_USERS, FACT_STREAM_EVENTS, TableSpec
 
@@ -303,6 +304,21 @@ def test_qoe_hourly_uses_the_envelope_fields_when_the_fact_frame_has_them(spark)
     out = {(r["event_hour"].hour, r["content_id"]): r for r in mart_qoe_hourly(fact, SETTINGS).collect()}
     assert (out[(12, "vod-1")]["upshifts"], out[(12, "vod-1")]["upshift_share"]) == (1, 1.0)
     assert out[(13, "vod-1")]["start_failures"] == 1
+
+
+def test_qoe_ratio_columns_give_the_very_doubles_of_qoe_metrics(spark):
+    import random
+
+    chooser = random.Random(7)
+    rows = [{name: 0 for name in QOE_FIELDS}]  # every denominator zero
+    for _ in range(300):
+        rows.append({name: chooser.choice([0, 1, chooser.randrange(1, 10**4), chooser.randrange(1, 10**12)])
+                     for name in QOE_FIELDS})
+    ddl = ", ".join(f"{name} bigint" for name in QOE_FIELDS)
+    frame_ = spark.createDataFrame([tuple(r[n] for n in QOE_FIELDS) for r in rows], ddl)
+    got = [r.asDict() for r in frame_.select("*", *qoe_ratio_columns()).collect()]
+    expected = [{**row, **qoe_metrics(row)} for row in rows]
+    assert [{k: g[k] for k in e} for g, e in zip(got, expected, strict=True)] == expected
 
 
 def _users(spark, versions: list[tuple[str, str, int, datetime, datetime | None]]):

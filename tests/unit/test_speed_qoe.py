@@ -18,7 +18,17 @@ import pytest
 from speed_layer.qoe import QUERY
 from tests.speed_support import FakeGroupState
 from warehouse_models.events import TopicKind, format_timestamp
-from warehouse_models.metrics.qoe import EVENT_COLUMNS, QOE_FIELDS, load_slices, merge_sums, qoe_group_step, qoe_metrics
+from warehouse_models.marts import QOE_RATIO_COLUMNS
+from warehouse_models.metrics.qoe import (
+    EVENT_COLUMNS,
+    QOE_FIELDS,
+    QOE_METRIC_NAMES,
+    QOE_RATIOS,
+    load_slices,
+    merge_sums,
+    qoe_group_step,
+    qoe_metrics,
+)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 T0_S = int(T0.timestamp())
@@ -132,6 +142,14 @@ def test_metrics_without_denominators_are_none():
     metrics = qoe_metrics(_sums())
     assert metrics["video_startup_time_ms"] is None and metrics["rebuffering_ratio"] is None
     assert metrics["average_bitrate_kbps"] is None and metrics["playback_failure_rate"] is None
+
+
+def test_each_ratio_is_defined_once_for_the_metrics_and_the_mart():
+    assert [r.name for r in QOE_RATIOS] == [c.name for c in QOE_RATIO_COLUMNS]
+    assert set(QOE_METRIC_NAMES) - set(QOE_FIELDS) == {r.name for r in QOE_RATIOS}
+    assert list(qoe_metrics(_sums())) == list(QOE_METRIC_NAMES)
+    for ratio in QOE_RATIOS:
+        assert {t.field for t in (*ratio.numerator, *ratio.denominator)} <= set(QOE_FIELDS), ratio.name
 
 
 def test_one_state_group_keeps_its_slices_apart():

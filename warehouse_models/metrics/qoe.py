@@ -441,30 +441,79 @@ def merge_sums(parts: Iterable[Mapping[str, int]]) -> dict[str, int]:
     return total
 
 
-def _ratio(numerator: float, denominator: float) -> float | None:
-    return numerator / denominator if denominator else None
+@dataclass(frozen=True)
+class Term:
+    """One part of a ratio's numerator or denominator: ``sums[field] * times / per``."""
+
+    field: str
+    times: float = 1.0
+    per: float = 1.0
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A QoE ratio of docs/qoe.md: the sum of its numerator's terms over the sum of its denominator's, or None when
+    the denominator is zero. Python (:func:`qoe_metrics`) and Spark (:func:`qoe_ratio_columns`) evaluate it with
+    the same floating-point operations in the same order, so both give the very same doubles."""
+
+    name: str
+    numerator: tuple[Term, ...]
+    denominator: tuple[Term, ...]
+
+
+_STALL_SECONDS = Term("stall_ms", per=1000.0)
+QOE_RATIOS: tuple[Ratio, ...] = (
+    Ratio("video_startup_time_ms", (Term("startup_ms_sum"),), (Term("startups"),)),
+    Ratio("rebuffering_ratio", (_STALL_SECONDS,), (_STALL_SECONDS, Term("playing_seconds"))),
+    Ratio("rebuffers_per_hour", (Term("rebuffers", times=3600.0),), (Term("playing_seconds"),)),
+    Ratio("average_bitrate_kbps", (Term("bitrate_seconds_kbps"),), (Term("bitrate_seconds"),)),
+    Ratio("upshift_share", (Term("upshifts"),), (Term("quality_changes"),)),
+    Ratio("downshift_share", (Term("downshifts"),), (Term("quality_changes"),)),
+    Ratio("video_start_failure_rate", (Term("start_failures"),), (Term("plays"),)),
+    Ratio("exit_before_start_rate", (Term("exits_before_start"),), (Term("plays"),)),
+    Ratio("playback_failure_rate", (Term("failures_after_start"),), (Term("startups"),)),
+)
+"""The ratios, each defined once, in the order of the QoE mart's ratio columns."""
+
+QOE_METRIC_NAMES: tuple[str, ...] = (
+    "plays", "startups", "video_startup_time_ms", "rebuffering_ratio", "rebuffers", "rebuffers_per_hour",
+    "average_bitrate_kbps", "upshift_share", "downshift_share", "start_failures", "video_start_failure_rate",
+    "exits_before_start", "exit_before_start_rate", "failures_after_start", "playback_failure_rate",
+)
+"""The keys of :func:`qoe_metrics`, in order: the ratios of :data:`QOE_RATIOS` and the counts shown beside them."""
+
+
+def _python_sum(terms: tuple[Term, ...], sums: Mapping[str, int]) -> float:
+    total: float | None = None
+    for term in terms:
+        value = float(sums[term.field]) * term.times / term.per
+        total = value if total is None else total + value
+    assert total is not None, "a ratio has at least one term on each side"
+    return total
 
 
 def qoe_metrics(sums: Mapping[str, int]) -> dict[str, float | int | None]:
     """The QoE ratios of merged sums (None where the denominator is zero); formulas in docs/qoe.md."""
     s = {name: int(sums.get(name, 0)) for name in QOE_FIELDS}
-    stall_seconds = s["stall_ms"] / 1000.0
-    return {
-        "plays": s["plays"],
-        "startups": s["startups"],
-        "video_startup_time_ms": _ratio(s["startup_ms_sum"], s["startups"]),
-        "rebuffering_ratio": _ratio(stall_seconds, stall_seconds + s["playing_seconds"]),
-        "rebuffers": s["rebuffers"],
-        "rebuffers_per_hour": _ratio(s["rebuffers"] * 3600.0, s["playing_seconds"]),
-        "average_bitrate_kbps": _ratio(s["bitrate_seconds_kbps"], s["bitrate_seconds"]),
-        "upshift_share": _ratio(s["upshifts"], s["quality_changes"]),
-        "downshift_share": _ratio(s["downshifts"], s["quality_changes"]),
-        "start_failures": s["start_failures"],
-        "video_start_failure_rate": _ratio(s["start_failures"], s["plays"]),
-        "exits_before_start": s["exits_before_start"],
-        "exit_before_start_rate": _ratio(s["exits_before_start"], s["plays"]),
-        "failures_after_start": s["failures_after_start"],
-        "playback_failure_rate": _ratio(s["failures_after_start"], s["startups"]),
-    }
+    values: dict[str, float | int | None] = dict(s)
+    for ratio in QOE_RATIOS:
+        denominator = _python_sum(ratio.denominator, s)
+        values[ratio.name] = _python_sum(ratio.numerator, s) / denominator if denominator != 0 else None
+    return {name: values[name] for name in QOE_METRIC_NAMES}
 
 
+def qoe_ratio_columns() -> list[SparkColumn]:
+    """The ratios of :data:`QOE_RATIOS` as Spark columns over a frame with the :data:`QOE_FIELDS` sums (not null),
+    named as in :func:`qoe_metrics`: the same values, computed in the JVM."""
+    from pyspark.sql import functions as F
+
+    def spark_sum(terms: tuple[Term, ...]) -> SparkColumn:
+        total: SparkColumn | None = None
+        for term in terms:
+            value = F.col(term.field).cast("double") * F.lit(term.times) / F.lit(term.per)
+            total = value if total is None else total + value
+        assert total is not None, "a ratio has at least one term on each side"
+        return total
+
+    return [F.when(spark_sum(r.denominator) != F.lit(0.0), spark_sum(r.numerator) / spark_sum(r.denominator))
+            .alias(r.name) for r in QOE_RATIOS]
