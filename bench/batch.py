@@ -663,6 +663,7 @@ def batch_layer(ctx: BenchContext) -> Outcome:
             "daily_rebuild": "the day's 24 silver hours in one build (as a backfill's run of the day's hourly "
                              "partitions builds them), then its facts, the dims and its marts (the daily partition)",
             "spark": {"master": settings.spark_master, "driver_memory": settings.spark_driver_memory,
+                      "jvm_options": settings.spark_jvm_options,
                       "shuffle_partitions": settings.spark_shuffle_partitions},
         },
     )

@@ -77,7 +77,9 @@ def spark_conf(settings: Settings, *, app_name: str, ui: bool = True) -> dict[st
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.sql.warehouse.dir": str(settings.data_dir / "spark-warehouse"),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={settings.data_dir / 'spark-derby'}",
+        "spark.driver.extraJavaOptions":
+            f"-Dderby.system.home={settings.data_dir / 'spark-derby'} {settings.spark_jvm_options}".strip(),
+        "spark.executor.extraJavaOptions": settings.spark_jvm_options,
     }
 
 
