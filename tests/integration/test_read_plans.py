@@ -56,7 +56,8 @@ def test_blocking_and_asyncio_clients_read_the_same(redis_service, isolated: Set
         "current": lambda: current_version_plan(keys),
         "user_totals": lambda: batch.batch_user_totals(keys, "u1"),
         "windows": lambda: engagement_windows(keys, "u1", now_epoch=now),
-        "ctr": lambda: ctr_counts(keys, "r1", "tile", since_epoch=minute - 60, now_epoch=now),
+        # Half a minute back: never an hour boundary, so the minute buckets are read, not the hourly ones.
+        "ctr": lambda: ctr_counts(keys, "r1", "tile", since_epoch=minute - 30, now_epoch=now),
         "qoe": lambda: qoe_buckets(keys, "vod-1"),
         "trending": lambda: trending_ranking(keys, "vod", 5),
         "recent": lambda: speed.recent_titles(keys, "u1", 5),
