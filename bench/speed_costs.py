@@ -19,9 +19,8 @@ Stages, each timed in its own Spark job or call over the same heartbeats the loa
   20 events/s, so each micro-batch holds a handful): the median batch when its foreachBatch only collects the
   rows (the floor of a micro-batch on this stack), the same without the de-duplication state, and with every
   shared view.
-* **session state** (the Python step of QoE on one state group's pandas frame): the part of that stateful query
-  that runs in Python; its Spark side (source, shuffle, Arrow) is the source stage plus the difference to the
-  end-to-end batch durations. view_end keeps its sessions in the JVM (``speed_layer/jvm``): no Python step.
+* view_end, the one query with session state, keeps its sessions in the JVM (``speed_layer/jvm``): no Python
+  step; its cost beyond the source stage is the difference to the end-to-end batch durations.
 
 Figures are microseconds of wall time per event on this machine's cores (Spark runs its tasks on all of them).
 """
@@ -32,7 +31,7 @@ import logging
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from bench.harness import BenchContext, Outcome, benchmark
@@ -177,35 +176,6 @@ def _shared_view_costs(spark: Any, settings: Settings, batch: int) -> dict[str, 
     return out
 
 
-def _session_step_costs(rows: int, sessions: int) -> dict[str, float]:
-    """Microseconds per event of the Python step of QoE on one state group's frame of heartbeats (``sessions``
-    open sessions, each heartbeating every 10 s), the third of three calls."""
-    import pandas as pd
-
-    from tests.speed_support import FakeGroupState
-    from warehouse_models.metrics.qoe import EVENT_COLUMNS, qoe_group_step
-
-    out: dict[str, float] = {}
-    start = datetime.now(timezone.utc)
-    for name, step, columns in (("qoe", qoe_group_step, list(EVENT_COLUMNS)),):
-        state = FakeGroupState(None, watermark_ms=0)
-        for call in range(3):
-            base = call * rows
-            frame = pd.DataFrame([{
-                "session_id": f"ses-{n % sessions}", "event_type": "heartbeat",
-                "event_timestamp": start + timedelta(seconds=(base + n) // sessions * 10),
-                "account_id": f"acc-{n % sessions}", "user_id": f"usr-{n % sessions}", "device_id": "dev",
-                "device_type": "tv", "country": "DE", "content_id": f"vod-{n % sessions % 5000:05d}", "is_live": False,
-                "position_seconds": float(base + n), "player_state": "playing", "error_fatal": None,
-                "error_code": None, "duration_seconds": None, "bitrate_kbps": 3000, "previous_bitrate_kbps": None,
-                "startup_ms": None, "stall_ms": None} for n in range(rows)])[columns]
-            began = time.perf_counter()
-            list(step((0,), iter([frame]), state, timeout_ms=30_000))  # type: ignore[arg-type]
-            elapsed = time.perf_counter() - began
-        out[name] = round(elapsed / rows * 1e6, 1)
-    return out
-
-
 TRICKLE_EPS = 20
 """Events/s of the trickle runs: a handful per micro-batch, so a batch's time is its fixed cost."""
 
@@ -251,7 +221,7 @@ def _trickle_batch_ms(spark: Any, settings: Settings, *, views: bool, seconds: f
 
 @benchmark("speed_costs", packages=("pyspark", "confluent-kafka", "redis"))
 def speed_costs(ctx: BenchContext) -> Outcome:
-    """Per-event cost of each speed-layer stage (source, each shared view, session steps), measured apart."""
+    """Per-event cost of each speed-layer stage (source, each shared view), measured apart."""
     from infra.kafka import ensure_topics
     from infra.spark import build_spark_session
     from speed_layer.job import speed_master, speed_session_conf
@@ -278,8 +248,6 @@ def speed_costs(ctx: BenchContext) -> Outcome:
                    "collect_only_without_dedupe": _trickle_batch_ms(spark, run, views=False, seconds=trickle_s,
                                                                     deduplicate=False),
                    "every_view": _trickle_batch_ms(spark, run, views=True, seconds=trickle_s)}
-        ctx.progress("session steps")
-        steps = _session_step_costs(rows=batch // 4, sessions=batch // 8)
     finally:
         _cleanup(run, client)
         import shutil
@@ -293,10 +261,9 @@ def speed_costs(ctx: BenchContext) -> Outcome:
         "source_deduplicate_us": round(source["deduplicate"] - source["parse_and_check"], 1),
         "shared_views_spark_us": shared["all"]["spark"],
         "shared_views_apply_us": shared["all"]["apply"],
-        "qoe_step_us": steps["qoe"],
-        # The shared query, then each stateful query's own source and QoE's Python step (their Spark side beyond
-        # the source is not counted, so this is a lower bound of the per-event wall time of every view).
-        "every_view_floor_us": round(every_view_us + 2 * source_us + steps["qoe"], 1),
+        # The shared query, then the stateful query's (view_end's) own source (its state step in the JVM beyond the
+        # source is not counted, so this is a lower bound of the per-event wall time of every view).
+        "every_view_floor_us": round(every_view_us + source_us, 1),
         # What a shared micro-batch costs whatever its size: the job on a 1,000-event batch, its driver-side writes,
         # and the calls into the JVM the driver makes to build the batch's plan.
         "shared_batch_spark_s_at_1k": round(shared["small_batch"]["spark_ms"] / 1000, 3),
@@ -314,7 +281,6 @@ def speed_costs(ctx: BenchContext) -> Outcome:
         notes={
             "source_cumulative_us": source,
             "shared_views_us": shared,
-            "session_steps_us": steps,
             "trickle": {**trickle, "events_per_s": TRICKLE_EPS},
             "events": events,
             "batch": batch,

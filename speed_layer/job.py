@@ -11,8 +11,8 @@ Arrow (:func:`~warehouse_models.metrics.contributions.reduce_table`: filter, gro
 writes them to Redis (one pipeline or fenced transaction each). The additive views (``late_cut``) see only the
 events inside their topic's allowed lateness (:mod:`speed_layer.lateness`); the latest-value views (resume,
 recent, concurrency) see every valid event; the dead-letter view sees only the records the check refused. The
-stateful views (QoE and view_end, state per session with event-time timeouts) are queries of their own: view_end
-(state in the JVM) on the 1 s trigger, QoE (Python state) on the background trigger.
+stateful view (view_end: state per session in the JVM, event-time timers) is a query of its own, on the same 1 s
+trigger; its writer also adds each judged session's outcome to the QoE buckets.
 
 Why one shared query, one plan and one job: on a two-core machine most of a micro-batch's cost is fixed
 (planning, scheduling, the Kafka read, the commit), so every extra query, job or plan built per batch multiplies
@@ -21,9 +21,8 @@ it.
 Checkpoints live under ``<checkpoint root>/speed/<query>``; a query killed at any point and restarted re-runs its
 unfinished micro-batch with the same id and rows, and the writers are idempotent, so Redis ends up the same.
 
-Triggers: ``processing`` (a micro-batch every ``speed_trigger_seconds`` for the shared query, every
-``speed_background_trigger_seconds`` for a stateful one: the long-running job), ``available_now`` (everything in
-the topics now, then stop: tests and catch-up runs).
+Triggers: ``processing`` (a micro-batch every ``speed_trigger_seconds``: the long-running job), ``available_now``
+(everything in the topics now, then stop: tests and catch-up runs).
 """
 
 from __future__ import annotations
@@ -63,8 +62,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 VIEW_MODULES: tuple[str, ...] = (
-    "resume", "recent", "concurrency", "searches", "releases", "engagement", "ctr", "trending", "spikes",
-    "dead_letters", "qoe", "view_end",
+    "resume", "recent", "concurrency", "searches", "releases", "engagement", "ctr", "qoe", "trending", "spikes",
+    "dead_letters", "view_end",
 )
 """Every real-time view, one module each under ``speed_layer/``. The shared query writes its views in this
 order, so the latest-value views apps poll (resume, recent items, "may this stream play?") come first in each
@@ -96,16 +95,10 @@ class QueryPlan:
         emits what its view's state says (update: changed rows, append: final rows)."""
         return "append" if self.shared else self.views[0].output_mode
 
-    @property
-    def python_state(self) -> bool:
-        """A stateful query whose state step runs Python (:attr:`ViewQuery.python_state`)."""
-        return not self.shared and self.views[0].python_state
-
     def trigger_seconds(self, settings: Settings) -> float:
-        """How often the query runs, from what the plan is: the shared query and a query with its state in the JVM
-        every ``speed_trigger_seconds`` (what apps poll, and view_end), a query with Python state every
-        ``speed_background_trigger_seconds``."""
-        return settings.speed_background_trigger_seconds if self.python_state else settings.speed_trigger_seconds
+        """How often the query runs: every ``speed_trigger_seconds``, shared or stateful (no query's state step
+        runs Python, so none needs a slower trigger)."""
+        return settings.speed_trigger_seconds
 
 
 _LOCAL_MASTER = re.compile(r"local(?:\[(\d+|\*)(,\s*\d+)?\])?")

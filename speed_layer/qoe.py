@@ -1,46 +1,64 @@
-"""The QoE view of the speed layer: the stateful query's rows (whole sums of every bucket a micro-batch changed,
-:func:`warehouse_models.metrics.qoe.qoe_rows`) set into Redis. The definitions, the per-slice step and the reader
-are in :mod:`warehouse_models.metrics.qoe`, shared with the batch layer's QoE mart and reconciliation.
+"""The QoE view of the speed layer: per title, device type and country per event-time minute, additive sums.
+
+Two parts, both without Python per session or per event (the definitions and the reader are in
+:mod:`warehouse_models.metrics.qoe`, shared with the batch layer's QoE mart and reconciliation):
+
+* what each playback event adds (plays, startups, playing time, bitrate, stalls, shifts:
+  :data:`~warehouse_models.metrics.qoe.EVENT_CONTRIBUTIONS`) is a view of the shared query: each micro-batch adds
+  its counts of the buckets it touched, with the batch id (one script call), so a replay adds nothing;
+* the session outcomes (start failures, exits before start, failures after start) are judged once per session by
+  the view_end query, whose state is in the JVM: its writer adds each micro-batch's judged sessions to the same
+  buckets (:func:`write_outcomes`, under the view_end query's own fence), in the bucket of the session's end or,
+  for a timeout, of its last event.
+
+So the outcomes appear when view_end ends the session, and only where view_end runs: select ``view_end`` with
+``qoe`` (every view runs by default).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from speed_layer.query import SinkContext, ViewQuery
+from speed_layer.query import SinkContext, shared_view, write_increments
 from warehouse_models.events import TopicKind
-from warehouse_models.metrics.qoe import QOE_FIELDS, SLICE_COLUMNS, qoe_rows
+from warehouse_models.metrics.qoe import EVENT_CONTRIBUTIONS, EVENT_FIELDS, outcome_counts
 from warehouse_models.redis_keys import SPEED_BUCKET_TTL_SECONDS
 
-if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+logger = logging.getLogger(__name__)
 
 
-def write_qoe(batch: DataFrame, ctx: SinkContext) -> None:
-    """Set each changed bucket's whole sums (``HSET``) with the bucket TTL, in one pipeline."""
-    from pyspark.sql import functions as F
-
-    rows = batch.select(*SLICE_COLUMNS, F.unix_seconds("window_start").alias("bucket"), *QOE_FIELDS).collect()
+def apply_qoe(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
+    """Add a micro-batch's event sums (reduced per slice and minute) to their buckets, once (fenced)."""
+    ctx.stats["qoe_buckets"] = len(rows)
     if not rows:
         return
-    pipe = ctx.client.pipeline(transaction=False)
-    for row in rows:
-        key = ctx.keys.qoe_bucket(row["content_id"], row["device_type"], row["country"], int(row["bucket"]))
-        pipe.hset(key, mapping={name: int(row[name]) for name in QOE_FIELDS})
-        pipe.expire(key, SPEED_BUCKET_TTL_SECONDS)
-    pipe.execute()
-    ctx.stats["qoe_buckets"] = len(rows)
+    increments = {ctx.keys.qoe_bucket(row["content_id"], row["device_type"], row["country"], int(row["start"])):
+                  {name: int(row[name]) for name in EVENT_FIELDS} for row in rows}
+    if not write_increments(ctx, increments, ttl_seconds=SPEED_BUCKET_TTL_SECONDS):
+        logger.info("qoe batch %d was written before: nothing added", ctx.batch_id)
 
 
-QUERY = ViewQuery(
+def write_outcomes(sessions: Iterable[Mapping[str, Any]], ctx: SinkContext) -> None:
+    """Add judged sessions (view_end rows with their slice, ``outcome_ms`` and outcome flags) to the QoE buckets,
+    once per micro-batch of the calling query (its batch-id fence)."""
+    counts = outcome_counts(sessions)
+    ctx.stats["qoe_outcome_buckets"] = len(counts)
+    if not counts:
+        return
+    increments = {ctx.keys.qoe_bucket(content, device, country, bucket): values
+                  for (content, device, country, bucket), values in counts.items()}
+    if not write_increments(ctx, increments, ttl_seconds=SPEED_BUCKET_TTL_SECONDS):
+        logger.info("%s batch %d: its QoE outcomes were added before", ctx.query_name, ctx.batch_id)
+
+
+QUERY = shared_view(
     name="qoe",
     description="QoE sums per title, device type and country per event-time minute (startup, stalls, bitrate, "
-                "shifts, start failures, exits before start, failures after start).",
+                "shifts; start failures, exits before start and failures after start come from view_end).",
     topics=(TopicKind.PLAYBACK,),
-    transform=qoe_rows,
-    write=write_qoe,
-    output_mode="update",
-    stateful=True,
-    python_state=True,
+    contributions=EVENT_CONTRIBUTIONS,
+    apply=apply_qoe,
+    late_cut=True,
 )
-

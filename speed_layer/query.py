@@ -79,11 +79,6 @@ class ViewQuery:
     """Keeps Spark state across micro-batches (sessions): runs as a streaming query of its own; the other views
     share one query and see each micro-batch as a batch DataFrame."""
 
-    python_state: bool = False
-    """For a stateful view: its state step runs Python (``applyInPandasWithState``), in long micro-batches that
-    nobody waits on by the second, so it runs on the background trigger. A stateful view whose state lives in the
-    JVM runs on the 1 s trigger. (Which process runs it is ``speed_background_views``.)"""
-
     late_cut: bool = False
     """Counts by event-time window: sees only the events inside the allowed lateness (:mod:`speed_layer.lateness`);
     the older ones are left to the batch layer and counted."""

@@ -22,9 +22,11 @@ be too long), so a replayed micro-batch or a restarted query sends the same id a
 ``durations`` frame, e.g. from the catalog) and the title is not live, otherwise null: playback events do not
 carry the duration, so the streaming query leaves it null.
 
-Besides the envelope columns, the transform's rows carry the session's outcome for QoE (the Kafka writer drops
-them because they are not envelope fields). They are judged on the facts up to the end (the first
-``play_end`` or fatal error by event time; for a timeout, everything seen):
+Besides the envelope columns, the transform's rows carry the session's outcome for QoE and the time it is judged
+at (``outcome_ms``: the end, or the last event for a timeout): the writer adds them to the QoE buckets
+(:func:`speed_layer.qoe.write_outcomes`) and leaves them out of the Kafka records, which hold envelope fields only.
+They are judged on the facts up to the end (the first ``play_end`` or fatal error by event time; for a timeout,
+everything seen):
 
 * ``started``: a ``first_frame`` at or before the end;
 * ``start_failure``: ended by a fatal error without a first frame before it, except a refused request
@@ -54,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from infra.process import ServiceError
+from speed_layer.qoe import write_outcomes
 from speed_layer.query import SinkContext, ViewQuery
 from warehouse_models.events import (
     HEARTBEAT_INTERVAL_SECONDS,
@@ -93,14 +96,17 @@ ENVELOPE_OUTPUT: tuple[str, ...] = (
     "completion_pct", "end_reason",
 )
 OUTCOME_COLUMNS: tuple[str, ...] = ("started", "start_failure", "exit_before_start", "failed_after_start")
+OUTCOME_MS = "outcome_ms"
+"""The event time (epoch ms) a session is judged at for QoE: its end (the first ``play_end`` or fatal error), or its
+last event for a heartbeat timeout (:func:`warehouse_models.metrics.qoe.outcome_counts` buckets it)."""
 
 OUTPUT_DDL = (
     "event_id STRING, schema_version INT, event_type STRING, event_timestamp TIMESTAMP, account_id STRING, "
     "user_id STRING, device_id STRING, device_type STRING, country STRING, session_id STRING, content_id STRING, "
     "is_live BOOLEAN, position_seconds DOUBLE, watch_seconds DOUBLE, completion_pct DOUBLE, end_reason STRING, "
-    "started BOOLEAN, start_failure BOOLEAN, exit_before_start BOOLEAN, failed_after_start BOOLEAN"
+    "started BOOLEAN, start_failure BOOLEAN, exit_before_start BOOLEAN, failed_after_start BOOLEAN, outcome_ms BIGINT"
 )
-"""The transform's rows: the view_end envelope columns, then the outcome flags for QoE."""
+"""The transform's rows: the view_end envelope columns, then the outcome flags and their time for QoE."""
 
 
 # --- the event id -------------------------------------------------------------------------------------------------
@@ -205,11 +211,12 @@ class SessionTracker:
             "completion_pct": self.completion_pct(),
             "end_reason": end_reason,
             **self.flags(),
+            OUTCOME_MS: self.explicit_end_ms if self.explicit_end_ms is not None else self.last_ms,
         }
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    columns = [*ENVELOPE_OUTPUT, *OUTCOME_COLUMNS]
+    columns = [*ENVELOPE_OUTPUT, *OUTCOME_COLUMNS, OUTCOME_MS]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -304,6 +311,8 @@ def view_end_columns(facts: DataFrame) -> DataFrame:
         completion.alias("completion_pct"),
         "end_reason",
         *(flags[name].alias(name) for name in OUTCOME_COLUMNS),
+        # least() skips nulls: the explicit end, else (a timeout) the last event.
+        F.coalesce(F.least("play_end_ms", "fatal_ms"), F.col("event_ms")).alias(OUTCOME_MS),
     )
 
 
@@ -356,15 +365,18 @@ def view_end_event(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def write_view_end(batch: DataFrame, ctx: SinkContext) -> None:
-    """Send a micro-batch's view ends to the derived topic as wire-form JSON, keyed by account."""
+    """Add a micro-batch's judged sessions to the QoE buckets (:func:`speed_layer.qoe.write_outcomes`, fenced by
+    batch id), then send its view ends to the derived topic as wire-form JSON, keyed by account."""
     from pyspark.sql import functions as F
 
     columns = [c for c in ENVELOPE_OUTPUT if c != "event_timestamp"]
-    rows = batch.select(*columns, F.unix_millis("event_timestamp").alias("event_ms")).collect()
+    rows = [row.asDict() for row in batch.select(*columns, F.unix_millis("event_timestamp").alias("event_ms"),
+                                                 *OUTCOME_COLUMNS, OUTCOME_MS).collect()]
+    write_outcomes(rows, ctx)
     records: list[tuple[bytes, bytes]] = []
     refused = 0
     for row in rows:
-        event = view_end_event(row.asDict())
+        event = view_end_event(row)
         # The envelope is checked here so a bug shows up as a logged reason, not as a dead letter downstream;
         # age is not judged (a replayed topic may be old).
         check = validate_event(to_wire(event), now=event["event_timestamp"])
@@ -400,7 +412,8 @@ def read_view_end(settings: Settings, *, timeout_s: float = 5.0) -> list[dict[st
 
 QUERY = ViewQuery(
     name="view_end",
-    description="One view_end per session (explicit end or heartbeat timeout) to the derived topic.",
+    description="One view_end per session (explicit end or heartbeat timeout) to the derived topic; its QoE "
+                "outcome (start failure, exit before start, failure after start) added to the QoE buckets.",
     topics=(TopicKind.PLAYBACK,),
     transform=view_end_rows,
     write=write_view_end,

@@ -114,36 +114,3 @@ def snapshot(ctx: SinkContext, *, strip: str = "", score: Callable[[float], Any]
             value = {f.decode(): v.decode() for f, v in client.hgetall(raw).items()}
         out[key.removeprefix(strip)] = value
     return out
-
-
-class FakeGroupState:
-    """The part of pyspark's GroupState the step uses, with the watermark of the micro-batch."""
-
-    def __init__(self, value: tuple[Any, ...] | None, *, watermark_ms: int, timed_out: bool = False) -> None:
-        self.value = value
-        self.watermark_ms = watermark_ms
-        self.hasTimedOut = timed_out
-        self.timeout_ms: int | None = None
-        self.removed = False
-
-    @property
-    def exists(self) -> bool:
-        return self.value is not None
-
-    @property
-    def get(self) -> tuple[Any, ...]:
-        assert self.value is not None
-        return self.value
-
-    def update(self, value: tuple[Any, ...]) -> None:
-        self.value = value
-
-    def remove(self) -> None:
-        self.value, self.removed = None, True
-
-    def setTimeoutTimestamp(self, ms: int) -> None:  # noqa: N802 - pyspark's name
-        assert ms >= self.watermark_ms
-        self.timeout_ms = ms
-
-    def getCurrentWatermarkMs(self) -> int:  # noqa: N802 - pyspark's name
-        return self.watermark_ms

@@ -158,21 +158,17 @@ class Settings(BaseSettings):
     speed_trigger_seconds: float = Field(default=1.0, gt=0)
     """Micro-batch interval of the speed layer's queries (processing time)."""
 
-    speed_background_trigger_seconds: float = Field(default=30.0, gt=0)
-    """Micro-batch interval of the speed queries whose session state runs Python (QoE): their cost grows with the
-    number of batches, and nothing waits on them by the second."""
-
     speed_background_niceness: int = Field(default=10, ge=0, le=19)
     """``python -m speed_layer`` runs the session-state queries (``speed_background_views``) in a child process of
     their own at this much lower CPU priority (Unix niceness), while apps poll the shared query's views. 0 runs
     every query in one process."""
 
-    speed_background_views: str = "qoe,view_end"
-    """The session-state views the low-priority child runs (comma-separated; the others run in the main process).
-    On two cores view_end in the main process is visible 4-5 s after its rule allows it instead of about 20 s,
-    but its micro-batch every second (its own Kafka read, parse and de-duplication) doubles the shared query's
-    p95 (3.1 -> 6.5 s at 2,000 events/s, measured side by side): the views apps poll come first here. With cores
-    to spare (a cluster), ``qoe`` alone."""
+    speed_background_views: str = "view_end"
+    """The session-state views the low-priority child runs (comma-separated; the others run in the main process;
+    only view_end keeps session state). On two cores view_end in the main process is visible sooner after its rule
+    allows it, but its micro-batch every second (its own Kafka read, parse and de-duplication) takes the shared
+    query's cores (p95 3.1 -> 6.5 s at 2,000 events/s, measured side by side): the views apps poll come first
+    here. With cores to spare (a cluster), empty."""
 
     speed_allowed_lateness_seconds: int = Field(default=120, ge=0)
     """Watermark delay of the speed layer: events later than this are left to the batch layer (and counted)."""
@@ -201,16 +197,8 @@ class Settings(BaseSettings):
 
     speed_shuffle_partitions: int = Field(default=1, ge=1)
     """Shuffle (and state store) partitions of the speed layer's stateful queries, fixed when a checkpoint is
-    created, and of the shared query's de-duplication. One on one machine: a stateful query's
-    micro-batch then keeps at most one Python worker busy, so the background view (QoE) cannot take every core
-    from the shared query the apps wait on. Raise it with the executor cores of a cluster."""
-
-    speed_state_groups: int = Field(default=8, ge=1)
-    """State keys the Python session-state query (QoE) spreads its slices over, by a hash, fixed when a
-    checkpoint is created. Spark calls Python once per state key with data in a micro-batch, and that call's
-    fixed cost (a pandas frame, a state read and write) outweighs a few events' work: a few keys, each holding
-    many sessions, cost a few calls per batch instead of one per session. On a cluster, at least the state
-    partitions (``speed_shuffle_partitions``)."""
+    created, and of the shared query's de-duplication. One on one machine: a task per micro-batch and stateful
+    operator, not one per core that would wait for the others. Raise it with the executor cores of a cluster."""
 
     speed_local_task_slots: int = Field(default=6, ge=1)
     """Task slots of the speed layer's own Spark (`python -m speed_layer`) when its master is local: a local[N]

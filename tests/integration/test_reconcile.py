@@ -45,7 +45,7 @@ def test_speed_and_batch_agree_and_a_missing_bucket_fails_the_check(kafka_servic
                               titles=30, channels=3, sessions_per_user_hour=3.0, browses_per_user_hour=3.0)
     write_kafka(list(simulate(config)), settings)
 
-    run_speed_available_now(spark, settings, names=["engagement", "ctr", "qoe"], timeout_s=900)
+    run_speed_available_now(spark, settings, names=["engagement", "ctr", "qoe", "view_end"], timeout_s=900)
     run_bronze_available_now(settings, spark, timeout_s=300)
     from batch_layer.silver.job import build_silver
 

@@ -172,6 +172,22 @@ def _assert_views_equal_truth(settings: Settings, events: list[dict[str, Any]], 
         got = dict(read_trending(client, keys, kind, n=100_000, country=country))
         assert got == titles, (kind, country)
 
+    # QoE over the whole world (the shared query's event sums and view_end's judged sessions, added in the same
+    # buckets) against the simulator's own counts.
+    from warehouse_models.metrics.qoe import merge_sums, read_qoe
+
+    titles = {e["content_id"] for e in events if e.get("content_id") and e.get("session_id")}
+    qoe = merge_sums(sums for title in titles for sums in read_qoe(client, keys, title).values())
+    outcomes = truth["sessions"]["outcomes"]
+    assert qoe["playing_seconds"] == truth["watch_seconds_total"]
+    assert qoe["startups"] == truth["sessions"]["with_first_frame"]
+    assert qoe["start_failures"] == outcomes.get("start_failure", 0)
+    assert qoe["failures_after_start"] == outcomes.get("failed", 0)
+    # Exits: every play_end before a first frame, and the requests that went silent without one (the simulator
+    # counts those as still open).
+    assert qoe["exits_before_start"] >= outcomes.get("exit_before_start", 0)
+    assert qoe["start_failures"] + qoe["failures_after_start"] > 0
+
 
 def _publish_model_and_read(settings: Settings, config: SimulationConfig,
                             events: list[dict[str, Any]]) -> tuple[str, dict[str, Any], Any]:

@@ -1,27 +1,29 @@
-"""The QoE writer against the real Redis, and the QoE query end to end through Kafka and Spark.
+"""The QoE writers against the real Redis, and the QoE view end to end through Kafka and Spark.
 
-Contract: each (title, device type, country, minute) is one hash with the whole sums of docs/qoe.md; writing the
-same micro-batch again leaves Redis identical; a bucket re-emitted with a late event is overwritten, not added to;
-every key has the bucket TTL; the reader returns the buckets and the metrics come from their merged sums; the
-streaming query (stateful, event-time timeouts) writes the same buckets the batch transform computes.
+Contract: each (title, device type, country, minute) is one hash with the additive sums of docs/qoe.md; the
+shared query adds each micro-batch's event sums and the view_end query each judged session's outcome, each under
+its batch-id fence, so writing the same micro-batch again leaves Redis identical and a later one with a late event
+adds to its minute; every key has the bucket TTL; the reader returns the buckets and the metrics come from their
+merged sums; the running speed layer (the shared query and view_end) writes the buckets the batch transform
+computes.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from speed_layer.qoe import QUERY, write_qoe
-from speed_layer.query import SinkContext
-from speed_layer.source import events_frame, kafka_stream, parse_records, valid_events
+from speed_layer.qoe import apply_qoe, write_outcomes
+from speed_layer.query import SinkContext, collect_rows
+from speed_layer.source import events_frame
+from speed_layer.view_end import OUTCOME_COLUMNS, OUTCOME_MS, view_end_rows
 from warehouse_models.events import format_timestamp
-from warehouse_models.metrics.qoe import QOE_FIELDS, merge_sums, qoe_metrics, qoe_rows, read_qoe
+from warehouse_models.metrics.contributions import reduce_frame
+from warehouse_models.metrics.qoe import EVENT_CONTRIBUTIONS, QOE_FIELDS, merge_sums, qoe_metrics, qoe_rows, read_qoe
 from warehouse_models.redis_keys import SPEED_BUCKET_TTL_SECONDS
 from warehouse_models.settings import Settings
 
@@ -79,34 +81,49 @@ def ctx(redis_service, isolated: Settings) -> Iterator[SinkContext]:
 def _dump(ctx: SinkContext) -> dict[str, dict[str, int]]:
     client = ctx.client
     return {key.decode(): {f.decode(): int(v) for f, v in client.hgetall(key).items()}
-            for key in client.scan_iter(match=ctx.keys.pattern())}
+            for key in client.scan_iter(match=ctx.keys.qoe_bucket("*", "*", "*", 0).rsplit(":b:", 1)[0] + ":b:*")}
 
 
-def test_buckets_hold_whole_sums_and_a_replay_changes_nothing(spark, ctx):
-    batch = qoe_rows(events_frame(spark, _events(T0)), ctx.settings)
-    write_qoe(batch, ctx)
+def _write_batch(spark, ctx: SinkContext, events: list[dict[str, Any]], batch_id: int) -> None:
+    """What the two queries write for a micro-batch of ``events``: the shared query's event sums, view_end's
+    judged sessions (the batch forms of the same definitions)."""
+    frame = events_frame(spark, events)
+    apply_qoe(collect_rows(reduce_frame(frame, EVENT_CONTRIBUTIONS)), SinkContext(
+        settings=ctx.settings, client=ctx.client, keys=ctx.keys, query_name="views/qoe", batch_id=batch_id))
+    ended = view_end_rows(frame, ctx.settings).select("content_id", "device_type", "country", *OUTCOME_COLUMNS,
+                                                       OUTCOME_MS)
+    write_outcomes(collect_rows(ended), SinkContext(settings=ctx.settings, client=ctx.client, keys=ctx.keys,
+                                                    query_name="view_end", batch_id=batch_id))
+
+
+def test_buckets_add_each_batch_once(spark, ctx):
+    _write_batch(spark, ctx, _events(T0), 3)
     keys = ctx.keys
+
+    def nonzero(sums: dict[str, int]) -> dict[str, int]:
+        return {name: value for name, value in sums.items() if value}
+
     expected = {
-        keys.qoe_bucket("vod-1", "tv", "DE", T0_S): MINUTE_0,
-        keys.qoe_bucket("vod-1", "tv", "DE", T0_S + 60): MINUTE_1,
+        keys.qoe_bucket("vod-1", "tv", "DE", T0_S): nonzero(MINUTE_0),
+        keys.qoe_bucket("vod-1", "tv", "DE", T0_S + 60): nonzero(MINUTE_1),
     }
     assert _dump(ctx) == expected
     for key in expected:
         assert 0 < ctx.client.ttl(key) <= SPEED_BUCKET_TTL_SECONDS
 
-    write_qoe(batch, ctx)
+    # The same micro-batch again (a replay after a crash): both fences hold.
+    _write_batch(spark, ctx, _events(T0), 3)
     assert _dump(ctx) == expected
 
-    # A later micro-batch re-emits 12:00 with a late heartbeat: the whole value replaces the old one.
+    # The next micro-batch brings a late heartbeat of 12:00: its minute gains it, nothing else changes.
     late = _event(T0, "heartbeat", "s1", 31, position_seconds=29.0, player_state="playing", bitrate_kbps=6000)
-    write_qoe(qoe_rows(events_frame(spark, [*_events(T0), late]), ctx.settings)
-              .where("window_start = timestamp'2026-03-01 12:00:00'"), ctx)
+    _write_batch(spark, ctx, [late], 4)
     updated = {**MINUTE_0, "playing_seconds": 30, "bitrate_seconds_kbps": 120_000, "bitrate_seconds": 30}
-    assert _dump(ctx) == {**expected, keys.qoe_bucket("vod-1", "tv", "DE", T0_S): updated}
+    assert _dump(ctx) == {**expected, keys.qoe_bucket("vod-1", "tv", "DE", T0_S): nonzero(updated)}
 
 
 def test_reader_and_metrics(spark, ctx):
-    write_qoe(qoe_rows(events_frame(spark, _events(T0)), ctx.settings), ctx)
+    _write_batch(spark, ctx, _events(T0), 0)
     buckets = read_qoe(ctx.client, ctx.keys, "vod-1")
     assert buckets == {("tv", "DE", T0_S): MINUTE_0, ("tv", "DE", T0_S + 60): MINUTE_1}
     assert read_qoe(ctx.client, ctx.keys, "vod-1", since=T0_S + 60) == {("tv", "DE", T0_S + 60): MINUTE_1}
@@ -119,39 +136,31 @@ def test_reader_and_metrics(spark, ctx):
     assert metrics["exit_before_start_rate"] == pytest.approx(1 / 3)
 
 
-def test_streaming_query_writes_the_same_buckets(spark, kafka_service, ctx, tmp_path: Path):
+def test_the_speed_layer_writes_the_buckets_the_batch_transform_computes(spark, kafka_service, ctx):
     from kafka import KafkaProducer
 
     from infra.kafka import ensure_topics
+    from speed_layer.job import run_speed_available_now
 
     # Recent times: the envelope refuses events a month older than their Kafka timestamp.
     t0 = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=10)
     t0_s = int(t0.timestamp())
     settings = ctx.settings.model_copy(update={"speed_allowed_lateness_seconds": 5})
     ensure_topics(settings)
-    # A heartbeat of another title at 12:03 moves the watermark past s3's play_request plus the timeout.
+    # A heartbeat of another title at 12:03 moves the watermark past every session's last event plus the timeout.
     clock = _event(t0, "heartbeat", "s9", 180, content_id="vod-9", position_seconds=1.0, player_state="paused")
+    events = [*_events(t0), clock]
     producer = KafkaProducer(**settings.kafka_producer_config())
-    for event in [*_events(t0), clock]:
+    for event in events:
         producer.send(settings.topics.playback.name, key=event["account_id"].encode(), value=json.dumps(event).encode())
     producer.flush()
     producer.close()
 
-    query = (qoe_rows(valid_events(parse_records(kafka_stream(spark, settings, QUERY.topics))), settings)
-             .writeStream.outputMode(QUERY.output_mode)
-             .option("checkpointLocation", str(tmp_path / "checkpoint"))
-             .foreachBatch(lambda batch, batch_id: write_qoe(batch, SinkContext(
-                 settings=settings, client=ctx.client, keys=ctx.keys, query_name="qoe", batch_id=batch_id)))
-             .trigger(processingTime="1 second")
-             .start())
+    run_speed_available_now(spark, settings, names=["qoe", "view_end"], timeout_s=600)
+
     expected = {("tv", "DE", t0_s): MINUTE_0, ("tv", "DE", t0_s + 60): MINUTE_1}
-    try:
-        query.processAllAvailable()
-        deadline = time.monotonic() + 60
-        while read_qoe(ctx.client, ctx.keys, "vod-1") != expected and time.monotonic() < deadline:
-            time.sleep(1)
-    finally:
-        query.stop()
-    assert query.exception() is None
     assert read_qoe(ctx.client, ctx.keys, "vod-1") == expected
-    assert read_qoe(ctx.client, ctx.keys, "vod-9") == {("tv", "DE", t0_s + 180): _sums()}
+    assert read_qoe(ctx.client, ctx.keys, "vod-9") == {}  # a paused heartbeat adds nothing
+    batch = {(r["device_type"], r["country"], int(r["window_start"].timestamp())): {f: r[f] for f in QOE_FIELDS}
+             for r in qoe_rows(events_frame(spark, events), settings).collect() if r["content_id"] == "vod-1"}
+    assert batch == expected

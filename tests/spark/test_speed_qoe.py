@@ -1,4 +1,4 @@
-"""QoE sums from hand-made playback events: the batch transform, the stateful step, and the metrics.
+"""QoE sums from hand-made playback events: the batch transform, the rule in Python, and the view_end outcomes.
 
 The Spark side (local SparkSession, no services) of the contract stated in ``tests/unit/test_speed_qoe.py``.
 """
@@ -67,18 +67,25 @@ def test_batch_transform_leaves_sessions_open_at_the_watermark_unjudged(spark):
     assert sorted(tuple(r) for r in rows) == [(T0_S, 1, 0), (T0_S + 60, 0, 0)]
 
 
-def test_batch_transform_equals_the_stateful_step_on_a_simulated_world(spark):
-    """The Spark batch transform and the Python step the stream runs (slice by slice) give the same buckets."""
+def _world_events() -> list[dict]:
     from datetime import datetime, timedelta, timezone
 
     from simulator import SimulationConfig, simulate
-    from warehouse_models.events import PLAYBACK_TYPES, parse_timestamp
-    from warehouse_models.metrics.qoe import UNKNOWN_COUNTRY, batch_buckets
 
     config = SimulationConfig(start=datetime(2026, 2, 3, 20, tzinfo=timezone.utc), duration=timedelta(minutes=40),
                               users=40)
     # The simulated world, and the hand-made sessions above (every outcome, a refusal, a live slice, no country).
-    events = [*simulate(config), *S1, *OTHERS, S1_LATE]
+    return [*simulate(config), *S1, *OTHERS, S1_LATE]
+
+
+def test_batch_transform_equals_the_rule_in_python_on_a_simulated_world(spark):
+    """The Spark batch transform and the Python rule (slice by slice) give the same buckets."""
+    from datetime import timezone
+
+    from warehouse_models.events import PLAYBACK_TYPES, parse_timestamp
+    from warehouse_models.metrics.qoe import UNKNOWN_COUNTRY, batch_buckets
+
+    events = _world_events()
     settings = Settings(speed_allowed_lateness_seconds=120, speed_heartbeat_timeout_seconds=30)
     playback = {t.value for t in PLAYBACK_TYPES}
     wire = [{**e, "ms": int(parse_timestamp(e["event_timestamp"]).timestamp() * 1000),
@@ -98,3 +105,24 @@ def test_batch_transform_equals_the_stateful_step_on_a_simulated_world(spark):
     assert got == expected
     outcomes = ("start_failures", "exits_before_start", "failures_after_start")
     assert all(sum(s[f] for b in got.values() for s in b.values()) > 0 for f in outcomes)
+
+
+def test_view_end_judges_the_outcomes_the_batch_transform_counts(spark):
+    """The speed layer takes the session outcomes from view_end's rows (:func:`outcome_counts`): on the simulated
+    world with every outcome, they are the batch transform's outcome sums, bucket by bucket."""
+    from speed_layer.view_end import OUTCOME_COLUMNS, OUTCOME_MS, view_end_rows
+    from warehouse_models.metrics.qoe import OUTCOME_FIELDS, outcome_counts
+
+    settings = Settings(speed_allowed_lateness_seconds=120, speed_heartbeat_timeout_seconds=30)
+    frame = events_frame(spark, _world_events())
+    ended = view_end_rows(frame, settings).select("content_id", "device_type", "country", *OUTCOME_COLUMNS, OUTCOME_MS)
+    got = outcome_counts(row.asDict() for row in ended.collect())
+
+    expected = {}
+    for row in qoe_rows(frame, settings).collect():
+        counts = {name: row[name] for name in OUTCOME_FIELDS}
+        if any(counts.values()):
+            bucket = int(row["window_start"].timestamp())
+            expected[(row["content_id"], row["device_type"], row["country"], bucket)] = counts
+    assert got == expected
+    assert all(sum(c[f] for c in got.values()) > 0 for f in OUTCOME_FIELDS)

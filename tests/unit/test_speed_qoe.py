@@ -1,4 +1,4 @@
-"""QoE sums from hand-made playback events: the batch transform, the stateful step, and the metrics.
+"""QoE sums from hand-made playback events: the rule in Python, the view_end outcomes, and the metrics.
 
 Contract: one row per (content, device type, country, event-time minute) with the whole additive sums of
 docs/qoe.md; session outcomes (start failure, exit before start, failure after start) are judged once, in the
@@ -16,19 +16,24 @@ import pandas as pd
 import pytest
 
 from speed_layer.qoe import QUERY
-from tests.speed_support import FakeGroupState
 from warehouse_models.events import TopicKind, format_timestamp
 from warehouse_models.marts import QOE_RATIO_COLUMNS
 from warehouse_models.metrics.qoe import (
     EVENT_COLUMNS,
+    EVENT_CONTRIBUTIONS,
+    EVENT_FIELDS,
+    OUTCOME_FIELDS,
     QOE_FIELDS,
     QOE_METRIC_NAMES,
     QOE_RATIOS,
-    load_slices,
+    UNKNOWN_COUNTRY,
+    SliceState,
     merge_sums,
-    qoe_group_step,
+    outcome_counts,
     qoe_metrics,
+    qoe_step,
 )
+from warehouse_models.metrics.sessions import ordered_events
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 T0_S = int(T0.timestamp())
@@ -77,10 +82,13 @@ VOD_1200 = _sums(plays=3, startups=2, startup_ms_sum=1500, playing_seconds=50, s
 VOD_1201 = _sums(plays=2, exits_before_start=1, failures_after_start=1)
 
 
-def test_query_keeps_session_state_and_reads_playback():
+def test_query_is_an_additive_view_of_the_shared_query():
     assert QUERY.name == "qoe"
     assert QUERY.topics == (TopicKind.PLAYBACK,)
-    assert QUERY.stateful
+    assert not QUERY.stateful and QUERY.late_cut
+    assert QUERY.contributions is EVENT_CONTRIBUTIONS
+    assert EVENT_CONTRIBUTIONS.sums == EVENT_FIELDS
+    assert set(EVENT_FIELDS) | set(OUTCOME_FIELDS) == set(QOE_FIELDS) and not set(EVENT_FIELDS) & set(OUTCOME_FIELDS)
 
 
 def _pandas(events: list[dict[str, Any]]) -> pd.DataFrame:
@@ -90,37 +98,55 @@ def _pandas(events: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-def _step(state: FakeGroupState, events: list[dict[str, Any]]) -> list[tuple[int, dict[str, int]]]:
-    frames = iter([_pandas(events)]) if events else iter([])
-    out = list(qoe_group_step((0,), frames, state, timeout_ms=TIMEOUT_MS))
-    rows = [r for frame in out for r in frame.to_dict("records")]
-    return [(int(r["window_start"].timestamp()), {f: int(r[f]) for f in QOE_FIELDS}) for r in rows]
+def _step(state: SliceState, events: list[dict[str, Any]], watermark_s: float) -> list[tuple[int, dict[str, int]]]:
+    rows = ordered_events([_pandas(events)]) if events else []
+    out = qoe_step(state, rows, watermark_ms=int(watermark_s * 1000), timeout_ms=TIMEOUT_MS)
+    return list(out.items())
 
 
-def test_stateful_step_emits_whole_values_updates_a_late_minute_and_finalises():
-    state = FakeGroupState(None, watermark_ms=0)
+def test_the_rule_gives_whole_values_updates_a_late_minute_and_finalises():
+    state = SliceState.empty()
     s1_1200 = _sums(plays=1, startups=1, startup_ms_sum=1000, playing_seconds=30, stall_ms=2000, rebuffers=1,
                     bitrate_seconds_kbps=3000 * 20 + 6000 * 10, bitrate_seconds=30, quality_changes=1, upshifts=1)
-    assert _step(state, S1[:8]) == [(T0_S, s1_1200)]
-    assert state.timeout_ms == (T0_S + 51) * 1000 + TIMEOUT_MS
+    assert _step(state, S1[:8], 0) == [(T0_S, s1_1200)]
+    assert state.next_timeout_ms(TIMEOUT_MS) == (T0_S + 51) * 1000 + TIMEOUT_MS
 
-    # Next micro-batch (watermark 12:00:41): the late heartbeat of 12:00:31 and the end at 12:01:05.
-    state.watermark_ms = (T0_S + 41) * 1000
+    # Next step (watermark 12:00:41): the late heartbeat of 12:00:31 and the end at 12:01:05.
     with_late = {**s1_1200, "playing_seconds": 40, "bitrate_seconds_kbps": 180_000, "bitrate_seconds": 40}
-    assert _step(state, [S1_LATE, *S1[8:]]) == [(T0_S, with_late), (T0_S + 60, _sums())]
+    assert _step(state, [S1_LATE, *S1[8:]], T0_S + 41) == [(T0_S, with_late), (T0_S + 60, _sums())]
 
     # A silent request in the same slice, then the watermark moves on: the exit counts in its minute.
-    assert _step(state, [_event("play_request", "s9", 110)]) == [(T0_S + 60, _sums(plays=1))]
-    state.hasTimedOut, state.watermark_ms = True, (T0_S + 141) * 1000
-    assert _step(state, []) == [(T0_S + 60, _sums(plays=1, exits_before_start=1))]
-    assert state.exists
-    remaining = load_slices(state)[("vod-1", "tv", "DE")]
-    assert sorted(remaining.buckets) == [T0_S + 60] and remaining.sessions == {}
+    assert _step(state, [_event("play_request", "s9", 110)], T0_S + 41) == [(T0_S + 60, _sums(plays=1))]
+    assert _step(state, [], T0_S + 141) == [(T0_S + 60, _sums(plays=1, exits_before_start=1))]
+    assert sorted(state.buckets) == [T0_S + 60] and state.sessions == {}
 
     # Past the end of 12:01 plus the timeout the minute is final and the state is gone.
-    state.watermark_ms = (T0_S + 151) * 1000
-    assert _step(state, []) == []
-    assert not state.exists
+    assert _step(state, [], T0_S + 151) == []
+    assert state.buckets == {} and state.next_timeout_ms(TIMEOUT_MS) is None
+
+
+def _ended(content: str | None = "vod-1", *, at_s: float, country: str | None = "DE", **flags: bool) -> dict[str, Any]:
+    return {"content_id": content, "device_type": "tv", "country": country, "outcome_ms": int((T0_S + at_s) * 1000),
+            "started": False, "start_failure": False, "exit_before_start": False, "failed_after_start": False,
+            **flags}
+
+
+def test_view_end_rows_count_their_outcomes_in_the_minute_they_are_judged_at():
+    rows = [
+        _ended(at_s=5, start_failure=True),
+        _ended(at_s=59.999, exit_before_start=True),
+        _ended(at_s=60, failed_after_start=True, started=True),
+        _ended(at_s=61, started=True),  # watched and ended well: no outcome to count
+        _ended(at_s=70, country=None, exit_before_start=True),
+        _ended(None, at_s=70, start_failure=True),  # no title: its events count nowhere either
+    ]
+    assert outcome_counts(rows) == {
+        ("vod-1", "tv", "DE", T0_S): {"start_failures": 1, "exits_before_start": 1, "failures_after_start": 0},
+        ("vod-1", "tv", "DE", T0_S + 60): {"start_failures": 0, "exits_before_start": 0, "failures_after_start": 1},
+        ("vod-1", "tv", UNKNOWN_COUNTRY, T0_S + 60): {"start_failures": 0, "exits_before_start": 1,
+                                                      "failures_after_start": 0},
+    }
+    assert outcome_counts([]) == {}
 
 
 def test_metrics_from_merged_sums():
@@ -150,19 +176,3 @@ def test_each_ratio_is_defined_once_for_the_metrics_and_the_mart():
     assert list(qoe_metrics(_sums())) == list(QOE_METRIC_NAMES)
     for ratio in QOE_RATIOS:
         assert {t.field for t in (*ratio.numerator, *ratio.denominator)} <= set(QOE_FIELDS), ratio.name
-
-
-def test_one_state_group_keeps_its_slices_apart():
-    state = FakeGroupState(None, watermark_ms=0)
-    mobile = [_event("play_request", "s2", 5, device="mobile"), _hb("s2", 15, 1000, device="mobile")]
-    frames = iter([_pandas(S1[:3] + mobile)])
-    out = [r for frame in qoe_group_step((0,), frames, state, timeout_ms=TIMEOUT_MS) for r in frame.to_dict("records")]
-    by_slice = {(r["content_id"], r["device_type"], r["country"]): {f: int(r[f]) for f in QOE_FIELDS} for r in out}
-    assert by_slice == {
-        ("vod-1", "tv", "DE"): _sums(plays=1, startups=1, startup_ms_sum=1000, playing_seconds=10,
-                                     bitrate_seconds_kbps=30_000, bitrate_seconds=10),
-        ("vod-1", "mobile", "DE"): _sums(plays=1, playing_seconds=10, bitrate_seconds_kbps=10_000, bitrate_seconds=10),
-    }
-    assert sorted(load_slices(state)) == [("vod-1", "mobile", "DE"), ("vod-1", "tv", "DE")]
-    # The earliest deadline of the group: s1's last event (11 s) plus the timeout.
-    assert state.timeout_ms == (T0_S + 11) * 1000 + TIMEOUT_MS

@@ -84,7 +84,8 @@ def _pandas(events: list[dict[str, Any]]) -> pd.DataFrame:
 
 def _expected(session: str, *, last_s: float, position: float | None, watch: float, end_reason: str,
               started: bool, start_failure: bool = False, exit_before_start: bool = False,
-              failed_after_start: bool = False) -> dict[str, Any]:
+              failed_after_start: bool = False, outcome_s: float | None = None) -> dict[str, Any]:
+    """A view_end row; ``outcome_s``: when QoE judges it (the explicit end; by default the last event)."""
     return {
         "event_id": f"ve-{session}", "schema_version": 1, "event_type": "view_end",
         "event_timestamp": pd.Timestamp(T0 + timedelta(seconds=last_s)), "account_id": f"acc-{session}",
@@ -93,6 +94,7 @@ def _expected(session: str, *, last_s: float, position: float | None, watch: flo
         "watch_seconds": watch, "completion_pct": None, "end_reason": end_reason, "started": started,
         "start_failure": start_failure, "exit_before_start": exit_before_start,
         "failed_after_start": failed_after_start,
+        "outcome_ms": int((T0 + timedelta(seconds=last_s if outcome_s is None else outcome_s)).timestamp() * 1000),
     }
 
 
@@ -101,7 +103,8 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
             for r in frame.to_dict("records")]
 
 
-EXPLICIT = _expected("s-end", last_s=35, position=24.0, watch=20.0, end_reason="explicit_end", started=True)
+EXPLICIT = _expected("s-end", last_s=35, position=24.0, watch=20.0, end_reason="explicit_end", started=True,
+                     outcome_s=35)
 TIMED_OUT = _expected("s-gone", last_s=22, position=70.0, watch=20.0, end_reason="heartbeat_timeout", started=True)
 START_FAILURE = _expected("s-fail", last_s=4, position=0.0, watch=0.0, end_reason="explicit_end", started=False,
                           start_failure=True)

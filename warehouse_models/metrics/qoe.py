@@ -6,49 +6,33 @@ ratios. The definitions, with formulas, are in ``docs/qoe.md``.
 
 The sums of a bucket come from playback events whose event time falls in the minute (startup from
 ``first_frame``, stalls from ``buffer_end``, playing time and bitrate from playing heartbeats, shifts from
-``quality_change``, plays from ``play_request``). The three session outcomes (start failures, exits before
-start, failures after start) need to know what happened earlier in the session, which one minute's events do
-not tell: so the query keeps, per slice (title, device type, country), the lifecycle of its open sessions and
-judges each session once, with :func:`warehouse_models.metrics.sessions.outcome_flags` (the same definitions as the
-view_end rows), in the bucket of the event that ended it (``play_end`` or fatal ``error``) or, for a session
-that stopped sending events, in the bucket of its last event once the watermark passes it plus the heartbeat
-timeout.
+``quality_change``, plays from ``play_request``): what each event adds is :data:`EVENT_CONTRIBUTIONS`, a view
+without session state. The three session outcomes (start failures, exits before start, failures after start)
+need to know what happened earlier in the session, which one minute's events do not tell: each session is judged
+once, with :func:`warehouse_models.metrics.sessions.outcome_flags`, in the bucket of its end (the earliest
+``play_end`` or fatal ``error``) or, for a session that stopped sending events, in the bucket of its last event
+once the watermark passes it plus the heartbeat timeout. That is the view_end rule, so the speed layer takes the
+outcomes from its view_end query (session state in the JVM): :func:`outcome_counts` turns view_end rows into the
+counts each bucket gains. Both parts are additive, so the speed layer adds them under its batch-id fences.
 
-One stateful operator does both (``applyInPandasWithState``, event-time timeouts; the slices hashed into
-``speed_state_groups`` keys, each holding many slices), so each
-micro-batch emits the *whole* value of every bucket it changed and the writer sets it (``HSET``): replaying a
-batch writes the same values. A bucket's sums stay in the state until the watermark passes its end plus the
-heartbeat timeout (the last moment a timed-out session can still be judged into it), then it is final.
-
-On a batch frame the same rules run as Spark aggregations (no Python per slice), with the watermark the
-stream would have after reading the frame: the event sums per bucket, and each session judged once from its
-earliest end and first facts. :func:`batch_buckets` runs :func:`qoe_step` itself over the same events; the
-tests hold the two equal on a simulated world with every outcome (events at the very same millisecond as a
-session's end count as before it in the batch form, in arrival order in the stream).
+On a batch frame (:func:`qoe_rows`, the batch layer's QoE mart and reconciliation) the event sums are the same
+contributions reduced by Spark, and each session is judged from its earliest end and first facts, with the
+watermark the stream would have after reading the frame. :func:`qoe_step` is the rule in Python, slice by slice:
+the tests hold the Spark form to it on a simulated world with every outcome, and hold the view_end outcomes to the
+Spark form.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from warehouse_models.events import HEARTBEAT_INTERVAL_SECONDS, MAX_CLOCK_SKEW, PLAYBACK_TYPES, EventType
-from warehouse_models.metrics.sessions import (
-    STATE_GROUP,
-    drop_resent,
-    load_group,
-    ordered_events,
-    outcome_flag_columns,
-    outcome_flags,
-    state_group,
-    store_group,
-)
+from warehouse_models.metrics.contributions import Contributions, reduce_frame, window_start
+from warehouse_models.metrics.sessions import outcome_flag_columns, outcome_flags
 from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, KeyLayout, bucket_start
 from warehouse_models.redis_plan import Command, Plan, run, scan
 from warehouse_models.settings import Settings
@@ -57,7 +41,6 @@ if TYPE_CHECKING:
     import redis
     from pyspark.sql import DataFrame
     from pyspark.sql.column import Column as SparkColumn
-    from pyspark.sql.streaming.state import GroupState
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +51,11 @@ QOE_FIELDS: tuple[str, ...] = (
 )
 """The additive sums of a bucket, in the order of the output columns and of docs/qoe.md."""
 
+OUTCOME_FIELDS: tuple[str, ...] = ("start_failures", "exits_before_start", "failures_after_start")
+"""The sums counted per judged session (from view_end rows in the speed layer)."""
+EVENT_FIELDS: tuple[str, ...] = tuple(name for name in QOE_FIELDS if name not in OUTCOME_FIELDS)
+"""The sums each playback event adds on its own (:data:`EVENT_CONTRIBUTIONS`)."""
+
 SLICE_COLUMNS: tuple[str, ...] = ("content_id", "device_type", "country")
 UNKNOWN_COUNTRY = "unknown"
 """Slice value for events without a country (the field is optional)."""
@@ -76,14 +64,11 @@ EVENT_COLUMNS: tuple[str, ...] = (
     *SLICE_COLUMNS, "session_id", "event_type", "event_timestamp", "player_state", "bitrate_kbps",
     "previous_bitrate_kbps", "startup_ms", "stall_ms", "error_fatal", "error_code",
 )
-OUTPUT_DDL = ("content_id STRING, device_type STRING, country STRING, window_start TIMESTAMP, "
-              + ", ".join(f"{name} BIGINT" for name in QOE_FIELDS))
-STATE_DDL = "slices_json STRING"
-"""A state group's state: its slices as JSON, ``[content_id, device_type, country]`` (JSON text) -> slice state."""
 
 _MINUTE_MS = SPEED_BUCKET_SECONDS * 1000
 _OUTCOME_FIELDS = {"start_failure": "start_failures", "exit_before_start": "exits_before_start",
                    "failed_after_start": "failures_after_start"}
+"""Outcome flag (:func:`outcome_flags`) -> the sum it counts in."""
 
 
 # --- the per-slice step ------------------------------------------------------------------------------------------
@@ -218,54 +203,6 @@ def qoe_step(state: SliceState, events: Iterable[Mapping[str, Any]], *, watermar
     return out
 
 
-def _row_dicts(key: tuple[Any, ...], buckets: Mapping[int, Mapping[str, int]]) -> list[dict[str, Any]]:
-    content_id, device_type, country = (str(k) for k in key)
-    return [{"content_id": content_id, "device_type": device_type, "country": country,
-             "window_start": pd.Timestamp(bucket, unit="s", tz="UTC"), **{f: int(sums[f]) for f in QOE_FIELDS}}
-            for bucket, sums in buckets.items()]
-
-
-def _rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["content_id", "device_type", "country", "window_start", *QOE_FIELDS])
-
-
-def load_slices(state: GroupState) -> dict[tuple[str, str, str], SliceState]:
-    """The slices a state group holds (none for a new group): (content_id, device_type, country) -> state."""
-    return {tuple(json.loads(key)): SliceState.from_raw(raw) for key, raw in load_group(state).items()}
-
-
-def qoe_group_step(key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: GroupState, *,
-                   timeout_ms: int) -> Iterator[pd.DataFrame]:
-    """The ``applyInPandasWithState`` function of one state group (many slices, see ``speed_state_groups``): each
-    slice's new events in (:func:`qoe_step`), the whole sums of every bucket that changed out.
-
-    Slices without new events are stepped too, so their timed-out sessions are judged and their final buckets
-    dropped in the batch where the watermark passes them; Spark calls the group when its earliest deadline passes.
-    """
-    slices = load_slices(state)
-    by_slice: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    if not state.hasTimedOut:
-        for event in ordered_events(frames):
-            slice_key = (str(event["content_id"]), str(event["device_type"]), str(event["country"]))
-            by_slice.setdefault(slice_key, []).append(event)
-    watermark_ms = state.getCurrentWatermarkMs()
-    rows: list[dict[str, Any]] = []
-    due: list[int] = []
-    for slice_key in sorted(set(slices) | set(by_slice)):
-        slice_state = slices.get(slice_key) or SliceState.empty()
-        changed = qoe_step(slice_state, by_slice.get(slice_key, []), watermark_ms=watermark_ms, timeout_ms=timeout_ms)
-        next_ms = slice_state.next_timeout_ms(timeout_ms)
-        if next_ms is None:
-            slices.pop(slice_key, None)
-        else:
-            slices[slice_key] = slice_state
-            due.append(next_ms)
-        rows.extend(_row_dicts(slice_key, changed))
-    store_group(state, {json.dumps(list(k)): s.to_raw() for k, s in slices.items()}, due)
-    if rows:
-        yield _rows(rows)
-
-
 def batch_buckets(events: Iterable[Mapping[str, Any]], *, watermark_ms: int,
                   timeout_ms: int) -> dict[tuple[str, str, str], dict[int, dict[str, int]]]:
     """The batch result computed in Python, slice by slice, with :func:`qoe_step`: the reference the Spark batch
@@ -276,6 +213,83 @@ def batch_buckets(events: Iterable[Mapping[str, Any]], *, watermark_ms: int,
                             []).append(event)
     return {key: qoe_step(SliceState.empty(), rows, watermark_ms=watermark_ms, timeout_ms=timeout_ms)
             for key, rows in by_slice.items()}
+
+
+# --- what each event adds, and what each judged session adds -----------------------------------------------------
+
+
+def _event_where() -> SparkColumn:
+    from pyspark.sql import functions as F
+
+    return (F.col("event_type").isin(sorted(t.value for t in PLAYBACK_TYPES)) & F.col("session_id").isNotNull()
+            & F.col("content_id").isNotNull() & F.col("device_type").isNotNull())
+
+
+def _event_columns() -> dict[str, SparkColumn]:
+    from pyspark.sql import functions as F
+
+    kind = F.col("event_type")
+    playing = (kind == EventType.HEARTBEAT.value) & (F.col("player_state") == "playing")
+    rated = playing & F.col("bitrate_kbps").isNotNull()
+    shift = ((kind == EventType.QUALITY_CHANGE.value) & F.col("bitrate_kbps").isNotNull()
+             & F.col("previous_bitrate_kbps").isNotNull())
+    seconds = F.lit(HEARTBEAT_INTERVAL_SECONDS)
+
+    def value(condition: SparkColumn, amount: SparkColumn | int = 1) -> SparkColumn:
+        amount = amount if not isinstance(amount, int) else F.lit(amount)
+        return F.when(condition, amount.cast("long")).otherwise(F.lit(0)).cast("long")
+
+    values = {
+        "plays": value(kind == EventType.PLAY_REQUEST.value),
+        "startups": value(kind == EventType.FIRST_FRAME.value),
+        "startup_ms_sum": value(kind == EventType.FIRST_FRAME.value, F.coalesce(F.col("startup_ms"), F.lit(0))),
+        "playing_seconds": value(playing, seconds),
+        "stall_ms": value(kind == EventType.BUFFER_END.value, F.coalesce(F.col("stall_ms"), F.lit(0))),
+        "rebuffers": value(kind == EventType.BUFFER_END.value),
+        "bitrate_seconds_kbps": value(rated, F.col("bitrate_kbps").cast("long") * seconds),
+        "bitrate_seconds": value(rated, seconds),
+        "quality_changes": value(kind == EventType.QUALITY_CHANGE.value),
+        "upshifts": value(shift & (F.col("bitrate_kbps") > F.col("previous_bitrate_kbps"))),
+        "downshifts": value(shift & (F.col("bitrate_kbps") < F.col("previous_bitrate_kbps"))),
+    }
+    return {
+        "content_id": F.col("content_id"),
+        "device_type": F.col("device_type"),
+        "country": F.coalesce(F.col("country"), F.lit(UNKNOWN_COUNTRY)),
+        # One window per speed bucket, so a window's values are exactly one bucket's fields.
+        "start": window_start(SPEED_BUCKET_SECONDS),
+        **{name: values[name] for name in EVENT_FIELDS},
+    }
+
+
+EVENT_CONTRIBUTIONS = Contributions(where=_event_where, columns=_event_columns, keys=(*SLICE_COLUMNS, "start"),
+                                    sums=EVENT_FIELDS)
+"""Per playback event of a session: its slice and minute, and what it adds to each of :data:`EVENT_FIELDS` (zeros
+for the events that add nothing, so every minute with an event of the slice has a bucket)."""
+
+
+def outcome_counts(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str, int], dict[str, int]]:
+    """Judged sessions -> what each QoE bucket gains: (content_id, device_type, country, bucket start) ->
+    :data:`OUTCOME_FIELDS` counts (only the buckets that gain something).
+
+    Each row is one session judged once (a view_end row): its slice, ``outcome_ms`` (the event time it is judged
+    at: its end, or its last event for a timeout) and its outcome flags. Rows without a title or a device type
+    count nowhere, as their events do not.
+    """
+    out: dict[tuple[str, str, str, int], dict[str, int]] = {}
+    for row in rows:
+        if row.get("content_id") is None or row.get("device_type") is None:
+            continue
+        flagged = [field for flag, field in _OUTCOME_FIELDS.items() if row.get(flag)]
+        if not flagged:
+            continue
+        country = row.get("country")
+        key = (str(row["content_id"]), str(row["device_type"]), UNKNOWN_COUNTRY if country is None else str(country),
+               _bucket_of(int(row["outcome_ms"])))
+        counts = out.setdefault(key, dict.fromkeys(OUTCOME_FIELDS, 0))
+        for field in flagged:
+            counts[field] += 1
+    return out
 
 
 def _bucket_start(ms: SparkColumn) -> SparkColumn:
@@ -297,32 +311,13 @@ def _batch_qoe_rows(rows: DataFrame, *, lateness_s: int, timeout_ms: int) -> Dat
 
     ms = F.unix_millis(F.col("event_timestamp"))
     kind = F.col("event_type")
-    playing = (kind == EventType.HEARTBEAT.value) & (F.col("player_state") == "playing")
-    rated = playing & F.col("bitrate_kbps").isNotNull()
-    shift = (kind == EventType.QUALITY_CHANGE.value) & F.col("bitrate_kbps").isNotNull() & F.col(
-        "previous_bitrate_kbps").isNotNull()
     fatal = (kind == EventType.ERROR.value) & F.coalesce(F.col("error_fatal"), F.lit(False))
-    seconds = HEARTBEAT_INTERVAL_SECONDS
 
     def count(condition: SparkColumn) -> SparkColumn:
         return F.count_if(condition).cast("long")
 
-    def total(condition: SparkColumn, value: SparkColumn) -> SparkColumn:
-        return F.coalesce(F.sum(F.when(condition, value.cast("long"))), F.lit(0)).cast("long")
-
-    event_sums = rows.groupBy(*SLICE_COLUMNS, _bucket_start(ms).alias("window_start")).agg(
-        count(kind == EventType.PLAY_REQUEST.value).alias("plays"),
-        count(kind == EventType.FIRST_FRAME.value).alias("startups"),
-        total(kind == EventType.FIRST_FRAME.value, F.coalesce(F.col("startup_ms"), F.lit(0))).alias("startup_ms_sum"),
-        (count(playing) * seconds).alias("playing_seconds"),
-        total(rated, F.col("bitrate_kbps") * seconds).alias("bitrate_seconds_kbps"),
-        (count(rated) * seconds).alias("bitrate_seconds"),
-        count(kind == EventType.BUFFER_END.value).alias("rebuffers"),
-        total(kind == EventType.BUFFER_END.value, F.coalesce(F.col("stall_ms"), F.lit(0))).alias("stall_ms"),
-        count(kind == EventType.QUALITY_CHANGE.value).alias("quality_changes"),
-        count(shift & (F.col("bitrate_kbps") > F.col("previous_bitrate_kbps"))).alias("upshifts"),
-        count(shift & (F.col("bitrate_kbps") < F.col("previous_bitrate_kbps"))).alias("downshifts"),
-    )
+    event_sums = reduce_frame(rows, EVENT_CONTRIBUTIONS).select(
+        *SLICE_COLUMNS, F.timestamp_seconds("start").alias("window_start"), *EVENT_FIELDS)
 
     front = rows.agg((F.max(ms) - F.lit(lateness_s * 1000)).alias("_watermark_ms"))
     sessions = rows.withColumn("_ms", ms).groupBy(*SLICE_COLUMNS, "session_id").agg(
@@ -356,32 +351,19 @@ def _batch_qoe_rows(rows: DataFrame, *, lateness_s: int, timeout_ms: int) -> Dat
 
 
 def qoe_rows(events: DataFrame, settings: Settings) -> DataFrame:
-    """Valid events -> QoE sums per (content_id, device_type, country, window_start) minute (:data:`OUTPUT_DDL`).
-
-    Streaming: the whole sums of every bucket a micro-batch changed (update output). Batch: every bucket of
-    the frame, with the sessions still open at the frame's watermark not judged yet (as the stream would).
-    """
+    """Valid events (a batch frame) -> QoE sums per (content_id, device_type, country, window_start) minute: every
+    bucket of the frame, with the sessions still open at the frame's watermark not judged yet (as the stream
+    would). The speed layer runs the same definitions as two views (see the module's docstring)."""
     from pyspark.sql import functions as F
-    from pyspark.sql.streaming.state import GroupStateTimeout
 
+    if events.isStreaming:
+        raise ValueError("qoe_rows takes a batch frame; the speed layer adds EVENT_CONTRIBUTIONS and the view_end "
+                         "outcomes (speed_layer.qoe)")
     lateness = settings.speed_allowed_lateness_seconds
     timeout_ms = settings.speed_heartbeat_timeout_seconds * 1000
-    playback = sorted(t.value for t in PLAYBACK_TYPES)
-    rows = (drop_resent(events.withWatermark("event_timestamp", f"{lateness} seconds"))
-            .where(F.col("event_type").isin(playback) & F.col("session_id").isNotNull()
-                   & F.col("content_id").isNotNull() & F.col("device_type").isNotNull())
+    rows = (events.where(_event_where())
             .withColumn("country", F.coalesce(F.col("country"), F.lit(UNKNOWN_COUNTRY)))
             .select(*EVENT_COLUMNS))
-    if rows.isStreaming:
-        def stateful_step(key: tuple[Any, ...], frames: Iterator[pd.DataFrame],
-                          state: GroupState) -> Iterator[pd.DataFrame]:
-            return qoe_group_step(key, frames, state, timeout_ms=timeout_ms)
-
-        groups = rows.withColumn(STATE_GROUP, state_group([F.col(c) for c in SLICE_COLUMNS],
-                                                          settings.speed_state_groups))
-        return groups.groupBy(STATE_GROUP).applyInPandasWithState(
-            stateful_step, OUTPUT_DDL, STATE_DDL, "update", GroupStateTimeout.EventTimeTimeout)
-
     return _batch_qoe_rows(rows, lateness_s=lateness, timeout_ms=timeout_ms)
 
 

@@ -1,5 +1,5 @@
 """What the session metrics (QoE, view_end) share: a session's outcome (in Python and as Spark columns), events in
-event-time order, QoE's state groups, and re-sent events dropped on a stream.
+event-time order, and re-sent events dropped on a stream.
 
 The outcome flags are judged on the facts up to a session's end (the first ``play_end`` or fatal error by event
 time; for a session that stopped sending events, everything seen): see :func:`outcome_flags`.
@@ -7,8 +7,7 @@ time; for a session that stopped sending events, everything seen): see :func:`ou
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -16,7 +15,6 @@ import pandas as pd
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
     from pyspark.sql.column import Column
-    from pyspark.sql.streaming.state import GroupState
 
 
 REFUSAL_ERROR_CODES = frozenset({"STREAM_LIMIT_REACHED"})
@@ -58,32 +56,6 @@ def outcome_flag_columns(*, requested: Column, first_frame_ms: Column, fatal_ms:
         "exit_before_start": F.coalesce(requested, F.lit(False)) & ~started & ~fatal,
         "failed_after_start": fatal & started,
     }
-
-
-STATE_GROUP = "_state_group"
-"""The column a session-state query groups by: which of the ``speed_state_groups`` keys holds the row's state."""
-
-
-def state_group(columns: list[Column], groups: int) -> Column:
-    """The state group of a row: a stable hash of ``columns`` (the session or slice) modulo ``groups``."""
-    from pyspark.sql import functions as F
-
-    return F.pmod(F.xxhash64(*columns), F.lit(groups)).cast("int")
-
-
-def load_group(state: GroupState) -> dict[str, Any]:
-    """A state group's entries (decoded JSON: key -> value); empty for a new group."""
-    return json.loads(state.get[0]) if state.exists else {}
-
-
-def store_group(state: GroupState, entries: Mapping[str, Any], deadlines: Iterable[int]) -> None:
-    """Keep a state group's entries as one JSON value with its earliest deadline (event time, epoch ms) as the
-    group's timeout, or drop the group when it holds none. A timeout may not be set before the watermark."""
-    if not entries:
-        state.remove()
-        return
-    state.update((json.dumps(entries, separators=(",", ":")),))
-    state.setTimeoutTimestamp(max(min(deadlines), state.getCurrentWatermarkMs(), 1))
 
 
 def epoch_ms(values: pd.Series) -> pd.Series:
