@@ -22,12 +22,11 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from speed_layer.monitoring import DEAD_LETTERS
-from speed_layer.query import SinkContext, shared_view
+from speed_layer.query import SinkContext, produce_all, shared_view
 from warehouse_models.dead_letter import EMPTY_RECORD_REASON, dead_letter_record
 from warehouse_models.events import TopicKind, decode_and_validate
 from warehouse_models.metrics.contributions import Contributions
 from warehouse_models.redis_io import utc_from_ms
-from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql.column import Column as SparkColumn
@@ -39,8 +38,6 @@ STAGE = "speed_layer"
 EVENT_TOPICS = (TopicKind.PLAYBACK, TopicKind.INTERACTIONS, TopicKind.CATALOG, TopicKind.DERIVED)
 
 _FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): ")
-
-_PRODUCERS: dict[str, Any] = {}
 
 
 def _where() -> SparkColumn:
@@ -85,28 +82,14 @@ def dead_letter_of(row: dict[str, Any]) -> dict[str, Any]:
     return letter
 
 
-def _producer(settings: Settings) -> Any:
-    """One Kafka producer per process and cluster (kafka-python), made on the first dead letter."""
-    from kafka import KafkaProducer
-
-    key = settings.kafka_bootstrap_servers
-    if key not in _PRODUCERS:
-        _PRODUCERS[key] = KafkaProducer(**settings.kafka_producer_config(client_id="reelytics-speed-dead-letters"))
-    return _PRODUCERS[key]
-
-
 def apply_dead_letters(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     """Produce one micro-batch's dead letters to the dead-letter topic and wait until the broker has them all."""
     ctx.stats["dead_letters"] = len(rows)
     if not rows:
         return
     topic = ctx.settings.topics.dead_letter.name
-    producer = _producer(ctx.settings)
-    sends = [producer.send(topic, key=row["kafka_topic"].encode(), value=json.dumps(dead_letter_of(row)).encode())
-             for row in rows]
-    producer.flush()
-    for send in sends:
-        send.get(timeout=30)  # raises if the broker refused it: the micro-batch fails and runs again
+    produce_all(ctx.settings, topic, [(row["kafka_topic"].encode(), json.dumps(dead_letter_of(row)).encode())
+                                      for row in rows])
     DEAD_LETTERS.inc(len(rows))
     logger.warning("batch %d: %d malformed records sent to %s", ctx.batch_id, len(rows), topic)
 

@@ -331,7 +331,7 @@ def install_progress(spark: SparkSession, settings: Settings) -> Any:
     recorder = registry.get(settings.redis_key_prefix)
     if recorder is None:
         recorder = ProgressRecorder(settings.redis_client(), settings.keys)
-        spark.streams.addListener(recorder)
+        recorder.install(spark)
         registry[settings.redis_key_prefix] = recorder
         spark._reelytics_progress = registry  # type: ignore[attr-defined]
     return recorder
@@ -381,7 +381,8 @@ def start_speed_layer(spark: SparkSession, settings: Settings, *, names: Sequenc
 def wait_for(queries: Sequence[StreamingQuery], *, timeout_s: float | None = None, poll_s: float = 2.0,
              alive: Callable[[], bool] | None = None) -> None:
     """Wait until every query stopped; raise :class:`SpeedLayerError` (stopping the rest) when one fails, or when
-    ``alive`` (e.g. the background queries' process) says False."""
+    ``alive`` (e.g. the background queries' process) says False. The progress of their last micro-batches is
+    recorded before this returns."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
         while True:
@@ -403,6 +404,10 @@ def wait_for(queries: Sequence[StreamingQuery], *, timeout_s: float | None = Non
             if query.isActive:
                 query.stop()
         raise
+    finally:
+        from speed_layer.progress import drain_all
+
+        drain_all()
 
 
 def run_speed_available_now(spark: SparkSession, settings: Settings, *, names: Sequence[str] | None = None,

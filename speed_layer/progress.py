@@ -1,7 +1,9 @@
 """Query progress of the speed layer, logged and kept in Redis where `reelytics status` and monitoring read it.
 
-:class:`ProgressRecorder` is a Spark ``StreamingQueryListener``: after every micro-batch it stores the query's
-newest figures in ``KeyLayout.speed_progress(name)`` (input and processed rows/s, batch duration, watermark,
+:class:`ProgressRecorder` reads Spark's query events through a ``StreamingQueryListener`` in the JVM
+(``reelytics.speed.ProgressBuffer``, which keeps each event's JSON until a thread here takes them all, one call
+into the JVM every ``poll_s``) and, after every micro-batch, stores the query's newest figures in
+``KeyLayout.speed_progress(name)`` (input and processed rows/s, batch duration, watermark,
 state rows, rows dropped by the watermark, i.e. late events the speed layer left to the batch layer) and adds
 up the late events in ``late_rows_total``. The shared query's views aggregate each micro-batch and keep their own
 per-topic cut-off: it writes its own watermark, late counts and time per view there
@@ -15,16 +17,17 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from pyspark.sql.streaming import StreamingQueryListener
-
+from infra.process import ServiceError
 from speed_layer.query import SHARED_QUERY
 from warehouse_models.redis_keys import PROGRESS_TTL_SECONDS, KeyLayout
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
     from rich.table import Table
 
 logger = logging.getLogger(__name__)
@@ -94,22 +97,78 @@ def _kafka_lag(sources: list[dict[str, Any]]) -> int:
     return sum(kafka_lag_by_topic(sources).values())
 
 
-class ProgressRecorder(StreamingQueryListener):
-    """Keeps each speed query's newest progress in Redis and logs it (a ``StreamingQueryListener``)."""
+_INSTALLED: list[ProgressRecorder] = []
+
+
+def drain_all() -> None:
+    """Record every event the installed recorders' JVM listeners kept (e.g. the last batches of stopped queries)."""
+    for recorder in list(_INSTALLED):
+        recorder.drain()
+
+
+class ProgressRecorder:
+    """Keeps each speed query's newest progress in Redis and logs it, from the events the JVM listener buffers."""
 
     def __init__(self, client: Any, keys: KeyLayout, *, log_every_s: float = 30.0) -> None:
         self.client = client
         self.keys = keys
         self.log_every_s = log_every_s
         self._last_log: dict[str, float] = {}
+        self._buffer: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def onQueryStarted(self, event: Any) -> None:
-        logger.info("query %s started (id %s)", event.name, event.id)
+    def install(self, spark: SparkSession, *, poll_s: float = 0.5) -> None:
+        """Register the JVM listener on ``spark`` and start taking its events every ``poll_s`` seconds."""
+        from py4j.java_gateway import JavaClass
 
-    def onQueryProgress(self, event: Any) -> None:
+        buffer_class = spark._jvm.reelytics.speed.ProgressBuffer  # type: ignore[union-attr]
+        if not isinstance(buffer_class, JavaClass):
+            raise ServiceError("the speed layer's progress needs Reelytics' Spark classes (reelytics.speed), and "
+                               "this Spark session did not load them: run `bash infra/install.sh` (it compiles "
+                               "them with javac), or `python -m infra.jvm`, then restart the speed layer")
+        self._buffer = buffer_class()
+        spark._jsparkSession.streams().addListener(self._buffer)  # type: ignore[union-attr]
+        _INSTALLED.append(self)
+        self._thread = threading.Thread(target=self._poll, args=(poll_s,), name="speed-progress", daemon=True)
+        self._thread.start()
+
+    def _poll(self, poll_s: float) -> None:
+        while not self._stop.wait(poll_s):
+            self.drain()
+
+    def drain(self) -> None:
+        """Handle every event the JVM listener kept since the last call."""
         try:
-            figures = progress_figures(json.loads(event.progress.json))
-        except (ValueError, AttributeError):
+            events = json.loads(self._buffer.drain())
+        except Exception:  # the JVM went away (shutdown): nothing more to record
+            logger.debug("could not read the query events", exc_info=True)
+            return
+        for event in events:
+            kind = event.get("kind")
+            if kind == "progress":
+                self.on_progress(event["progress"])
+            elif kind == "started":
+                logger.info("query %s started (id %s)", event.get("name"), event.get("id"))
+            elif kind == "terminated":
+                if event.get("exception"):
+                    logger.error("query %s stopped with an error: %s", event.get("id"), event["exception"])
+                else:
+                    logger.info("query %s stopped", event.get("id"))
+
+    def close(self) -> None:
+        """Take the last events, then stop polling."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._buffer is not None:
+            self.drain()
+
+    def on_progress(self, progress: dict[str, Any]) -> None:
+        """Store and log one micro-batch's progress (Spark's ``StreamingQueryProgress`` as a dict)."""
+        try:
+            figures = progress_figures(progress)
+        except (ValueError, AttributeError, TypeError):
             logger.debug("unreadable query progress", exc_info=True)
             return
         name = figures["name"]
@@ -146,15 +205,6 @@ class ProgressRecorder(StreamingQueryListener):
                    figures["num_input_rows"], figures["input_rows_per_second"],
                    figures["processed_rows_per_second"], figures["batch_duration_ms"], figures["watermark"] or "-",
                    figures["state_rows"], figures["late_rows_dropped"])
-
-    def onQueryIdle(self, event: Any) -> None:
-        logger.debug("query %s idle", getattr(event, "name", "?"))
-
-    def onQueryTerminated(self, event: Any) -> None:
-        if event.exception:
-            logger.error("query %s stopped with an error: %s", event.id, event.exception)
-        else:
-            logger.info("query %s stopped", event.id)
 
 
 

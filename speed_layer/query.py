@@ -14,7 +14,7 @@ compare-and-set scripts), or adds the batch's counts to Redis in one script with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -179,6 +179,25 @@ def write_increments(ctx: SinkContext, increments: Mapping[str, Mapping[str, int
         for name, amount in pairs:
             args += [name, amount]
     return bool(_fenced_increments_script(ctx.client)(keys=keys, args=args))
+
+
+_PRODUCERS: dict[str, Any] = {}
+
+
+def produce_all(settings: Settings, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+    """Send a micro-batch's records (key, value) to a Kafka topic from the driver and wait until the broker has
+    them all: one producer per process and cluster (kafka-python, made on first use), no Spark job. Raises if the
+    broker refused one, so the micro-batch fails and runs again (at least once; the records carry their own ids)."""
+    from kafka import KafkaProducer
+
+    producer = _PRODUCERS.get(settings.kafka_bootstrap_servers)
+    if producer is None:
+        producer = _PRODUCERS[settings.kafka_bootstrap_servers] = KafkaProducer(
+            **settings.kafka_producer_config(client_id="reelytics-speed"))
+    sends = [producer.send(topic, key=key, value=value) for key, value in records]
+    producer.flush()
+    for send in sends:
+        send.get(timeout=30)
 
 
 def collect_rows(frame: DataFrame) -> list[dict[str, Any]]:

@@ -39,8 +39,9 @@ A session whose state was dropped after a timeout and that sends events again (h
 the timeout of silence) is tracked anew and ends again with the same ``event_id``; consumers keep the first.
 
 The derived topic receives envelope events only; the batch layer reads them from there like any other topic.
-The writer's Kafka sink is at-least-once (a replayed micro-batch sends its rows again); the deterministic
-``event_id`` makes that harmless downstream.
+The writer sends them from the driver (one kafka-python producer per process, waiting for the broker's
+acknowledgement before the micro-batch commits): at-least-once (a replayed micro-batch sends its rows again); the
+deterministic ``event_id`` makes that harmless downstream.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ import pandas as pd
 
 from infra.process import ServiceError
 from speed_layer.qoe import write_outcomes
-from speed_layer.query import SinkContext, ViewQuery
+from speed_layer.query import SinkContext, ViewQuery, produce_all
 from warehouse_models.events import (
     HEARTBEAT_INTERVAL_SECONDS,
     MAX_ID_LENGTH,
@@ -390,11 +391,8 @@ def write_view_end(batch: DataFrame, ctx: SinkContext) -> None:
         ctx.stats["view_ends_refused"] = refused
     if not records:
         return
-    spark = batch.sparkSession
-    (spark.createDataFrame(records, "key BINARY, value BINARY").write.format("kafka")
-     .options(**ctx.settings.spark_kafka_options())
-     .option("topic", ctx.settings.topics.derived.name)
-     .save())
+    # From the driver: a handful of records per micro-batch, not worth a Spark job of their own.
+    produce_all(ctx.settings, ctx.settings.topics.derived.name, records)
 
 
 def read_view_end(settings: Settings, *, timeout_s: float = 5.0) -> list[dict[str, Any]]:
