@@ -140,11 +140,16 @@ class ProgressRecorder:
     def drain(self) -> None:
         """Handle every event the JVM listener kept since the last call."""
         try:
-            events = json.loads(self._buffer.drain())
+            lines = str(self._buffer.drain()).splitlines()
         except Exception:  # the JVM went away (shutdown): nothing more to record
             logger.debug("could not read the query events", exc_info=True)
             return
-        for event in events:
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                logger.warning("unreadable query event from the JVM listener: %.200s", line)
+                continue
             kind = event.get("kind")
             if kind == "progress":
                 self.on_progress(event["progress"])

@@ -6,8 +6,9 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.spark.sql.streaming.StreamingQueryListener;
 
 /**
- * A {@code StreamingQueryListener} that keeps each query event as one JSON line until Python takes them all with
- * {@link #drain()}: one call into the JVM per poll, whatever the number of queries and batches.
+ * A {@code StreamingQueryListener} that keeps each query event as one JSON line (Spark's progress JSON is compact,
+ * and the strings this class writes are escaped) until Python takes them all with {@link #drain()}: one call into
+ * the JVM per poll, whatever the number of queries and batches.
  *
  * <p>A listener written in Python gets each event converted field by field through the JVM gateway (tens of
  * calls per progress, each looking names up on the class path); on two cores that cost about a tenth of a core
@@ -46,20 +47,15 @@ public final class ProgressBuffer extends StreamingQueryListener {
         add("{\"kind\":\"terminated\",\"id\":" + quote(event.id().toString()) + ",\"exception\":" + exception + "}");
     }
 
-    /** Every event kept since the last call, oldest first, as a JSON array. */
+    /** Every event kept since the last call, oldest first, one JSON object per line. */
     public String drain() {
-        StringBuilder out = new StringBuilder("[");
+        StringBuilder out = new StringBuilder();
         String line;
-        boolean first = true;
         while ((line = events.poll()) != null) {
             kept.decrementAndGet();
-            if (!first) {
-                out.append(',');
-            }
-            out.append(line);
-            first = false;
+            out.append(line).append('\n');
         }
-        return out.append(']').toString();
+        return out.toString();
     }
 
     private void add(String line) {
