@@ -161,7 +161,8 @@ class Settings(BaseSettings):
     speed_background_niceness: int = Field(default=10, ge=0, le=19)
     """``python -m speed_layer`` runs the session-state queries (``speed_background_views``) in a child process of
     their own at this much lower CPU priority (Unix niceness), while apps poll the shared query's views. 0 runs
-    every query in one process."""
+    every query in one process. On two cores under 1,000-2,000 events/s, 5 instead of 10 brought view_end's lag
+    from about 6 s to about 3 s and cost the shared views about 1 s of p95 (docs/speed_layer.md)."""
 
     speed_background_views: str = "view_end"
     """The session-state views the low-priority child runs (comma-separated; the others run in the main process;
