@@ -43,12 +43,13 @@ def connector_jars(settings: Settings) -> list[Path]:
 
 def own_jars(settings: Settings) -> list[Path]:
     """Reelytics' own jar (:func:`infra.jvm.build_jar`), or none with a warning when it cannot be built (no javac):
-    only the speed layer's view_end query needs it, and it says so when it starts."""
+    only the speed layer needs it (view_end refuses to start without it; the other queries run without their
+    progress in Redis), and it says so when it starts."""
     try:
         return [build_jar(settings)]
     except ServiceError as exc:
-        logger.warning("Spark starts without Reelytics' own classes (the view_end query will refuse to start): %s",
-                       exc)
+        logger.warning("Spark starts without Reelytics' own classes (the view_end query will refuse to start and "
+                       "the speed queries' progress will not reach Redis): %s", exc)
         return []
 
 

@@ -4,8 +4,8 @@ The entry point for running the job under a supervisor, ``spark-submit`` or `ree
 come from the ``REELYTICS_*`` environment like everywhere else. ``--realtime-resume`` runs only the resume view,
 in Spark's real-time mode (:mod:`speed_layer.realtime`; the Spark master needs a task slot per Kafka partition).
 
-Running (not ``--available-now``), the session-state views (``speed_background_views``: QoE and view_end) go to a
-child process of their own, ``python -m speed_layer --views qoe,view_end``, which lowers its own CPU priority
+Running (not ``--available-now``), the session-state views (``speed_background_views``: view_end) go to a
+child process of their own, ``python -m speed_layer --views view_end``, which lowers its own CPU priority
 (``speed_background_niceness``): on a machine with few cores their micro-batches (each query reads, parses and
 de-duplicates every event again) would otherwise take a large share of every core from the shared query whose
 views apps poll. This process watches the child: if

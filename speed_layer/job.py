@@ -381,8 +381,8 @@ def start_speed_layer(spark: SparkSession, settings: Settings, *, names: Sequenc
 def wait_for(queries: Sequence[StreamingQuery], *, timeout_s: float | None = None, poll_s: float = 2.0,
              alive: Callable[[], bool] | None = None) -> None:
     """Wait until every query stopped; raise :class:`SpeedLayerError` (stopping the rest) when one fails, or when
-    ``alive`` (e.g. the background queries' process) says False. The progress of their last micro-batches is
-    recorded before this returns."""
+    ``alive`` (e.g. the background queries' process) says False. The progress events the JVM listener holds when
+    they stop are recorded before this returns."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
         while True:

@@ -21,7 +21,6 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from infra.process import ServiceError
 from speed_layer.query import SHARED_QUERY
 from warehouse_models.redis_keys import PROGRESS_TTL_SECONDS, KeyLayout
 from warehouse_models.settings import Settings
@@ -101,7 +100,8 @@ _INSTALLED: list[ProgressRecorder] = []
 
 
 def drain_all() -> None:
-    """Record every event the installed recorders' JVM listeners kept (e.g. the last batches of stopped queries)."""
+    """Record every event the installed recorders' JVM listeners kept so far (e.g. the last batches of stopped
+    queries; Spark's listener bus is asynchronous, so an event still on its way is taken by the next poll)."""
     for recorder in list(_INSTALLED):
         recorder.drain()
 
@@ -117,16 +117,20 @@ class ProgressRecorder:
         self._buffer: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._draining = threading.Lock()
 
     def install(self, spark: SparkSession, *, poll_s: float = 0.5) -> None:
-        """Register the JVM listener on ``spark`` and start taking its events every ``poll_s`` seconds."""
+        """Register the JVM listener on ``spark`` and start taking its events every ``poll_s`` seconds; without
+        Reelytics' Spark classes the queries run and say so, but their progress does not reach Redis."""
         from py4j.java_gateway import JavaClass
 
         buffer_class = spark._jvm.reelytics.speed.ProgressBuffer  # type: ignore[union-attr]
         if not isinstance(buffer_class, JavaClass):
-            raise ServiceError("the speed layer's progress needs Reelytics' Spark classes (reelytics.speed), and "
-                               "this Spark session did not load them: run `bash infra/install.sh` (it compiles "
-                               "them with javac), or `python -m infra.jvm`, then restart the speed layer")
+            logger.warning("the speed queries' progress will not reach Redis (`reelytics status` shows none): this "
+                           "Spark session did not load Reelytics' Spark classes (reelytics.speed); run `bash "
+                           "infra/install.sh` (it compiles them with javac), or `python -m infra.jvm`, then restart "
+                           "the speed layer")
+            return
         self._buffer = buffer_class()
         spark._jsparkSession.streams().addListener(self._buffer)  # type: ignore[union-attr]
         _INSTALLED.append(self)
@@ -135,10 +139,18 @@ class ProgressRecorder:
 
     def _poll(self, poll_s: float) -> None:
         while not self._stop.wait(poll_s):
-            self.drain()
+            try:
+                self.drain()
+            except Exception:  # monitoring must never stop: log it and poll again
+                logger.warning("could not record the speed queries' progress", exc_info=True)
 
     def drain(self) -> None:
-        """Handle every event the JVM listener kept since the last call."""
+        """Handle every event the JVM listener kept since the last call (one caller at a time, so a batch's
+        progress never overwrites a newer one's)."""
+        with self._draining:
+            self._drain()
+
+    def _drain(self) -> None:
         try:
             lines = str(self._buffer.drain()).splitlines()
         except Exception:  # the JVM went away (shutdown): nothing more to record
@@ -160,14 +172,6 @@ class ProgressRecorder:
                     logger.error("query %s stopped with an error: %s", event.get("id"), event["exception"])
                 else:
                     logger.info("query %s stopped", event.get("id"))
-
-    def close(self) -> None:
-        """Take the last events, then stop polling."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._buffer is not None:
-            self.drain()
 
     def on_progress(self, progress: dict[str, Any]) -> None:
         """Store and log one micro-batch's progress (Spark's ``StreamingQueryProgress`` as a dict)."""

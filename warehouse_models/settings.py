@@ -162,7 +162,7 @@ class Settings(BaseSettings):
     """``python -m speed_layer`` runs the session-state queries (``speed_background_views``) in a child process of
     their own at this much lower CPU priority (Unix niceness), while apps poll the shared query's views. 0 runs
     every query in one process. On two cores under 1,000-2,000 events/s, 5 instead of 10 brought view_end's lag
-    from about 6 s to about 3 s and cost the shared views about 1 s of p95 (docs/speed_layer.md)."""
+    p95 from 3.8 to 3.3 s and cost the shared views about 1 s of p95 (one run each, docs/speed_layer.md)."""
 
     speed_background_views: str = "view_end"
     """The session-state views the low-priority child runs (comma-separated; the others run in the main process;
@@ -203,9 +203,9 @@ class Settings(BaseSettings):
 
     speed_local_task_slots: int = Field(default=6, ge=1)
     """Task slots of the speed layer's own Spark (`python -m speed_layer`) when its master is local: a local[N]
-    master with fewer slots is raised to local[<this>]. The speed queries' tasks wait on Kafka, Redis and Python
-    workers much of the time, and a long task of a stateful query (QoE) must never hold every slot the
-    shared query needs; the cores are shared by the operating system. A cluster master is used as it is."""
+    master with fewer slots is raised to local[<this>]. The speed queries' tasks wait on Kafka and Redis much of
+    the time, view_end's tasks must never hold every slot the shared query needs, and the real-time mode needs a
+    slot per Kafka partition; the cores are shared by the operating system. A cluster master is used as it is."""
 
     speed_starting_offsets: Literal["earliest", "latest"] = "earliest"
     """Where a speed query with a new checkpoint starts reading: the whole topics, or only what comes next (a

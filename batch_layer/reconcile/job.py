@@ -96,7 +96,7 @@ def reconcile(spark: SparkSession, settings: Settings, *, hours: Iterable[dateti
     logger.info("reconciling %d hours: %s", len(wanted), ", ".join(h.isoformat() for h in wanted))
     nearby = fact.where((F.col("event_date") >= F.lit((wanted[0] - timedelta(days=1)).date()))
                         & (F.col("event_date") <= F.lit((wanted[-1] + timedelta(days=1)).date()))).cache()
-    # Every hour's QoE comes from one pass of the stateful step over the nearby days.
+    # Every hour's QoE comes from one pass of the batch transform over the nearby days.
     minutes = qoe_minutes(nearby, settings).cache()
     try:
         scanned = {

@@ -245,8 +245,11 @@ def _assert_live_recommendations_moved(settings: Settings, events: list[dict[str
                                                               withscores=True)}
         assert stored == keep, user
     after = run(client, views.recommendations(viewer, limit=10)).data
-    watched = {e["content_id"] for e in events if e.get("user_id") == viewer and e["event_type"] == "heartbeat"
-               and e.get("player_state") == "playing"}
+    # Watched, as the recent-titles view defines it: a first frame or a playing heartbeat (a session may end
+    # between its first frame and its first heartbeat).
+    watched = {e["content_id"] for e in events if e.get("user_id") == viewer
+               and (e["event_type"] == "first_frame"
+                    or (e["event_type"] == "heartbeat" and e.get("player_state") == "playing"))}
     assert {r["content_id"] for r in after["recent"]} <= watched and after["recent"]
     assert after["searches"] and after["model_version"] == before["model_version"]
     assert [i["content_id"] for i in after["items"]] != [i["content_id"] for i in before["items"]]

@@ -1,4 +1,4 @@
-"""View ends from hand-made sessions: the per-session function, the stateful step and the batch transform.
+"""View ends from hand-made sessions: the per-session function, the JVM stream and the batch transform.
 
 The Spark side (local SparkSession, no services) of the contract stated in ``tests/unit/test_speed_view_end.py``.
 """
@@ -12,7 +12,9 @@ from speed_layer.view_end import (
 from tests.unit.test_speed_view_end import (
     EXPLICIT,
     START_FAILURE,
+    T0,
     TIMED_OUT,
+    _event,
     _heartbeat,
     _session_explicit,
     _session_start_failure,
@@ -82,10 +84,19 @@ def test_the_stream_keeps_sessions_in_the_jvm_and_ends_each_once(spark, tmp_path
 
 def test_the_stream_and_the_batch_transform_agree_on_every_session(spark, tmp_path):
     """The JVM processor and the Python reference rule give the same rows for the same events."""
-    events = _session_explicit() + _session_timeout() + _session_start_failure() + [_heartbeat("s-open", 70, 5.0)]
+    # s-after heartbeats once more after its play_end: its view_end carries its last event's time, and QoE judges
+    # it at its end.
+    after = [_event("play_request", "s-after", 0, position_seconds=0.0), _event("first_frame", "s-after", 1),
+             _heartbeat("s-after", 11, 10.0), _event("play_end", "s-after", 20, position_seconds=19.0),
+             _heartbeat("s-after", 25, 19.0)]
+    events = (_session_explicit() + _session_timeout() + _session_start_failure() + after
+              + [_heartbeat("s-open", 70, 5.0)])
     batch = view_end_rows(events_frame(spark, events), SETTINGS).collect()
     stream = _Stream(spark, tmp_path, SETTINGS)
     got = stream.step(events) + stream.step([_heartbeat("s-open", 71, 6.0)])
     expected = sorted((r.asDict() for r in batch), key=lambda r: r["session_id"])
-    assert {r["session_id"] for r in expected} == {"s-end", "s-gone", "s-fail"}
+    assert {r["session_id"] for r in expected} == {"s-after", "s-end", "s-gone", "s-fail"}
+    (ended_after,) = [r for r in expected if r["session_id"] == "s-after"]
+    assert ended_after["outcome_ms"] == int(T0.timestamp() * 1000) + 20_000
+    assert ended_after["event_timestamp"].replace(tzinfo=T0.tzinfo) == T0.replace(second=25)
     assert got == [{**r, "event_timestamp": r["event_timestamp"].strftime("%Y-%m-%dT%H:%M:%S.000")} for r in expected]

@@ -265,7 +265,8 @@ def _event_columns() -> dict[str, SparkColumn]:
 EVENT_CONTRIBUTIONS = Contributions(where=_event_where, columns=_event_columns, keys=(*SLICE_COLUMNS, "start"),
                                     sums=EVENT_FIELDS)
 """Per playback event of a session: its slice and minute, and what it adds to each of :data:`EVENT_FIELDS` (zeros
-for the events that add nothing, so every minute with an event of the slice has a bucket)."""
+for the events that add nothing: the batch transform then has a row, of zeros, for every minute with an event of
+the slice; the speed layer adds only what is not zero, so Redis has no key for such a minute)."""
 
 
 def outcome_counts(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str, int], dict[str, int]]:
