@@ -115,8 +115,6 @@ class ProgressRecorder:
         self.log_every_s = log_every_s
         self._last_log: dict[str, float] = {}
         self._buffer: Any = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._draining = threading.Lock()
 
     def install(self, spark: SparkSession, *, poll_s: float = 0.5) -> None:
@@ -134,11 +132,11 @@ class ProgressRecorder:
         self._buffer = buffer_class()
         spark._jsparkSession.streams().addListener(self._buffer)  # type: ignore[union-attr]
         _INSTALLED.append(self)
-        self._thread = threading.Thread(target=self._poll, args=(poll_s,), name="speed-progress", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._poll, args=(poll_s,), name="speed-progress", daemon=True).start()
 
     def _poll(self, poll_s: float) -> None:
-        while not self._stop.wait(poll_s):
+        while True:  # a daemon thread: it ends with the process
+            time.sleep(poll_s)
             try:
                 self.drain()
             except Exception:  # monitoring must never stop: log it and poll again

@@ -29,28 +29,28 @@ from warehouse_models.redis_keys import SPEED_BUCKET_TTL_SECONDS
 logger = logging.getLogger(__name__)
 
 
+def _add_to_buckets(ctx: SinkContext, sums: Mapping[tuple[str, str, str, int], Mapping[str, int]], stat: str) -> None:
+    """Add ``(content, device type, country, bucket start) -> field -> amount`` to the QoE buckets, once per
+    micro-batch of the calling query (its batch-id fence)."""
+    ctx.stats[stat] = len(sums)
+    if not sums:
+        return
+    increments = {ctx.keys.qoe_bucket(content, device, country, bucket): values
+                  for (content, device, country, bucket), values in sums.items()}
+    if not write_increments(ctx, increments, ttl_seconds=SPEED_BUCKET_TTL_SECONDS):
+        logger.info("%s batch %d: its QoE sums were added before", ctx.query_name, ctx.batch_id)
+
+
 def apply_qoe(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     """Add a micro-batch's event sums (reduced per slice and minute) to their buckets, once (fenced)."""
-    ctx.stats["qoe_buckets"] = len(rows)
-    if not rows:
-        return
-    increments = {ctx.keys.qoe_bucket(row["content_id"], row["device_type"], row["country"], int(row["start"])):
-                  {name: int(row[name]) for name in EVENT_FIELDS} for row in rows}
-    if not write_increments(ctx, increments, ttl_seconds=SPEED_BUCKET_TTL_SECONDS):
-        logger.info("qoe batch %d was written before: nothing added", ctx.batch_id)
+    _add_to_buckets(ctx, {(row["content_id"], row["device_type"], row["country"], int(row["start"])):
+                          {name: int(row[name]) for name in EVENT_FIELDS} for row in rows}, "qoe_buckets")
 
 
 def write_outcomes(sessions: Iterable[Mapping[str, Any]], ctx: SinkContext) -> None:
     """Add judged sessions (view_end rows with their slice, ``outcome_ms`` and outcome flags) to the QoE buckets,
     once per micro-batch of the calling query (its batch-id fence)."""
-    counts = outcome_counts(sessions)
-    ctx.stats["qoe_outcome_buckets"] = len(counts)
-    if not counts:
-        return
-    increments = {ctx.keys.qoe_bucket(content, device, country, bucket): values
-                  for (content, device, country, bucket), values in counts.items()}
-    if not write_increments(ctx, increments, ttl_seconds=SPEED_BUCKET_TTL_SECONDS):
-        logger.info("%s batch %d: its QoE outcomes were added before", ctx.query_name, ctx.batch_id)
+    _add_to_buckets(ctx, outcome_counts(sessions), "qoe_outcome_buckets")
 
 
 QUERY = shared_view(

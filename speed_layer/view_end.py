@@ -58,7 +58,7 @@ import pandas as pd
 
 from infra.process import ServiceError
 from speed_layer.qoe import write_outcomes
-from speed_layer.query import SinkContext, ViewQuery, produce_all
+from speed_layer.query import SinkContext, ViewQuery, collect_rows, produce_all
 from warehouse_models.events import (
     HEARTBEAT_INTERVAL_SECONDS,
     MAX_ID_LENGTH,
@@ -371,8 +371,8 @@ def write_view_end(batch: DataFrame, ctx: SinkContext) -> None:
     from pyspark.sql import functions as F
 
     columns = [c for c in ENVELOPE_OUTPUT if c != "event_timestamp"]
-    rows = [row.asDict() for row in batch.select(*columns, F.unix_millis("event_timestamp").alias("event_ms"),
-                                                 *OUTCOME_COLUMNS, OUTCOME_MS).collect()]
+    rows = collect_rows(batch.select(*columns, F.unix_millis("event_timestamp").alias("event_ms"),
+                                     *OUTCOME_COLUMNS, OUTCOME_MS))
     write_outcomes(rows, ctx)
     records: list[tuple[bytes, bytes]] = []
     refused = 0
