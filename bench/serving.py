@@ -51,6 +51,7 @@ def _seed(settings: Settings) -> dict[str, Any]:
     """Views for USERS users as the layers write them: a published batch version and speed keys."""
     from batch_layer.publish.versioned import publish_version
     from speed_layer.resume import set_if_newer
+    from warehouse_models.metrics.engagement import minute_field
     from warehouse_models.redis_keys import HOUR_SECONDS, SPEED_BUCKET_TTL_SECONDS, bucket_start
 
     client, keys = settings.redis_client(), settings.keys
@@ -71,18 +72,19 @@ def _seed(settings: Settings) -> dict[str, Any]:
     pipe = client.pipeline(transaction=False)
     for i, user in enumerate(users):
         # Engagement since W as the speed layer leaves it: a window every 5 minutes in its minute bucket, and the
-        # hourly aggregates of the same windows.
-        hours: dict[int, int] = {}
+        # hourly aggregates of the same windows with their index of minutes.
+        hours: dict[int, dict[str, int]] = {}
         for minute in range(0, int(now - watermark) // 60, 5):
             bucket = bucket_start(watermark + minute * 60)
             pipe.hset(keys.user_engagement_bucket(user, bucket), mapping={f"{bucket}:watch_seconds": 10,
                                                                           f"{bucket}:events": 2})
             pipe.expire(keys.user_engagement_bucket(user, bucket), SPEED_BUCKET_TTL_SECONDS)
-            hour = bucket_start(bucket, HOUR_SECONDS)
-            hours[hour] = hours.get(hour, 0) + 1
-        for hour, windows in hours.items():
-            pipe.hset(keys.user_engagement_hour(user, hour), mapping={"watch_seconds": 10 * windows,
-                                                                       "events": 2 * windows})
+            hourly = hours.setdefault(bucket_start(bucket, HOUR_SECONDS), {"watch_seconds": 0, "events": 0})
+            hourly["watch_seconds"] += 10
+            hourly["events"] += 2
+            hourly[minute_field(bucket)] = 2
+        for hour, mapping in hours.items():
+            pipe.hset(keys.user_engagement_hour(user, hour), mapping=mapping)
             pipe.expire(keys.user_engagement_hour(user, hour), SPEED_BUCKET_TTL_SECONDS)
         if i % 500 == 499:
             pipe.execute()

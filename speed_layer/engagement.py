@@ -8,7 +8,9 @@ Redis: each window is a group of fields in the user's minute bucket
 (:meth:`~warehouse_models.redis_keys.KeyLayout.user_engagement_bucket`), ``<window start>:watch_seconds``,
 ``...:events`` and ``...:clicks``; and the same counts per hour of window starts
 (:meth:`~warehouse_models.redis_keys.KeyLayout.user_engagement_hour`), so a reader from the batch watermark adds a
-few hours, not every minute. Each micro-batch adds its own counts of the windows it touched (a late event adds to
+few hours, not every minute; the hourly hash also counts the events of each of its minutes
+(:func:`~warehouse_models.metrics.engagement.minute_field`), so a reader of the last minutes reads only the minute
+buckets that exist. Each micro-batch adds its own counts of the windows it touched (a late event adds to
 its window later), in one script call with the batch id, so a replayed micro-batch adds nothing.
 """
 
@@ -21,7 +23,7 @@ from speed_layer.query import SinkContext, shared_view, write_increments
 from warehouse_models.events import (
     TopicKind,
 )
-from warehouse_models.metrics.engagement import CONTRIBUTIONS, METRICS
+from warehouse_models.metrics.engagement import CONTRIBUTIONS, METRICS, minute_field
 from warehouse_models.redis_keys import HOUR_SECONDS, SPEED_BUCKET_TTL_SECONDS, bucket_start
 
 logger = logging.getLogger(__name__)
@@ -32,13 +34,16 @@ def apply_engagement(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
     mappings: dict[str, dict[str, int]] = {}
     hours: dict[str, dict[str, int]] = {}
     for row in rows:
-        key = ctx.keys.user_engagement_bucket(row["user_id"], bucket_start(row["start"]))
-        fields = mappings.setdefault(key, {})
+        minute = bucket_start(row["start"])
+        fields = mappings.setdefault(ctx.keys.user_engagement_bucket(row["user_id"], minute), {})
         hourly = hours.setdefault(ctx.keys.user_engagement_hour(row["user_id"], bucket_start(row["start"],
                                                                                             HOUR_SECONDS)), {})
         for metric in METRICS:
             fields[f"{row['start']}:{metric}"] = int(row[metric])
             hourly[metric] = hourly.get(metric, 0) + int(row[metric])
+        # The hour's index of its minutes: a reader of the last minutes reads only the buckets that exist.
+        index = minute_field(minute)
+        hourly[index] = hourly.get(index, 0) + int(row["events"])
     if mappings and not write_increments(ctx, {**mappings, **hours}, ttl_seconds=SPEED_BUCKET_TTL_SECONDS):
         logger.info("engagement batch %d was written before: skipped", ctx.batch_id)
         return

@@ -14,8 +14,9 @@ import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl
 
 import orjson
 import redis
@@ -58,6 +59,11 @@ characters, slashes (the same pattern in Python and in the OpenAPI document's EC
 Id = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN,
                          description="An id as the events carry it (no spaces, slashes or glob characters).")]
 QueryId = Annotated[str, Query(min_length=1, max_length=128, pattern=ID_PATTERN)]
+
+WINDOW_MINUTES_MAX = 180
+"""The most minutes of 5-second engagement windows one request may ask for."""
+TRENDING_LIMIT_MAX = 100
+"""The most trending titles one request may ask for."""
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                                 description="An API key (`reelytics api keys create`).")
@@ -289,7 +295,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
              dependencies=[read], summary="A user's watch time, events and clicks: all-time totals, daily totals "
                                           "and the 5-second windows of the last minutes")
     async def engagement(request: Request, v: ViewsDep, user_id: Id,
-                         window_minutes: Annotated[int, Query(ge=1, le=180)] = 5,
+                         window_minutes: Annotated[int, Query(ge=1, le=WINDOW_MINUTES_MAX)] = 5,
                          days: Annotated[int, Query(ge=1, le=DAILY_DAYS)] = 7) -> Response:
         """``days``: how many UTC dates of daily totals, today included."""
         return await answer(request, v.engagement(user_id, window_minutes=window_minutes, days=days))
@@ -314,7 +320,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
              summary="Titles with the most distinct viewers now, over every country or in one, with the day's "
                      "baseline")
     async def trending(request: Request, v: ViewsDep, kind: Literal["vod", "live"] = "vod",
-                       limit: Annotated[int, Query(ge=1, le=100)] = 10,
+                       limit: Annotated[int, Query(ge=1, le=TRENDING_LIMIT_MAX)] = 10,
                        country: Annotated[str | None, Query(pattern=COUNTRY_PATTERN)] = None) -> Response:
         """``country`` (ISO 3166-1 alpha-2): the viewers whose events came from it (no baseline: the day's baselines
         are over every country)."""
@@ -412,18 +418,44 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         user_id, content_id = request
         return _answer(await arun(client, v.resume(user_id, content_id)))
 
-    def authorize_request(params: tuple[str, ...], body: bytes) -> models.AuthorizeRequest | None:
+    def authorize_request(params: tuple[str, ...], query: dict[str, Any], body: bytes
+                          ) -> models.AuthorizeRequest | None:
         try:
             return models.AuthorizeRequest.model_validate_json(body)
         except ValueError:
             return None  # the declared route names the bad fields
 
+    async def hot_engagement(client: Any, v: Views, request: Any) -> Response:
+        (user_id,), query = request
+        return _answer(await arun(client, v.engagement(user_id, window_minutes=query.get("window_minutes", 5),
+                                                       days=query.get("days", 7))))
+
+    async def hot_trending(client: Any, v: Views, request: Any) -> Response:
+        _, query = request
+        return _answer(await arun(client, v.trending(query.get("kind", "vod"), limit=query.get("limit", 10),
+                                                     country=query.get("country"))))
+
+    async def hot_ctr(client: Any, v: Views, request: Any) -> Response:
+        (rail_id, button_id), _ = request
+        return _answer(await arun(client, v.ctr(rail_id, button_id)))
+
+    def path_and_query(params: tuple[str, ...], query: dict[str, Any], body: bytes) -> Any:
+        return params, query
+
     app.add_middleware(HotRoutes, routes=[
         HotRoute("GET", re.compile(rf"{v1}/users/([^/]+)/resume/([^/]+)"),
-                 routes[f"{v1}/users/{{user_id}}/resume/{{content_id}}"], "read", lambda params, body: params,
-                 hot_resume),
+                 routes[f"{v1}/users/{{user_id}}/resume/{{content_id}}"], "read",
+                 lambda params, query, body: params, hot_resume),
         HotRoute("POST", re.compile(rf"{v1}/playback/authorize"), routes[f"{v1}/playback/authorize"], "playback",
                  authorize_request, decide),
+        HotRoute("GET", re.compile(rf"{v1}/users/([^/]+)/engagement"), routes[f"{v1}/users/{{user_id}}/engagement"],
+                 "read", path_and_query, hot_engagement,
+                 query={"window_minutes": _int_in(1, WINDOW_MINUTES_MAX), "days": _int_in(1, DAILY_DAYS)}),
+        HotRoute("GET", re.compile(rf"{v1}/trending"), routes[f"{v1}/trending"], "read", path_and_query,
+                 hot_trending, query={"kind": _one_of("vod", "live"), "limit": _int_in(1, TRENDING_LIMIT_MAX),
+                                      "country": _matching(COUNTRY_PATTERN)}),
+        HotRoute("GET", re.compile(rf"{v1}/ctr/([^/]+)/([^/]+)"), routes[f"{v1}/ctr/{{rail_id}}/{{button_id}}"],
+                 "read", path_and_query, hot_ctr),
     ], authenticate=authenticate, error_answer=error_answer)
     # Added last, so outermost: every request is timed under its route template, the hot routes' too.
     app.add_middleware(RequestTimer, histogram=request_histogram(registry, "reelytics_api"))
@@ -437,15 +469,64 @@ _ID_RE = re.compile(ID_PATTERN)
 class HotRoute:
     """A declared route that :class:`HotRoutes` answers itself when a request is well-formed: its method, a
     regular expression of its path (one group per id), the declared route (its template labels the metrics),
-    the key scope it needs, ``parse`` (path ids and body -> the request, None when the declared route should
-    judge it) and ``handle`` (Redis client, views, request -> the answer)."""
+    the key scope it needs, ``parse`` (path ids, checked query parameters and body -> the request, None when the
+    declared route should judge it), ``handle`` (Redis client, views, request -> the answer) and ``query``: each
+    query parameter it takes, with the check that turns its text into the value the declared route would get
+    (raising ValueError where the declared route answers 422)."""
 
     method: str
     path: re.Pattern[str]
     route: APIRoute
     scope: str
-    parse: Callable[[tuple[str, ...], bytes], Any]
+    parse: Callable[[tuple[str, ...], dict[str, Any], bytes], Any]
     handle: Callable[[Any, Views, Any], Awaitable[Response]]
+    query: Mapping[str, Callable[[str], Any]] = field(default_factory=dict)
+
+
+_DIGITS = re.compile(r"[0-9]{1,9}")
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    """A query parameter's check: plain decimal digits, from ``low`` to ``high``."""
+    def check(value: str) -> int:
+        if not _DIGITS.fullmatch(value) or not low <= int(value) <= high:
+            raise ValueError(value)
+        return int(value)
+    return check
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in choices:
+            raise ValueError(value)
+        return value
+    return check
+
+
+def _matching(pattern: str) -> Callable[[str], str]:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.search(value):
+            raise ValueError(value)
+        return value
+    return check
+
+
+def _query(raw: bytes, spec: Mapping[str, Callable[[str], Any]]) -> dict[str, Any] | None:
+    """A query string's parameters checked by ``spec``; None (the declared route judges) for a parameter the hot
+    route does not take, one given twice or one its check refuses."""
+    found: dict[str, Any] = {}
+    if not raw:
+        return found
+    for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if name not in spec or name in found:
+            return None
+        try:
+            found[name] = spec[name](value)
+        except ValueError:
+            return None
+    return found
 
 
 class HotRoutes:
@@ -466,7 +547,7 @@ class HotRoutes:
         self.authenticate = authenticate
         self.error_answer = error_answer
 
-    def _match(self, scope: dict[str, Any]) -> tuple[HotRoute, tuple[str, ...], bytes] | None:
+    def _match(self, scope: dict[str, Any]) -> tuple[HotRoute, tuple[str, ...], dict[str, Any], bytes] | None:
         for hot in self.routes:
             if scope["method"] != hot.method:
                 continue
@@ -480,7 +561,10 @@ class HotRoutes:
             json_body = _media_type(_header(scope, b"content-type")) == b"application/json"
             if not key or (hot.method == "POST" and not json_body):
                 return None
-            return hot, params, key
+            query = _query(scope.get("query_string", b""), hot.query)
+            if query is None:
+                return None
+            return hot, params, query, key
         return None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -488,7 +572,7 @@ class HotRoutes:
         if matched is None:
             await self.app(scope, receive, send)
             return
-        hot, params, key = matched
+        hot, params, query, key = matched
         body = b""
         if hot.method == "POST":
             chunks = []
@@ -498,7 +582,7 @@ class HotRoutes:
                 if not message.get("more_body"):
                     break
             body = b"".join(chunks)
-        request = hot.parse(params, body)
+        request = hot.parse(params, query, body)
         if request is None:
             await self.app(scope, _replay(body), send)
             return

@@ -365,8 +365,9 @@ def test_hot_routes_answer_as_the_declared_routes(served):
 
 
 def test_well_formed_hot_requests_never_reach_the_declared_routes(redis_service, isolated: Settings):
-    """The hot layer answers the resume read and authorize itself: with the declared routes' handlers made to fail,
-    well-formed requests still answer, and a malformed one reaches the declared route."""
+    """The hot layer answers the resume read, authorize, engagement, trending and CTR itself: with the declared
+    routes' handlers made to fail, well-formed requests still answer, and a malformed one (a bad id, a query
+    parameter out of range, unknown or given twice) reaches the declared route."""
     from fastapi.routing import APIRoute
 
     client = isolated.redis_client()
@@ -376,7 +377,8 @@ def test_well_formed_hot_requests_never_reach_the_declared_routes(redis_service,
     reached: list[str] = []
     for route in app.routes:
         if isinstance(route, APIRoute) and route.path in ("/v1/users/{user_id}/resume/{content_id}",
-                                                          "/v1/playback/authorize"):
+                                                          "/v1/playback/authorize", "/v1/users/{user_id}/engagement",
+                                                          "/v1/trending", "/v1/ctr/{rail_id}/{button_id}"):
             async def declared(scope: Any, receive: Any, send: Any, path: str = route.path) -> None:
                 reached.append(path)
                 raise RuntimeError("the declared route was reached")
@@ -387,9 +389,26 @@ def test_well_formed_hot_requests_never_reach_the_declared_routes(redis_service,
             decided = http.post("/v1/playback/authorize", json={"account_id": "acc-9", "session_id": "s-1",
                                                                  "device_type": "tv"}, headers={"X-API-Key": playback})
             assert decided.status_code == 200 and decided.json()["reason"] == "limit_unknown"
+            assert _get(http, read, "/v1/users/nobody/engagement").status_code == 404
+            assert _get(http, read, "/v1/users/nobody/engagement", window_minutes=180, days=3).status_code == 404
+            assert _get(http, read, "/v1/trending").json()["items"] == []
+            ranked = _get(http, read, "/v1/trending", kind="live", limit=3, country="DE").json()
+            assert (ranked["kind"], ranked["country"], ranked["items"]) == ("live", "DE", [])
+            assert _get(http, read, "/v1/ctr/r0/none").status_code == 404
             assert reached == []
             assert _get(http, read, "/v1/users/u*/resume/vod-1").status_code == 500  # handed on: the failing route
             assert reached == ["/v1/users/{user_id}/resume/{content_id}"]
+            handed_on = [("/v1/users/u1/engagement?window_minutes=0", "/v1/users/{user_id}/engagement"),
+                         ("/v1/users/u1/engagement?days=2&days=3", "/v1/users/{user_id}/engagement"),
+                         ("/v1/users/u1/engagement?window_minutes=1e2", "/v1/users/{user_id}/engagement"),
+                         ("/v1/trending?kind=radio", "/v1/trending"),
+                         ("/v1/trending?country=de", "/v1/trending"),
+                         ("/v1/trending?limit=5&page=2", "/v1/trending"),
+                         ("/v1/ctr/r0/none?x=1", "/v1/ctr/{rail_id}/{button_id}")]
+            for url, route_path in handed_on:
+                reached.clear()
+                assert http.get(url, headers={"X-API-Key": read}).status_code == 500, url
+                assert reached == [route_path], url
     finally:
         for name in client.scan_iter(match=isolated.keys.pattern()):
             client.delete(name)

@@ -13,8 +13,9 @@ from speed_layer.engagement import QUERY
 from speed_layer.query import fence_value
 from speed_layer.source import events_frame
 from tests.speed_support import epoch, event, sink_context_fixture, snapshot
-from warehouse_models.metrics.engagement import read_engagement
+from warehouse_models.metrics.engagement import engagement_windows, minute_field, read_engagement
 from warehouse_models.redis_keys import SPEED_BUCKET_TTL_SECONDS
+from warehouse_models.redis_plan import run
 
 
 def _heartbeat(user: str, seconds: float, state: str = "playing") -> dict[str, Any]:
@@ -49,9 +50,12 @@ def test_windows_land_in_minute_buckets_and_a_replay_changes_nothing(spark, ctx)
         },
         keys.user_engagement_bucket("u1", epoch(60)): {f"{epoch(65)}:watch_seconds": "10", f"{epoch(65)}:events": "1"},
         keys.user_engagement_bucket("u2", epoch(0)): {f"{epoch(0)}:watch_seconds": "10", f"{epoch(0)}:events": "1"},
-        # The hour's totals (T0 starts an hour): what a reader from the batch watermark adds.
-        keys.user_engagement_hour("u1", epoch(0)): {"watch_seconds": "20", "events": "4", "clicks": "1"},
-        keys.user_engagement_hour("u2", epoch(0)): {"watch_seconds": "10", "events": "1"},
+        # The hour's totals (T0 starts an hour): what a reader from the batch watermark adds; and its index of
+        # minutes (events per minute bucket), which the reader of the last minutes follows.
+        keys.user_engagement_hour("u1", epoch(0)): {"watch_seconds": "20", "events": "4", "clicks": "1",
+                                                     minute_field(epoch(0)): "3", minute_field(epoch(60)): "1"},
+        keys.user_engagement_hour("u2", epoch(0)): {"watch_seconds": "10", "events": "1",
+                                                     minute_field(epoch(0)): "1"},
     }
     fence = keys.speed_commit("engagement")
     assert snapshot(ctx) == {**expected, fence: fence_value(ctx)}
@@ -100,6 +104,33 @@ def test_reader_sums_windows_at_or_after_since(spark, ctx):
     # Buckets older than their TTL are not looked for.
     assert read_engagement(ctx.client, ctx.keys, "u1", now_epoch=now + SPEED_BUCKET_TTL_SECONDS + 600) == {
         "watch_seconds": 0, "events": 0, "clicks": 0}
+
+
+def test_the_reader_follows_the_hour_index_and_reads_only_the_minutes_that_exist(spark, ctx):
+    QUERY.write(events_frame(spark, EVENTS), ctx)
+    keys, now = ctx.keys, epoch(120)
+    plan = engagement_windows(keys, "u1", since_epoch=epoch(0), now_epoch=now)
+    hours = next(plan)  # first round trip: the hourly hashes, up to the hour the clock skew reaches
+    assert [command.args[0] for command in hours] == [keys.user_engagement_hour("u1", epoch(0)),
+                                                      keys.user_engagement_hour("u1", epoch(3600))]
+    minutes = plan.send([ctx.client.hgetall(command.args[0]) for command in hours])
+    # Second: only the two minute buckets the index names, not one per minute up to an hour ahead.
+    assert [command.args[0] for command in minutes] == [keys.user_engagement_bucket("u1", epoch(0)),
+                                                        keys.user_engagement_bucket("u1", epoch(60))]
+    assert run(ctx.client, engagement_windows(keys, "u1", since_epoch=epoch(0), now_epoch=now)) == {
+        epoch(0): {"watch_seconds": 10, "events": 2, "clicks": 1},
+        epoch(10): {"watch_seconds": 0, "events": 1, "clicks": 0},
+        epoch(65): {"watch_seconds": 10, "events": 1, "clicks": 0}}
+
+
+def test_an_hour_written_without_an_index_is_read_minute_by_minute(ctx):
+    keys = ctx.keys
+    # What a writer before the index left: the hour's totals and a minute bucket, no minute fields.
+    ctx.client.hset(keys.user_engagement_hour("u1", epoch(0)), mapping={"events": 2, "clicks": 1})
+    ctx.client.hset(keys.user_engagement_bucket("u1", epoch(180)), mapping={f"{epoch(185)}:events": 2,
+                                                                           f"{epoch(185)}:clicks": 1})
+    assert read_engagement(ctx.client, keys, "u1", now_epoch=epoch(300)) == {
+        "watch_seconds": 0, "events": 2, "clicks": 1}
 
 
 def test_a_fence_written_before_fences_named_their_checkpoint_still_fences(ctx):

@@ -3,8 +3,12 @@
 Watch seconds follow the simulator's ground truth: one heartbeat interval (10 s) per ``heartbeat`` whose
 ``player_state`` is ``playing``. ``events`` counts every playback and interaction event of the user in the
 window, ``clicks`` the ``click`` events among them. The speed layer writes the windows into the user's minute
-buckets (:mod:`speed_layer.engagement`); :func:`read_engagement` reads them back, the batch layer publishes the
-same windows' totals (``batch_layer.publish.user_totals``).
+buckets (:mod:`speed_layer.engagement`) and adds them up per hour; :func:`engagement_windows` reads them back, the
+batch layer publishes the same windows' totals (``batch_layer.publish.user_totals``).
+
+The hourly hash also says which of its minutes hold windows (:func:`minute_field`: events per minute bucket), so a
+reader of the last minutes reads the hours first and then only the minute buckets that exist: two round trips and
+a handful of keys, not a key per minute up to the clock skew the envelope allows (an hour ahead).
 """
 
 from __future__ import annotations
@@ -69,6 +73,16 @@ def split_daily(fields: Mapping[str, str]) -> dict[str, dict[str, int]]:
     return days
 
 
+MINUTE_PREFIX = "minute:"
+"""Prefix of the hourly hash's minute index fields (:func:`minute_field`); never a metric name."""
+
+
+def minute_field(bucket: int) -> str:
+    """The hourly hash field that counts the events of one minute bucket (its start, epoch s): present once the
+    minute holds a window."""
+    return f"{MINUTE_PREFIX}{bucket}"
+
+
 def _where() -> SparkColumn:
     from pyspark.sql import functions as F
 
@@ -115,8 +129,10 @@ def engagement_windows(keys: KeyLayout, user_id: str, *, since_epoch: float | No
     """A user's 5-second windows that start at or after ``since_epoch`` (and before ``until_epoch``): window
     start (epoch s) -> ``{"watch_seconds", "events", "clicks"}``, oldest first; windows without events are left out.
 
-    Reads the minute buckets from ``since_epoch`` (at most :data:`SPEED_BUCKET_TTL_SECONDS` back, older buckets
-    have expired) to ``now_epoch`` plus the clock skew the envelope allows, in one pipeline.
+    Covers the minutes from ``since_epoch`` (at most :data:`SPEED_BUCKET_TTL_SECONDS` back, older buckets have
+    expired) to ``now_epoch`` plus the clock skew the envelope allows. Two round trips: the hourly hashes of those
+    minutes, whose minute index (:func:`minute_field`) names the minute buckets that hold windows, then those
+    buckets. An hourly hash without an index (written before there was one) stands for every minute of its hour.
 
     Args:
         since_epoch: the batch layer's watermark W (epoch seconds); None for every live bucket.
@@ -130,7 +146,10 @@ def engagement_windows(keys: KeyLayout, user_id: str, *, since_epoch: float | No
     last = bucket_start(now + MAX_CLOCK_SKEW.total_seconds())
     if until_epoch is not None:
         last = min(last, bucket_start(until_epoch - 1))
-    buckets = range(first, last + SPEED_BUCKET_SECONDS, SPEED_BUCKET_SECONDS)
+    hours = range(bucket_start(first, HOUR_SECONDS), last + 1, HOUR_SECONDS)
+    indexes = yield [Command("HGETALL", keys.user_engagement_hour(user_id, hour)) for hour in hours]
+    buckets = [bucket for hour, fields in zip(hours, indexes, strict=True)
+               for bucket in minutes_of_hour(hour, fields) if first <= bucket <= last]
     replies = yield [Command("HGETALL", keys.user_engagement_bucket(user_id, bucket)) for bucket in buckets]
     windows: dict[int, dict[str, int]] = {}
     for fields in replies:
@@ -142,6 +161,16 @@ def engagement_windows(keys: KeyLayout, user_id: str, *, since_epoch: float | No
                     and (until_epoch is None or start < until_epoch):
                 windows.setdefault(start, dict.fromkeys(METRICS, 0))[metric] += int(value)
     return dict(sorted(windows.items()))
+
+
+def minutes_of_hour(hour: int, fields: Mapping[bytes | str, object]) -> list[int]:
+    """The minute buckets of an hour that may hold windows, from its hourly hash: the indexed ones, every minute of
+    the hour when the hash has totals but no index, none when the hash is empty."""
+    names = [text(field) for field in fields]
+    indexed = sorted(int(name[len(MINUTE_PREFIX):]) for name in names if name.startswith(MINUTE_PREFIX))
+    if indexed or not names:
+        return indexed
+    return list(range(hour, hour + HOUR_SECONDS, SPEED_BUCKET_SECONDS))
 
 
 def _hour_aggregates(keys: KeyLayout, user_id: str, *, first: int, now: float) -> Plan[dict[int, dict[str, int]]]:
