@@ -40,7 +40,7 @@ from serving.views.recommendations import (
 from serving.views.speed import SpeedFreshness
 from warehouse_models.batch_versions import BatchRead, current_version_plan
 from warehouse_models.metrics.ctr import COUNTS, click_rate, ctr_counts
-from warehouse_models.metrics.engagement import METRICS, added_up, engagement_hours, engagement_windows
+from warehouse_models.metrics.engagement import METRICS, added_up, hours_from, recent_engagement
 from warehouse_models.metrics.qoe import merge_sums, qoe_buckets, qoe_metrics
 from warehouse_models.metrics.trending import trending_ranking
 from warehouse_models.metrics.variants import figures as variant_figures
@@ -123,14 +123,16 @@ class Views:
         included; the batch view's days before W + the speed layer's hours from W) and the 5-second windows of
         the last minutes."""
         now = time.time()
-        batch, lag = yield from self._with_lag(batch_user_totals(self.keys, user_id), now)
-        since = speed_since(batch)
         recent_from = now - window_minutes * 60
-        # The hours from W (hourly aggregates: a few keys) and the last minutes' windows, in one round trip. W is
-        # an hour boundary; without a batch part every live hour counts.
-        hours, windows = yield from gather(
-            engagement_hours(self.keys, user_id, since_epoch=since if since is not None else 0, now_epoch=now),
-            engagement_windows(self.keys, user_id, since_epoch=recent_from, now_epoch=now))
+        # Two rounds in all: the batch part (W, then its hash) side by side with every live hourly hash and the
+        # last minutes' windows; the hours from W are then among the hourly hashes already read (W is an hour
+        # boundary; without a batch part every live hour counts).
+        (batch, lag), (live, windows) = yield from gather(
+            self._with_lag(batch_user_totals(self.keys, user_id), now),
+            recent_engagement(self.keys, user_id, since_epoch=recent_from, now_epoch=now))
+        since = speed_since(batch)
+        hours = yield from hours_from(self.keys, user_id, live, since_epoch=since if since is not None else 0,
+                                      now_epoch=now)
         speed_totals = added_up(hours)
         totals = add_counts(batch.values if batch is not None else None, speed_totals, METRICS)
         if not any(totals.values()) and not any(windows.values()):

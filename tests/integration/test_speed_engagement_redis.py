@@ -13,7 +13,12 @@ from speed_layer.engagement import QUERY
 from speed_layer.query import fence_value
 from speed_layer.source import events_frame
 from tests.speed_support import epoch, event, sink_context_fixture, snapshot
-from warehouse_models.metrics.engagement import engagement_windows, minute_field, read_engagement
+from warehouse_models.metrics.engagement import (
+    engagement_hours,
+    engagement_windows,
+    minute_field,
+    read_engagement,
+)
 from warehouse_models.redis_keys import SPEED_BUCKET_TTL_SECONDS
 from warehouse_models.redis_plan import run
 
@@ -121,6 +126,18 @@ def test_the_reader_follows_the_hour_index_and_reads_only_the_minutes_that_exist
         epoch(0): {"watch_seconds": 10, "events": 2, "clicks": 1},
         epoch(10): {"watch_seconds": 0, "events": 1, "clicks": 0},
         epoch(65): {"watch_seconds": 10, "events": 1, "clicks": 0}}
+
+
+def test_hours_from_inside_an_hour_add_that_hours_windows_from_it_on(spark, ctx):
+    QUERY.write(events_frame(spark, EVENTS), ctx)
+    keys, now = ctx.keys, epoch(120)
+    # From an hour boundary: the hour's totals, read with every live hour in one round.
+    assert run(ctx.client, engagement_hours(keys, "u1", since_epoch=epoch(0), now_epoch=now)) == {
+        epoch(0): {"watch_seconds": 20, "events": 4, "clicks": 1}}
+    # From inside the hour: that hour's windows from ``since`` on, from the minute buckets its index names.
+    assert run(ctx.client, engagement_hours(keys, "u1", since_epoch=epoch(10), now_epoch=now)) == {
+        epoch(0): {"watch_seconds": 10, "events": 2, "clicks": 0}}
+    assert run(ctx.client, engagement_hours(keys, "u1", since_epoch=epoch(3600), now_epoch=now)) == {}
 
 
 def test_an_hour_written_without_an_index_is_read_minute_by_minute(ctx):

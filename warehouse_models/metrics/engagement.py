@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from warehouse_models.events import (
     HEARTBEAT_INTERVAL_SECONDS,
@@ -34,7 +34,7 @@ from warehouse_models.redis_keys import (
     KeyLayout,
     bucket_start,
 )
-from warehouse_models.redis_plan import Command, Plan, gather, run
+from warehouse_models.redis_plan import Command, Plan, run
 from warehouse_models.settings import Settings
 
 if TYPE_CHECKING:
@@ -123,6 +123,62 @@ def engagement_rows(events: DataFrame, settings: Settings) -> DataFrame:
     )
 
 
+def _minute_range(since_epoch: float | None, now: float, until_epoch: float | None) -> tuple[int, int]:
+    """The first and last minute bucket a read of the windows from ``since_epoch`` covers: at most
+    :data:`SPEED_BUCKET_TTL_SECONDS` back (older buckets have expired), up to the clock skew the envelope allows
+    ahead, or to ``until_epoch``."""
+    oldest = now - SPEED_BUCKET_TTL_SECONDS
+    first = bucket_start(oldest if since_epoch is None else max(since_epoch, oldest))
+    last = bucket_start(now + MAX_CLOCK_SKEW.total_seconds())
+    if until_epoch is not None:
+        last = min(last, bucket_start(until_epoch - 1))
+    return first, last
+
+
+def minutes_of_hour(hour: int, fields: Mapping[Any, Any]) -> list[int]:
+    """The minute buckets of an hour that may hold windows, from its hourly hash: the indexed ones, every minute of
+    the hour when the hash has totals but no index, none when the hash is empty."""
+    names = [text(field) for field in fields]
+    indexed = sorted(int(name[len(MINUTE_PREFIX):]) for name in names if name.startswith(MINUTE_PREFIX))
+    if indexed or not names:
+        return indexed
+    return list(range(hour, hour + HOUR_SECONDS, SPEED_BUCKET_SECONDS))
+
+
+def live_hours(keys: KeyLayout, user_id: str, *, now_epoch: float | None = None) -> Plan[dict[int, dict[str, str]]]:
+    """Every hourly hash of a user the speed layer may still hold (from :data:`SPEED_BUCKET_TTL_SECONDS` back to the
+    clock skew ahead), in one round: hour start -> its fields (totals and the minute index); empty hours are left
+    out. What :func:`hours_from` and :func:`windows_from` read the rest of a user's engagement from."""
+    now = time.time() if now_epoch is None else now_epoch
+    hours = range(bucket_start(now - SPEED_BUCKET_TTL_SECONDS, HOUR_SECONDS),
+                  bucket_start(now + MAX_CLOCK_SKEW.total_seconds(), HOUR_SECONDS) + HOUR_SECONDS, HOUR_SECONDS)
+    replies = yield [Command("HGETALL", keys.user_engagement_hour(user_id, hour)) for hour in hours]
+    return {hour: {text(k): text(v) for k, v in fields.items()} for hour, fields in zip(hours, replies, strict=True)
+            if fields}
+
+
+def windows_from(keys: KeyLayout, user_id: str, hours: Mapping[int, Mapping[Any, Any]], *,
+                 since_epoch: float | None = None, now_epoch: float | None = None,
+                 until_epoch: float | None = None) -> Plan[dict[int, dict[str, int]]]:
+    """The windows from ``since_epoch`` (to ``until_epoch``), given the hourly hashes that cover them (hour start ->
+    fields, as :func:`live_hours` returns): one round, for the minute buckets their index names."""
+    now = time.time() if now_epoch is None else now_epoch
+    first, last = _minute_range(since_epoch, now, until_epoch)
+    buckets = [bucket for hour, fields in sorted(hours.items())
+               for bucket in minutes_of_hour(hour, fields) if first <= bucket <= last]
+    replies = yield [Command("HGETALL", keys.user_engagement_bucket(user_id, bucket)) for bucket in buckets]
+    windows: dict[int, dict[str, int]] = {}
+    for fields in replies:
+        for field, value in fields.items():
+            start_text, _, metric = text(field).partition(":")
+            start = int(start_text)
+            # The bucket W falls in may hold windows that start before W: those belong to the batch view.
+            if metric in METRICS and (since_epoch is None or start >= since_epoch) \
+                    and (until_epoch is None or start < until_epoch):
+                windows.setdefault(start, dict.fromkeys(METRICS, 0))[metric] += int(value)
+    return dict(sorted(windows.items()))
+
+
 def engagement_windows(keys: KeyLayout, user_id: str, *, since_epoch: float | None = None,
                        now_epoch: float | None = None, until_epoch: float | None = None
                        ) -> Plan[dict[int, dict[str, int]]]:
@@ -141,71 +197,62 @@ def engagement_windows(keys: KeyLayout, user_id: str, *, since_epoch: float | No
             every window up to the clock.
     """
     now = time.time() if now_epoch is None else now_epoch
-    oldest = now - SPEED_BUCKET_TTL_SECONDS
-    first = bucket_start(oldest if since_epoch is None else max(since_epoch, oldest))
-    last = bucket_start(now + MAX_CLOCK_SKEW.total_seconds())
-    if until_epoch is not None:
-        last = min(last, bucket_start(until_epoch - 1))
+    first, last = _minute_range(since_epoch, now, until_epoch)
     hours = range(bucket_start(first, HOUR_SECONDS), last + 1, HOUR_SECONDS)
     indexes = yield [Command("HGETALL", keys.user_engagement_hour(user_id, hour)) for hour in hours]
-    buckets = [bucket for hour, fields in zip(hours, indexes, strict=True)
-               for bucket in minutes_of_hour(hour, fields) if first <= bucket <= last]
-    replies = yield [Command("HGETALL", keys.user_engagement_bucket(user_id, bucket)) for bucket in buckets]
-    windows: dict[int, dict[str, int]] = {}
-    for fields in replies:
-        for field, value in fields.items():
-            start_text, _, metric = text(field).partition(":")
-            start = int(start_text)
-            # The bucket W falls in may hold windows that start before W: those belong to the batch view.
-            if metric in METRICS and (since_epoch is None or start >= since_epoch) \
-                    and (until_epoch is None or start < until_epoch):
-                windows.setdefault(start, dict.fromkeys(METRICS, 0))[metric] += int(value)
-    return dict(sorted(windows.items()))
+    return (yield from windows_from(keys, user_id, dict(zip(hours, indexes, strict=True)), since_epoch=since_epoch,
+                                    now_epoch=now, until_epoch=until_epoch))
 
 
-def minutes_of_hour(hour: int, fields: Mapping[bytes | str, object]) -> list[int]:
-    """The minute buckets of an hour that may hold windows, from its hourly hash: the indexed ones, every minute of
-    the hour when the hash has totals but no index, none when the hash is empty."""
-    names = [text(field) for field in fields]
-    indexed = sorted(int(name[len(MINUTE_PREFIX):]) for name in names if name.startswith(MINUTE_PREFIX))
-    if indexed or not names:
-        return indexed
-    return list(range(hour, hour + HOUR_SECONDS, SPEED_BUCKET_SECONDS))
+def recent_engagement(keys: KeyLayout, user_id: str, *, since_epoch: float, now_epoch: float | None = None
+                      ) -> Plan[tuple[dict[int, dict[str, str]], dict[int, dict[str, int]]]]:
+    """Every live hourly hash (:func:`live_hours`) and the windows from ``since_epoch`` (the last minutes), in two
+    rounds: what a reader needs besides the batch part; :func:`hours_from` then adds the hours from W without
+    reading again when W is an hour boundary."""
+    now = time.time() if now_epoch is None else now_epoch
+    hours = yield from live_hours(keys, user_id, now_epoch=now)
+    windows = yield from windows_from(keys, user_id, hours, since_epoch=since_epoch, now_epoch=now)
+    return hours, windows
 
 
-def _hour_aggregates(keys: KeyLayout, user_id: str, *, first: int, now: float) -> Plan[dict[int, dict[str, int]]]:
-    """The hourly aggregates of the hours from ``first`` (an hour boundary) to the clock's."""
-    first = max(first, bucket_start(now - SPEED_BUCKET_TTL_SECONDS, HOUR_SECONDS))
-    last = bucket_start(now + MAX_CLOCK_SKEW.total_seconds(), HOUR_SECONDS)
-    hours = range(first, last + HOUR_SECONDS, HOUR_SECONDS)
-    replies = yield [Command("HGETALL", keys.user_engagement_hour(user_id, hour)) for hour in hours]
-    found: dict[int, dict[str, int]] = {}
-    for hour, fields in zip(hours, replies, strict=True):
-        for field, value in fields.items():
-            metric = text(field)
-            if metric in METRICS:
-                found.setdefault(hour, dict.fromkeys(METRICS, 0))[metric] += int(value)
+def _hour_metrics(fields: Mapping[Any, Any]) -> dict[str, int]:
+    found = dict.fromkeys(METRICS, 0)
+    for field, value in fields.items():
+        if (metric := text(field)) in METRICS:
+            found[metric] += int(value)
     return found
+
+
+def hours_from(keys: KeyLayout, user_id: str, hours: Mapping[int, Mapping[Any, Any]], *, since_epoch: int,
+               now_epoch: float | None = None) -> Plan[dict[int, dict[str, int]]]:
+    """A user's totals per hour over the windows that start at or after ``since_epoch``, given the hourly hashes
+    (hour start -> fields) from its hour on: whole hours from their totals; when ``since_epoch`` is inside an hour,
+    that hour's windows from it on from the minute buckets (one round, none otherwise)."""
+    now = time.time() if now_epoch is None else now_epoch
+    boundary = -(-since_epoch // HOUR_SECONDS) * HOUR_SECONDS
+    oldest = bucket_start(now - SPEED_BUCKET_TTL_SECONDS, HOUR_SECONDS)
+    found = {hour: _hour_metrics(fields) for hour, fields in hours.items()
+             if hour >= max(boundary, oldest) and any(text(field) in METRICS for field in fields)}
+    if boundary != since_epoch:
+        partial_hour = boundary - HOUR_SECONDS
+        partial = yield from windows_from(keys, user_id, {partial_hour: hours.get(partial_hour, {})},
+                                          since_epoch=since_epoch, now_epoch=now, until_epoch=boundary)
+        for start, window in partial.items():
+            hour = found.setdefault(bucket_start(start, HOUR_SECONDS), dict.fromkeys(METRICS, 0))
+            for metric in METRICS:
+                hour[metric] += window[metric]
+    return dict(sorted(found.items()))
 
 
 def engagement_hours(keys: KeyLayout, user_id: str, *, since_epoch: int, now_epoch: float | None = None
                      ) -> Plan[dict[int, dict[str, int]]]:
     """A user's totals per hour over the windows that start at or after ``since_epoch``: hour start (epoch s) ->
     metrics, oldest first; hours without events are left out. Whole hours come from the hourly aggregates (a key
-    each); when ``since_epoch`` is inside an hour, that hour's windows from it on come from the minute buckets (in
-    the same round trip). At most :data:`SPEED_BUCKET_TTL_SECONDS` back."""
+    each); when ``since_epoch`` is inside an hour, that hour's windows from it on come from the minute buckets the
+    hour's index names (a second round). At most :data:`SPEED_BUCKET_TTL_SECONDS` back."""
     now = time.time() if now_epoch is None else now_epoch
-    boundary = -(-since_epoch // HOUR_SECONDS) * HOUR_SECONDS
-    whole = _hour_aggregates(keys, user_id, first=boundary, now=now)
-    if boundary == since_epoch:
-        return (yield from whole)
-    partial, found = yield from gather(
-        engagement_windows(keys, user_id, since_epoch=since_epoch, now_epoch=now, until_epoch=boundary), whole)
-    for start, window in partial.items():
-        hour = found.setdefault(bucket_start(start, HOUR_SECONDS), dict.fromkeys(METRICS, 0))
-        for metric in METRICS:
-            hour[metric] += window[metric]
-    return dict(sorted(found.items()))
+    hours = yield from live_hours(keys, user_id, now_epoch=now)
+    return (yield from hours_from(keys, user_id, hours, since_epoch=since_epoch, now_epoch=now))
 
 
 def engagement_totals(keys: KeyLayout, user_id: str, *, since_epoch: int, now_epoch: float | None = None
