@@ -336,7 +336,18 @@ def test_sigkill_and_restart_leaves_the_views_equal_to_the_truth(kafka_service, 
     ensure_topics(settings)
     env = {**os.environ, **settings_environment(settings)}
     log = tmp_path / "speed.log"
-    producer = threading.Thread(target=write_kafka, args=(events, settings), kwargs={"rate": 150.0}, daemon=True)
+    hurry = threading.Event()
+
+    def live(rate: float = 150.0) -> Any:
+        """The events at ``rate`` until the kill, then the rest at once (the restarted job reads them as a
+        backlog): the kill lands while they arrive, and the test does not wait for the producer's pace after it."""
+        began = time.monotonic()
+        for i, event in enumerate(events):
+            if not hurry.is_set() and (ahead := began + i / rate - time.monotonic()) > 0.005:
+                time.sleep(ahead)
+            yield event
+
+    producer = threading.Thread(target=write_kafka, args=(live(), settings), daemon=True)
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "speed_layer", "--views", views], cwd=ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
@@ -355,6 +366,7 @@ def test_sigkill_and_restart_leaves_the_views_equal_to_the_truth(kafka_service, 
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
+        hurry.set()
     producer.join(300)
     assert not producer.is_alive()
     # Killed mid-stream: the views do not hold every event yet.
