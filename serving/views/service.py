@@ -39,7 +39,7 @@ from serving.views.recommendations import (
 )
 from serving.views.speed import SpeedFreshness
 from warehouse_models.batch_versions import BatchRead, current_version_plan
-from warehouse_models.metrics.ctr import COUNTS, click_rate, ctr_counts
+from warehouse_models.metrics.ctr import COUNTS, click_rate, counts_from_hours, ctr_counts, live_ctr_hours
 from warehouse_models.metrics.engagement import METRICS, added_up, hours_from, recent_engagement
 from warehouse_models.metrics.qoe import merge_sums, qoe_buckets, qoe_metrics
 from warehouse_models.metrics.trending import trending_ranking
@@ -148,10 +148,15 @@ class Views:
 
     def ctr(self, rail_id: str, button_id: str) -> Plan[Answer]:
         now = time.time()
-        batch, lag = yield from self._with_lag(batch_ctr(self.keys, rail_id, button_id), now)
+        # Two rounds: the batch part (W, then its hash) beside every live hourly aggregate; the hours from W are
+        # among those (W is an hour boundary; were it not, the minute buckets take one more round).
+        (batch, lag), hours = yield from gather(self._with_lag(batch_ctr(self.keys, rail_id, button_id), now),
+                                                live_ctr_hours(self.keys, rail_id, button_id, now_epoch=now))
         since = speed_since(batch)
-        live = yield from ctr_counts(self.keys, rail_id, button_id, since_epoch=since if since is not None else 0,
-                                     now_epoch=now)
+        live = counts_from_hours(hours, since_epoch=since if since is not None else 0)
+        if live is None:
+            live = yield from ctr_counts(self.keys, rail_id, button_id, since_epoch=since if since is not None else 0,
+                                         now_epoch=now)
         counts = add_counts(batch.values if batch is not None else None, live, COUNTS)
         if not counts["impressions"] and not counts["clicks"]:
             raise NotFound(f"no impressions or clicks for rail {rail_id!r}, button {button_id!r}")

@@ -9,7 +9,7 @@ The speed layer adds each window's counts to one hash per (rail, button, minute)
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from warehouse_models.events import MAX_CLOCK_SKEW, EventType
@@ -75,7 +75,7 @@ def ctr_rows(events: DataFrame, settings: Settings) -> DataFrame:
         "rail_id", "button_id", "content_id", F.timestamp_seconds("start").alias("window_start"), *COUNTS)
 
 
-def sum_counts(hashes: list[dict[Any, Any]]) -> dict[str, int]:
+def sum_counts(hashes: Iterable[Mapping[Any, Any]]) -> dict[str, int]:
     """Impressions and clicks summed over every title field of the given bucket hashes."""
     totals = dict.fromkeys(COUNTS, 0)
     for fields in hashes:
@@ -101,6 +101,30 @@ def click_rate(clicks: int, impressions: int) -> float:
     return clicks / impressions if impressions else 0.0
 
 
+def live_ctr_hours(keys: KeyLayout, rail_id: str, button_id: str, *, now_epoch: float | None = None
+                   ) -> Plan[dict[int, dict[Any, Any]]]:
+    """Every hourly aggregate of a rail and button the speed layer may still hold (from
+    :data:`SPEED_BUCKET_TTL_SECONDS` back to the clock skew ahead), in one round: hour start -> its fields. A reader
+    can fetch them beside the batch part, before it knows W, and take the hours from W with
+    :func:`counts_from_hours`."""
+    now = time.time() if now_epoch is None else now_epoch
+    hours = range(bucket_start(now - SPEED_BUCKET_TTL_SECONDS, HOUR_SECONDS),
+                  bucket_start(now + MAX_CLOCK_SKEW.total_seconds(), HOUR_SECONDS) + HOUR_SECONDS, HOUR_SECONDS)
+    replies = yield [Command("HGETALL", keys.ctr_hour(rail_id, button_id, hour)) for hour in hours]
+    return {hour: fields for hour, fields in zip(hours, replies, strict=True) if fields}
+
+
+def counts_from_hours(hours: Mapping[int, Mapping[Any, Any]], *, since_epoch: float
+                      ) -> dict[str, int | float] | None:
+    """Impressions, clicks and rate from ``since_epoch`` out of the hourly aggregates (hour start -> fields, as
+    :func:`live_ctr_hours` returns); None when ``since_epoch`` is inside an hour (the minute buckets are needed:
+    :func:`ctr_counts`)."""
+    if since_epoch % HOUR_SECONDS:
+        return None
+    totals = sum_counts([fields for hour, fields in hours.items() if hour >= since_epoch])
+    return {**totals, "rate": click_rate(totals["clicks"], totals["impressions"])}
+
+
 def ctr_counts(keys: KeyLayout, rail_id: str, button_id: str, *, since_epoch: float,
                now_epoch: float | None = None, until_epoch: float | None = None) -> Plan[dict[str, int | float]]:
     """Impressions, clicks and their rate for one rail and button over the minute buckets at or after ``since_epoch``.
@@ -120,11 +144,10 @@ def ctr_counts(keys: KeyLayout, rail_id: str, button_id: str, *, since_epoch: fl
     now = time.time() if now_epoch is None else now_epoch
     if until_epoch is None and since_epoch % HOUR_SECONDS == 0:
         # From an hour boundary (the batch watermark W always is one): the hourly aggregates, a few keys.
-        hours = range(max(int(since_epoch), bucket_start(now - SPEED_BUCKET_TTL_SECONDS, HOUR_SECONDS)),
-                      bucket_start(now + MAX_CLOCK_SKEW.total_seconds(), HOUR_SECONDS) + HOUR_SECONDS, HOUR_SECONDS)
-        replies = yield [Command("HGETALL", keys.ctr_hour(rail_id, button_id, hour)) for hour in hours]
-        totals = sum_counts(replies)
-        return {**totals, "rate": click_rate(totals["clicks"], totals["impressions"])}
+        hours = yield from live_ctr_hours(keys, rail_id, button_id, now_epoch=now)
+        found = counts_from_hours(hours, since_epoch=since_epoch)
+        assert found is not None
+        return found
     first = max(since_epoch, now - SPEED_BUCKET_TTL_SECONDS)
     end = bucket_start(now + MAX_CLOCK_SKEW.total_seconds()) + SPEED_BUCKET_SECONDS
     if until_epoch is not None:
