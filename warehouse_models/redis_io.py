@@ -7,7 +7,8 @@ import weakref
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from warehouse_models.redis_keys import SPEED_BUCKET_SECONDS
+from warehouse_models.events import MAX_CLOCK_SKEW
+from warehouse_models.redis_keys import HOUR_SECONDS, SPEED_BUCKET_SECONDS, SPEED_BUCKET_TTL_SECONDS, bucket_start
 
 if TYPE_CHECKING:
     import redis
@@ -28,6 +29,13 @@ def window_buckets(start: float, end: float) -> range:
     """The minute buckets that lie wholly inside ``[start, end)`` (epoch seconds)."""
     first = math.ceil(start / SPEED_BUCKET_SECONDS) * SPEED_BUCKET_SECONDS
     return range(first, int(end) - SPEED_BUCKET_SECONDS + 1, SPEED_BUCKET_SECONDS)
+
+
+def live_hour_starts(now: float) -> range:
+    """The hours whose speed aggregates may still be in Redis: from :data:`SPEED_BUCKET_TTL_SECONDS` back (older
+    ones have expired) to the hour the clock skew the envelope allows reaches (epoch seconds, hour starts)."""
+    return range(bucket_start(now - SPEED_BUCKET_TTL_SECONDS, HOUR_SECONDS),
+                 bucket_start(now + MAX_CLOCK_SKEW.total_seconds(), HOUR_SECONDS) + HOUR_SECONDS, HOUR_SECONDS)
 
 
 class ClientScript:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from warehouse_models.events import MAX_CLOCK_SKEW, EventType
 from warehouse_models.metrics.contributions import Contributions, reduce_frame, window_start
-from warehouse_models.redis_io import text, window_buckets
+from warehouse_models.redis_io import live_hour_starts, text, window_buckets
 from warehouse_models.redis_keys import (
     HOUR_SECONDS,
     SPEED_BUCKET_SECONDS,
@@ -107,9 +107,7 @@ def live_ctr_hours(keys: KeyLayout, rail_id: str, button_id: str, *, now_epoch: 
     :data:`SPEED_BUCKET_TTL_SECONDS` back to the clock skew ahead), in one round: hour start -> its fields. A reader
     can fetch them beside the batch part, before it knows W, and take the hours from W with
     :func:`counts_from_hours`."""
-    now = time.time() if now_epoch is None else now_epoch
-    hours = range(bucket_start(now - SPEED_BUCKET_TTL_SECONDS, HOUR_SECONDS),
-                  bucket_start(now + MAX_CLOCK_SKEW.total_seconds(), HOUR_SECONDS) + HOUR_SECONDS, HOUR_SECONDS)
+    hours = live_hour_starts(time.time() if now_epoch is None else now_epoch)
     replies = yield [Command("HGETALL", keys.ctr_hour(rail_id, button_id, hour)) for hour in hours]
     return {hour: fields for hour, fields in zip(hours, replies, strict=True) if fields}
 

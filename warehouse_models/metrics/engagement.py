@@ -26,7 +26,7 @@ from warehouse_models.events import (
     EventType,
 )
 from warehouse_models.metrics.contributions import Contributions, reduce_frame, window_start
-from warehouse_models.redis_io import text
+from warehouse_models.redis_io import live_hour_starts, text
 from warehouse_models.redis_keys import (
     HOUR_SECONDS,
     SPEED_BUCKET_SECONDS,
@@ -149,9 +149,7 @@ def live_hours(keys: KeyLayout, user_id: str, *, now_epoch: float | None = None)
     """Every hourly hash of a user the speed layer may still hold (from :data:`SPEED_BUCKET_TTL_SECONDS` back to the
     clock skew ahead), in one round: hour start -> its fields (totals and the minute index); empty hours are left
     out. What :func:`hours_from` and :func:`windows_from` read the rest of a user's engagement from."""
-    now = time.time() if now_epoch is None else now_epoch
-    hours = range(bucket_start(now - SPEED_BUCKET_TTL_SECONDS, HOUR_SECONDS),
-                  bucket_start(now + MAX_CLOCK_SKEW.total_seconds(), HOUR_SECONDS) + HOUR_SECONDS, HOUR_SECONDS)
+    hours = live_hour_starts(time.time() if now_epoch is None else now_epoch)
     replies = yield [Command("HGETALL", keys.user_engagement_hour(user_id, hour)) for hour in hours]
     return {hour: {text(k): text(v) for k, v in fields.items()} for hour, fields in zip(hours, replies, strict=True)
             if fields}
