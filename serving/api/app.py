@@ -60,10 +60,14 @@ Id = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN,
                          description="An id as the events carry it (no spaces, slashes or glob characters).")]
 QueryId = Annotated[str, Query(min_length=1, max_length=128, pattern=ID_PATTERN)]
 
-WINDOW_MINUTES_MAX = 180
-"""The most minutes of 5-second engagement windows one request may ask for."""
-TRENDING_LIMIT_MAX = 100
-"""The most trending titles one request may ask for."""
+WINDOW_MINUTES_DEFAULT, WINDOW_MINUTES_MAX = 5, 180
+"""Minutes of 5-second engagement windows a request gets unless it asks, and the most it may ask for."""
+DAYS_DEFAULT = 7
+"""UTC dates of daily engagement totals a request gets unless it asks."""
+TRENDING_KIND_DEFAULT: Literal["vod", "live"] = "vod"
+"""The content kind a trending request gets unless it asks."""
+TRENDING_LIMIT_DEFAULT, TRENDING_LIMIT_MAX = 10, 100
+"""Trending titles a request gets unless it asks, and the most it may ask for."""
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                                 description="An API key (`reelytics api keys create`).")
@@ -295,8 +299,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
              dependencies=[read], summary="A user's watch time, events and clicks: all-time totals, daily totals "
                                           "and the 5-second windows of the last minutes")
     async def engagement(request: Request, v: ViewsDep, user_id: Id,
-                         window_minutes: Annotated[int, Query(ge=1, le=WINDOW_MINUTES_MAX)] = 5,
-                         days: Annotated[int, Query(ge=1, le=DAILY_DAYS)] = 7) -> Response:
+                         window_minutes: Annotated[int, Query(ge=1, le=WINDOW_MINUTES_MAX)] = WINDOW_MINUTES_DEFAULT,
+                         days: Annotated[int, Query(ge=1, le=DAILY_DAYS)] = DAYS_DEFAULT) -> Response:
         """``days``: how many UTC dates of daily totals, today included."""
         return await answer(request, v.engagement(user_id, window_minutes=window_minutes, days=days))
 
@@ -319,8 +323,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(f"{v1}/trending", response_model=models.Trending, tags=["content"], dependencies=[read],
              summary="Titles with the most distinct viewers now, over every country or in one, with the day's "
                      "baseline")
-    async def trending(request: Request, v: ViewsDep, kind: Literal["vod", "live"] = "vod",
-                       limit: Annotated[int, Query(ge=1, le=TRENDING_LIMIT_MAX)] = 10,
+    async def trending(request: Request, v: ViewsDep, kind: Literal["vod", "live"] = TRENDING_KIND_DEFAULT,
+                       limit: Annotated[int, Query(ge=1, le=TRENDING_LIMIT_MAX)] = TRENDING_LIMIT_DEFAULT,
                        country: Annotated[str | None, Query(pattern=COUNTRY_PATTERN)] = None) -> Response:
         """``country`` (ISO 3166-1 alpha-2): the viewers whose events came from it (no baseline: the day's baselines
         are over every country)."""
@@ -427,12 +431,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     async def hot_engagement(client: Any, v: Views, request: Any) -> Response:
         (user_id,), query = request
-        return _answer(await arun(client, v.engagement(user_id, window_minutes=query.get("window_minutes", 5),
-                                                       days=query.get("days", 7))))
+        plan = v.engagement(user_id, window_minutes=query.get("window_minutes", WINDOW_MINUTES_DEFAULT),
+                            days=query.get("days", DAYS_DEFAULT))
+        return _answer(await arun(client, plan))
 
     async def hot_trending(client: Any, v: Views, request: Any) -> Response:
         _, query = request
-        return _answer(await arun(client, v.trending(query.get("kind", "vod"), limit=query.get("limit", 10),
+        return _answer(await arun(client, v.trending(query.get("kind", TRENDING_KIND_DEFAULT),
+                                                     limit=query.get("limit", TRENDING_LIMIT_DEFAULT),
                                                      country=query.get("country"))))
 
     async def hot_ctr(client: Any, v: Views, request: Any) -> Response:
@@ -530,14 +536,15 @@ def _query(raw: bytes, spec: Mapping[str, Callable[[str], Any]]) -> dict[str, An
 
 
 class HotRoutes:
-    """ASGI middleware: the routes apps call at the highest rates (a resume read, "may this stream play?")
-    answered without FastAPI's routing, dependency resolution and parameter models, which cost more CPU than the
-    Redis round trip of the request (measured with `bench serving`).
+    """ASGI middleware: the routes apps call at the highest rates (a resume read, "may this stream play?",
+    engagement, trending, CTR) answered without FastAPI's routing, dependency resolution and parameter models, which
+    cost more CPU than the Redis round trip of the request (measured with `bench serving`).
 
     It runs the declared routes' own parts: the same key check and rate limit, the same view plans, the same
     JSON and the same error answers. It takes only requests it can judge well-formed: ids that match the declared
-    pattern, a key header, a body the request model accepts. Anything else (a bad id or body, no key) goes to
-    the declared route, which answers as the OpenAPI document says (422 naming the parameter, 401).
+    pattern, a key header, a body the request model accepts, query parameters the route takes, each once and within
+    its limits. Anything else (a bad id, body or parameter, no key) goes to the declared route, which answers as the
+    OpenAPI document says (422 naming the parameter, 401).
     """
 
     def __init__(self, app: Any, *, routes: list[HotRoute], authenticate: Callable[..., Awaitable[ApiKey]],
