@@ -121,6 +121,8 @@ def corpus() -> list[tuple[str, bytes]]:
         records += [
             (f"{event_type}: a field outside the envelope", _raw({**base, "colour": "red"})),
             (f"{event_type}: a field outside the envelope, null", _raw({**base, "colour": None})),
+            (f"{event_type}: an envelope field's name in capitals too",
+             _raw({**base, "EVENT_TYPE": base["event_type"]})),
             (f"{event_type}: event_type given twice, last wrong", f'{{{body},"event_type":"teleport"}}'.encode()),
             (f"{event_type}: event_id given twice, last right", f'{{"event_id":7,{body}}}'.encode()),
             (f"{event_type}: text after the object", (text + " x").encode()),
