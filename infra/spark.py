@@ -9,6 +9,7 @@ from the settings, so the same code runs on a cluster.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,8 +44,8 @@ def connector_jars(settings: Settings) -> list[Path]:
 
 def own_jars(settings: Settings) -> list[Path]:
     """Reelytics' own jar (:func:`infra.jvm.build_jar`), or none with a warning when it cannot be built (no javac):
-    only the speed layer needs it (view_end refuses to start without it; the other queries run without their
-    progress in Redis), and it says so when it starts."""
+    the speed layer needs it (view_end refuses to start without it; the other queries run without their progress
+    in Redis, and it says so when it starts); without it, local file writes go through Hadoop's own file system."""
     try:
         return [build_jar(settings)]
     except ServiceError as exc:
@@ -53,12 +54,36 @@ def own_jars(settings: Settings) -> list[Path]:
         return []
 
 
+LOCAL_FILE_SYSTEM = "reelytics.speed.LocalFileSystem"
+"""Hadoop's local file system without a ``chmod`` or ``readlink`` process per file (``speed_layer/jvm``)."""
+
+
+def _local_file_system(settings: Settings, own: list[Path]) -> dict[str, str]:
+    """On a local master, ``file:`` paths through :data:`LOCAL_FILE_SYSTEM`, and checkpoints through Spark's
+    FileSystem-based manager (which uses it; the FileContext-based default builds Hadoop's own local file system).
+
+    Without Hadoop's native library (the pyspark wheel has none) Hadoop forks ``chmod`` for every file it creates
+    and ``readlink`` for every link check: a streaming query's offset, commit and state changelog files (and their
+    checksums) cost about 60 processes a second on a 1 s trigger, in each micro-batch's path. A cluster keeps its
+    own configuration (its nodes have the native library, and its checkpoints are not ``file:`` paths).
+    """
+    if not own or not settings.spark_master.startswith("local"):
+        return {}
+    return {
+        "spark.driver.extraClassPath": os.pathsep.join(str(jar) for jar in own),
+        "spark.hadoop.fs.file.impl": LOCAL_FILE_SYSTEM,
+        "spark.sql.streaming.checkpointFileManagerClass":
+            "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager",
+    }
+
+
 def spark_conf(settings: Settings, *, app_name: str, ui: bool = True) -> dict[str, str]:
     """Every Spark setting Reelytics uses, as one dict (also shown by `reelytics status`)."""
+    own = own_jars(settings)
     return {
         "spark.app.name": app_name,
         "spark.master": settings.spark_master,
-        "spark.jars": ",".join(str(j) for j in [*connector_jars(settings), *own_jars(settings)]),
+        "spark.jars": ",".join(str(j) for j in [*connector_jars(settings), *own]),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "UTC",
@@ -81,6 +106,7 @@ def spark_conf(settings: Settings, *, app_name: str, ui: bool = True) -> dict[st
         "spark.driver.extraJavaOptions":
             f"-Dderby.system.home={settings.data_dir / 'spark-derby'} {settings.spark_jvm_options}".strip(),
         "spark.executor.extraJavaOptions": settings.spark_jvm_options,
+        **_local_file_system(settings, own),
     }
 
 
