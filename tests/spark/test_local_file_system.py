@@ -9,9 +9,9 @@ from pathlib import Path
 from infra.spark import LOCAL_FILE_SYSTEM
 
 
-def _forked_since(last_pid: int) -> int:
-    """Processes started on the machine since ``last_pid`` was the newest (Linux hands out pids in order)."""
-    return int(Path("/proc/loadavg").read_text().split()[-1]) - last_pid
+def _newest_pid() -> int:
+    """The pid the machine handed out last: Linux hands them out in order, so a difference counts new processes."""
+    return int(Path("/proc/loadavg").read_text().split()[-1])
 
 
 def test_files_are_created_with_their_permission_and_without_a_process_each(spark, tmp_path: Path) -> None:
@@ -22,14 +22,14 @@ def test_files_are_created_with_their_permission_and_without_a_process_each(spar
     assert fs.getRaw().getClass().getName() == f"{LOCAL_FILE_SYSTEM}$Raw"
 
     mode = jvm.org.apache.hadoop.fs.permission.FsPermission(jvm.java.lang.Short.parseShort("416"))  # 0o640
-    before = _forked_since(0)
+    before = _newest_pid()
     for n in range(40):
         path = jvm.org.apache.hadoop.fs.Path(f"file://{tmp_path}/f{n}")
         out = fs.create(path, mode, False, 4096, 1, 1 << 20, None)
         out.write(b"x")
         out.close()
         assert fs.getFileLinkStatus(path).getLen() == 1
-    forked = _forked_since(before)
+    forked = _newest_pid() - before
     # Hadoop's own file system (no native library) runs chmod and readlink for each file and its checksum: 160
     # processes for these 40 files.
     assert forked < 20, forked
