@@ -275,7 +275,8 @@ def measure_serving(ctx: BenchContext) -> Outcome:
     }
     notes.update({"routes": routes, "redis_get": redis_get, "floor": floor,
                   "floor_app": "bench/serving_floor.py: a bare ASGI app on the same uvicorn (uvloop, httptools) "
-                               "answering the resume path with one redis-py asyncio HGET; same targets and rate",
+                               "answering the resume path with one HGET on the API's Redis client; same targets "
+                               "and rate",
                   "get_route": "GET /v1/users/{user}/resume/{content}: a latest-value read (one HGET after the key "
                                "check, which is cached per process)"})
     return Outcome(figures=figures, notes=notes, targets={

@@ -1,7 +1,8 @@
 """The floor under the serving API's GET figure: the least an ASGI app on the same server can do per request.
 
 A bare ASGI callable, served by uvicorn with uvloop and httptools as the API is, that answers
-``GET /v1/users/{user}/resume/{content}`` with one redis-py asyncio ``HGET`` of the same key and a small JSON body:
+``GET /v1/users/{user}/resume/{content}`` with one ``HGET`` of the same key, on the API's own Redis client
+(:class:`serving.api.redis_rounds.RoundClient`), and a small JSON body:
 no key check, no freshness read, no routing. ``bench serving`` drives it with the same load as the API's resume
 route, so the gap between the two is what the API's own work costs, and the floor's own ratio to a raw GET is
 what this machine and stack allow at all.
@@ -13,11 +14,12 @@ import os
 from typing import Any
 
 import orjson
-import redis.asyncio as aredis
 
+from serving.api.redis_rounds import client_for
 from warehouse_models.redis_keys import KeyLayout
 
-_client = aredis.Redis.from_url(os.environ.get("REELYTICS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+_client = client_for(os.environ.get("REELYTICS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"), password=None,
+                     timeout=1.0)
 _keys = KeyLayout(os.environ.get("REELYTICS_BENCH_KEY_PREFIX", "bench-serving"))
 
 
@@ -35,7 +37,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 404, "headers": []})
         await send({"type": "http.response.body", "body": b""})
         return
-    value = await _client.hget(_keys.resume_position(parts[3]), parts[5])
+    (value,) = await _client.execute_round([("HGET", _keys.resume_position(parts[3]), parts[5])])
     body = orjson.dumps({"user_id": parts[3], "content_id": parts[5],
                          "position": value.decode() if isinstance(value, bytes) else value})
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})

@@ -54,12 +54,16 @@ def _sha(lua: str) -> str:
     return hashlib.sha1(lua.encode()).hexdigest()  # noqa: S324 (Redis names scripts by SHA-1)
 
 
+def _argv(command: Command | ScriptCall) -> tuple[Any, ...]:
+    """The command's name and arguments as Redis gets them (a script by its SHA-1)."""
+    if isinstance(command, ScriptCall):
+        return ("EVALSHA", _sha(command.lua), len(command.keys), *command.keys, *command.args)
+    return (command.name, *command.args)
+
+
 def _queue(pipe: Any, commands: Round) -> None:
     for command in commands:
-        if isinstance(command, ScriptCall):
-            pipe.execute_command("EVALSHA", _sha(command.lua), len(command.keys), *command.keys, *command.args)
-        else:
-            pipe.execute_command(command.name, *command.args)
+        pipe.execute_command(*_argv(command))
 
 
 def _scripts(commands: Round) -> list[str]:
@@ -96,9 +100,12 @@ def run(client: Any, plan: Plan[T]) -> T:
 
 
 async def arun(client: Any, plan: Plan[T]) -> T:
-    """Execute a plan with an asyncio client: one pipeline (no MULTI) per round; scripts as in :func:`run`."""
+    """Execute a plan with an asyncio client: one pipeline (no MULTI) per round; scripts as in :func:`run`. A client
+    with an ``execute_round`` method (the serving API's pipelined connection) gets each round's commands as tuples
+    (name, arguments) and returns their replies."""
     import redis
 
+    execute_round = getattr(client, "execute_round", None)
     try:
         commands = next(plan)
         while True:
@@ -106,16 +113,22 @@ async def arun(client: Any, plan: Plan[T]) -> T:
                 commands = plan.send([])
                 continue
             for attempt in (1, 2):
-                pipe = client.pipeline(transaction=False)
-                _queue(pipe, commands)
                 try:
-                    replies = await pipe.execute()
+                    if execute_round is not None:
+                        replies = await execute_round([_argv(command) for command in commands])
+                    else:
+                        pipe = client.pipeline(transaction=False)
+                        _queue(pipe, commands)
+                        replies = await pipe.execute()
                     break
                 except redis.exceptions.NoScriptError:
                     if attempt == 2:
                         raise
                     for lua in _scripts(commands):
-                        await client.script_load(lua)
+                        if execute_round is not None:
+                            await execute_round([("SCRIPT", "LOAD", lua)])
+                        else:
+                            await client.script_load(lua)
             commands = plan.send(replies)
     except StopIteration as done:
         value: T = done.value

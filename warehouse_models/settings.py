@@ -433,15 +433,19 @@ class Settings(BaseSettings):
         return {**self.spark_kafka_options(), "kafka.fetch.max.wait.ms": str(self.spark_kafka_fetch_max_wait_ms)}
 
     def redis_client(self, *, db: int | None = None, decode_responses: bool = False) -> Any:
-        """A redis-py client for `redis_url` (password from `redis_password` when set)."""
+        """A redis-py client for `redis_url` (password from `redis_password` when set); ``db`` replaces the URL's
+        database (redis-py's ``from_url`` would let the URL's own win)."""
         import redis
 
         kwargs: dict[str, Any] = {"decode_responses": decode_responses}
         if self.redis_password is not None:
             kwargs["password"] = self.redis_password.get_secret_value()
+        url = self.redis_url
         if db is not None:
+            parsed = urlparse(url)
+            url = parsed._replace(path=f"/{db}").geturl() if parsed.scheme != "unix" else url
             kwargs["db"] = db
-        return redis.Redis.from_url(self.redis_url, **kwargs)
+        return redis.Redis.from_url(url, **kwargs)
 
     def redis_async_client(self, **options: Any) -> Any:
         """A redis-py asyncio client for `redis_url` (password from `redis_password` when set)."""

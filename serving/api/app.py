@@ -12,6 +12,7 @@ import gc
 import logging
 import math
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,14 +26,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from serving.api import models
 from serving.api.auth import ApiKey, KeyCache, RateLimiter, key_record
+from serving.api.redis_rounds import client_for
 from serving.dashboard import CHART_JS_VERSION, PAGE, chart_js_path
 from serving.metrics import RequestTimer, exposition, request_histogram
 from serving.views.merge import Freshness
@@ -129,8 +132,6 @@ class _PipelineCollector(Collector):
         age = GaugeMetricFamily("reelytics_batch_watermark_age_seconds",
                                 "Seconds between now and the batch watermark W of the current batch views.")
         if answer.freshness.watermark is not None:
-            import time
-
             age.add_metric([], time.time() - answer.freshness.watermark.timestamp())
         yield age
 
@@ -150,7 +151,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeouts = {"socket_timeout": REDIS_TIMEOUT_S, "socket_connect_timeout": REDIS_TIMEOUT_S}
-        app.state.redis = settings.redis_async_client(**timeouts)
+        password = settings.redis_password.get_secret_value() if settings.redis_password is not None else None
+        app.state.redis = client_for(settings.redis_url, password=password, timeout=REDIS_TIMEOUT_S)
         app.state.sync_redis = settings.redis_client()  # for the metrics collector, which runs in a thread
         app.state.sync_redis.connection_pool.connection_kwargs.update(timeouts)
         app.state.views = Views(settings)
@@ -162,7 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # FastAPI's own OpenTelemetry bridge is off: the API's metrics are Prometheus' (/metrics), and its per-request
     # check whether a tracer is configured costs on every request.
-    app = FastAPI(title="Reelytics serving API", version=API_VERSION, lifespan=lifespan,
+    app = ServingApp(title="Reelytics serving API", version=API_VERSION, lifespan=lifespan,
                   description=__doc__ or "", responses=_ERROR_RESPONSES,
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     registry.register(_PipelineCollector(app))
@@ -448,7 +450,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def path_and_query(params: tuple[str, ...], query: dict[str, Any], body: bytes) -> Any:
         return params, query
 
-    app.add_middleware(HotRoutes, routes=[
+    hot_routes = [
         HotRoute("GET", re.compile(rf"{v1}/users/([^/]+)/resume/([^/]+)"),
                  routes[f"{v1}/users/{{user_id}}/resume/{{content_id}}"], "read",
                  lambda params, query, body: params, hot_resume),
@@ -462,9 +464,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                       "country": _matching(COUNTRY_PATTERN)}),
         HotRoute("GET", re.compile(rf"{v1}/ctr/([^/]+)/([^/]+)"), routes[f"{v1}/ctr/{{rail_id}}/{{button_id}}"],
                  "read", path_and_query, hot_ctr),
-    ], authenticate=authenticate, error_answer=error_answer)
-    # Added last, so outermost: every request is timed under its route template, the hot routes' too.
-    app.add_middleware(RequestTimer, histogram=request_histogram(registry, "reelytics_api"))
+    ]
+    histogram = request_histogram(registry, "reelytics_api")
+    # Every other request is timed by the middleware under its route template; the hot routes time themselves.
+    app.add_middleware(RequestTimer, histogram=histogram)
+    app.front = HotRoutes(app.declared, routes=hot_routes, state=app.state, authenticate=authenticate,
+                          error_answer=error_answer, histogram=histogram)
     return app
 
 
@@ -535,10 +540,24 @@ def _query(raw: bytes, spec: Mapping[str, Callable[[str], Any]]) -> dict[str, An
     return found
 
 
+class ServingApp(FastAPI):
+    """The API's FastAPI app with :class:`HotRoutes` in front of it: ``front`` sees each request first and hands
+    the rest to :meth:`declared` (FastAPI with its middleware)."""
+
+    front: Any = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await (self.front or self.declared)(scope, receive, send)
+
+    async def declared(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+
+
 class HotRoutes:
-    """ASGI middleware: the routes apps call at the highest rates (a resume read, "may this stream play?",
-    engagement, trending, CTR) answered without FastAPI's routing, dependency resolution and parameter models, which
-    cost more CPU than the Redis round trip of the request (measured with `bench serving`).
+    """The ASGI layer in front of the API: the routes apps call at the highest rates (a resume read, "may this
+    stream play?", engagement, trending, CTR) answered without FastAPI's routing, dependency resolution, parameter
+    models and middleware stack, which cost more CPU than the Redis round trip of the request (measured with
+    `bench serving`). Each answer is timed under its declared route's template, as the middleware times the rest.
 
     It runs the declared routes' own parts: the same key check and rate limit, the same view plans, the same
     JSON and the same error answers. It takes only requests it can judge well-formed: ids that match the declared
@@ -547,12 +566,24 @@ class HotRoutes:
     OpenAPI document says (422 naming the parameter, 401).
     """
 
-    def __init__(self, app: Any, *, routes: list[HotRoute], authenticate: Callable[..., Awaitable[ApiKey]],
-                 error_answer: Callable[[str, Exception], Response]) -> None:
+    def __init__(self, app: Any, *, routes: list[HotRoute], state: Any,
+                 authenticate: Callable[..., Awaitable[ApiKey]], error_answer: Callable[[str, Exception], Response],
+                 histogram: Histogram) -> None:
         self.app = app
         self.routes = routes
+        self.state = state
         self.authenticate = authenticate
         self.error_answer = error_answer
+        self.histogram = histogram
+        self._timers: dict[tuple[str, str, int], Any] = {}
+
+    def _timer(self, hot: HotRoute, status: int) -> Any:
+        """The histogram's child for the route and status (looked up once, not per request)."""
+        found = self._timers.get((hot.method, hot.route.path, status))
+        if found is None:
+            found = self._timers[(hot.method, hot.route.path, status)] = self.histogram.labels(
+                hot.method, hot.route.path, str(status))
+        return found
 
     def _match(self, scope: dict[str, Any]) -> tuple[HotRoute, tuple[str, ...], dict[str, Any], bytes] | None:
         for hot in self.routes:
@@ -579,6 +610,7 @@ class HotRoutes:
         if matched is None:
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         hot, params, query, key = matched
         body = b""
         if hot.method == "POST":
@@ -593,14 +625,16 @@ class HotRoutes:
         if request is None:
             await self.app(scope, _replay(body), send)
             return
-        scope["route"] = hot.route
-        state = scope["app"].state
+        state = self.state
         try:
             await self.authenticate(state.redis, key.decode("latin-1"), hot.scope)
             response = await hot.handle(state.redis, state.views, request)
         except Exception as exc:  # every error answers as the declared route's would
             response = self.error_answer(f"{scope['method']} {scope['path']}", exc)
-        await response(scope, receive, send)
+        try:
+            await response(scope, receive, send)
+        finally:
+            self._timer(hot, response.status_code).observe(time.perf_counter() - started)
 
 
 def _header(scope: dict[str, Any], name: bytes) -> bytes | None:

@@ -1,7 +1,8 @@
-"""Every read plan answers the same with a blocking client and with an asyncio client, on the same real Redis.
+"""Every read plan answers the same with a blocking client, with redis-py's asyncio client and with the API's
+pipelined client (:class:`serving.api.redis_rounds.RoundClient`), on the same real Redis.
 
 redis-py decodes some replies differently in its asyncio client (``ZRANGE ... WITHSCORES`` comes paired, not
-flat); the readers are written once, so both executors must hand them what they can read.
+flat); the readers are written once, so every executor must hand them what they can read.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from batch_layer.publish.versioned import publish_version
 from serving.api.auth import create_key, key_record
+from serving.api.redis_rounds import client_for
 from serving.views import batch, speed
 from serving.views.playback import authorize, decisions
 from warehouse_models.batch_versions import current_version_plan
@@ -82,13 +84,16 @@ def test_blocking_and_asyncio_clients_read_the_same(redis_service, isolated: Set
     }
     aclient = isolated.redis_async_client()
 
-    async def both() -> dict[str, Any]:
-        return {name: await arun(aclient, make()) for name, make in plans.items()}
+    async def on(executor: Any) -> dict[str, Any]:
+        try:
+            return {name: await arun(executor, make()) for name, make in plans.items()}
+        finally:
+            await executor.aclose()
 
     try:
         blocking = {name: run(client, make()) for name, make in plans.items()}
-        on_loop = asyncio.run(both())
-        assert blocking == on_loop
+        assert asyncio.run(on(aclient)) == blocking
+        assert asyncio.run(on(client_for(isolated.redis_url, password=None, timeout=5))) == blocking
         # And they read what was written.
         assert blocking["trending"] == [("vod-1", 7), ("vod-2", 3)]
         assert [title for title, _ in blocking["recent"]] == ["vod-1", "vod-2"]
@@ -105,13 +110,17 @@ def test_blocking_and_asyncio_clients_read_the_same(redis_service, isolated: Set
         sync_decision = run(client, _authorize(keys, "s-sync", now))
         client.script_flush()
         async_decision = asyncio.run(arun(isolated.redis_async_client(), _authorize(keys, "s-async", now)))
-        assert (sync_decision.allowed, async_decision.allowed) == (True, True)
+        client.script_flush()
+        rounds_decision = asyncio.run(arun(client_for(isolated.redis_url, password=None, timeout=5),
+                                           _authorize(keys, "s-rounds", now, account="b")))
+        assert (sync_decision.allowed, async_decision.allowed, rounds_decision.allowed) == (True, True, True)
         assert [a.session_id for a in async_decision.active] == ["s-sync", "s-async"]
+        assert [a.session_id for a in rounds_decision.active] == ["s-rounds"]
     finally:
         for name in client.scan_iter(match=keys.pattern()):
             client.delete(name)
 
 
-def _authorize(keys: Any, session: str, now: float) -> Plan[Any]:
-    return authorize(keys, account_id="a", session_id=session, device_type="tv", heartbeat_timeout_seconds=30,
+def _authorize(keys: Any, session: str, now: float, account: str = "a") -> Plan[Any]:
+    return authorize(keys, account_id=account, session_id=session, device_type="tv", heartbeat_timeout_seconds=30,
                      lease_seconds=30, now_ms=int(now * 1000))
