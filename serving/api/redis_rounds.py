@@ -38,6 +38,7 @@ class _Round:
     future: asyncio.Future[list[Any]]
     count: int
     replies: list[Any] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
 
 
 class _Connection(asyncio.Protocol):
@@ -49,11 +50,14 @@ class _Connection(asyncio.Protocol):
         self.waiting: deque[_Round] = deque()
         self.transport: Any = None
         self.closed = False
+        self.last_read = 0.0
+        """Event-loop time of the last bytes from Redis."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # uvloop's transports do not subclass asyncio.Transport
 
     def data_received(self, data: bytes) -> None:
+        self.last_read = asyncio.get_running_loop().time()
         self.reader.feed(data)
         waiting = self.waiting
         while True:
@@ -125,11 +129,12 @@ class RoundClient:
         connection.waiting.append(waiting)
         assert connection.transport is not None
         connection.transport.write(b"".join([hiredis.pack_command(command) for command in commands]))
-        timer = loop.call_later(self.timeout, self._expire, connection, waiting)
+        self._arm(loop, connection, waiting, self.timeout)
         try:
             replies = await waiting.future
         finally:
-            timer.cancel()
+            if waiting.timer is not None:
+                waiting.timer.cancel()
         callbacks = self.callbacks
         out = []
         for command, reply in zip(commands, replies, strict=True):
@@ -149,11 +154,23 @@ class RoundClient:
         if connection is not None and not connection.closed:
             connection.fail(redis.exceptions.ConnectionError("the client was closed"))
 
-    def _expire(self, connection: _Connection, waiting: _Round) -> None:
-        if not waiting.future.done():
-            logger.warning("no reply from Redis at %s within %g s: dropping the connection", self.address,
-                           self.timeout)
-            connection.fail(redis.exceptions.TimeoutError(f"Timeout reading from Redis at {self.address}"))
+    def _arm(self, loop: asyncio.AbstractEventLoop, connection: _Connection, waiting: _Round, delay: float) -> None:
+        waiting.timer = loop.call_later(delay, self._expire, loop, connection, waiting, loop.time() + delay)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop, connection: _Connection, waiting: _Round,
+                deadline: float) -> None:
+        """The round's time is up. If Redis sent bytes within the last ``timeout`` seconds, the connection is alive
+        and the replies ahead of this round are still coming (a backlog of rounds, long answers): wait on, rather
+        than fail every request in flight. Otherwise Redis has been silent for ``timeout`` seconds: fail every
+        round on the connection."""
+        if waiting.future.done() or connection.closed:
+            return
+        quiet = loop.time() - max(connection.last_read, deadline - self.timeout)
+        if quiet < self.timeout:
+            self._arm(loop, connection, waiting, self.timeout - quiet)
+            return
+        logger.warning("no reply from Redis at %s for %g s: dropping the connection", self.address, self.timeout)
+        connection.fail(redis.exceptions.TimeoutError(f"Timeout reading from Redis at {self.address}"))
 
     async def _connect(self) -> _Connection:
         """The open connection, opening it once for every round that asks meanwhile."""
@@ -182,15 +199,16 @@ class RoundClient:
         if self.password is not None:
             hello += ("AUTH", self.username or "default", self.password)
         handshake = [hello, *([("SELECT", self.db)] if self.db else [])]
-        loop_future: asyncio.Future[list[Any]] = loop.create_future()
-        connection.waiting.append(_Round(loop_future, len(handshake)))
+        waiting = _Round(loop.create_future(), len(handshake))
+        connection.waiting.append(waiting)
         assert connection.transport is not None
         connection.transport.write(b"".join([hiredis.pack_command(command) for command in handshake]))
-        timer = loop.call_later(self.connect_timeout, self._expire, connection, connection.waiting[-1])
+        self._arm(loop, connection, waiting, self.connect_timeout)
         try:
-            replies = await loop_future
+            replies = await waiting.future
         finally:
-            timer.cancel()
+            if waiting.timer is not None:
+                waiting.timer.cancel()
         for reply in replies:
             if isinstance(reply, Exception):
                 connection.fail(reply)

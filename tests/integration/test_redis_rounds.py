@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 import redis
+import uvloop
 
 from infra.process import free_port
 from serving.api.redis_rounds import RoundClient, client_for
@@ -136,3 +137,29 @@ def test_a_user_and_password_and_a_database_from_the_url(redis_service, isolated
     finally:
         sync.acl_deluser(user)
         other_db.delete(name)
+
+
+def test_a_backlog_still_being_answered_is_not_a_silent_redis(redis_service, isolated: Settings):
+    """Rounds whose replies take longer than the timeout to arrive, because the replies ahead of them are long:
+    Redis keeps sending, so no round fails."""
+    sync = isolated.redis_client()
+    name = f"{isolated.redis_key_prefix}:rounds-long"
+    sync.hset(name, mapping={f"field-{i}": "x" * 20 for i in range(2000)})
+
+    async def main() -> tuple[float, list[object]]:
+        client = _client(isolated, timeout=0.2)
+        try:
+            await client.ping()
+            started = time.monotonic()
+            rounds = [client.execute_round([("HGETALL", name)]) for _ in range(1000)]
+            answers = await asyncio.gather(*rounds)
+            return time.monotonic() - started, [len(answer[0]) for answer in answers]
+        finally:
+            await client.aclose()
+
+    try:
+        took, sizes = uvloop.run(main())
+        assert took > 0.4, "the backlog did not outlast the timeout: the test proves nothing"
+        assert sizes == [2000] * 1000
+    finally:
+        sync.delete(name)
