@@ -224,7 +224,7 @@ def shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[D
     views first."""
     import pyarrow.compute as pc
 
-    client = settings.redis_client()
+    client = settings.redis_client(lean=True)
     keys = settings.keys
 
     def write(batch: DataFrame, batch_id: int) -> None:
@@ -279,7 +279,7 @@ def shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[D
 
 def _stateful_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[DataFrame, int], None]:
     """The ``foreachBatch`` function of a stateful view's query: a SinkContext per batch around its writer."""
-    client = settings.redis_client()
+    client = settings.redis_client(lean=True)
     view = plan.views[0]
 
     def write(batch: DataFrame, batch_id: int) -> None:

@@ -71,11 +71,12 @@ def clear_prefix(client: redis.Redis, pattern: str) -> None:
 
 
 def sink_context_fixture(query_name: str, batch_id: int = 0) -> Callable[..., Iterator[SinkContext]]:
-    """A fixture (assign it to ``ctx``): a writer context on the test's own Redis prefix, cleared after the test."""
+    """A fixture (assign it to ``ctx``): a writer context on the test's own Redis prefix, cleared after the test,
+    with the lean client the speed layer's writers get."""
 
     @pytest.fixture
     def ctx(redis_service: Settings, isolated: Settings) -> Iterator[SinkContext]:
-        client = isolated.redis_client()
+        client = isolated.redis_client(lean=True)
         try:
             yield SinkContext(settings=isolated, client=client, keys=isolated.keys, query_name=query_name,
                               batch_id=batch_id)

@@ -432,10 +432,13 @@ class Settings(BaseSettings):
         """Options for Spark's Kafka source: the connection plus the consumer's fetch wait."""
         return {**self.spark_kafka_options(), "kafka.fetch.max.wait.ms": str(self.spark_kafka_fetch_max_wait_ms)}
 
-    def redis_client(self, *, db: int | None = None, decode_responses: bool = False) -> Any:
+    def redis_client(self, *, db: int | None = None, decode_responses: bool = False, lean: bool = False) -> Any:
         """A redis-py client for `redis_url` (password from `redis_password` when set); ``db`` replaces the URL's
-        database (redis-py's ``from_url`` would let the URL's own win)."""
+        database (redis-py's ``from_url`` would let the URL's own win); ``lean``: its pipelines are
+        :class:`~warehouse_models.redis_lean.LeanPipeline` (for writers of large pipelines)."""
         import redis
+
+        from warehouse_models.redis_lean import LeanRedis
 
         kwargs: dict[str, Any] = {"decode_responses": decode_responses}
         if self.redis_password is not None:
@@ -445,7 +448,7 @@ class Settings(BaseSettings):
             parsed = urlparse(url)
             url = parsed._replace(path=f"/{db}").geturl() if parsed.scheme != "unix" else url
             kwargs["db"] = db
-        return redis.Redis.from_url(url, **kwargs)
+        return (LeanRedis if lean else redis.Redis).from_url(url, **kwargs)
 
     def redis_async_client(self, **options: Any) -> Any:
         """A redis-py asyncio client for `redis_url` (password from `redis_password` when set)."""

@@ -68,7 +68,7 @@ MINUTE_1 = _sums(plays=1, exits_before_start=1)
 
 @pytest.fixture
 def ctx(redis_service, isolated: Settings) -> Iterator[SinkContext]:
-    client = isolated.redis_client()
+    client = isolated.redis_client(lean=True)
     try:
         yield SinkContext(settings=isolated, client=client, keys=isolated.keys, query_name="qoe", batch_id=3)
     finally:

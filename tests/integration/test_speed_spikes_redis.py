@@ -55,7 +55,7 @@ def _phase(first: int, last: int, per_second: int) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def ctx(redis_service, isolated: Settings) -> Iterator[SinkContext]:
-    client = isolated.redis_client()
+    client = isolated.redis_client(lean=True)
     try:
         yield SinkContext(settings=isolated, client=client, keys=isolated.keys, query_name="spikes", batch_id=0)
     finally:
@@ -216,7 +216,7 @@ def test_the_in_process_copy_of_recent_counts_judges_as_reading_redis_every_batc
 
     def run(prefix: str, *, forget: bool) -> dict[str, Any]:
         run_settings = settings.model_copy(update={"redis_key_prefix": prefix})
-        client = run_settings.redis_client()
+        client = run_settings.redis_client(lean=True)
         ctx = SinkContext(settings=run_settings, client=client, keys=run_settings.keys, query_name="spikes",
                           batch_id=0)
         for batch_id, rows in enumerate(batches):
@@ -232,6 +232,6 @@ def test_the_in_process_copy_of_recent_counts_judges_as_reading_redis_every_batc
     assert {a["type"] for a in cached["alerts"]} == {"raised", "cleared"}, cached["alerts"]
     # The new title's burst counted whole: both micro-batches' parts of its second.
     assert any(a["scope"] == "content:new-1" and a["rate"] == 200 for a in cached["alerts"]), cached["alerts"]
-    client = isolated.redis_client()
+    client = isolated.redis_client(lean=True)
     for key in [*client.scan_iter(match=f"{isolated.redis_key_prefix}-*")]:
         client.delete(key)
