@@ -93,6 +93,8 @@ class LeanPipeline(Pipeline):
         for i, error in errors:
             out.insert(i, error)
         if len(out) != len(queued):
+            if self.connection is not None:
+                self.connection.disconnect()  # the replies can no longer be matched to their commands
             raise ResponseError("Wrong number of response items from pipeline execution")
         return out
 

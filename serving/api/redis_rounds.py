@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,14 @@ from redis._parsers import BaseParser
 from redis.connection import parse_url
 
 logger = logging.getLogger(__name__)
+
+
+_NOT_ENOUGH_DATA = object()
+"""What the reader returns while a reply is incomplete (hiredis' default, ``False``, is also RESP3's false)."""
+
+
+def _lost(message: str) -> Callable[[], Exception]:
+    return lambda: redis.exceptions.ConnectionError(message)
 
 
 @dataclass(slots=True)
@@ -46,7 +54,7 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.reader = hiredis.Reader(protocolError=redis.exceptions.InvalidResponse,
-                                     replyError=BaseParser.parse_error)
+                                     replyError=BaseParser.parse_error, notEnoughData=_NOT_ENOUGH_DATA)
         self.waiting: deque[_Round] = deque()
         self.transport: Any = None
         self.closed = False
@@ -56,6 +64,17 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # uvloop's transports do not subclass asyncio.Transport
 
+    def send(self, waiting: _Round, data: bytes) -> None:
+        """Queue the round for the next replies and write its commands (a closed connection fails it)."""
+        if self.closed:
+            raise redis.exceptions.ConnectionError("Connection to Redis closed.")
+        self.waiting.append(waiting)
+        try:
+            self.transport.write(data)
+        except RuntimeError as exc:  # uvloop: the transport closed under us
+            self.fail(_lost(f"Connection to Redis lost: {exc}"))
+            raise redis.exceptions.ConnectionError(f"Connection to Redis lost: {exc}") from exc
+
     def data_received(self, data: bytes) -> None:
         self.last_read = asyncio.get_running_loop().time()
         self.reader.feed(data)
@@ -64,12 +83,12 @@ class _Connection(asyncio.Protocol):
             try:
                 reply = self.reader.gets()
             except redis.exceptions.InvalidResponse as exc:
-                self.fail(exc)
+                self.fail(_lost(f"Redis sent what is not RESP: {exc}"))
                 return
-            if reply is False:
+            if reply is _NOT_ENOUGH_DATA:
                 return
             if not waiting:  # a reply nobody asked for: the stream can no longer be trusted
-                self.fail(redis.exceptions.InvalidResponse("Redis sent a reply no command was waiting for"))
+                self.fail(_lost("Redis sent a reply no command was waiting for"))
                 return
             head = waiting[0]
             head.replies.append(reply)
@@ -80,21 +99,30 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._fail_waiting(redis.exceptions.ConnectionError(
-            f"Connection to Redis lost: {exc}" if exc else "Connection closed by server."))
+        self._fail_waiting(_lost(f"Connection to Redis lost: {exc}" if exc else "Connection closed by server."))
 
-    def fail(self, exc: Exception) -> None:
-        """Fail every waiting round and drop the connection (the next round opens a new one)."""
+    def fail(self, error: Callable[[], Exception]) -> None:
+        """Fail every waiting round (each with its own ``error()``) and drop the connection (the next round opens
+        a new one)."""
         self.closed = True
-        self._fail_waiting(exc)
+        self._fail_waiting(error)
         if self.transport is not None:
             self.transport.abort()
 
-    def _fail_waiting(self, exc: Exception) -> None:
+    def _fail_waiting(self, error: Callable[[], Exception]) -> None:
         while self.waiting:
             waiting = self.waiting.popleft()
             if not waiting.future.done():
-                waiting.future.set_exception(exc)
+                waiting.future.set_exception(error())
+
+
+def _packed(commands: Sequence[tuple[Any, ...]]) -> bytes:
+    """The commands in RESP; a value hiredis cannot send (None, a bool) is redis-py's ``DataError``."""
+    try:
+        return b"".join([hiredis.pack_command(command) for command in commands])
+    except TypeError as exc:
+        raise redis.exceptions.DataError(f"Invalid input in a Redis command ({exc}): convert it to bytes, a "
+                                         "string or a number first") from exc
 
 
 class RoundClient:
@@ -113,6 +141,7 @@ class RoundClient:
                           if callback is not None}
         self._connection: _Connection | None = None
         self._opening: asyncio.Future[_Connection] | None = None
+        self._closed = False
 
     @property
     def address(self) -> str:
@@ -121,14 +150,15 @@ class RoundClient:
     async def execute_round(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Send the commands (each a tuple: name, then arguments) in one write; their replies in order, each
         through redis-py's callback for its command. Raises the first error reply, as redis-py's pipeline does."""
+        if not commands:
+            return []
+        data = _packed(commands)
         connection = self._connection
         if connection is None or connection.closed:
             connection = await self._connect()
         loop = asyncio.get_running_loop()
         waiting = _Round(loop.create_future(), len(commands))
-        connection.waiting.append(waiting)
-        assert connection.transport is not None
-        connection.transport.write(b"".join([hiredis.pack_command(command) for command in commands]))
+        connection.send(waiting, data)
         self._arm(loop, connection, waiting, self.timeout)
         try:
             replies = await waiting.future
@@ -141,6 +171,8 @@ class RoundClient:
             if isinstance(reply, Exception):
                 raise reply
             name = command[0]
+            if not isinstance(name, str):
+                name = bytes(name).decode()
             callback = callbacks.get(name if name.isupper() else name.upper())
             out.append(callback(reply) if callback is not None else reply)
         return out
@@ -150,9 +182,10 @@ class RoundClient:
         return bool(reply)
 
     async def aclose(self) -> None:
+        self._closed = True
         connection, self._connection = self._connection, None
         if connection is not None and not connection.closed:
-            connection.fail(redis.exceptions.ConnectionError("the client was closed"))
+            connection.fail(_lost("the client was closed"))
 
     def _arm(self, loop: asyncio.AbstractEventLoop, connection: _Connection, waiting: _Round, delay: float) -> None:
         waiting.timer = loop.call_later(delay, self._expire, loop, connection, waiting, loop.time() + delay)
@@ -163,27 +196,42 @@ class RoundClient:
         and the replies ahead of this round are still coming (a backlog of rounds, long answers): wait on, rather
         than fail every request in flight. Otherwise Redis has been silent for ``timeout`` seconds: fail every
         round on the connection."""
-        if waiting.future.done() or connection.closed:
+        if waiting.future.done():
+            return
+        if connection.closed:  # its rounds were failed when it closed; this one too, whatever happened
+            waiting.future.set_exception(redis.exceptions.ConnectionError("Connection to Redis closed."))
             return
         quiet = loop.time() - max(connection.last_read, deadline - self.timeout)
         if quiet < self.timeout:
             self._arm(loop, connection, waiting, self.timeout - quiet)
             return
         logger.warning("no reply from Redis at %s for %g s: dropping the connection", self.address, self.timeout)
-        connection.fail(redis.exceptions.TimeoutError(f"Timeout reading from Redis at {self.address}"))
+        connection.fail(lambda: redis.exceptions.TimeoutError(f"Timeout reading from Redis at {self.address}"))
 
     async def _connect(self) -> _Connection:
-        """The open connection, opening it once for every round that asks meanwhile."""
-        if self._opening is None:
-            self._opening = asyncio.ensure_future(self._open())
-        opening = self._opening
-        try:
-            connection = await asyncio.shield(opening)
-        finally:
-            if opening.done() and self._opening is opening:
-                self._opening = None
-        self._connection = connection
-        return connection
+        """An open connection, opening one (once for every round that asks meanwhile)."""
+        while True:
+            if self._closed:
+                raise redis.exceptions.ConnectionError("the Redis client was closed")
+            connection = self._connection
+            if connection is not None and not connection.closed:
+                return connection
+            if self._opening is None:
+                opening = self._opening = asyncio.ensure_future(self._open())
+                opening.add_done_callback(self._opened)
+            # shielded: a request cancelled while waiting does not cancel the opening the others wait for
+            await asyncio.shield(self._opening)
+
+    def _opened(self, opening: asyncio.Future[_Connection]) -> None:
+        if self._opening is opening:
+            self._opening = None
+        if opening.cancelled() or opening.exception() is not None:
+            return
+        connection = opening.result()
+        if self._closed:
+            connection.fail(_lost("the client was closed"))
+        else:
+            self._connection = connection
 
     async def _open(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -200,9 +248,7 @@ class RoundClient:
             hello += ("AUTH", self.username or "default", self.password)
         handshake = [hello, *([("SELECT", self.db)] if self.db else [])]
         waiting = _Round(loop.create_future(), len(handshake))
-        connection.waiting.append(waiting)
-        assert connection.transport is not None
-        connection.transport.write(b"".join([hiredis.pack_command(command) for command in handshake]))
+        connection.send(waiting, _packed(handshake))
         self._arm(loop, connection, waiting, self.connect_timeout)
         try:
             replies = await waiting.future
@@ -210,9 +256,14 @@ class RoundClient:
             if waiting.timer is not None:
                 waiting.timer.cancel()
         for reply in replies:
-            if isinstance(reply, Exception):
-                connection.fail(reply)
+            if isinstance(reply, redis.exceptions.ConnectionError):  # AuthenticationError is one
+                connection.fail(_lost("the handshake failed"))
                 raise reply
+            if isinstance(reply, Exception):
+                connection.fail(_lost("the handshake failed"))
+                raise redis.exceptions.ConnectionError(
+                    f"Redis at {self.address} refused the connection's set-up (HELLO 3, AUTH, SELECT; the serving "
+                    f"API needs Redis 6 or newer): {reply}") from reply
         return connection
 
 

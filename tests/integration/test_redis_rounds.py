@@ -163,3 +163,33 @@ def test_a_backlog_still_being_answered_is_not_a_silent_redis(redis_service, iso
         assert sizes == [2000] * 1000
     finally:
         sync.delete(name)
+
+
+def test_what_could_shift_the_replies_does_not(redis_service, isolated: Settings):
+    """Each case once let a round take the replies meant for the next one: a value that cannot be sent, a RESP3
+    false (hiredis' "no reply yet" by default), an empty round, a request cancelled while the connection opens."""
+    sync = isolated.redis_client()
+    name = f"{isolated.redis_key_prefix}:rounds-shift"
+    sync.set(name, "mine")
+
+    async def main() -> None:
+        client = _client(isolated, timeout=2)
+        try:
+            opening = asyncio.ensure_future(client.execute_round([("GET", name)]))
+            await asyncio.sleep(0)
+            opening.cancel()  # cancelled while its connection opens: the next round still gets one
+            assert await client.execute_round([("GET", name)]) == [b"mine"]
+            with pytest.raises(redis.exceptions.DataError):
+                await client.execute_round([("GET", None)])
+            assert await client.execute_round([]) == []
+            false, mine = await asyncio.gather(
+                client.execute_round([("EVAL", "redis.setresp(3); return false", 0)]),
+                client.execute_round([("GET", name)]))
+            assert (false, mine) == ([False], [b"mine"])
+        finally:
+            await client.aclose()
+
+    try:
+        uvloop.run(main())
+    finally:
+        sync.delete(name)
