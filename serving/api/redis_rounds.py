@@ -156,15 +156,7 @@ class RoundClient:
         connection = self._connection
         if connection is None or connection.closed:
             connection = await self._connect()
-        loop = asyncio.get_running_loop()
-        waiting = _Round(loop.create_future(), len(commands))
-        connection.send(waiting, data)
-        self._arm(loop, connection, waiting, self.timeout)
-        try:
-            replies = await waiting.future
-        finally:
-            if waiting.timer is not None:
-                waiting.timer.cancel()
+        replies = await self._replies(connection, data, len(commands), self.timeout)
         callbacks = self.callbacks
         out = []
         for command, reply in zip(commands, replies, strict=True):
@@ -186,6 +178,18 @@ class RoundClient:
         connection, self._connection = self._connection, None
         if connection is not None and not connection.closed:
             connection.fail(_lost("the client was closed"))
+
+    async def _replies(self, connection: _Connection, data: bytes, count: int, timeout: float) -> list[Any]:
+        """Write a round's packed commands and wait for its ``count`` replies (see :meth:`_expire`)."""
+        loop = asyncio.get_running_loop()
+        waiting = _Round(loop.create_future(), count)
+        connection.send(waiting, data)
+        self._arm(loop, connection, waiting, timeout)
+        try:
+            return await waiting.future
+        finally:
+            if waiting.timer is not None:
+                waiting.timer.cancel()
 
     def _arm(self, loop: asyncio.AbstractEventLoop, connection: _Connection, waiting: _Round, delay: float) -> None:
         waiting.timer = loop.call_later(delay, self._expire, loop, connection, waiting, loop.time() + delay)
@@ -247,14 +251,7 @@ class RoundClient:
         if self.password is not None:
             hello += ("AUTH", self.username or "default", self.password)
         handshake = [hello, *([("SELECT", self.db)] if self.db else [])]
-        waiting = _Round(loop.create_future(), len(handshake))
-        connection.send(waiting, _packed(handshake))
-        self._arm(loop, connection, waiting, self.connect_timeout)
-        try:
-            replies = await waiting.future
-        finally:
-            if waiting.timer is not None:
-                waiting.timer.cancel()
+        replies = await self._replies(connection, _packed(handshake), len(handshake), self.connect_timeout)
         for reply in replies:
             if isinstance(reply, redis.exceptions.ConnectionError):  # AuthenticationError is one
                 connection.fail(_lost("the handshake failed"))
