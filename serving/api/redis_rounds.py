@@ -8,7 +8,7 @@ the API more CPU than the rest of a request (``bench serving``: about 85 µs per
 and the parse).
 
 It speaks RESP3 as redis-py 8 does and applies redis-py's own reply callbacks, so a plan receives exactly what
-redis-py's pipeline would give it (tests/integration/test_redis_rounds.py compares them command by command).
+redis-py's pipeline would give it (tests/integration/test_read_plans.py runs every read plan through both).
 Errors are redis-py's: ``ConnectionError`` when Redis cannot be reached or drops the connection, ``TimeoutError``
 after ``timeout`` seconds without the replies (the connection is then dropped, because later replies could no
 longer be matched), the command's own error class (``NoScriptError``, ``ResponseError``) for an error reply.
