@@ -10,6 +10,7 @@ for it at the first Spark session.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -37,14 +38,28 @@ def _spark_jars() -> Path:
     return Path(pyspark.__file__).parent / "jars"
 
 
+RESOURCES = "reelytics/speed"
+"""Where the jar keeps the data its classes read (``envelope.json``: the envelope's rules)."""
+
+
+def _resources() -> dict[str, bytes]:
+    """The jar's data files, written from their one definition: the envelope's rules for ``EnvelopeViolation``."""
+    from warehouse_models.events import envelope_rules
+
+    return {f"{RESOURCES}/envelope.json": json.dumps(envelope_rules(), sort_keys=True, indent=1).encode()}
+
+
 def jar_name() -> str:
-    """``reelytics-jvm-<digest>.jar``: the digest of every source file and the pyspark version."""
+    """``reelytics-jvm-<digest>.jar``: the digest of every source file, every data file and the pyspark version."""
     import pyspark
 
     digest = hashlib.sha256(pyspark.__version__.encode())
     for source in _sources():
         digest.update(source.relative_to(SOURCES).as_posix().encode())
         digest.update(source.read_bytes())
+    for name, data in sorted(_resources().items()):
+        digest.update(name.encode())
+        digest.update(data)
     return f"reelytics-jvm-{digest.hexdigest()[:16]}.jar"
 
 
@@ -71,6 +86,8 @@ def build_jar(settings: Settings) -> Path:
             archive.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nCreated-By: reelytics\n\n")
             for item in sorted(classes.rglob("*.class")):
                 archive.write(item, item.relative_to(classes).as_posix())
+            for name, data in sorted(_resources().items()):
+                archive.writestr(name, data)
         # Another process may be building the same jar: the rename is atomic, the last one wins with equal bytes.
         shutil.copy(partial, dest / f".{jar.name}.{os.getpid()}")
         os.replace(dest / f".{jar.name}.{os.getpid()}", jar)

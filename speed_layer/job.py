@@ -2,7 +2,7 @@
 
 Each view module exports a :class:`speed_layer.query.ViewQuery`. Every view without session state shares one
 query, ``views``, whose streaming plan is built once, when it starts: each record is parsed and checked once (the
-envelope as one Spark SQL expression, :func:`speed_layer.source.parse_records`), each re-sent event dropped (Spark
+envelope by one JVM call per record, :func:`speed_layer.source.parse_records`), each re-sent event dropped (Spark
 state keyed by event id, :func:`speed_layer.source.deduplicated`), and each record projected to what it
 contributes to every view, side by side (:func:`shared_projection`, from each view's
 :class:`~warehouse_models.metrics.contributions.Contributions`). Each micro-batch is then collected to the driver

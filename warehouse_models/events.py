@@ -275,6 +275,36 @@ ENVELOPE_FIELDS: tuple[FieldSpec, ...] = (
 FIELDS_BY_NAME: dict[str, FieldSpec] = {f.name: f for f in ENVELOPE_FIELDS}
 ENVELOPE_COLUMNS: tuple[Column, ...] = tuple(f.column for f in ENVELOPE_FIELDS)
 
+def java_pattern(pattern: re.Pattern[str]) -> str:
+    r"""A pattern of this module in Java's dialect: Python's ``\A...\Z`` (the very end) is Java's ``\A...\z``."""
+    text = pattern.pattern
+    return text[:-2] + r"\z" if text.endswith(r"\Z") else text
+
+
+def envelope_rules() -> dict[str, Any]:
+    """The envelope's rules as data, for a check written in another language (the speed layer's JVM check,
+    ``reelytics.speed.Envelope``, reads them from its jar): every field with its JSON-visible rules, the event types,
+    the schema versions, the event-time window and the two date forms. The Python validator below is the reference
+    both are tested against."""
+    return {
+        "event_types": sorted(t.value for t in EventType),
+        "schema_versions": sorted(SUPPORTED_SCHEMA_VERSIONS),
+        "max_age_micros": int(MAX_EVENT_AGE.total_seconds()) * 1_000_000,
+        "max_skew_micros": int(MAX_CLOCK_SKEW.total_seconds()) * 1_000_000,
+        "max_string_length": MAX_STRING_LENGTH,
+        "timestamp_pattern": java_pattern(TIMESTAMP_RE),
+        "date_pattern": java_pattern(DATE_RE),
+        "fields": [{
+            "name": spec.name, "type": spec.column.type,
+            "allowed_for": sorted(t.value for t in spec.allowed_for),
+            "required_for": sorted(t.value for t in spec.required_for),
+            "max_length": spec.max_length, "choices": list(spec.choices) if spec.choices is not None else None,
+            "pattern": java_pattern(spec.pattern) if spec.pattern is not None else None,
+            "minimum": spec.minimum, "maximum": spec.maximum,
+        } for spec in ENVELOPE_FIELDS],
+    }
+
+
 PLAN_STREAM_LIMITS: dict[str, int] = {"basic": 1, "standard": 2, "premium": 4}
 """Concurrent streams each plan allows."""
 

@@ -9,7 +9,7 @@ that are not UTF-8, fields outside the envelope). Each record is judged four way
 - the collector: ``parse_body`` + ``plan_batch``, as a POST of that one record;
 - the shared validator on the raw bytes (``decode_and_validate``), the reference;
 - bronze: ``parse_envelope`` (the validator in a pandas UDF) on the record as a Kafka row;
-- the speed layer: ``parse_records`` (one Spark SQL expression) on the same Kafka row.
+- the speed layer: ``parse_records`` (``reelytics.speed.EnvelopeViolation`` in the JVM) on the same Kafka row.
 
 The four verdicts must be the same for every record.
 """
