@@ -44,13 +44,13 @@ def connector_jars(settings: Settings) -> list[Path]:
 
 def own_jars(settings: Settings) -> list[Path]:
     """Reelytics' own jar (:func:`infra.jvm.build_jar`), or none with a warning when it cannot be built (no javac):
-    the speed layer needs it (view_end refuses to start without it; the other queries run without their progress
-    in Redis, and it says so when it starts); without it, local file writes go through Hadoop's own file system."""
+    the speed layer needs it (its queries refuse to start without the envelope check and view_end's state in it);
+    without it, local file writes go through Hadoop's own file system."""
     try:
         return [build_jar(settings)]
     except ServiceError as exc:
-        logger.warning("Spark starts without Reelytics' own classes (the view_end query will refuse to start and "
-                       "the speed queries' progress will not reach Redis): %s", exc)
+        logger.warning("Spark starts without Reelytics' own classes (the speed queries will refuse to start: their "
+                       "envelope check and view_end's state are in them): %s", exc)
         return []
 
 

@@ -107,8 +107,17 @@ def register_envelope_check(spark: SparkSession) -> None:
     """Make :data:`ENVELOPE_CHECK` callable in ``spark``'s SQL (the class is in Reelytics' jar, see ``infra.jvm``)."""
     from pyspark.sql.types import StringType
 
-    if not spark.catalog.functionExists(ENVELOPE_CHECK):
+    from infra.process import ServiceError
+
+    if spark.catalog.functionExists(ENVELOPE_CHECK):
+        return
+    try:
         spark.udf.registerJavaFunction(ENVELOPE_CHECK, "reelytics.speed.EnvelopeViolation", StringType())
+    except Exception as exc:  # py4j's error for a class the session did not load
+        raise ServiceError("the speed layer's envelope check needs Reelytics' Spark classes "
+                           "(reelytics.speed.EnvelopeViolation), and this Spark session did not load them: run "
+                           "`bash infra/install.sh` (it compiles them with javac), or `python -m infra.jvm`, then "
+                           f"restart the speed layer ({type(exc).__name__})") from exc
 
 
 def envelope_violation(*, received: SparkColumn) -> SparkColumn:

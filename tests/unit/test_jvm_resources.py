@@ -36,3 +36,18 @@ def test_the_jar_carries_the_rules_and_a_changed_rule_names_a_new_jar(monkeypatc
     changed = {**envelope_rules(), "max_string_length": 255}
     monkeypatch.setattr(jvm, "_resources", lambda: {name: json.dumps(changed).encode()})
     assert jvm.jar_name() != before
+
+
+def test_a_session_without_the_jar_gets_an_error_that_says_how_to_build_it() -> None:
+    from types import SimpleNamespace
+
+    from infra.process import ServiceError
+    from speed_layer.source import register_envelope_check
+
+    def missing_class(*_: object) -> None:
+        raise RuntimeError("py4j: ClassNotFoundException reelytics.speed.EnvelopeViolation")
+
+    session = SimpleNamespace(catalog=SimpleNamespace(functionExists=lambda name: False),
+                              udf=SimpleNamespace(registerJavaFunction=missing_class))
+    with pytest.raises(ServiceError, match=r"infra/install\.sh.*python -m infra\.jvm"):
+        register_envelope_check(session)  # type: ignore[arg-type]
