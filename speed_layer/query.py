@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Literal
 
 from warehouse_models.events import TopicKind
@@ -173,11 +174,10 @@ def write_increments(ctx: SinkContext, increments: Mapping[str, Mapping[str, int
     keys: list[str] = [ctx.keys.speed_commit(ctx.query_name)]
     args: list[Any] = [ctx.batch_id, ttl_seconds, ctx.checkpoint_id]
     for key, fields in increments.items():
-        pairs = [(name, amount) for name, amount in fields.items() if amount]
+        pairs = [pair for pair in fields.items() if pair[1]]
         keys.append(key)
         args.append(len(pairs))
-        for name, amount in pairs:
-            args += [name, amount]
+        args.extend(chain.from_iterable(pairs))
     return bool(_fenced_increments_script(ctx.client)(keys=keys, args=args))
 
 

@@ -435,7 +435,8 @@ class Settings(BaseSettings):
     def redis_client(self, *, db: int | None = None, decode_responses: bool = False, lean: bool = False) -> Any:
         """A redis-py client for `redis_url` (password from `redis_password` when set); ``db`` replaces the URL's
         database (redis-py's ``from_url`` would let the URL's own win); ``lean``: its pipelines are
-        :class:`~warehouse_models.redis_lean.LeanPipeline` (for writers of large pipelines)."""
+        :class:`~warehouse_models.redis_lean.LeanPipeline` and its commands packed by
+        :class:`~warehouse_models.redis_lean.LeanPacker` (for writers of large pipelines and script calls)."""
         import redis
 
         from warehouse_models.redis_lean import LeanRedis
@@ -448,7 +449,11 @@ class Settings(BaseSettings):
             parsed = urlparse(url)
             url = parsed._replace(path=f"/{db}").geturl() if parsed.scheme != "unix" else url
             kwargs["db"] = db
-        return (LeanRedis if lean else redis.Redis).from_url(url, **kwargs)
+        if lean:
+            from warehouse_models.redis_lean import LeanPacker
+
+            return LeanRedis.from_url(url, command_packer=LeanPacker(), **kwargs)
+        return redis.Redis.from_url(url, **kwargs)
 
     def redis_async_client(self, **options: Any) -> Any:
         """A redis-py asyncio client for `redis_url` (password from `redis_password` when set)."""
