@@ -411,7 +411,10 @@ def _make_checker(spec: FieldSpec) -> Checker:
             if type(value) is not float:
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     return None, f"must be a number, got {type(value).__name__}"
-                value = float(value)
+                try:
+                    value = float(value)
+                except OverflowError:  # an integer of hundreds of digits
+                    return None, "must be a finite number"
             if value != value or value in (math.inf, -math.inf):
                 return None, "must be a finite number"
             return in_range(value)
@@ -426,7 +429,7 @@ def _make_checker(spec: FieldSpec) -> Checker:
         def check_timestamp(value: Any) -> tuple[Any, str | None]:
             try:
                 return parse_timestamp(value), None
-            except ValueError as exc:
+            except (ValueError, OverflowError) as exc:  # OverflowError: past year 9999 once in UTC
                 text = str(exc)
                 return None, text if "ISO" in text or "zone" in text else f"is not a valid timestamp ({exc})"
         return check_timestamp
@@ -534,7 +537,7 @@ def decode_and_validate(raw: bytes | str, **kwargs: Any) -> Validation:
     """Decode one JSON document and validate it; bad JSON is a reason, not an exception."""
     try:
         obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested ~1,000 deep
         return _refuse(None, f"not valid JSON ({exc.__class__.__name__}: {str(exc)[:80]})")
     return validate_event(obj, **kwargs)
 

@@ -17,6 +17,7 @@ The four verdicts must be the same for every record.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -146,6 +147,15 @@ def corpus() -> list[tuple[str, bytes]]:
             (f"{event_type}: too far in the past",
              _raw({**base, "event_timestamp": format_timestamp(RECEIVED - timedelta(days=31))})),
         ]
+    heartbeat = _raw(_base_events()[EventType.HEARTBEAT]).decode()
+    records += [
+        ("heartbeat: a timestamp past year 9999 once in UTC",
+         _raw({**_base_events()[EventType.HEARTBEAT], "event_timestamp": "9999-12-31T23:00:00-05:00"})),
+        ("heartbeat: an integer of 400 digits for a number", re.sub(r'"position_seconds": [^,}]+',
+                                                                    '"position_seconds": 1' + "0" * 400,
+                                                                    heartbeat).encode()),
+        ("nested 5,000 deep", b"[" * 5000 + b"]" * 5000),
+    ]
     records += [("not JSON", b"not json"), ("empty", b""), ("a number", b"7"), ("a string", b'"x"'),
                 ("null", b"null"), ("an empty object", b"{}"), ("nested", b'{"event_id": {"a": 1}}')]
     return records

@@ -83,6 +83,21 @@ def test_required_fields_of_a_heartbeat(missing):
     assert "is required" in result.reason
 
 
+@pytest.mark.parametrize(("change", "field", "words"), [
+    ({"event_timestamp": "9999-12-31T23:00:00-05:00"}, "event_timestamp", "not a valid timestamp"),
+    ({"position_seconds": 10 ** 400}, "position_seconds", "finite number"),
+])
+def test_values_python_cannot_hold_are_refused_not_raised(change, field, words):
+    # Both raised OverflowError; in bronze's UDF that failed the job on a record a foreign producer can send.
+    result = validate_event(heartbeat(**change), now=NOW)
+    assert (result.ok, result.field) == (False, field) and words in result.reason
+
+
+def test_json_nested_too_deep_for_the_parser_is_refused_not_raised():
+    result = decode_and_validate(b"[" * 5000 + b"]" * 5000, now=NOW)
+    assert not result.ok and "RecursionError" in result.reason
+
+
 @pytest.mark.parametrize("raw", [b"not json", b"{\"a\": ", b"\xff\xfe", b"[1,2]", b"null", b"42", b""])
 def test_undecodable_or_non_object_payloads_get_a_reason(raw):
     result = decode_and_validate(raw, now=NOW)
