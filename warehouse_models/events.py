@@ -275,6 +275,7 @@ ENVELOPE_FIELDS: tuple[FieldSpec, ...] = (
 FIELDS_BY_NAME: dict[str, FieldSpec] = {f.name: f for f in ENVELOPE_FIELDS}
 ENVELOPE_COLUMNS: tuple[Column, ...] = tuple(f.column for f in ENVELOPE_FIELDS)
 
+
 def java_pattern(pattern: re.Pattern[str]) -> str:
     r"""A pattern of this module in Java's dialect: Python's ``\A...\Z`` (the very end) is Java's ``\A...\z``."""
     text = pattern.pattern
@@ -283,9 +284,9 @@ def java_pattern(pattern: re.Pattern[str]) -> str:
 
 def envelope_rules() -> dict[str, Any]:
     """The envelope's rules as data, for a check written in another language (the speed layer's JVM check,
-    ``reelytics.speed.Envelope``, reads them from its jar): every field with its JSON-visible rules, the event types,
-    the schema versions, the event-time window and the two date forms. The Python validator below is the reference
-    both are tested against."""
+    ``reelytics.speed.EnvelopeViolation``, reads them from its jar): every field with its JSON-visible rules, the
+    event types, the schema versions, the event-time window and the two date forms. The Python validator below is
+    the reference both are tested against."""
     return {
         "event_types": sorted(t.value for t in EventType),
         "schema_versions": sorted(SUPPORTED_SCHEMA_VERSIONS),

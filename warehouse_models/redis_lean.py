@@ -25,16 +25,19 @@ from redis.connection import HiredisRespSerializer
 from redis.exceptions import ExecAbortError, ResponseError, WatchError
 
 
+def _words(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A command name of several words, such as ``SCRIPT EXISTS``, split into its words, as redis-py does."""
+    name = args[0]
+    if isinstance(name, str) and " " in name:
+        return (*name.split(), *args[1:])
+    if isinstance(name, bytes) and b" " in name:
+        return (*name.split(), *args[1:])
+    return args
+
+
 def _pack(argvs: list[tuple[Any, ...]]) -> bytes:
-    """The commands in RESP, as redis-py's hiredis serializer packs them (a command name of several words, such
-    as ``SCRIPT EXISTS``, split into its words)."""
-    packed = []
-    for args in argvs:
-        name = args[0]
-        if isinstance(name, str) and " " in name:
-            args = (*name.split(), *args[1:])
-        packed.append(hiredis.pack_command(args))
-    return b"".join(packed)
+    """The commands in RESP, as redis-py's hiredis serializer packs them."""
+    return b"".join(hiredis.pack_command(_words(args)) for args in argvs)
 
 
 class LeanPacker(HiredisRespSerializer):
@@ -44,13 +47,8 @@ class LeanPacker(HiredisRespSerializer):
     error as it always did."""
 
     def pack(self, *args: Any) -> list[bytes]:
-        name = args[0]
-        if isinstance(name, str):
-            args = (*name.encode().split(), *args[1:])
-        elif b" " in name:
-            args = (*name.split(), *args[1:])
         try:
-            return [hiredis.pack_command(args)]
+            return [hiredis.pack_command(_words(args))]
         except TypeError:
             return super().pack(*args)  # type: ignore[no-any-return]
 

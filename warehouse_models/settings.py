@@ -439,7 +439,7 @@ class Settings(BaseSettings):
         :class:`~warehouse_models.redis_lean.LeanPacker` (for writers of large pipelines and script calls)."""
         import redis
 
-        from warehouse_models.redis_lean import LeanRedis
+        from warehouse_models.redis_lean import LeanPacker, LeanRedis
 
         kwargs: dict[str, Any] = {"decode_responses": decode_responses}
         if self.redis_password is not None:
@@ -450,8 +450,6 @@ class Settings(BaseSettings):
             url = parsed._replace(path=f"/{db}").geturl() if parsed.scheme != "unix" else url
             kwargs["db"] = db
         if lean:
-            from warehouse_models.redis_lean import LeanPacker
-
             return LeanRedis.from_url(url, command_packer=LeanPacker(), **kwargs)
         return redis.Redis.from_url(url, **kwargs)
 
