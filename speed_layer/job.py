@@ -33,6 +33,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -220,12 +221,25 @@ SHARED_QUERY_SPARK_JOBS = 1
 
 def shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[DataFrame, int], None]:
     """The ``foreachBatch`` function of the shared query: the micro-batch's projection collected in one Spark job,
-    then each view's rows reduced with Arrow and written to Redis (one pipeline or transaction each), latest-value
-    views first."""
+    the late events' cut-off recorded, then each view's rows reduced with Arrow and written to Redis (one pipeline
+    or script call each) by ``speed_writer_threads`` threads side by side, latest-value views first."""
     import pyarrow.compute as pc
 
     client = settings.redis_client(lean=True)
     keys = settings.keys
+    # Views are independent (each its own keys and fence), so they are written side by side: Redis executes one
+    # view's commands while Python prepares another's, and Arrow's kernels run without the GIL.
+    pool = ThreadPoolExecutor(max_workers=settings.speed_writer_threads, thread_name_prefix=f"{plan.name}-writer")
+
+    def write_view(view: ViewQuery, table: Any, on_time: Any, batch_id: int, checkpoint_id: str
+                   ) -> tuple[int, dict[str, Any]]:
+        started = time.monotonic()
+        assert view.contributions is not None and view.apply is not None, f"view {view.name} is not shared"
+        rows = reduce_table(table, view.name, view.contributions, keep=on_time if view.late_cut else None)
+        ctx = SinkContext(settings=settings, client=client, keys=keys, query_name=f"{name}/{view.name}",
+                          batch_id=batch_id, checkpoint_id=checkpoint_id)
+        view.apply(rows, ctx)
+        return round((time.monotonic() - started) * 1000), ctx.stats
 
     def write(batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
@@ -246,29 +260,39 @@ def shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[D
         progress["spark_jobs"] = len(sc.statusTracker().getJobIdsForGroup(group))
         progress["rows"] = table.num_rows
         on_time = None
-        for view in plan.views:
-            if view.late_cut and "late_cut" not in spent:
-                # Once, before the first additive view (the latest-value views come first and see every event).
-                cut_started = time.monotonic()
-                recorded = _read_cutoff(client, keys.speed_cutoff(name))
-                stored = of_checkpoint(recorded, checkpoint_id)
-                if recorded is not None and stored is None:
-                    logger.warning("%s: the cut-off record in Redis belongs to another checkpoint (batch %d); this "
-                                   "checkpoint starts its own", name, recorded.batch_id)
-                late = late_mask(table, watermarks_for(stored, batch_id))
-                on_time = pc.invert(late)
-                progress.update(_advance_cutoff(client, settings, name, batch_id, stored, lateness_rows(table, late),
-                                                checkpoint_id))
-                spent["late_cut"] = round((time.monotonic() - cut_started) * 1000)
-            view_started = time.monotonic()
-            assert view.contributions is not None and view.apply is not None, f"view {view.name} is not shared"
-            rows = reduce_table(table, view.name, view.contributions, keep=on_time if view.late_cut else None)
-            ctx = SinkContext(settings=settings, client=client, keys=keys, query_name=f"{name}/{view.name}",
-                              batch_id=batch_id, checkpoint_id=checkpoint_id)
-            view.apply(rows, ctx)
-            stats[view.name] = ctx.stats
-            spent[view.name] = round((time.monotonic() - view_started) * 1000)
-        # Where the batch's time went: the one Spark job, then each view's reduction and Redis writes.
+        if any(view.late_cut for view in plan.views):
+            # Recorded before any view writes; the latest-value views see every event, the additive ones these.
+            cut_started = time.monotonic()
+            recorded = _read_cutoff(client, keys.speed_cutoff(name))
+            stored = of_checkpoint(recorded, checkpoint_id)
+            if recorded is not None and stored is None:
+                logger.warning("%s: the cut-off record in Redis belongs to another checkpoint (batch %d); this "
+                               "checkpoint starts its own", name, recorded.batch_id)
+            late = late_mask(table, watermarks_for(stored, batch_id))
+            on_time = pc.invert(late)
+            progress.update(_advance_cutoff(client, settings, name, batch_id, stored, lateness_rows(table, late),
+                                            checkpoint_id))
+            spent["late_cut"] = round((time.monotonic() - cut_started) * 1000)
+        views_started = time.monotonic()
+        futures = [(view.name, pool.submit(write_view, view, table, on_time, batch_id, checkpoint_id))
+                   for view in plan.views]
+        # Every view finishes (each is fenced, so the run again after a failure skips the ones that landed)
+        # before the first failure is raised and fails the micro-batch.
+        failures = []
+        for view_name, future in futures:
+            try:
+                spent[view_name], stats[view_name] = future.result()
+            except Exception as error:  # noqa: BLE001  # raised below, after the other views
+                failures.append((view_name, error))
+        spent["views"] = round((time.monotonic() - views_started) * 1000)
+        if failures:
+            failed_view, first = failures[0]
+            logger.error("%s batch %d: view %s failed (%s), %d view(s) in all; the micro-batch fails, and run "
+                         "again from the checkpoint it skips the views that landed",
+                         name, batch_id, failed_view, first, len(failures))
+            raise first
+        # Where the batch's time went: the one Spark job, the cut-off, each view's reduction and Redis writes
+        # (side by side, so they add up to more than ``views``, the wall time of them all).
         progress["view_ms"] = " ".join(f"{k}={v}" for k, v in spent.items())
         _record_progress(client, settings, name, progress)
         logger.debug("%s batch %d written in %.0f ms %s %s", name, batch_id, (time.monotonic() - started) * 1000,

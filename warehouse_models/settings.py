@@ -207,6 +207,12 @@ class Settings(BaseSettings):
     the time, view_end's tasks must never hold every slot the shared query needs, and the real-time mode needs a
     slot per Kafka partition; the cores are shared by the operating system. A cluster master is used as it is."""
 
+    speed_writer_threads: int = Field(default=4, ge=1)
+    """Threads that write the shared query's views of one micro-batch side by side, each on its own Redis
+    connection: one view's Python runs while Redis executes another's commands (Redis works one command at a
+    time, Python one thread at a time, so more threads than this gain nothing on one machine). 1 writes the views
+    one after another."""
+
     speed_starting_offsets: Literal["earliest", "latest"] = "earliest"
     """Where a speed query with a new checkpoint starts reading: the whole topics, or only what comes next (a
     restarted query always continues from its checkpoint)."""
