@@ -462,8 +462,8 @@ def measure_view_end_lag(settings: Settings) -> dict[str, Any]:
             "view_end_lag_rate": VIEW_END_LAG_RATE}
 
 
-def _cleanup(settings: Settings, client: Any) -> None:
-    """Delete the run's Redis keys and topics (leftovers only cost memory and disk; the figures are measured)."""
+def delete_keys(settings: Settings, client: Any) -> None:
+    """Delete the Redis keys of the settings' prefix (leftovers only cost memory; the figures are measured)."""
     try:
         batch: list[bytes] = []
         for key in client.scan_iter(match=f"{settings.redis_key_prefix}:*", count=5000):
@@ -475,6 +475,11 @@ def _cleanup(settings: Settings, client: Any) -> None:
             client.unlink(*batch)
     except Exception as exc:
         logger.warning("could not delete the benchmark's Redis keys: %s", exc)
+
+
+def _cleanup(settings: Settings, client: Any) -> None:
+    """Delete the run's Redis keys and topics (leftovers only cost memory and disk; the figures are measured)."""
+    delete_keys(settings, client)
     from bench.ingestion_bronze import _delete_topics
 
     _delete_topics(settings)

@@ -19,19 +19,24 @@ Stages, each timed in its own Spark job or call over the same heartbeats the loa
   20 events/s, so each micro-batch holds a handful): the median batch when its foreachBatch only collects the
   rows (the floor of a micro-batch on this stack), the same without the de-duplication state, and with every
   shared view.
-* view_end, the one query with session state, keeps its sessions in the JVM (``speed_layer/jvm``): no Python
-  step; its cost beyond the source stage is the difference to the end-to-end batch durations.
+* **CPU per event** (sessions of 10 heartbeats, 10 s apart, in topics of their own): each query alone, the shared
+  one and view_end (the one with session state, kept in the JVM), available-now over the same records in
+  micro-batches of 10,000 (a 1 s trigger's at 10,000 events/s), the second of two runs; the CPU seconds of the
+  driver's Python, Spark's JVM and the Redis server, per event. Their sum times a rate is the cores the speed
+  layer needs at that rate, before the producer and Kafka's broker (``cpu_cores_at_10k``).
 
-Figures are microseconds of wall time per event on this machine's cores (Spark runs its tasks on all of them).
+Figures are microseconds of wall time per event on this machine's cores (Spark runs its tasks on all of them),
+except the CPU ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bench.harness import BenchContext, Outcome, benchmark
@@ -160,8 +165,9 @@ def _shared_view_costs(spark: Any, settings: Settings, batch: int) -> dict[str, 
             parsed.unpersist()
             spent = dict(part.split("=") for part in
                          client.hget(settings.keys.speed_progress(query), "view_ms").decode().split())
-            figures = {"spark_ms": int(spent.pop("spark")), "apply_ms": sum(int(v) for v in spent.values()),
-                       "jvm_calls": calls.count}
+            # The views are written side by side: their wall time together is ``views`` (with the cut-off before).
+            figures = {"spark_ms": int(spent["spark"]),
+                       "apply_ms": int(spent["views"]) + int(spent.get("late_cut", 0)), "jvm_calls": calls.count}
         return figures
 
     full = batch
@@ -219,6 +225,78 @@ def _trickle_batch_ms(spark: Any, settings: Settings, *, views: bool, seconds: f
             "batches": len(progress)}
 
 
+CPU_BATCH = 10_000
+"""Records per micro-batch of the CPU budget: a 1 s trigger's batch at 10,000 events/s."""
+
+
+def _cpu_seconds(client: Any) -> dict[str, float]:
+    """CPU seconds so far of this process (the driver's Python), its children (Spark's JVM) and the Redis server."""
+    import psutil
+
+    me = psutil.Process()
+    jvm = 0.0
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            times = child.cpu_times()
+            jvm += times.user + times.system
+    own = me.cpu_times()
+    info = client.info("cpu")
+    return {"driver_python": own.user + own.system, "spark_jvm": jvm,
+            "redis": float(info["used_cpu_user"]) + float(info["used_cpu_sys"])}
+
+
+CPU_HEARTBEATS_PER_SESSION = 10
+"""The CPU budget's traffic: sessions of this many heartbeats, 10 s apart, so view_end keeps state and moves
+timers as under real traffic (one heartbeat per session would end every session)."""
+
+
+def _cpu_budget(spark: Any, settings: Settings, events: int, client: Any, *, per_batch: int) -> dict[str, Any]:
+    """CPU microseconds per event of each process (driver Python, Spark's JVM, Redis) for each query of the speed
+    layer, the shared one (every view without session state) and view_end, each run alone available-now over the
+    same heartbeats in micro-batches of ``per_batch`` records (each session's heartbeats land in different
+    batches, as in 1 s micro-batches at that rate); the second of two runs on fresh checkpoints and key prefixes
+    (the first compiles the plans and warms the JIT)."""
+    import shutil
+
+    from bench.ingestion_bronze import _delete_topics
+    from bench.speed import delete_keys
+    from infra.kafka import ensure_topics
+    from speed_layer.job import run_speed_available_now, views
+
+    tag = uuid.uuid4().hex[:6]
+    traffic = settings.model_copy(update={"kafka_topic_prefix": f"{settings.kafka_topic_prefix}-cpu"})
+    ensure_topics(traffic)
+    sessions = max(1, events // CPU_HEARTBEATS_PER_SESSION)
+    start = datetime.now(timezone.utc) - timedelta(seconds=10 * CPU_HEARTBEATS_PER_SESSION + 60)
+    _produce(traffic, [heartbeat(tag, n, format_timestamp(start + timedelta(seconds=10 * (i // sessions),
+                                                                            milliseconds=n % 1000)),
+                                 event_id=uuid.uuid4().hex, position=10 * (i // sessions))
+                       for i in range(events) for n in (i % sessions,)])
+    queries = {"shared": [v.name for v in views() if not v.stateful], "view_end": ["view_end"]}
+    out: dict[str, Any] = {}
+    try:
+        for label, names in queries.items():
+            for attempt in range(2):
+                checkpoints = tempfile.mkdtemp(prefix="bench-costs-")
+                run = traffic.model_copy(update={"checkpoint_root": checkpoints,
+                                                 "redis_key_prefix": f"{settings.redis_key_prefix}-{label}{attempt}",
+                                                 "speed_kafka_max_offsets_per_trigger": per_batch})
+                before, started = _cpu_seconds(client), time.monotonic()
+                run_speed_available_now(spark, run, names=names)
+                wall, after = time.monotonic() - started, _cpu_seconds(client)
+                delete_keys(run, client)
+                shutil.rmtree(checkpoints, ignore_errors=True)
+            out[label] = {"wall": round(wall * 1e6 / events, 1),
+                          **{name: round((after[name] - before[name]) * 1e6 / events, 1) for name in before}}
+            logger.info("%s query alone: %s us per event", label, out[label])
+    finally:
+        _delete_topics(traffic)
+    out["total"] = {name: round(sum(out[q][name] for q in queries), 1) for name in ("driver_python", "spark_jvm",
+                                                                                        "redis")}
+    out["events"], out["sessions"], out["records_per_batch"] = events, sessions, per_batch
+    return out
+
+
 @benchmark("speed_costs", packages=("pyspark", "confluent-kafka", "redis"))
 def speed_costs(ctx: BenchContext) -> Outcome:
     """Per-event cost of each speed-layer stage (source, each shared view), measured apart."""
@@ -248,6 +326,8 @@ def speed_costs(ctx: BenchContext) -> Outcome:
                    "collect_only_without_dedupe": _trickle_batch_ms(spark, run, views=False, seconds=trickle_s,
                                                                     deduplicate=False),
                    "every_view": _trickle_batch_ms(spark, run, views=True, seconds=trickle_s)}
+        ctx.progress("CPU per event of each query alone, over sessions of %d heartbeats", CPU_HEARTBEATS_PER_SESSION)
+        cpu = _cpu_budget(spark, run, events, client, per_batch=CPU_BATCH)
     finally:
         _cleanup(run, client)
         import shutil
@@ -275,6 +355,12 @@ def speed_costs(ctx: BenchContext) -> Outcome:
         # The same without the de-duplication state (its shuffle, state store and commit): what that costs a batch.
         "trickle_batch_s_without_dedupe": round(trickle["collect_only_without_dedupe"]["trigger_ms"] / 1000, 3),
         "trickle_batch_s_every_view": round(trickle["every_view"]["trigger_ms"] / 1000, 3),
+        # CPU per event of each process, both queries (each alone, available-now): what a rate costs in cores.
+        "cpu_us_per_event_driver_python": cpu["total"]["driver_python"],
+        "cpu_us_per_event_spark_jvm": cpu["total"]["spark_jvm"],
+        "cpu_us_per_event_redis": cpu["total"]["redis"],
+        # The cores those three take at 10,000 events/s (the producer and Kafka's broker come on top).
+        "cpu_cores_at_10k": round(sum(cpu["total"].values()) * 10_000 / 1e6, 2),
     }
     return Outcome(
         figures=figures,
@@ -282,6 +368,7 @@ def speed_costs(ctx: BenchContext) -> Outcome:
             "source_cumulative_us": source,
             "shared_views_us": shared,
             "trickle": {**trickle, "events_per_s": TRICKLE_EPS},
+            "cpu_us_per_event": cpu,
             "events": events,
             "batch": batch,
             "unit": "microseconds of wall time per event, Spark on every core of the machine, nothing else running",

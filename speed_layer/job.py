@@ -8,8 +8,9 @@ contributes to every view, side by side (:func:`shared_projection`, from each vi
 :class:`~warehouse_models.metrics.contributions.Contributions`). Each micro-batch is then collected to the driver
 in **one Spark job** (one Arrow collect, no plan built from Python per batch), each view's rows are reduced with
 Arrow (:func:`~warehouse_models.metrics.contributions.reduce_table`: filter, group, add) and each view's ``apply``
-writes them to Redis (one pipeline or fenced transaction each). The additive views (``late_cut``) see only the
-events inside their topic's allowed lateness (:mod:`speed_layer.lateness`); the latest-value views (resume,
+writes them to Redis (one pipeline or fenced transaction each), the views side by side on a few threads
+(``speed_writer_threads``). The additive views (``late_cut``) see only the events inside their topic's allowed
+lateness (:mod:`speed_layer.lateness`); the latest-value views (resume,
 recent, concurrency) see every valid event; the dead-letter view sees only the records the check refused. The
 stateful view (view_end: state per session in the JVM, event-time timers) is a query of its own, on the same 1 s
 trigger; its writer also adds each judged session's outcome to the QoE buckets.
@@ -66,9 +67,9 @@ VIEW_MODULES: tuple[str, ...] = (
     "resume", "recent", "concurrency", "searches", "releases", "engagement", "ctr", "qoe", "trending", "spikes",
     "dead_letters", "view_end",
 )
-"""Every real-time view, one module each under ``speed_layer/``. The shared query writes its views in this
-order, so the latest-value views apps poll (resume, recent items, "may this stream play?") come first in each
-micro-batch, before the additive ones and their late-event cut-off."""
+"""Every real-time view, one module each under ``speed_layer/``. The shared query hands its views to its writer
+threads in this order, so the latest-value views apps poll (resume, recent items, "may this stream play?") start
+first in each micro-batch."""
 
 Trigger = Literal["processing", "available_now"]
 
