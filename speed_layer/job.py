@@ -228,9 +228,6 @@ def shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[D
 
     client = settings.redis_client(lean=True)
     keys = settings.keys
-    # Views are independent (each its own keys and fence), so they are written side by side: Redis executes one
-    # view's commands while Python prepares another's, and Arrow's kernels run without the GIL.
-    pool = ThreadPoolExecutor(max_workers=settings.speed_writer_threads, thread_name_prefix=f"{plan.name}-writer")
 
     def write_view(view: ViewQuery, table: Any, on_time: Any, batch_id: int, checkpoint_id: str
                    ) -> tuple[int, dict[str, Any]]:
@@ -275,23 +272,32 @@ def shared_writer(settings: Settings, plan: QueryPlan, name: str) -> Callable[[D
                                             checkpoint_id))
             spent["late_cut"] = round((time.monotonic() - cut_started) * 1000)
         views_started = time.monotonic()
-        futures = [(view.name, pool.submit(write_view, view, table, on_time, batch_id, checkpoint_id))
-                   for view in plan.views]
-        # Every view finishes (each is fenced, so the run again after a failure skips the ones that landed)
-        # before the first failure is raised and fails the micro-batch.
-        failures = []
-        for view_name, future in futures:
-            try:
-                spent[view_name], stats[view_name] = future.result()
-            except Exception as error:  # noqa: BLE001  # raised below, after the other views
-                failures.append((view_name, error))
+        failures: list[tuple[str, BaseException]] = []
+        # The views are independent (each its own keys and fence), so they are written side by side: Redis executes
+        # one view's commands while Python prepares another's, and Arrow's kernels run without the GIL. The pool
+        # lives for the batch (its threads end with it). The views that send at least once run after the others
+        # landed, so a failing view does not make them send twice.
+        waves = [[v for v in plan.views if v.repeatable], [v for v in plan.views if not v.repeatable]]
+        with ThreadPoolExecutor(max_workers=settings.speed_writer_threads,
+                                thread_name_prefix=f"{plan.name}-writer") as pool:
+            for wave in waves:
+                if failures:
+                    break
+                futures = [(view.name, pool.submit(write_view, view, table, on_time, batch_id, checkpoint_id))
+                           for view in wave]
+                for view_name, future in futures:
+                    try:
+                        spent[view_name], stats[view_name] = future.result()
+                    except BaseException as error:  # every view finishes first; raised below
+                        failures.append((view_name, error))
         spent["views"] = round((time.monotonic() - views_started) * 1000)
         if failures:
-            failed_view, first = failures[0]
-            logger.error("%s batch %d: view %s failed (%s), %d view(s) in all; the micro-batch fails, and run "
-                         "again from the checkpoint it skips the views that landed",
-                         name, batch_id, failed_view, first, len(failures))
-            raise first
+            for failed_view, failure in failures:
+                logger.error("%s batch %d: view %s failed: %s", name, batch_id, failed_view, failure,
+                             exc_info=failure)
+            logger.error("%s batch %d: %d view(s) failed; the micro-batch fails, and run again from the checkpoint "
+                         "it skips the views that landed", name, batch_id, len(failures))
+            raise failures[0][1]
         # Where the batch's time went: the one Spark job, the cut-off, each view's reduction and Redis writes
         # (side by side, so they add up to more than ``views``, the wall time of them all).
         progress["view_ms"] = " ".join(f"{k}={v}" for k, v in spent.items())

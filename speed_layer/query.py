@@ -94,9 +94,15 @@ class ViewQuery:
     """For a view of the shared query: writes its reduced rows (dicts) to Redis. ``write`` is the same for one
     view's batch frame (its rows reduced by Spark and collected)."""
 
+    repeatable: bool = True
+    """Its writes, run again for a replayed micro-batch, change nothing (a fence, ordered or compare-and-set
+    writes). False for a view that sends at least once (the dead letters to Kafka): the shared query's writer runs
+    it only after every other view of the batch landed, so a failing view does not make it send twice."""
+
 
 def shared_view(*, name: str, description: str, topics: tuple[TopicKind, ...], contributions: Contributions,
-                apply: Apply, late_cut: bool = False, reads: Literal["events", "records"] = "events") -> ViewQuery:
+                apply: Apply, late_cut: bool = False, reads: Literal["events", "records"] = "events",
+                repeatable: bool = True) -> ViewQuery:
     """A view of the shared query: its ``transform`` and ``write`` for a batch frame follow from its contributions
     and its ``apply``."""
 
@@ -105,7 +111,7 @@ def shared_view(*, name: str, description: str, topics: tuple[TopicKind, ...], c
 
     return ViewQuery(name=name, description=description, topics=topics, transform=transform,
                      write=batch_writer(apply, contributions), output_mode="append", reads=reads,
-                     late_cut=late_cut, contributions=contributions, apply=apply)
+                     late_cut=late_cut, contributions=contributions, apply=apply, repeatable=repeatable)
 
 
 def fenced(ctx: SinkContext) -> bool:

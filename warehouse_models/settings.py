@@ -208,10 +208,10 @@ class Settings(BaseSettings):
     slot per Kafka partition; the cores are shared by the operating system. A cluster master is used as it is."""
 
     speed_writer_threads: int = Field(default=4, ge=1)
-    """Threads that write the shared query's views of one micro-batch side by side, each on its own Redis
-    connection: one view's Python runs while Redis executes another's commands (Redis works one command at a
-    time, Python one thread at a time, so more threads than this gain nothing on one machine). 1 writes the views
-    one after another."""
+    """Threads that write the shared query's views of one micro-batch side by side, each view on a connection of
+    its own from the writer's pool: one view's Python runs while Redis executes another's commands (Redis works one
+    command at a time, Python one thread at a time, so more threads gain little on one machine). 1 writes the
+    views one after another."""
 
     speed_starting_offsets: Literal["earliest", "latest"] = "earliest"
     """Where a speed query with a new checkpoint starts reading: the whole topics, or only what comes next (a

@@ -1,6 +1,6 @@
 """The shared query's writer against a real Redis: its views written side by side land exactly as written one
-after another, a replayed micro-batch changes nothing, and a view that fails leaves the others written and fails
-the micro-batch.
+after another, a replayed micro-batch changes nothing, and a view that fails leaves the others written, keeps a
+view that sends at least once from sending, and fails the micro-batch.
 
 The records are simulated traffic on every topic (local Spark parses them as the stream does); the dead-letter view,
 which writes to Kafka, is left out.
@@ -102,14 +102,25 @@ def test_a_failing_view_fails_the_batch_after_the_others_are_written(spark, two)
     failing_settings, reference = two
     parsed = _frame(spark, failing_settings)
     (recent,) = [v for v in _plan().views if v.name == "recent"]
+    sent: list[int] = []
 
     def explode(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
         raise RuntimeError("Redis refused the write")
 
+    def send(rows: list[dict[str, Any]], ctx: SinkContext) -> None:
+        sent.append(ctx.batch_id)
+
     broken = dataclasses.replace(recent, name="broken", apply=explode)
+    # Sends at least once, as the dead letters do: it must run only once every other view landed.
+    at_least_once = dataclasses.replace(recent, name="sender", apply=send, repeatable=False)
     with pytest.raises(RuntimeError, match="Redis refused the write"):
-        shared_writer(failing_settings, _plan(broken), NAME)(
-            shared_projection(parsed, failing_settings, _plan(broken)), 0)
+        shared_writer(failing_settings, _plan(at_least_once, broken), NAME)(
+            shared_projection(parsed, failing_settings, _plan(at_least_once, broken)), 0)
+    assert sent == [], "a view that sends at least once ran although another view of the batch failed"
     shared_writer(reference, _plan(), NAME)(shared_projection(parsed, reference, _plan()), 0)
     # Submitted first, it failed; every other view still landed, as a run without it writes them.
     assert _views_state(failing_settings) == _views_state(reference)
+    # The batch again without the failure: the sender runs, once.
+    shared_writer(failing_settings, _plan(at_least_once), NAME)(
+        shared_projection(parsed, failing_settings, _plan(at_least_once)), 0)
+    assert sent == [0]
