@@ -103,8 +103,13 @@ def spark_conf(settings: Settings, *, app_name: str, ui: bool = True) -> dict[st
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.sql.warehouse.dir": str(settings.data_dir / "spark-warehouse"),
+        # -Xss: threads with 16 MB stacks. Stopping a streaming query while its foreachBatch runs a Spark job makes
+        # Spark match the Python error's text (a whole Java stack trace) with a regex that recurses once per
+        # character (StreamExecution.isInterruptionException); with the default stack the stream thread dies of a
+        # StackOverflowError and prints a thousand-frame stack (the query still stops). Options given in
+        # spark_jvm_options come after, so an -Xss there wins.
         "spark.driver.extraJavaOptions":
-            f"-Dderby.system.home={settings.data_dir / 'spark-derby'} {settings.spark_jvm_options}".strip(),
+            f"-Dderby.system.home={settings.data_dir / 'spark-derby'} -Xss16m {settings.spark_jvm_options}".strip(),
         "spark.executor.extraJavaOptions": settings.spark_jvm_options,
         **_local_file_system(settings, own),
     }
