@@ -19,14 +19,21 @@ def _no_jars(monkeypatch):
 def test_parallel_gc_by_default_on_driver_and_executors(tmp_path: Path):
     conf = infra.spark.spark_conf(Settings(data_dir=tmp_path), app_name="t")
     assert conf["spark.driver.extraJavaOptions"].split() == [f"-Dderby.system.home={tmp_path / 'spark-derby'}",
-                                                             "-XX:+UseParallelGC"]
+                                                             "-Xss16m", "-XX:+UseParallelGC"]
     assert conf["spark.executor.extraJavaOptions"] == "-XX:+UseParallelGC"
 
 
 def test_empty_jvm_options_leave_the_jvm_defaults(tmp_path: Path):
     conf = infra.spark.spark_conf(Settings(data_dir=tmp_path, spark_jvm_options=""), app_name="t")
-    assert conf["spark.driver.extraJavaOptions"] == f"-Dderby.system.home={tmp_path / 'spark-derby'}"
+    # Only the driver's own: Derby's home and the stack a stopping streaming query needs.
+    assert conf["spark.driver.extraJavaOptions"] == f"-Dderby.system.home={tmp_path / 'spark-derby'} -Xss16m"
     assert "GC" not in conf["spark.executor.extraJavaOptions"]
+
+
+def test_a_thread_stack_given_in_the_jvm_options_wins(tmp_path: Path):
+    conf = infra.spark.spark_conf(Settings(data_dir=tmp_path, spark_jvm_options="-Xss64m"), app_name="t")
+    stacks = [option for option in conf["spark.driver.extraJavaOptions"].split() if option.startswith("-Xss")]
+    assert stacks[-1] == "-Xss64m"  # the JVM takes the last one
 
 
 def test_a_local_master_writes_files_without_a_process_each(tmp_path: Path, monkeypatch):
