@@ -31,8 +31,8 @@ except the CPU ones.
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import os
 import tempfile
 import time
 import uuid
@@ -233,15 +233,12 @@ def _cpu_seconds(client: Any) -> dict[str, float]:
     """CPU seconds so far of this process (the driver's Python), its children (Spark's JVM) and the Redis server."""
     import psutil
 
-    me = psutil.Process()
-    jvm = 0.0
-    for child in me.children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            times = child.cpu_times()
-            jvm += times.user + times.system
-    own = me.cpu_times()
+    from bench.speed import tree_cpu_seconds
+
+    own = psutil.Process().cpu_times()
+    driver = own.user + own.system
     info = client.info("cpu")
-    return {"driver_python": own.user + own.system, "spark_jvm": jvm,
+    return {"driver_python": driver, "spark_jvm": tree_cpu_seconds(os.getpid()) - driver,
             "redis": float(info["used_cpu_user"]) + float(info["used_cpu_sys"])}
 
 
