@@ -215,18 +215,30 @@ def _figures(report: dict[str, Any]) -> dict[str, Any]:
             "status_codes": report.get("status_codes", {})}
 
 
+FLOORS = {
+    "asgi": "a bare ASGI app on the same uvicorn (uvloop, httptools), one HGET on the API's Redis client",
+    "protocol": "no ASGI server: an asyncio protocol on uvloop, httptools' parser, the same HGET, one write per answer",
+    "no_redis": "the same protocol answering a fixed body at once: the load generator, loopback and one event loop",
+}
+"""The floor servers of :mod:`bench.serving_floor`, each driven like the API's resume route."""
+
+
 def _floor(ctx: BenchContext, settings: Settings, vegeta: str, key: str, seeded: dict[str, Any], tmp: Path,
-           seconds: int) -> dict[str, Any]:
-    """The resume GET at 2,000/s against :mod:`bench.serving_floor` (the API stopped, the same port and targets)."""
+           seconds: int, name: str) -> dict[str, Any]:
+    """The resume GET at 2,000/s against one of :data:`FLOORS` (the API stopped, the same port and targets)."""
     import os
     import sys
 
     host, port = settings.serving_host, settings.serving_port
     env = {**os.environ, "REELYTICS_BENCH_REDIS_URL": settings.redis_url,
            "REELYTICS_BENCH_KEY_PREFIX": settings.redis_key_prefix}
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.serving_floor:app", "--host", host, "--port",
-                               str(port), "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
-                               "--no-access-log"], env=env)
+    if name == "asgi":
+        command = ["-m", "uvicorn", "bench.serving_floor:app", "--host", host, "--port", str(port), "--loop",
+                   "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log"]
+    else:
+        command = ["-m", "bench.serving_floor", "--mode", "static" if name == "no_redis" else name, "--host", host,
+                   "--port", str(port)]
+    server = subprocess.Popen([sys.executable, *command], env=env)
     try:
         base = f"http://{host}:{port}"
         deadline = time.monotonic() + 30
@@ -238,14 +250,13 @@ def _floor(ctx: BenchContext, settings: Settings, vegeta: str, key: str, seeded:
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the floor app did not start") from None
+                    raise RuntimeError(f"the {name} floor server did not start") from None
                 time.sleep(0.2)
-        path = tmp / "floor.jsonl"
+        path = tmp / f"floor-{name}.jsonl"
         path.write_text("\n".join(json.dumps(t) for t in _targets(base, key, "resume", seeded)))
         _attack(vegeta, path, 200, 2)
         result = _figures(_attack(vegeta, path, 2000, seconds))
-        ctx.progress("floor (bare ASGI + one HGET) at 2000/s: p50 %.2f ms, p99 %.2f ms", result["p50_ms"],
-                     result["p99_ms"])
+        ctx.progress("floor %s at 2000/s: p50 %.2f ms, p99 %.2f ms", name, result["p50_ms"], result["p99_ms"])
         return result
     finally:
         server.terminate()
@@ -300,7 +311,7 @@ def measure_serving(ctx: BenchContext) -> Outcome:
             API.stop(settings)
             notes["redis_aof_rewrites_during_steps"] = _persistence(client)["aof_rewrites"] - \
                 persistence["aof_rewrites"]
-            floor = _floor(ctx, settings, vegeta, key, seeded, Path(tmp), seconds)
+            floors = {name: _floor(ctx, settings, vegeta, key, seeded, Path(tmp), seconds, name) for name in FLOORS}
     finally:
         API.stop(settings)
         _clear(settings)
@@ -311,13 +322,14 @@ def measure_serving(ctx: BenchContext) -> Outcome:
         "get_p99_over_redis_p99_ratio": round(get_p99 / redis_get["p99_ms"], 2),
         "authorize_p99_ms_at_2000rps": routes["authorize"]["2000"]["p99_ms"],
         "max_rps_within_targets": best,
-        "floor_get_p99_ms_at_2000rps": floor["p99_ms"],
-        "floor_get_p99_over_redis_p99_ratio": round(floor["p99_ms"] / redis_get["p99_ms"], 2),
+        "floor_get_p99_ms_at_2000rps": floors["asgi"]["p99_ms"],
+        "floor_get_p99_over_redis_p99_ratio": round(floors["asgi"]["p99_ms"] / redis_get["p99_ms"], 2),
+        "floor_protocol_get_p99_ms_at_2000rps": floors["protocol"]["p99_ms"],
+        "floor_no_redis_p99_ms_at_2000rps": floors["no_redis"]["p99_ms"],
     }
-    notes.update({"routes": routes, "redis_get": redis_get, "floor": floor,
-                  "floor_app": "bench/serving_floor.py: a bare ASGI app on the same uvicorn (uvloop, httptools) "
-                               "answering the resume path with one HGET on the API's Redis client; same targets "
-                               "and rate",
+    notes.update({"routes": routes, "redis_get": redis_get, "floors": floors,
+                  "floor_servers": {name: f"bench/serving_floor.py: {what}; the resume route's targets and rate"
+                                    for name, what in FLOORS.items()},
                   "get_route": "GET /v1/users/{user}/resume/{content}: a latest-value read (one HGET after the key "
                                "check, which is cached per process)"})
     return Outcome(figures=figures, notes=notes, targets={
