@@ -1,0 +1,129 @@
+"""The API over HTTP/1.1 as clients speak it, in a real API process over a real Redis (raw sockets): answers of the hot
+routes and of the declared routes share a connection in order, keep-alive and ``Connection: close`` hold, a body sent
+after ``Expect: 100-continue`` is read, a malformed body still reaches the declared route, and hot answers are
+timed in /metrics."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from serving.api.auth import create_key
+from speed_layer.resume import set_if_newer
+from warehouse_models.settings import Settings
+
+
+def _responses(sock: socket.socket, count: int) -> list[tuple[int, dict[str, str], bytes]]:
+    """``count`` HTTP/1.1 answers read one after another from the socket (each with a content-length)."""
+    stream = sock.makefile("rb")
+    out = []
+    for _ in range(count):
+        status = int(stream.readline().split()[1])
+        headers = {}
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            name, value = line.decode("latin-1").split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+        out.append((status, headers, stream.read(int(headers["content-length"]))))
+    return out
+
+
+def _request(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: api", *(f"{k}: {v}" for k, v in headers.items())]
+    if body:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+@pytest.fixture
+def api(redis_service, isolated: Settings, tmp_path) -> Iterator[tuple[Settings, dict[str, str]]]:
+    from infra.process import free_port
+    from serving.api.service import API
+
+    settings = isolated.model_copy(update={"serving_port": free_port(), "data_dir": tmp_path / "data"})
+    client = settings.redis_client()
+    keys = {scope: create_key(client, settings.keys, name=f"{scope}-app", scopes=[scope])
+            for scope in ("read", "playback", "admin")}
+    set_if_newer(client, settings.keys, {"u1": {"vod-1": (int(time.time() * 1000), 321.5)}})
+    client.hset(settings.keys.account_plan_limits(), "acc-1", 2)
+    try:
+        API.start(settings)
+        yield settings, keys
+    finally:
+        API.stop(settings)
+        for key in client.scan_iter(match=settings.keys.pattern()):
+            client.delete(key)
+        client.close()
+
+
+def _connect(settings: Settings) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", settings.serving_port), timeout=10)
+    return sock
+
+
+def test_pipelined_hot_and_declared_requests_answer_in_order(api):
+    settings, keys = api
+    read, playback = {"X-API-Key": keys["read"]}, {"X-API-Key": keys["playback"]}
+    authorize = orjson.dumps({"account_id": "acc-1", "session_id": "s-1", "device_type": "tv"})
+    json_type = {"Content-Type": "application/json"}
+    sent = [
+        _request("GET", "/v1/users/u1/resume/vod-1", read),                                    # hot, found
+        _request("GET", "/v1/freshness", read),                                                # declared
+        _request("GET", "/v1/users/nobody/resume/vod-1", read),                                # hot, 404
+        _request("POST", "/v1/playback/authorize", {**playback, **json_type}, authorize),      # hot, allowed
+        _request("POST", "/v1/playback/authorize", {**playback, **json_type}, b'{"account_id": 5}'),  # declared
+        _request("GET", "/v1/users/u1/resume/vod-1", {**read, "Connection": "close"}),       # hot, last
+    ]
+    with _connect(settings) as sock:
+        sock.sendall(b"".join(sent))  # all at once: uvicorn queues what arrives while an answer is pending
+        answers = _responses(sock, len(sent))
+        assert sock.recv(1) == b""  # closed after the request that asked for it
+    statuses = [status for status, _, _ in answers]
+    assert statuses == [200, 200, 404, 200, 422, 200]
+    first = orjson.loads(answers[0][2])
+    assert first["positions"][0]["content_id"] == "vod-1" and first["positions"][0]["position_seconds"] == 321.5
+    assert "freshness" in first and orjson.loads(answers[1][2])["freshness"] is not None
+    assert orjson.loads(answers[2][2])["error"]["code"] == "not_found"
+    decided = orjson.loads(answers[3][2])
+    assert decided["allowed"] is True and decided["limit"] == 2
+    assert [s["session_id"] for s in decided["active"]] == ["s-1"]
+    assert orjson.loads(answers[4][2])["error"]["code"] == "invalid_parameter"
+    for _, headers, body in answers:
+        assert int(headers["content-length"]) == len(body) and headers["content-type"] == "application/json"
+        assert "date" in headers and headers["server"] == "uvicorn"
+    assert answers[-1][1]["connection"] == "close"
+    assert all("connection" not in headers for _, headers, _ in answers[:-1])
+
+
+def test_keep_alive_expect_continue_and_metrics(api):
+    settings, keys = api
+    read, playback = {"X-API-Key": keys["read"]}, {"X-API-Key": keys["playback"]}
+    body = orjson.dumps({"account_id": "acc-1", "session_id": "s-2", "device_type": "phone"})
+    with _connect(settings) as sock:
+        for _ in range(3):  # one connection, request after request
+            sock.sendall(_request("GET", "/v1/users/u1/resume/vod-1", read))
+            ((status, _, _),) = _responses(sock, 1)
+            assert status == 200
+        # The client waits for "100 Continue" before it sends the body.
+        head = _request("POST", "/v1/playback/authorize", {**playback, "Content-Type": "application/json",
+                                                            "Expect": "100-continue",
+                                                            "Content-Length": str(len(body))})
+        sock.sendall(head)
+        assert sock.recv(64).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(body)
+        ((status, _, answer),) = _responses(sock, 1)
+        assert status == 200 and orjson.loads(answer)["allowed"] is True
+    with _connect(settings) as sock:  # HTTP/1.0 without keep-alive: answered, then closed
+        sock.sendall(f"GET /v1/users/u1/resume/vod-1 HTTP/1.0\r\nX-API-Key: {keys['read']}\r\n\r\n".encode())
+        ((status, headers, _),) = _responses(sock, 1)
+        assert status == 200 and headers["connection"] == "close"
+        assert sock.recv(1) == b""
+    with _connect(settings) as sock:
+        sock.sendall(_request("GET", "/metrics", {"Connection": "close"}))
+        ((_, _, text),) = _responses(sock, 1)
+    resumes = [line for line in text.decode().splitlines() if line.startswith("reelytics_api_request_seconds_count")
+               and 'route="/v1/users/{user_id}/resume/{content_id}"' in line and 'status="200"' in line]
+    assert len(resumes) == 1 and float(resumes[0].rsplit(" ", 1)[1]) == 4
