@@ -100,3 +100,22 @@ def test_the_stream_and_the_batch_transform_agree_on_every_session(spark, tmp_pa
     assert ended_after["outcome_ms"] == int(T0.timestamp() * 1000) + 20_000
     assert ended_after["event_timestamp"].replace(tzinfo=T0.tzinfo) == T0.replace(second=25)
     assert got == [{**r, "event_timestamp": r["event_timestamp"].strftime("%Y-%m-%dT%H:%M:%S.000")} for r in expected]
+
+
+def test_a_session_that_outlives_its_first_timer_ends_at_its_last_event_plus_the_timeout(spark, tmp_path):
+    """A session keeps one timer, set at its first deadline, rather than moving it on every event: when it fires
+    while the session still heartbeats, nothing is emitted and the timer is set at the session's deadline now, so
+    the session ends at the same step as the rule says (its last event + the timeout, passed by the watermark)."""
+    stream = _Stream(spark, tmp_path, SETTINGS)
+    assert stream.step([_heartbeat("s-long", 0, 0.0)]) == []  # a timer at 30 s
+    assert stream.step([_heartbeat("s-long", s, float(s)) for s in (10, 20, 30, 40)]) == []  # watermark 30 s
+    # The watermark moves to 40 s, past the first timer: s-long's last event (50 s) is 10 s old, so no end yet.
+    assert stream.step([_heartbeat("s-long", 50, 50.0)]) == []
+    assert stream.step([_heartbeat("s-clock", 90, 1.0)]) == []  # watermark 80 s: 50 + 30 is not passed
+    # Watermark 81 s: ended, once, with all six heartbeats, as the batch transform ends it.
+    events = [_heartbeat("s-long", s, float(s)) for s in (0, 10, 20, 30, 40, 50)] + [_heartbeat("s-clock", 91, 2.0)]
+    expected = [_wire(r.asDict()) for r in view_end_rows(events_frame(spark, events), SETTINGS).collect()]
+    got = stream.step([_heartbeat("s-clock", 91, 2.0)])
+    assert [r["session_id"] for r in got] == ["s-long"] and got == expected
+    assert (got[0]["end_reason"], got[0]["watch_seconds"]) == ("heartbeat_timeout", 60.0)
+    assert stream.step([_heartbeat("s-clock", 200, 3.0)]) == []

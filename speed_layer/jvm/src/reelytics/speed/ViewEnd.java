@@ -174,7 +174,9 @@ public final class ViewEnd {
         }
     }
 
-    /** The stateful processor: one {@link Session} per key, one timer per open session. */
+    /** The stateful processor: one {@link Session} per key, one timer per open session, set at the deadline its
+     *  session had when the timer was set: when it fires at an outdated deadline it is set again at the current
+     *  one, so a session ends at the same moment as with a timer moved on every event. */
     public static final class Processor extends StatefulProcessor<String, Row, Row> {
         private static final long serialVersionUID = 1L;
         private final long timeoutMs;
@@ -204,10 +206,8 @@ public final class ViewEnd {
                                                               TimerValues timers) {
             List<Row> events = new ArrayList<>(CollectionConverters.asJava(rows.toSeq()));
             events.sort(Comparator.comparingLong(row -> row.getLong(MS)));  // stable: arrival order on ties
-            Session session = state.exists() ? Session.fromState(state.get()) : new Session();
-            if (session.lastMs != null) {
-                getHandle().deleteTimer(deadline(session));
-            }
+            Row stored = state.get();  // null for a new session: one lookup, not exists() and then get()
+            Session session = stored == null ? new Session() : Session.fromState(stored);
             for (Row event : events) {
                 session.observe(event);
             }
@@ -223,7 +223,11 @@ public final class ViewEnd {
                 state.clear();
             } else {
                 state.update(session.toState());
-                getHandle().registerTimer(deadline(session));
+                if (stored == null) {
+                    // An open session keeps one timer; a later event leaves it where it is (moving it would cost
+                    // a delete and a register, four state writes, per event), and handleExpiredTimer moves it on.
+                    getHandle().registerTimer(deadline(session));
+                }
             }
             return CollectionConverters.asScala(out.iterator());
         }
@@ -231,12 +235,17 @@ public final class ViewEnd {
         @Override
         public scala.collection.Iterator<Row> handleExpiredTimer(String key, TimerValues timers,
                                                                  ExpiredTimerInfo expired) {
-            if (!state.exists()) {
+            Row stored = state.get();
+            if (stored == null) {  // a timer of a session that ended meanwhile (explicit end, due on arrival)
                 return CollectionConverters.asScala(Collections.<Row>emptyIterator());
             }
-            // Spark fires a timer once the watermark reaches it, and the deadline is one past the rule's moment, so
-            // the session is due here.
-            Session session = Session.fromState(state.get());
+            Session session = Session.fromState(stored);
+            if (!due(session, timers)) {
+                // Set at an earlier deadline: the session has had events since. Its deadline now is in the future
+                // (not due: last event + timeout >= the watermark), so the new timer fires in a later batch.
+                getHandle().registerTimer(deadline(session));
+                return CollectionConverters.asScala(Collections.<Row>emptyIterator());
+            }
             state.clear();
             if (session.emitted) {
                 return CollectionConverters.asScala(Collections.<Row>emptyIterator());
