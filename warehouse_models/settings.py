@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     redis_key_prefix: str = "rl"
     """Prefix of every Redis key Reelytics writes."""
 
+    redis_timeout_seconds: float = Field(default=30.0, gt=0)
+    """Seconds a Redis command waits for its reply (and a connection to open) before it fails with redis-py's
+    ``TimeoutError``: a Redis that stops answering (paused, or cut off without a reset) fails the micro-batch,
+    the publish or the command, with an error naming it, instead of hanging it for ever. Far above any one
+    command's time (Redis answers a pipeline's commands as it runs them). The API's own requests use 1 s."""
+
     spark_master: str = "local[2]"
     """Spark master URL: local[N] on one machine, spark://, yarn or k8s:// on a cluster."""
 
@@ -447,7 +453,9 @@ class Settings(BaseSettings):
 
         from warehouse_models.redis_lean import LeanPacker, LeanRedis
 
-        kwargs: dict[str, Any] = {"decode_responses": decode_responses}
+        kwargs: dict[str, Any] = {"decode_responses": decode_responses,
+                                  "socket_timeout": self.redis_timeout_seconds,
+                                  "socket_connect_timeout": self.redis_timeout_seconds}
         if self.redis_password is not None:
             kwargs["password"] = self.redis_password.get_secret_value()
         url = self.redis_url
@@ -460,9 +468,12 @@ class Settings(BaseSettings):
         return redis.Redis.from_url(url, **kwargs)
 
     def redis_async_client(self, **options: Any) -> Any:
-        """A redis-py asyncio client for `redis_url` (password from `redis_password` when set)."""
+        """A redis-py asyncio client for `redis_url` (password from `redis_password` when set; ``options`` win
+        over the `redis_timeout_seconds` timeouts)."""
         import redis.asyncio
 
+        options = {"socket_timeout": self.redis_timeout_seconds,
+                   "socket_connect_timeout": self.redis_timeout_seconds, **options}
         if self.redis_password is not None:
             options["password"] = self.redis_password.get_secret_value()
         return redis.asyncio.Redis.from_url(self.redis_url, **options)
