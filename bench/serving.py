@@ -193,17 +193,43 @@ def _targets(base: str, key: str, route: str, seeded: dict[str, Any], count: int
 
 COOL_DOWN_S = 3.0
 """Pause after each run, so a backlog an overloaded step left does not count against the next one."""
+SETTLED_MS, SETTLED_PROBES, SETTLE_TIMEOUT_S = 5.0, 5, 120.0
+"""After the pause, a run starts once the server has answered ``SETTLED_PROBES`` probes in a row within
+``SETTLED_MS``: requests of an overloaded step that the load generator gave up on (its 5 s timeout) are still
+queued in the server after it exits, and would be answered during the next step."""
+
+
+def _settle(targets: Path) -> float:
+    """Seconds until the server of ``targets`` answers a ``/healthz`` probe fast again (any status: the floor
+    servers answer any path)."""
+    import httpx
+
+    base = "/".join(json.loads(targets.read_text().split("\n", 1)[0])["url"].split("/")[:3])
+    started, fast = time.monotonic(), 0
+    with httpx.Client(timeout=10) as client:
+        while fast < SETTLED_PROBES and time.monotonic() - started < SETTLE_TIMEOUT_S:
+            probe = time.perf_counter()
+            try:
+                client.get(f"{base}/healthz")
+            except httpx.HTTPError:
+                pass
+            fast = fast + 1 if (time.perf_counter() - probe) * 1000 < SETTLED_MS else 0
+            time.sleep(0.05)
+    return round(time.monotonic() - started, 2)
 
 
 def _attack(vegeta: str, targets: Path, rate: int, seconds: int) -> dict[str, Any]:
-    """One constant-rate run; vegeta's JSON report (latencies in ns)."""
+    """One constant-rate run once the server is idle again (``settle_s``: how long that took after the pause);
+    vegeta's JSON report (latencies in ns)."""
     time.sleep(COOL_DOWN_S)
+    settled = _settle(targets)
     attack = subprocess.Popen([vegeta, "attack", "-format=json", f"-targets={targets}", f"-rate={rate}/s",
                                f"-duration={seconds}s", "-timeout=5s", "-max-workers=2000", "-keepalive=true"],
                               stdout=subprocess.PIPE)
     report = subprocess.run([vegeta, "report", "-type=json"], stdin=attack.stdout, capture_output=True, check=True)
     attack.wait()
     found: dict[str, Any] = json.loads(report.stdout)
+    found["settle_s"] = settled
     return found
 
 
@@ -212,7 +238,7 @@ def _figures(report: dict[str, Any]) -> dict[str, Any]:
     return {"p50_ms": round(latencies["50th"] / 1e6, 3), "p99_ms": round(latencies["99th"] / 1e6, 3),
             "max_ms": round(latencies["max"] / 1e6, 3), "throughput_rps": round(report["throughput"], 1),
             "rate_rps": round(report["rate"], 1), "success": report["success"],
-            "status_codes": report.get("status_codes", {})}
+            "status_codes": report.get("status_codes", {}), "settle_s": report["settle_s"]}
 
 
 FLOORS = {
