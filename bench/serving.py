@@ -195,8 +195,8 @@ COOL_DOWN_S = 3.0
 """Pause after each run, so a backlog an overloaded step left does not count against the next one."""
 SETTLED_MS, SETTLED_PROBES, SETTLE_TIMEOUT_S = 5.0, 5, 120.0
 """After the pause, a run starts once the server has answered ``SETTLED_PROBES`` probes in a row within
-``SETTLED_MS``: requests of an overloaded step that the load generator gave up on (its 5 s timeout) are still
-queued in the server after it exits, and would be answered during the next step."""
+``SETTLED_MS``: requests of an overloaded step that the load generator gave up on (its 5 s timeout) can still be
+queued in the server after it exits, and be answered during the next step."""
 
 
 def _settle(targets: Path) -> float:
@@ -211,9 +211,10 @@ def _settle(targets: Path) -> float:
             probe = time.perf_counter()
             try:
                 client.get(f"{base}/healthz")
-            except httpx.HTTPError:
-                pass
-            fast = fast + 1 if (time.perf_counter() - probe) * 1000 < SETTLED_MS else 0
+                quick = (time.perf_counter() - probe) * 1000 < SETTLED_MS
+            except httpx.HTTPError:  # no answer is not an idle server
+                quick = False
+            fast = fast + 1 if quick else 0
             time.sleep(0.05)
     return round(time.monotonic() - started, 2)
 
