@@ -263,8 +263,7 @@ def _floor(ctx: BenchContext, settings: Settings, vegeta: str, key: str, seeded:
         command = ["-m", "uvicorn", "bench.serving_floor:app", "--host", host, "--port", str(port), "--loop",
                    "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log"]
     else:
-        command = ["-m", "bench.serving_floor", "--mode", "static" if name == "no_redis" else name, "--host", host,
-                   "--port", str(port)]
+        command = ["-m", "bench.serving_floor", "--mode", name, "--host", host, "--port", str(port)]
     server = subprocess.Popen([sys.executable, *command], env=env)
     try:
         base = f"http://{host}:{port}"

@@ -7,10 +7,10 @@ no key check, no freshness read, no routing. ``bench serving`` drives it with th
 route, so the gap between the two is what the API's own work costs, and the floor's own ratio to a raw GET is
 what this machine and stack allow at all.
 
-Below it, ``python -m bench.serving_floor --mode protocol|static --port N`` serves the same path with no ASGI server
+Below it, ``python -m bench.serving_floor --mode protocol|no_redis --port N`` serves the same path with no ASGI server
 at all: an asyncio protocol on uvloop that parses requests with httptools (uvicorn's own parser) and writes each
 answer in one write, either after the same ``HGET`` (``protocol``: what a server without any framework could do) or
-at once with a fixed body (``static``: no Redis, so what the load generator, loopback and one Python event loop
+at once with a fixed body (``no_redis``: what the load generator, loopback and one Python event loop
 cost by themselves).
 """
 
@@ -87,7 +87,7 @@ class _FloorProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         url, self.url = self.url, b""
         keep_alive = self.parser.should_keep_alive()
-        if self.mode == "static" and self.answers is None:
+        if self.mode == "no_redis" and self.answers is None:
             self._write(_response(b'{"position":"0"}', keep_alive), keep_alive)
             return
         task = asyncio.ensure_future(self._answer(url, keep_alive, self.answers))
@@ -121,7 +121,7 @@ class _FloorProtocol(asyncio.Protocol):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="A floor server for `bench serving` (see the module's docstring).")
-    parser.add_argument("--mode", choices=("protocol", "static"), required=True)
+    parser.add_argument("--mode", choices=("protocol", "no_redis"), required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()

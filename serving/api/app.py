@@ -150,11 +150,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        timeouts = {"socket_timeout": REDIS_TIMEOUT_S, "socket_connect_timeout": REDIS_TIMEOUT_S}
         password = settings.redis_password.get_secret_value() if settings.redis_password is not None else None
         app.state.redis = client_for(settings.redis_url, password=password, timeout=REDIS_TIMEOUT_S)
-        app.state.sync_redis = settings.redis_client()  # for the metrics collector, which runs in a thread
-        app.state.sync_redis.connection_pool.connection_kwargs.update(timeouts)
+        # for the metrics collector, which runs in a thread
+        app.state.sync_redis = settings.model_copy(update={"redis_timeout_seconds": REDIS_TIMEOUT_S}).redis_client()
         app.state.views = Views(settings)
         try:
             yield
