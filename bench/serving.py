@@ -11,6 +11,7 @@ requests/s over many ids; the raw redis-py GET is timed in the same run, one cal
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import random
 import shutil
@@ -219,18 +220,74 @@ def _settle(targets: Path) -> float:
     return round(time.monotonic() - started, 2)
 
 
-def _attack(vegeta: str, targets: Path, rate: int, seconds: int) -> dict[str, Any]:
+class Meters:
+    """CPU seconds of the server, Redis and the load generator over one run, and what the machine took from them.
+
+    ``steal_ms`` is CPU time the hypervisor gave other guests while this machine wanted it (``/proc/stat``);
+    ``cpu_pressure_ms`` is the time at least one runnable task waited for a core (``/proc/pressure/cpu``, the
+    kernel's PSI "some" line). Both cover the whole machine, so they say whether a run's tail came from the
+    cores being busy or taken away rather than from the route itself.
+    """
+
+    def __init__(self, server_pid: int | None, redis_client: Any) -> None:
+        self.server_pid, self.redis_client = server_pid, redis_client
+
+    def _read(self) -> dict[str, float]:
+        import os
+        import resource
+
+        import psutil
+
+        found: dict[str, float] = {}
+        if self.server_pid is not None:
+            with contextlib.suppress(psutil.Error):
+                times = psutil.Process(self.server_pid).cpu_times()
+                found["server"] = times.user + times.system
+        cpu = self.redis_client.info("cpu")
+        found["redis"] = float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        found["loadgen"] = children.ru_utime + children.ru_stime
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+            found["steal"] = int(fields[8]) / os.sysconf("SC_CLK_TCK")
+        with contextlib.suppress(OSError, IndexError, ValueError, StopIteration):
+            some = next(line for line in Path("/proc/pressure/cpu").read_text().splitlines() if line.startswith("some"))
+            found["pressure"] = int(some.rsplit("total=", 1)[1]) / 1e6
+        return found
+
+    def around(self, run: Any, requests: int) -> dict[str, Any]:
+        """``run()``'s report with the CPU microseconds per request of each process and the machine's figures."""
+        before = self._read()
+        report: dict[str, Any] = run()
+        after = self._read()
+        spent = {name: after[name] - before[name] for name in after if name in before}
+        report["cpu_us_per_request"] = {name: round(spent[name] / max(requests, 1) * 1e6, 1)
+                                        for name in ("server", "redis", "loadgen") if name in spent}
+        report["steal_ms"] = round(spent["steal"] * 1000, 1) if "steal" in spent else None
+        report["cpu_pressure_ms"] = round(spent["pressure"] * 1000, 1) if "pressure" in spent else None
+        return report
+
+
+def _attack(vegeta: str, targets: Path, rate: int, seconds: int, meters: Meters | None = None) -> dict[str, Any]:
     """One constant-rate run once the server is idle again (``settle_s``: how long that took after the pause);
-    vegeta's JSON report (latencies in ns)."""
+    vegeta's JSON report (latencies in ns), with the :class:`Meters` of the run when given."""
     time.sleep(COOL_DOWN_S)
     settled = _settle(targets)
+    if meters is not None:
+        found = meters.around(lambda: _vegeta_run(vegeta, targets, rate, seconds), rate * seconds)
+    else:
+        found = _vegeta_run(vegeta, targets, rate, seconds)
+    found["settle_s"] = settled
+    return found
+
+
+def _vegeta_run(vegeta: str, targets: Path, rate: int, seconds: int) -> dict[str, Any]:
     attack = subprocess.Popen([vegeta, "attack", "-format=json", f"-targets={targets}", f"-rate={rate}/s",
                                f"-duration={seconds}s", "-timeout=5s", "-max-workers=2000", "-keepalive=true"],
                               stdout=subprocess.PIPE)
     report = subprocess.run([vegeta, "report", "-type=json"], stdin=attack.stdout, capture_output=True, check=True)
     attack.wait()
     found: dict[str, Any] = json.loads(report.stdout)
-    found["settle_s"] = settled
     return found
 
 
@@ -239,7 +296,8 @@ def _figures(report: dict[str, Any]) -> dict[str, Any]:
     return {"p50_ms": round(latencies["50th"] / 1e6, 3), "p99_ms": round(latencies["99th"] / 1e6, 3),
             "max_ms": round(latencies["max"] / 1e6, 3), "throughput_rps": round(report["throughput"], 1),
             "rate_rps": round(report["rate"], 1), "success": report["success"],
-            "status_codes": report.get("status_codes", {}), "settle_s": report["settle_s"]}
+            "status_codes": report.get("status_codes", {}), "settle_s": report["settle_s"],
+            **{name: report[name] for name in ("cpu_us_per_request", "steal_ms", "cpu_pressure_ms") if name in report}}
 
 
 FLOORS = {
@@ -281,7 +339,7 @@ def _floor(ctx: BenchContext, settings: Settings, vegeta: str, key: str, seeded:
         path = tmp / f"floor-{name}.jsonl"
         path.write_text("\n".join(json.dumps(t) for t in _targets(base, key, "resume", seeded)))
         _attack(vegeta, path, 200, 2)
-        result = _figures(_attack(vegeta, path, 2000, seconds))
+        result = _figures(_attack(vegeta, path, 2000, seconds, Meters(server.pid, settings.redis_client())))
         ctx.progress("floor %s at 2000/s: p50 %.2f ms, p99 %.2f ms", name, result["p50_ms"], result["p99_ms"])
         return result
     finally:
@@ -318,17 +376,22 @@ def measure_serving(ctx: BenchContext) -> Outcome:
                 path.write_text("\n".join(json.dumps(t) for t in _targets(API.url(settings), key, route, seeded)))
                 files[route] = path
             _attack(vegeta, files["resume"], 200, 2)  # warm-up: connections, caches
+            meters = Meters(API.pid(settings), client)
             for route, path in files.items():
                 for rate in RATES:
-                    result = _figures(_attack(vegeta, path, rate, seconds))
+                    result = _figures(_attack(vegeta, path, rate, seconds, meters))
                     routes.setdefault(route, {})[str(rate)] = result
-                    ctx.progress("%s at %d/s: p50 %.2f ms, p99 %.2f ms, %.0f/s answered, success %.4f", route, rate,
-                                 result["p50_ms"], result["p99_ms"], result["throughput_rps"], result["success"])
+                    ctx.progress("%s at %d/s: p50 %.2f ms, p99 %.2f ms, %.0f/s answered, success %.4f; CPU µs per "
+                                 "request %s; steal %s ms, CPU pressure %s ms", route, rate, result["p50_ms"],
+                                 result["p99_ms"], result["throughput_rps"], result["success"],
+                                 result.get("cpu_us_per_request"), result.get("steal_ms"),
+                                 result.get("cpu_pressure_ms"))
             limit = GET_RATIO_TARGET * redis_get["p99_ms"]
             best = 0
             ramp: dict[str, Any] = {}
             for rate in (*RATES, *RAMP):
-                result = routes["resume"].get(str(rate)) or _figures(_attack(vegeta, files["resume"], rate, seconds))
+                result = routes["resume"].get(str(rate)) or _figures(_attack(vegeta, files["resume"], rate, seconds,
+                                                                             meters))
                 ramp[str(rate)] = result
                 if result["p99_ms"] > limit or result["success"] < 0.999 or result["throughput_rps"] < 0.97 * rate:
                     break

@@ -1,0 +1,54 @@
+"""The serving benchmark's per-run meters: CPU per request from before/after readings of real processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from bench.serving import Meters
+
+
+class _RedisInfo:
+    """``INFO cpu`` as Redis answers it, advancing by a known amount per reading."""
+
+    def __init__(self, step_s: float) -> None:
+        self.step_s, self.readings = step_s, 0
+
+    def info(self, section: str) -> dict[str, Any]:
+        assert section == "cpu"
+        self.readings += 1
+        return {"used_cpu_user": str(self.readings * self.step_s), "used_cpu_sys": "0.0"}
+
+
+def _burn(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_cpu_per_request_counts_the_server_redis_and_the_child_that_ran() -> None:
+    redis = _RedisInfo(step_s=0.5)
+
+    def run() -> dict[str, Any]:
+        _burn(0.2)  # the "server" is this process
+        subprocess.run([sys.executable, "-c", "import time\nend = time.process_time() + 0.1\n"
+                        "while time.process_time() < end: pass"], check=True)  # the load generator: a child
+        return {"latencies": {}}
+
+    report = Meters(os.getpid(), redis).around(run, requests=1000)
+    per_request = report["cpu_us_per_request"]
+    assert 180 <= per_request["server"] <= 320, per_request  # 0.2 s over 1,000 requests, ticks of 10 ms
+    assert per_request["redis"] == 500.0  # one step of 0.5 s between the two readings
+    assert 90 <= per_request["loadgen"] <= 300, per_request
+    assert "latencies" in report
+
+
+def test_a_server_that_is_gone_is_left_out_rather_than_failing_the_run() -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    report = Meters(gone.pid, _RedisInfo(step_s=0.1)).around(lambda: {}, requests=10)
+    assert "server" not in report["cpu_us_per_request"]
+    assert report["cpu_us_per_request"]["redis"] == 10000.0
