@@ -143,6 +143,10 @@ class Settings(BaseSettings):
     """Requests per second one API key may make (a token bucket per key and API process, bursts up to twice
     this); a key can carry its own rate (`reelytics api keys create --rate`). Over it: 429 with Retry-After."""
 
+    serving_max_body_bytes: int = Field(default=16_384, ge=1_024)
+    """The largest request body the serving API reads (an authorize body is about 100 bytes); a larger one is
+    answered 413 without being read into memory, and its connection closed."""
+
     serving_lease_seconds: int = Field(default=30, ge=1)
     """How long an allowed `POST /v1/playback/authorize` holds its slot without a heartbeat or another
     authorize: a player that authorizes and then never streams frees it after this long."""

@@ -31,7 +31,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from serving.api import models
 from serving.api.auth import ApiKey, KeyCache, RateLimiter, key_record
@@ -404,7 +404,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _json({**found.data, "dagster": runs, "freshness": _freshness(found.freshness)})
 
     @app.post(f"{v1}/playback/authorize", response_model=models.AuthorizeAnswer, tags=["playback"],
-              dependencies=[playback], summary="May this stream play? Decided atomically against the plan's limit")
+              dependencies=[playback], summary="May this stream play? Decided atomically against the plan's limit",
+              responses={413: {"model": models.ErrorBody,
+                               "description": "The body is larger than `REELYTICS_SERVING_MAX_BODY_BYTES`."}})
     async def authorize(request: Request, v: ViewsDep, body: models.AuthorizeRequest) -> Response:
         return await decide(request.app.state.redis, v, body)
 
@@ -467,8 +469,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     histogram = request_histogram(registry, "reelytics_api")
     # Every other request is timed by the middleware under its route template; the hot routes time themselves.
     app.add_middleware(RequestTimer, histogram=histogram)
+    app.max_body_bytes = settings.serving_max_body_bytes
     app.front = HotRoutes(app.declared, routes=hot_routes, state=app.state, authenticate=authenticate,
-                          error_answer=error_answer, histogram=histogram)
+                          error_answer=error_answer, histogram=histogram,
+                          max_body_bytes=settings.serving_max_body_bytes)
     return app
 
 
@@ -539,16 +543,49 @@ def _query(raw: bytes, spec: Mapping[str, Callable[[str], Any]]) -> dict[str, An
     return found
 
 
+_BODILESS = frozenset({"GET", "HEAD"})
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "body_too_large", f"the request body is larger than {limit} bytes; send the fields the "
+                                           "route documents, nothing more", headers={"Connection": "close"})
+
+
+def bounded_receive(scope: Scope, receive: Receive, limit: int) -> Receive:
+    """``receive`` for a request whose body may not exceed ``limit`` bytes: :class:`ApiError` 413 (the
+    connection then closes) as soon as its ``Content-Length`` or the bytes received so far say it is larger, so
+    the body is never held in memory whole. GET and HEAD bodies are never read, so they pass as they are."""
+    if scope.get("method") in _BODILESS:
+        return receive
+    declared = _header(scope, b"content-length")
+    over = declared is not None and declared.isdigit() and int(declared) > limit
+    seen = 0
+
+    async def bounded() -> Message:
+        nonlocal seen
+        if over:
+            raise _too_large(limit)
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise _too_large(limit)
+        return message
+    return bounded
+
+
 class ServingApp(FastAPI):
     """The API's FastAPI app with :class:`HotRoutes` in front of it: ``front`` sees each request first and hands
-    the rest to :meth:`declared` (FastAPI with its middleware)."""
+    the rest to :meth:`declared` (FastAPI with its middleware), whose bodies :func:`bounded_receive` limits."""
 
     front: Any = None
+    max_body_bytes: int = 16_384
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await (self.front or self.declared)(scope, receive, send)
 
     async def declared(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            receive = bounded_receive(scope, receive, self.max_body_bytes)
         await super().__call__(scope, receive, send)
 
 
@@ -567,8 +604,9 @@ class HotRoutes:
 
     def __init__(self, app: Any, *, routes: list[HotRoute], state: Any,
                  authenticate: Callable[..., Awaitable[ApiKey]], error_answer: Callable[[str, Exception], Response],
-                 histogram: Histogram) -> None:
+                 histogram: Histogram, max_body_bytes: int) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
         self.routes = routes
         self.state = state
         self.authenticate = authenticate
@@ -614,11 +652,20 @@ class HotRoutes:
         body = b""
         if hot.method == "POST":
             chunks = []
-            while True:
-                message = await receive()
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body"):
-                    break
+            bounded = bounded_receive(scope, receive, self.max_body_bytes)
+            try:
+                while True:
+                    message = await bounded()
+                    chunks.append(message.get("body", b""))
+                    if not message.get("more_body"):
+                        break
+            except ApiError as exc:  # over the limit: answered here, as the declared route would
+                response = self.error_answer(f"{scope['method']} {scope['path']}", exc)
+                try:
+                    await response(scope, receive, send)
+                finally:
+                    self._timer(hot, response.status_code).observe(time.perf_counter() - started)
+                return
             body = b"".join(chunks)
         request = hot.parse(params, query, body)
         if request is None:
@@ -636,7 +683,7 @@ class HotRoutes:
             self._timer(hot, response.status_code).observe(time.perf_counter() - started)
 
 
-def _header(scope: dict[str, Any], name: bytes) -> bytes | None:
+def _header(scope: Mapping[str, Any], name: bytes) -> bytes | None:
     """A request header's first value, as Starlette reads it (names arrive lower-cased)."""
     return next((value for found, value in scope["headers"] if found == name), None)
 

@@ -127,3 +127,58 @@ def test_keep_alive_expect_continue_and_metrics(api):
     resumes = [line for line in text.decode().splitlines() if line.startswith("reelytics_api_request_seconds_count")
                and 'route="/v1/users/{user_id}/resume/{content_id}"' in line and 'status="200"' in line]
     assert len(resumes) == 1 and float(resumes[0].rsplit(" ", 1)[1]) == 4
+
+
+def _closed(sock: socket.socket) -> bool:
+    """True when the server closed the connection (whatever it still had in flight is read and dropped)."""
+    sock.settimeout(10)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    return True
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(api):
+    settings, keys = api
+    limit = settings.serving_max_body_bytes
+    playback = {"X-API-Key": keys["playback"], "Content-Type": "application/json"}
+    # Fifty megabytes announced, one kilobyte sent: the answer comes without waiting for the rest.
+    for headers in (playback, {**playback, "Content-Type": "text/plain"}):  # the hot route, then the declared one
+        with _connect(settings) as sock:
+            sock.sendall(_request("POST", "/v1/playback/authorize", {**headers, "Content-Length": str(50 << 20)})
+                         + b"{" + b" " * 1024)
+            ((status, answer_headers, answer),) = _responses(sock, 1)
+            assert status == 413, answer
+            error = orjson.loads(answer)["error"]
+            assert error["code"] == "body_too_large" and str(limit) in error["message"]
+            assert answer_headers["connection"] == "close" and _closed(sock)
+    # No length announced (chunked): refused once the bytes received pass the limit, not at the end of the stream.
+    with _connect(settings) as sock:
+        sock.sendall(_request("POST", "/v1/playback/authorize", {**playback, "Transfer-Encoding": "chunked"}))
+        chunk = b"%x\r\n%s\r\n" % (4096, b" " * 4096)
+        sent = 0
+        sock.settimeout(0.2)
+        answered = b""
+        while sent < 20 * limit and not answered:
+            sock.sendall(chunk)
+            sent += 4096
+            try:
+                answered = sock.recv(65536)
+            except TimeoutError:
+                continue
+        assert answered.startswith(b"HTTP/1.1 413"), answered[:200]
+        assert limit < sent <= limit + 64 * 4096
+    # Within the limit, a padded body is read and decided as usual; the server kept serving throughout.
+    body = orjson.dumps({"account_id": "acc-1", "session_id": "s-9", "device_type": "tv"})
+    padded = body[:-1] + b" " * (limit - len(body) - 1) + b"}"
+    with _connect(settings) as sock:
+        sock.sendall(_request("POST", "/v1/playback/authorize", playback, padded))
+        ((status, _, answer),) = _responses(sock, 1)
+        assert status == 200 and orjson.loads(answer)["allowed"] is True
+        sock.sendall(_request("GET", "/metrics", {"Connection": "close"}))
+        ((_, _, text),) = _responses(sock, 1)
+    refused = [line for line in text.decode().splitlines() if line.startswith("reelytics_api_request_seconds_count")
+               and 'route="/v1/playback/authorize"' in line and 'status="413"' in line]
+    assert len(refused) == 1 and float(refused[0].rsplit(" ", 1)[1]) == 3

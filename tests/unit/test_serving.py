@@ -71,3 +71,49 @@ def test_admin_implies_every_scope_and_keys_are_stored_by_digest():
     assert reader.allows("read") and not reader.allows("playback") and not reader.allows("admin")
     assert admin.allows("read") and admin.allows("playback")
     assert digest("rk_abc") == digest("rk_abc") != digest("rk_abd") and len(digest("rk_abc")) == 64
+
+
+def _drain(receive) -> list[bytes]:
+    import asyncio
+
+    async def read() -> list[bytes]:
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                return chunks
+    return asyncio.run(read())
+
+
+def _receiver(chunks: list[bytes]):
+    messages = iter([{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+                     for i, c in enumerate(chunks)])
+
+    async def receive():
+        return next(messages)
+    return receive
+
+
+def test_bounded_receive_refuses_a_body_past_its_limit_as_soon_as_it_shows():
+    from serving.api.app import ApiError, bounded_receive
+
+    def scope(method: str, length: int | None = None) -> dict:
+        headers = [(b"content-length", str(length).encode())] if length is not None else []
+        return {"type": "http", "method": method, "headers": headers}
+
+    assert _drain(bounded_receive(scope("POST", 10), _receiver([b"0123456789"]), 10)) == [b"0123456789"]
+    # Announced too long: refused before anything is read.
+    announced = _receiver([b"x"])
+    with pytest.raises(ApiError) as refused:
+        _drain(bounded_receive(scope("POST", 11), announced, 10))
+    assert refused.value.status_code == 413 and refused.value.headers == {"Connection": "close"}
+    assert _drain(announced) == [b"x"]  # still unread
+    # Chunked: refused at the chunk that passes the limit, not after the stream.
+    chunks = _receiver([b"123456", b"789012", b"never read"])
+    with pytest.raises(ApiError):
+        _drain(bounded_receive(scope("POST"), chunks, 10))
+    assert _drain(chunks) == [b"never read"]
+    # GET bodies are never read by the routes: left alone.
+    plain = _receiver([b"x" * 100])
+    assert bounded_receive(scope("GET", 100), plain, 10) is plain
