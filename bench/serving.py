@@ -25,6 +25,7 @@ from typing import Any
 from bench.harness import BenchContext, Outcome, benchmark
 from infra import redis as embedded_redis
 from infra.process import free_port
+from serving import http_protocol
 from serving.api.auth import create_key
 from serving.api.service import API
 from warehouse_models.settings import Settings
@@ -301,7 +302,8 @@ def _figures(report: dict[str, Any]) -> dict[str, Any]:
 
 
 FLOORS = {
-    "asgi": "a bare ASGI app on the same uvicorn (uvloop, httptools), one HGET on the API's Redis client",
+    "asgi": "a bare ASGI app on the same uvicorn (uvloop, the API's httptools protocol), one HGET on the API's Redis "
+            "client",
     "protocol": "no ASGI server: an asyncio protocol on uvloop, httptools' parser, the same HGET, one write per answer",
     "no_redis": "the same protocol answering a fixed body at once: the load generator, loopback and one event loop",
 }
@@ -319,7 +321,7 @@ def _floor(ctx: BenchContext, settings: Settings, vegeta: str, key: str, seeded:
            "REELYTICS_BENCH_KEY_PREFIX": settings.redis_key_prefix}
     if name == "asgi":
         command = ["-m", "uvicorn", "bench.serving_floor:app", "--host", host, "--port", str(port), "--loop",
-                   "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log"]
+                   "uvloop", "--http", http_protocol.PROTOCOL, "--log-level", "warning", "--no-access-log"]
     else:
         command = ["-m", "bench.serving_floor", "--mode", name, "--host", host, "--port", str(port)]
     server = subprocess.Popen([sys.executable, *command], env=env)

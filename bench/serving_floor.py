@@ -1,6 +1,6 @@
 """The floor under the serving API's GET figure: the least an ASGI app on the same server can do per request.
 
-A bare ASGI callable, served by uvicorn with uvloop and httptools as the API is, that answers
+A bare ASGI callable, served by uvicorn as the API is (uvloop, `serving.http_protocol`), that answers
 ``GET /v1/users/{user}/resume/{content}`` with one ``HGET`` of the same key, on the API's own Redis client
 (:class:`serving.api.redis_rounds.RoundClient`), and a small JSON body:
 no key check, no freshness read, no routing. ``bench serving`` drives it with the same load as the API's resume

@@ -41,15 +41,18 @@ class HttpService:
 
     def serve(self, settings: Settings, *, host: str | None = None, port: int | None = None, workers: int = 1,
               log_level: str = "info") -> None:
-        """Serve in this process with uvicorn (uvloop, httptools) until interrupted; each worker builds its app
-        from the environment, so ``settings`` are exported there first."""
+        """Serve in this process with uvicorn (uvloop, httptools with a deadline per request read:
+        :mod:`serving.http_protocol`) until interrupted; each worker builds its app from the environment, so
+        ``settings`` are exported there first."""
         import uvicorn
+
+        from serving import http_protocol
 
         os.environ.update(settings_environment(settings))
         bind_host, bind_port = self.address(settings)
         uvicorn.run(
             self.app_factory, factory=True, host=host or bind_host, port=port or bind_port, workers=workers,
-            loop="uvloop", http="httptools", log_level=log_level.lower(),
+            loop="uvloop", http=http_protocol.PROTOCOL, log_level=log_level.lower(),
             # One log line per request would cost more than answering most requests.
             access_log=False,
             timeout_graceful_shutdown=15,

@@ -147,6 +147,11 @@ class Settings(BaseSettings):
     """The largest request body the serving API reads (an authorize body is about 100 bytes); a larger one is
     answered 413 without being read into memory, and its connection closed."""
 
+    serving_request_read_timeout_seconds: float = Field(default=30.0, gt=0)
+    """How long the API and the collector wait for a request to arrive whole, from its first byte (or the
+    connection's opening) to the end of its body; a slower one is answered 408 and its connection closed, so a
+    client that sends nothing, or a byte at a time, cannot hold connections open."""
+
     serving_lease_seconds: int = Field(default=30, ge=1)
     """How long an allowed `POST /v1/playback/authorize` holds its slot without a heartbeat or another
     authorize: a player that authorizes and then never streams frees it after this long."""

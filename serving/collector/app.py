@@ -21,7 +21,9 @@ reason. The answer to a POST::
 "accepted" means Kafka acknowledged the event; "rejected" means it is on the dead-letter topic and resending it
 will not help. When any event has status "retry" the answer is 503 with ``Retry-After``: send those events
 again (and only those; the accepted ones are in Kafka). Requests the collector cannot read at all answer 400
-(empty body, broken gzip), 413 (over a limit, which the body names) or 415 (content type or encoding).
+(empty body, broken gzip), 413 (over a limit, which the body names) or 415 (content type or encoding); one
+that does not arrive whole within ``serving_request_read_timeout_seconds`` is answered 408 and its connection
+closed (:mod:`serving.http_protocol`): nothing of it was sent to Kafka, so the player sends it again.
 """
 
 from __future__ import annotations

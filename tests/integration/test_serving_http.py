@@ -5,6 +5,7 @@ timed in /metrics."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -40,10 +41,17 @@ def _request(method: str, path: str, headers: dict[str, str], body: bytes = b"")
 
 @pytest.fixture
 def api(redis_service, isolated: Settings, tmp_path) -> Iterator[tuple[Settings, dict[str, str]]]:
+    with _running_api(isolated.model_copy(update={"data_dir": tmp_path / "data"})) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def _running_api(settings: Settings) -> Iterator[tuple[Settings, dict[str, str]]]:
+    """A real API process over ``settings`` (on a free port), with a key per scope and a few views."""
     from infra.process import free_port
     from serving.api.service import API
 
-    settings = isolated.model_copy(update={"serving_port": free_port(), "data_dir": tmp_path / "data"})
+    settings = settings.model_copy(update={"serving_port": free_port()})
     client = settings.redis_client()
     keys = {scope: create_key(client, settings.keys, name=f"{scope}-app", scopes=[scope])
             for scope in ("read", "playback", "admin")}
@@ -184,3 +192,43 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(api):
     refused = [line for line in text.decode().splitlines() if line.startswith("reelytics_api_request_seconds_count")
                and 'route="/v1/playback/authorize"' in line and 'status="413"' in line]
     assert len(refused) == 1 and float(refused[0].rsplit(" ", 1)[1]) == 3
+
+
+def test_a_request_not_sent_whole_in_time_is_answered_408_and_closed(redis_service, isolated: Settings, tmp_path):
+    """A connection that sends nothing, or its headers a piece at a time, is closed after the read timeout
+    (shortened here from its default so the test is quick); a slow request within it and keep-alive are kept."""
+    timeout = 1.5
+    with _running_api(isolated.model_copy(update={"data_dir": tmp_path / "data",
+                                                  "serving_request_read_timeout_seconds": timeout})) as running:
+        settings, keys = running
+        read = {"X-API-Key": keys["read"]}
+        request = _request("GET", "/v1/users/u1/resume/vod-1", read)
+
+        def timed_out(sock: socket.socket, started: float) -> None:
+            ((status, headers, answer),) = _responses(sock, 1)
+            assert status == 408 and headers["connection"] == "close", answer
+            assert orjson.loads(answer)["error"]["code"] == "request_timeout"
+            assert timeout <= time.monotonic() - started < timeout + 2
+            assert _closed(sock)
+
+        with _connect(settings) as sock:  # connects, sends nothing
+            timed_out(sock, time.monotonic())
+        with _connect(settings) as sock:  # the headers a few bytes at a time, never finished
+            started = time.monotonic()
+            for piece in (request[i:i + 8] for i in range(0, 32, 8)):
+                sock.sendall(piece)
+                time.sleep(timeout / 5)
+            timed_out(sock, started)
+        with _connect(settings) as sock:
+            # Within the deadline, a slow request is answered; keep-alive idles are uvicorn's to time (5 s), and
+            # each request starts a deadline of its own.
+            for _ in range(2):
+                sock.sendall(request[:20])
+                time.sleep(timeout / 2)
+                sock.sendall(request[20:])
+                ((status, _, _),) = _responses(sock, 1)
+                assert status == 200
+                time.sleep(timeout * 1.2)
+            sock.sendall(request)
+            ((status, _, _),) = _responses(sock, 1)
+            assert status == 200
