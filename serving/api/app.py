@@ -578,7 +578,7 @@ class ServingApp(FastAPI):
     the rest to :meth:`declared` (FastAPI with its middleware), whose bodies :func:`bounded_receive` limits."""
 
     front: Any = None
-    max_body_bytes: int = 16_384
+    max_body_bytes: int = Settings.model_fields["serving_max_body_bytes"].default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await (self.front or self.declared)(scope, receive, send)
@@ -642,6 +642,14 @@ class HotRoutes:
             return hot, params, query, key
         return None
 
+    async def _answer(self, scope: dict[str, Any], hot: HotRoute, key: bytes, request: Any) -> Response:
+        state = self.state
+        try:
+            await self.authenticate(state.redis, key.decode("latin-1"), hot.scope)
+            return await hot.handle(state.redis, state.views, request)
+        except Exception as exc:  # every error answers as the declared route's would
+            return self.error_answer(f"{scope['method']} {scope['path']}", exc)
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         matched = self._match(scope) if scope["type"] == "http" else None
         if matched is None:
@@ -650,37 +658,31 @@ class HotRoutes:
         started = time.perf_counter()
         hot, params, query, key = matched
         body = b""
-        if hot.method == "POST":
-            chunks = []
-            bounded = bounded_receive(scope, receive, self.max_body_bytes)
-            try:
-                while True:
-                    message = await bounded()
-                    chunks.append(message.get("body", b""))
-                    if not message.get("more_body"):
-                        break
-            except ApiError as exc:  # over the limit: answered here, as the declared route would
-                response = self.error_answer(f"{scope['method']} {scope['path']}", exc)
-                try:
-                    await response(scope, receive, send)
-                finally:
-                    self._timer(hot, response.status_code).observe(time.perf_counter() - started)
-                return
-            body = b"".join(chunks)
-        request = hot.parse(params, query, body)
-        if request is None:
-            await self.app(scope, _replay(body), send)
-            return
-        state = self.state
         try:
-            await self.authenticate(state.redis, key.decode("latin-1"), hot.scope)
-            response = await hot.handle(state.redis, state.views, request)
-        except Exception as exc:  # every error answers as the declared route's would
+            if hot.method == "POST":
+                body = await _body(bounded_receive(scope, receive, self.max_body_bytes))
+        except ApiError as exc:  # a body over the limit, answered as the declared route would
             response = self.error_answer(f"{scope['method']} {scope['path']}", exc)
+        else:
+            request = hot.parse(params, query, body)
+            if request is None:
+                await self.app(scope, _replay(body), send)
+                return
+            response = await self._answer(scope, hot, key, request)
         try:
             await response(scope, receive, send)
         finally:
             self._timer(hot, response.status_code).observe(time.perf_counter() - started)
+
+
+async def _body(receive: Receive) -> bytes:
+    """A request's whole body, as ``receive`` hands it over."""
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
 
 
 def _header(scope: Mapping[str, Any], name: bytes) -> bytes | None:
