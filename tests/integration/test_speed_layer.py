@@ -256,10 +256,25 @@ def _assert_live_recommendations_moved(settings: Settings, events: list[dict[str
     assert not {i["content_id"] for i in after["items"]} & watched
 
 
+def _with_a_failure(events: list[dict[str, Any]]) -> None:
+    """End the first session that started playing with a fatal error instead of its ``play_end``, so the world
+    holds a failure after the first frame whatever its rates drew: the simulator's start time follows the clock,
+    and in a quarter of an hour of 240 users some draws have none. The ground truth is computed afterwards."""
+    started = set()
+    for event in events:
+        if event["event_type"] == "first_frame":
+            started.add(event["session_id"])
+        elif event["event_type"] == "play_end" and event["session_id"] in started:
+            event.update(event_type="error", error_code="DECODER_CRASH", error_fatal=True)
+            return
+    raise AssertionError("the simulated world has no session that played to its end")
+
+
 @pytest.fixture
 def world() -> tuple[SimulationConfig, list[dict[str, Any]], dict[str, Any]]:
     config = _world()
     events = list(simulate(config))
+    _with_a_failure(events)
     return config, events, ground_truth(events, config=config)
 
 
