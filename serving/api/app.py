@@ -59,9 +59,12 @@ REDIS_TIMEOUT_S = 1.0
 ID_PATTERN = r"^[^\u0000-\u0020\u007f-\u00a0*?\[\]\\/]+$"
 """Ids as the events carry them, minus what would break a key or a path: control and space characters, glob
 characters, slashes (the same pattern in Python and in the OpenAPI document's ECMA dialect)."""
-Id = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN,
+ID_MAX_LENGTH = 128
+Id = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN,
                          description="An id as the events carry it (no spaces, slashes or glob characters).")]
-QueryId = Annotated[str, Query(min_length=1, max_length=128, pattern=ID_PATTERN)]
+QueryId = Annotated[str, Query(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
+_ID = ID_PATTERN.removeprefix("^").removesuffix("+$") + f"{{1,{ID_MAX_LENGTH}}}"
+"""One id in a hot route's path regular expression: ID_PATTERN's characters, at most ID_MAX_LENGTH of them."""
 
 WINDOW_MINUTES_DEFAULT, WINDOW_MINUTES_MAX = 5, 180
 """Minutes of 5-second engagement windows a request gets unless it asks, and the most it may ask for."""
@@ -98,15 +101,24 @@ def _freshness(value: Freshness) -> dict[str, Any]:
 
 
 def _json(payload: Any) -> Response:
+    """The answer as JSON (:func:`_json_body`) in a response."""
+    return Response(_json_body(payload), media_type="application/json")
+
+
+def _json_body(payload: Any) -> bytes:
     """The answer as JSON, encoded by orjson. The routes declare their pydantic models for the OpenAPI document,
     but return the encoded body themselves: FastAPI then skips re-validating every answer against its model,
     which cost more than the Redis reads of a request (the schemathesis test checks answers against the
     document instead)."""
-    return Response(orjson.dumps(payload), media_type="application/json")
+    return orjson.dumps(payload)
+
+
+def _answer_body(answer: Answer) -> bytes:
+    return _json_body({**answer.data, "freshness": _freshness(answer.freshness)})
 
 
 def _answer(answer: Answer) -> Response:
-    return _json({**answer.data, "freshness": _freshness(answer.freshness)})
+    return Response(_answer_body(answer), media_type="application/json")
 
 
 class _PipelineCollector(Collector):
@@ -186,6 +198,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not hit:
             found = await arun(client, key_record(keys, key))
             key_cache.remember(key, found)
+        return judge(found, scope)
+
+    def authenticate_cached(key: str, scope: str) -> ApiKey | None:
+        """:func:`authenticate` without I/O: the key's record when this process knows the key and it may use
+        ``scope`` now, None when its record must be read from Redis first; :class:`ApiError` as there."""
+        hit, found = key_cache.cached(key)
+        return judge(found, scope) if hit else None
+
+    def judge(found: ApiKey | None, scope: str) -> ApiKey:
         if found is None:
             raise ApiError(401, "unauthorized", "unknown or revoked API key")
         if not found.allows(scope):
@@ -408,22 +429,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
               responses={413: {"model": models.ErrorBody,
                                "description": "The body is larger than `REELYTICS_SERVING_MAX_BODY_BYTES`."}})
     async def authorize(request: Request, v: ViewsDep, body: models.AuthorizeRequest) -> Response:
-        return await decide(request.app.state.redis, v, body)
+        return Response(await decide(request.app.state.redis, v, body), media_type="application/json")
 
-    async def decide(client: Any, v: Views, body: models.AuthorizeRequest) -> Response:
+    async def decide(client: Any, v: Views, body: models.AuthorizeRequest) -> bytes:
         decision = await arun(client, v.authorize(
             account_id=body.account_id, session_id=body.session_id, device_type=body.device_type))
         authorize_answers.labels(str(decision.allowed).lower(), decision.reason).inc()
-        return _json({"allowed": decision.allowed, "reason": decision.reason, "limit": decision.limit,
+        return _json_body({"allowed": decision.allowed, "reason": decision.reason, "limit": decision.limit,
                       "active": [{"session_id": s.session_id, "device_type": s.device_type,
                                   "started_at": utc_from_ms(s.started_ms)} for s in decision.active]})
 
     # --- the hot routes ----------------------------------------------------------------------------------
     routes = {route.path: route for route in app.routes if isinstance(route, APIRoute)}
 
-    async def hot_resume(client: Any, v: Views, request: Any) -> Response:
+    async def hot_resume(client: Any, v: Views, request: Any) -> bytes:
         user_id, content_id = request
-        return _answer(await arun(client, v.resume(user_id, content_id)))
+        return _answer_body(await arun(client, v.resume(user_id, content_id)))
 
     def authorize_request(params: tuple[str, ...], query: dict[str, Any], body: bytes
                           ) -> models.AuthorizeRequest | None:
@@ -432,38 +453,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except ValueError:
             return None  # the declared route names the bad fields
 
-    async def hot_engagement(client: Any, v: Views, request: Any) -> Response:
+    async def hot_engagement(client: Any, v: Views, request: Any) -> bytes:
         (user_id,), query = request
         plan = v.engagement(user_id, window_minutes=query.get("window_minutes", WINDOW_MINUTES_DEFAULT),
                             days=query.get("days", DAYS_DEFAULT))
-        return _answer(await arun(client, plan))
+        return _answer_body(await arun(client, plan))
 
-    async def hot_trending(client: Any, v: Views, request: Any) -> Response:
+    async def hot_trending(client: Any, v: Views, request: Any) -> bytes:
         _, query = request
-        return _answer(await arun(client, v.trending(query.get("kind", TRENDING_KIND_DEFAULT),
+        return _answer_body(await arun(client, v.trending(query.get("kind", TRENDING_KIND_DEFAULT),
                                                      limit=query.get("limit", TRENDING_LIMIT_DEFAULT),
                                                      country=query.get("country"))))
 
-    async def hot_ctr(client: Any, v: Views, request: Any) -> Response:
+    async def hot_ctr(client: Any, v: Views, request: Any) -> bytes:
         (rail_id, button_id), _ = request
-        return _answer(await arun(client, v.ctr(rail_id, button_id)))
+        return _answer_body(await arun(client, v.ctr(rail_id, button_id)))
 
     def path_and_query(params: tuple[str, ...], query: dict[str, Any], body: bytes) -> Any:
         return params, query
 
     hot_routes = [
-        HotRoute("GET", re.compile(rf"{v1}/users/([^/]+)/resume/([^/]+)"),
+        HotRoute("GET", re.compile(rf"{v1}/users/({_ID})/resume/({_ID})"),
                  routes[f"{v1}/users/{{user_id}}/resume/{{content_id}}"], "read",
                  lambda params, query, body: params, hot_resume),
         HotRoute("POST", re.compile(rf"{v1}/playback/authorize"), routes[f"{v1}/playback/authorize"], "playback",
                  authorize_request, decide),
-        HotRoute("GET", re.compile(rf"{v1}/users/([^/]+)/engagement"), routes[f"{v1}/users/{{user_id}}/engagement"],
+        HotRoute("GET", re.compile(rf"{v1}/users/({_ID})/engagement"), routes[f"{v1}/users/{{user_id}}/engagement"],
                  "read", path_and_query, hot_engagement,
                  query={"window_minutes": _int_in(1, WINDOW_MINUTES_MAX), "days": _int_in(1, DAILY_DAYS)}),
         HotRoute("GET", re.compile(rf"{v1}/trending"), routes[f"{v1}/trending"], "read", path_and_query,
                  hot_trending, query={"kind": _one_of("vod", "live"), "limit": _int_in(1, TRENDING_LIMIT_MAX),
                                       "country": _matching(COUNTRY_PATTERN)}),
-        HotRoute("GET", re.compile(rf"{v1}/ctr/([^/]+)/([^/]+)"), routes[f"{v1}/ctr/{{rail_id}}/{{button_id}}"],
+        HotRoute("GET", re.compile(rf"{v1}/ctr/({_ID})/({_ID})"), routes[f"{v1}/ctr/{{rail_id}}/{{button_id}}"],
                  "read", path_and_query, hot_ctr),
     ]
     histogram = request_histogram(registry, "reelytics_api")
@@ -471,29 +492,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestTimer, histogram=histogram)
     app.max_body_bytes = settings.serving_max_body_bytes
     app.front = HotRoutes(app.declared, routes=hot_routes, state=app.state, authenticate=authenticate,
-                          error_answer=error_answer, histogram=histogram,
+                          authenticate_cached=authenticate_cached, error_answer=error_answer, histogram=histogram,
                           max_body_bytes=settings.serving_max_body_bytes)
     return app
-
-
-_ID_RE = re.compile(ID_PATTERN)
 
 
 @dataclass(frozen=True)
 class HotRoute:
     """A declared route that :class:`HotRoutes` answers itself when a request is well-formed: its method, a
-    regular expression of its path (one group per id), the declared route (its template labels the metrics),
-    the key scope it needs, ``parse`` (path ids, checked query parameters and body -> the request, None when the
-    declared route should judge it), ``handle`` (Redis client, views, request -> the answer) and ``query``: each
-    query parameter it takes, with the check that turns its text into the value the declared route would get
-    (raising ValueError where the declared route answers 422)."""
+    regular expression of its path (one group per id, matching only ids the declared route accepts), the declared
+    route (its template labels the metrics), the key scope it needs, ``parse`` (path ids, checked query parameters
+    and body -> the request, None when the declared route should judge it), ``handle`` (Redis client, views,
+    request -> the JSON body of a 200 answer) and ``query``: each query parameter it takes, with the check that
+    turns its text into the value the declared route would get (raising ValueError where the declared route
+    answers 422)."""
 
     method: str
     path: re.Pattern[str]
     route: APIRoute
     scope: str
     parse: Callable[[tuple[str, ...], dict[str, Any], bytes], Any]
-    handle: Callable[[Any, Views, Any], Awaitable[Response]]
+    handle: Callable[[Any, Views, Any], Awaitable[bytes]]
     query: Mapping[str, Callable[[str], Any]] = field(default_factory=dict)
 
 
@@ -603,13 +622,18 @@ class HotRoutes:
     """
 
     def __init__(self, app: Any, *, routes: list[HotRoute], state: Any,
-                 authenticate: Callable[..., Awaitable[ApiKey]], error_answer: Callable[[str, Exception], Response],
-                 histogram: Histogram, max_body_bytes: int) -> None:
+                 authenticate: Callable[..., Awaitable[ApiKey]],
+                 authenticate_cached: Callable[[str, str], ApiKey | None],
+                 error_answer: Callable[[str, Exception], Response], histogram: Histogram,
+                 max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.routes = routes
+        self.routes: dict[str, list[HotRoute]] = {}
+        for hot in routes:
+            self.routes.setdefault(hot.method, []).append(hot)
         self.state = state
         self.authenticate = authenticate
+        self.authenticate_cached = authenticate_cached
         self.error_answer = error_answer
         self.histogram = histogram
         self._timers: dict[tuple[str, str, int], Any] = {}
@@ -623,29 +647,36 @@ class HotRoutes:
         return found
 
     def _match(self, scope: dict[str, Any]) -> tuple[HotRoute, tuple[str, ...], dict[str, Any], bytes] | None:
-        for hot in self.routes:
-            if scope["method"] != hot.method:
-                continue
-            found = hot.path.fullmatch(scope["path"])
+        candidates = self.routes.get(scope["method"])
+        if candidates is None:
+            return None
+        path = scope["path"]
+        for hot in candidates:
+            found = hot.path.fullmatch(path)
             if found is None:
                 continue
-            params = found.groups()
-            if not all(len(p) <= 128 and _ID_RE.fullmatch(p) for p in params):
-                return None
-            key = _header(scope, b"x-api-key")
-            json_body = _media_type(_header(scope, b"content-type")) == b"application/json"
-            if not key or (hot.method == "POST" and not json_body):
+            key = content_type = None  # each header's first value, as Starlette reads it
+            for name, value in scope["headers"]:
+                if name == b"x-api-key":
+                    if key is None:
+                        key = value
+                elif name == b"content-type" and content_type is None:
+                    content_type = value
+            if not key or (hot.method == "POST" and _media_type(content_type) != b"application/json"):
                 return None
             query = _query(scope.get("query_string", b""), hot.query)
             if query is None:
                 return None
-            return hot, params, query, key
+            return hot, found.groups(), query, key
         return None
 
-    async def _answer(self, scope: dict[str, Any], hot: HotRoute, key: bytes, request: Any) -> Response:
+    async def _answer(self, scope: dict[str, Any], hot: HotRoute, key: bytes, request: Any) -> bytes | Response:
+        """The JSON body of a 200 answer, or the error answer the declared route would give."""
         state = self.state
         try:
-            await self.authenticate(state.redis, key.decode("latin-1"), hot.scope)
+            text_key = key.decode("latin-1")
+            if self.authenticate_cached(text_key, hot.scope) is None:
+                await self.authenticate(state.redis, text_key, hot.scope)
             return await hot.handle(state.redis, state.views, request)
         except Exception as exc:  # every error answers as the declared route's would
             return self.error_answer(f"{scope['method']} {scope['path']}", exc)
@@ -658,21 +689,29 @@ class HotRoutes:
         started = time.perf_counter()
         hot, params, query, key = matched
         body = b""
+        answer: bytes | Response
         try:
             if hot.method == "POST":
                 body = await _body(bounded_receive(scope, receive, self.max_body_bytes))
         except ApiError as exc:  # a body over the limit, answered as the declared route would
-            response = self.error_answer(f"{scope['method']} {scope['path']}", exc)
+            answer = self.error_answer(f"{scope['method']} {scope['path']}", exc)
         else:
             request = hot.parse(params, query, body)
             if request is None:
                 await self.app(scope, _replay(body), send)
                 return
-            response = await self._answer(scope, hot, key, request)
+            answer = await self._answer(scope, hot, key, request)
+        status = 200
         try:
-            await response(scope, receive, send)
+            if isinstance(answer, bytes):
+                await send({"type": "http.response.start", "status": 200, "headers": [
+                    (b"content-length", b"%d" % len(answer)), (b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": answer})
+            else:
+                status = answer.status_code
+                await answer(scope, receive, send)
         finally:
-            self._timer(hot, response.status_code).observe(time.perf_counter() - started)
+            self._timer(hot, status).observe(time.perf_counter() - started)
 
 
 async def _body(receive: Receive) -> bytes:

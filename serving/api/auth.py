@@ -113,8 +113,9 @@ def _decode(fields: dict[bytes | str, bytes | str]) -> ApiKey | None:
 
 @dataclass
 class KeyCache:
-    """Key records by digest, each trusted for :data:`KEY_CACHE_SECONDS` (unknown keys too, so a client that
-    hammers with a bad key costs one Redis read per interval)."""
+    """Key records by key, each trusted for :data:`KEY_CACHE_SECONDS` (unknown keys too, so a client that
+    hammers with a bad key costs one Redis read per interval). Looking a key up costs a dictionary read, not a
+    hash: the API checks a key on every request."""
 
     ttl: float = KEY_CACHE_SECONDS
     _entries: dict[str, tuple[float, ApiKey | None]] = field(default_factory=dict)
@@ -122,9 +123,7 @@ class KeyCache:
 
     def cached(self, key: str) -> tuple[bool, ApiKey | None]:
         """``(True, record)`` when this process read the key's record less than ``ttl`` ago (no I/O)."""
-        hashed = digest(key)
-        with self._lock:
-            entry = self._entries.get(hashed)
+        entry = self._entries.get(key)
         if entry is not None and time.monotonic() - entry[0] < self.ttl:
             return True, entry[1]
         return False, None
@@ -134,7 +133,7 @@ class KeyCache:
         with self._lock:
             if len(self._entries) > 100_000:
                 self._entries.clear()
-            self._entries[digest(key)] = (time.monotonic(), found)
+            self._entries[key] = (time.monotonic(), found)
 
 
 def key_record(keys: KeyLayout, key: str) -> Plan[ApiKey | None]:
