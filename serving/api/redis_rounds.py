@@ -220,15 +220,25 @@ class RoundClient:
             connection = self._connection
             if connection is not None and not connection.closed:
                 return connection
-            if self._opening is None:
+            opening = self._opening
+            if opening is None:
                 opening = self._opening = asyncio.ensure_future(self._open())
                 opening.add_done_callback(self._opened)
+            if opening.done():
+                # Finished, but its done callback may not have run yet: adopt it here. Awaiting a finished future
+                # does not yield to the event loop, so waiting on it again would spin and the callback never run.
+                self._opened(opening)
+                opening.result()  # the opening's error, if it failed
+                continue
             # shielded: a request cancelled while waiting does not cancel the opening the others wait for
-            await asyncio.shield(self._opening)
+            await asyncio.shield(opening)
 
     def _opened(self, opening: asyncio.Future[_Connection]) -> None:
-        if self._opening is opening:
-            self._opening = None
+        """Adopt a finished opening's connection, once (its done callback, or :meth:`_connect` if that comes
+        first; a superseded opening changes nothing)."""
+        if self._opening is not opening:
+            return
+        self._opening = None
         if opening.cancelled() or opening.exception() is not None:
             return
         connection = opening.result()

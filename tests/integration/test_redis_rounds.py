@@ -196,3 +196,32 @@ def test_what_could_shift_the_replies_does_not(redis_service, isolated: Settings
         uvloop.run(main())
     finally:
         sync.delete(name)
+
+
+def test_a_round_asking_just_after_the_connection_opened_gets_its_reply(redis_service, isolated: Settings):
+    """Requests arriving while the connection opens (at start-up, or after a Redis restart under load): a round
+    can ask for the connection after its opening has finished but before the opening's done callback has run.
+    Awaiting a finished future does not yield to the event loop, so a round that waited on it again would spin
+    forever, the callback never running, the whole API stuck at 100 % CPU. Here the round gets its reply."""
+    import threading
+
+    client = _client(isolated)
+    outcome: dict[str, object] = {}
+
+    async def main() -> None:
+        connection = await client._open()
+        opened: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        opened.add_done_callback(client._opened)  # type: ignore[arg-type]
+        client._opening = opened  # type: ignore[assignment]
+        opened.set_result(connection)  # finished; its callback only scheduled
+        outcome["replies"] = await client.execute_round([("PING",)])
+        await asyncio.sleep(0)  # the callback runs now, late, and must change nothing
+        outcome["again"] = await client.execute_round([("PING",)])
+        outcome["same_connection"] = client._connection is connection
+        await client.aclose()
+
+    thread = threading.Thread(target=uvloop.run, args=(main(),), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "the round spun on the finished opening"
+    assert outcome == {"replies": [True], "again": [True], "same_connection": True}
