@@ -232,3 +232,55 @@ def test_a_request_not_sent_whole_in_time_is_answered_408_and_closed(redis_servi
             sock.sendall(request)
             ((status, _, _),) = _responses(sock, 1)
             assert status == 200
+
+
+
+def test_requests_arriving_together_before_the_redis_connection_is_open_are_all_answered(redis_service,
+                                                                                        isolated: Settings):
+    """The API opens its Redis connection on the first request that needs it, and again after Redis dropped it.
+    Requests that arrive together meanwhile all wait for that one opening: an API started under traffic (behind
+    a load balancer) and an API whose Redis restarted answer every one of them (200, or 503 while a lost
+    connection is being noticed), and the next ones 200. One such burst once left the API spinning forever."""
+    import os
+    import subprocess
+    import sys
+
+    from infra.process import free_port
+    from warehouse_models.settings import settings_environment
+
+    settings = isolated.model_copy(update={"serving_port": free_port()})
+    redis_client = settings.redis_client()
+    read = {"X-API-Key": create_key(redis_client, settings.keys, name="busy-app", scopes=["read"],
+                                    rate_per_second=100_000)}
+    set_if_newer(redis_client, settings.keys, {"u1": {"vod-1": (int(time.time() * 1000), 321.5)}})
+    server = subprocess.Popen([sys.executable, "-m", "serving.api", "--log-level", "warning"],
+                              env={**os.environ, **settings_environment(settings)})
+    clients: list[socket.socket] = []
+
+    def burst() -> list[int]:
+        for sock in clients:
+            sock.sendall(_request("GET", "/v1/users/u1/resume/vod-1", read))
+        return [_responses(sock, 1)[0][0] for sock in clients]  # a socket timeout fails the test
+
+    try:
+        deadline = time.monotonic() + 30
+        while not clients:  # no health probe first: it would open the Redis connection
+            try:
+                clients.append(_connect(settings))
+            except ConnectionRefusedError:
+                assert server.poll() is None and time.monotonic() < deadline, "the API did not start"
+                time.sleep(0.05)
+        clients += [_connect(settings) for _ in range(31)]
+        assert burst() == [200] * len(clients)
+        for _ in range(5):
+            assert redis_client.client_kill_filter(_type="normal", skipme=True) >= 1
+            assert set(burst()) <= {200, 503}
+            assert burst() == [200] * len(clients)
+    finally:
+        for sock in clients:
+            sock.close()
+        server.kill()
+        server.wait()
+        for key in redis_client.scan_iter(match=settings.keys.pattern()):
+            redis_client.delete(key)
+        redis_client.close()
