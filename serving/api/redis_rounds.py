@@ -1,13 +1,11 @@
-"""The API's Redis client: the rounds of read plans share one connection, and the rounds sent in one pass of the
-event loop go out in one write.
+"""The API's Redis client: each round of a read plan is one write on one shared connection.
 
 Redis answers the commands of a connection in the order it got them, so requests in flight on the event loop can
 share one connection: each round is written whole (no other round's commands can come between them) and takes the
-next replies in order. A burst of requests (several arriving together) thus costs Redis one read and the API one
-write and one read for all their rounds, where a write per round cost both sides a system call each. That is the
-pipelining redis-py's asyncio client does per pipeline, without its per-call machinery (a pooled connection taken
-and given back, a retry wrapper and a timeout context per read), which cost the API more CPU than the rest of a
-request (``bench serving``: about 85 µs per round against 35 µs for the write and the parse).
+next replies in order. That is the pipelining redis-py's asyncio client does per pipeline, without its per-call
+machinery (a pooled connection taken and given back, a retry wrapper and a timeout context per read), which cost
+the API more CPU than the rest of a request (``bench serving``: about 85 µs per round against 35 µs for the write
+and the parse).
 
 It speaks RESP3 as redis-py 8 does and applies redis-py's own reply callbacks, so a plan receives exactly what
 redis-py's pipeline would give it (tests/integration/test_read_plans.py runs every read plan through both).
@@ -58,7 +56,6 @@ class _Connection(asyncio.Protocol):
         self.reader = hiredis.Reader(protocolError=redis.exceptions.InvalidResponse,
                                      replyError=BaseParser.parse_error, notEnoughData=_NOT_ENOUGH_DATA)
         self.waiting: deque[_Round] = deque()
-        self.unsent: list[bytes] = []
         self.transport: Any = None
         self.closed = False
         self.last_read = 0.0
@@ -68,26 +65,15 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # uvloop's transports do not subclass asyncio.Transport
 
     def send(self, waiting: _Round, data: bytes) -> None:
-        """Queue the round for the next replies and its commands for the next write (a closed connection fails
-        it). The rounds of one pass of the event loop go out in one write, after every request the pass runs has
-        sent its own: a burst of requests costs Redis and the API one write and one read, not one each."""
+        """Queue the round for the next replies and write its commands (a closed connection fails it)."""
         if self.closed:
             raise redis.exceptions.ConnectionError("Connection to Redis closed.")
         self.waiting.append(waiting)
-        self.unsent.append(data)
-        if len(self.unsent) == 1:
-            asyncio.get_running_loop().call_soon(self.flush)
-
-    def flush(self) -> None:
-        """Write the queued rounds' commands at once."""
-        data = b"".join(self.unsent)
-        self.unsent.clear()
-        if self.closed or not data:
-            return
         try:
             self.transport.write(data)
         except RuntimeError as exc:  # uvloop: the transport closed under us
             self.fail(_lost(f"Connection to Redis lost: {exc}"))
+            raise redis.exceptions.ConnectionError(f"Connection to Redis lost: {exc}") from exc
 
     def data_received(self, data: bytes) -> None:
         self.last_read = asyncio.get_running_loop().time()

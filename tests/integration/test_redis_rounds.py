@@ -56,32 +56,6 @@ def test_rounds_in_flight_together_get_their_own_replies(redis_service, isolated
         sync.delete(*names, names[7] + "-text")
 
 
-
-def test_rounds_sent_in_one_pass_of_the_event_loop_reach_redis_in_one_write(redis_service, isolated: Settings):
-    """A burst of requests costs Redis one read, not one per request: the rounds the event loop's pass sends go
-    out together, and each still gets its own replies."""
-    sync = isolated.redis_client()
-    name = f"{isolated.redis_key_prefix}:burst"
-    sync.hset(name, mapping={str(i): i for i in range(200)})
-
-    async def main() -> tuple[list[list[object]], int]:
-        try:
-            await client.execute_round([("PING",)])  # the connection open first
-            before = sync.info("stats")["total_reads_processed"]
-            answers = await asyncio.gather(*(client.execute_round([("HGET", name, str(i))]) for i in range(200)))
-            return answers, sync.info("stats")["total_reads_processed"] - before
-        finally:
-            await client.aclose()
-
-    client = _client(isolated)
-    try:
-        answers, reads = uvloop.run(main())
-        assert answers == [[str(i).encode()] for i in range(200)]
-        assert reads <= 4, f"Redis read the 200 rounds in {reads} reads"  # theirs, and the second INFO
-    finally:
-        sync.delete(name)
-
-
 def test_unreachable_redis_is_a_connection_error():
     client = RoundClient(port=free_port(), timeout=1.0, connect_timeout=1.0)
     started = time.monotonic()
