@@ -14,7 +14,7 @@ The data is drawn from the simulator's taste structure (:mod:`simulator.interact
 - ``hybrid_p_at_10``, ``popularity_p_at_10`` from that evaluation, and ``oracle_p_at_10``: a recommender that
   knows each user's planted favourite genres and the catalog's popularity (what the planted taste allows).
 - ``recommend_p50_ms``, ``recommend_p99_ms``: ``GET /v1/users/{id}/recommendations`` through the API (one uvicorn
-  worker), at :data:`RECOMMEND_RATE` requests/s over many users, by vegeta.
+  worker), at :data:`RECOMMEND_RATE` requests/s over many users, by :mod:`bench.loadgen`.
 - ``live_recs_update_p95_s``: a watch produced to Kafka (first frame and a playing heartbeat of a title) until
   that user's answer changes, with the speed layer running, over :data:`PROBES` users of the ``live`` variant
   (the ``batch`` variant serves the daily list as it is).
@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from bench import loadgen
 from bench.harness import BenchContext, Outcome, benchmark
-from bench.serving import _attack, _figures, _vegeta
+from bench.serving import _attack, _figures
 from bench.speed import throwaway_run
 
 USERS = 100_000
@@ -131,7 +132,7 @@ def _recommend_latency(ctx: BenchContext, settings: Any, users: list[str], secon
     from serving.api.auth import create_key
     from serving.api.service import API
 
-    vegeta = _vegeta(settings)
+    generator = loadgen.build(settings.cache_dir)
     key = create_key(settings.redis_client(), settings.keys, name="bench-recs", scopes=["read"],
                      rate_per_second=1e6)
     base = API.url(settings)
@@ -141,8 +142,8 @@ def _recommend_latency(ctx: BenchContext, settings: Any, users: list[str], secon
         path.write_text("\n".join(json.dumps({
             "method": "GET", "url": f"{base}/v1/users/{rng.choice(users)}/recommendations?limit=10",
             "header": {"X-API-Key": [key]}}) for _ in range(5000)))
-        _attack(vegeta, path, 20, 3)  # warm-up: the model bundle loads on the first request
-        result = _figures(_attack(vegeta, path, RECOMMEND_RATE, seconds))
+        _attack(generator, path, 20, 3)  # warm-up: the model bundle loads on the first request
+        result = _figures(_attack(generator, path, RECOMMEND_RATE, seconds))
     ctx.progress("recommendations at %d/s: p50 %.2f ms, p99 %.2f ms, success %.4f", RECOMMEND_RATE,
                  result["p50_ms"], result["p99_ms"], result["success"])
     return result

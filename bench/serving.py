@@ -2,10 +2,12 @@
 
 The API runs as `reelytics up` runs it (one uvicorn worker, uvloop, httptools) over the embedded Redis, with
 views seeded as the layers write them (batch versions published, speed keys in their layout) for
-:data:`USERS` users. The load comes from vegeta (built by ``infra/install.sh`` from the Go module proxy), an
-open-loop generator: it sends at the rate asked whatever the answers' latency, so queueing shows in the tail
-instead of slowing the sender down. Each route is driven for :data:`STEP_SECONDS` at 500 and at 2,000
-requests/s over many ids; the raw redis-py GET is timed in the same run, one call at a time on one connection.
+:data:`USERS` users. The load comes from :mod:`bench.loadgen`, an open-loop generator that keeps its schedule: it
+sends at the rate asked whatever the answers' latency, so queueing shows in the tail instead of slowing the sender
+down, and it times each answer from the request's due time. One step of resume at 2,000/s is also driven by
+vegeta (when ``infra/install.sh`` built it), the generator used before, for comparison. Each route is driven for
+:data:`STEP_SECONDS` at 500 and at 2,000 requests/s over many ids; the raw redis-py GET is timed in the same run,
+one call at a time on one connection.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import loadgen
 from bench.harness import BenchContext, Outcome, benchmark
 from infra import redis as embedded_redis
 from infra.process import free_port
@@ -41,12 +44,9 @@ AUTHORIZE_TARGET_MS = 5.0
 VEGETA_VERSION = "v12.13.0"
 
 
-def _vegeta(settings: Settings) -> str:
+def _vegeta(settings: Settings) -> str | None:
     built = settings.cache_dir / "tools" / f"vegeta-{VEGETA_VERSION}" / "vegeta"
-    found = str(built) if built.is_file() else shutil.which("vegeta")
-    if found is None:
-        raise RuntimeError("vegeta is not built: run `bash infra/install.sh` (it needs Go), or put vegeta on PATH")
-    return found
+    return str(built) if built.is_file() else shutil.which("vegeta")
 
 
 def _seed(settings: Settings) -> dict[str, Any]:
@@ -153,6 +153,43 @@ def _clear(settings: Settings) -> None:
             batch.clear()
     if batch:
         client.unlink(*batch)
+
+
+STALL_NAP_S, STALL_THRESHOLD_MS = 0.0005, 0.3
+"""The machine-stall probe's sleep, and how much longer than it a sleep must take to count as a stall."""
+
+
+def stall_summary(naps: int, stalls: list[tuple[float, float]], seconds: float) -> dict[str, Any]:
+    """What the stall probe saw: ``stalls`` as (seconds from the start, ms beyond the nap) of each late wake-up."""
+    lengths = sorted(ms for _, ms in stalls)
+    gaps = sorted(b - a for (a, _), (b, _) in zip(stalls, stalls[1:], strict=False))
+    return {"seconds": round(seconds, 2), "naps": naps, "stalls": len(stalls),
+            "stalls_per_s": round(len(stalls) / seconds, 2) if seconds else 0.0,
+            "stall_ms_p50": round(lengths[len(lengths) // 2], 3) if lengths else 0.0,
+            "stall_ms_max": round(lengths[-1], 3) if lengths else 0.0,
+            "stall_ms_total": round(sum(lengths), 2),
+            "median_interval_s": round(gaps[len(gaps) // 2], 3) if gaps else None,
+            "at_s": [round(at, 3) for at, _ in stalls[:60]]}
+
+
+def _machine_stalls(seconds: float) -> dict[str, Any]:
+    """Sleep :data:`STALL_NAP_S` again and again for ``seconds`` on the otherwise idle machine, and keep each
+    wake-up that came more than :data:`STALL_THRESHOLD_MS` late: times when nothing on this machine ran.
+
+    An open-loop run at 2,000/s meets every such stall with the requests due during it (and those queued behind
+    them), while a closed-loop timing such as the raw GET's meets it with one call: stalls that are rare in time
+    can make a 2,000/s run's p99 and leave the raw GET's untouched.
+    """
+    stalls: list[tuple[float, float]] = []
+    naps = 0
+    started = time.perf_counter()
+    while (now := time.perf_counter()) - started < seconds:
+        time.sleep(STALL_NAP_S)
+        over_ms = (time.perf_counter() - now - STALL_NAP_S) * 1000
+        naps += 1
+        if over_ms > STALL_THRESHOLD_MS:
+            stalls.append((now - started, over_ms))
+    return stall_summary(naps, stalls, time.perf_counter() - started)
 
 
 def _redis_get_latency(settings: Settings, *, calls: int) -> dict[str, float]:
@@ -269,15 +306,19 @@ class Meters:
         return report
 
 
-def _attack(vegeta: str, targets: Path, rate: int, seconds: int, meters: Meters | None = None) -> dict[str, Any]:
-    """One constant-rate run once the server is idle again (``settle_s``: how long that took after the pause);
-    vegeta's JSON report (latencies in ns), with the :class:`Meters` of the run when given."""
+def _attack(generator: Path, targets: Path, rate: int, seconds: int, meters: Meters | None = None, *,
+            vegeta: str | None = None) -> dict[str, Any]:
+    """One constant-rate run once the server is idle again (``settle_s``: how long that took after the pause):
+    :func:`bench.loadgen.report` of the run (latencies in ns), or vegeta's JSON report when ``vegeta`` is given,
+    with the :class:`Meters` of the run when given."""
     time.sleep(COOL_DOWN_S)
     settled = _settle(targets)
-    if meters is not None:
-        found = meters.around(lambda: _vegeta_run(vegeta, targets, rate, seconds), rate * seconds)
-    else:
-        found = _vegeta_run(vegeta, targets, rate, seconds)
+
+    def one() -> dict[str, Any]:
+        return _vegeta_run(vegeta, targets, rate, seconds) if vegeta else loadgen.run(generator, targets, rate,
+                                                                                       seconds)
+
+    found = meters.around(one, rate * seconds) if meters is not None else one()
     found["settle_s"] = settled
     return found
 
@@ -294,10 +335,14 @@ def _vegeta_run(vegeta: str, targets: Path, rate: int, seconds: int) -> dict[str
 
 def _figures(report: dict[str, Any]) -> dict[str, Any]:
     latencies = report["latencies"]
-    return {"p50_ms": round(latencies["50th"] / 1e6, 3), "p99_ms": round(latencies["99th"] / 1e6, 3),
-            "max_ms": round(latencies["max"] / 1e6, 3), "throughput_rps": round(report["throughput"], 1),
-            "rate_rps": round(report["rate"], 1), "success": report["success"],
-            "status_codes": report.get("status_codes", {}), "settle_s": report["settle_s"],
+    found = {"p50_ms": round(latencies["50th"] / 1e6, 3), "p99_ms": round(latencies["99th"] / 1e6, 3),
+             "max_ms": round(latencies["max"] / 1e6, 3), "throughput_rps": round(report["throughput"], 1),
+             "rate_rps": round(report["rate"], 1), "success": report["success"],
+             "status_codes": report.get("status_codes", {}), "settle_s": report["settle_s"]}
+    if "send_lateness" in report:
+        found["send_late_p99_ms"] = round(report["send_lateness"]["99th"] / 1e6, 3)
+        found["send_late_max_ms"] = round(report["send_lateness"]["max"] / 1e6, 3)
+    return {**found,
             **{name: report[name] for name in ("cpu_us_per_request", "steal_ms", "cpu_pressure_ms") if name in report}}
 
 
@@ -310,7 +355,7 @@ FLOORS = {
 """The floor servers of :mod:`bench.serving_floor`, each driven like the API's resume route."""
 
 
-def _floor(ctx: BenchContext, settings: Settings, vegeta: str, key: str, seeded: dict[str, Any], tmp: Path,
+def _floor(ctx: BenchContext, settings: Settings, generator: Path, key: str, seeded: dict[str, Any], tmp: Path,
            seconds: int, name: str) -> dict[str, Any]:
     """The resume GET at 2,000/s against one of :data:`FLOORS` (the API stopped, the same port and targets)."""
     import os
@@ -340,9 +385,10 @@ def _floor(ctx: BenchContext, settings: Settings, vegeta: str, key: str, seeded:
                 time.sleep(0.2)
         path = tmp / f"floor-{name}.jsonl"
         path.write_text("\n".join(json.dumps(t) for t in _targets(base, key, "resume", seeded)))
-        _attack(vegeta, path, 200, 2)
-        result = _figures(_attack(vegeta, path, 2000, seconds, Meters(server.pid, settings.redis_client())))
-        ctx.progress("floor %s at 2000/s: p50 %.2f ms, p99 %.2f ms", name, result["p50_ms"], result["p99_ms"])
+        _attack(generator, path, 200, 2)
+        result = _figures(_attack(generator, path, 2000, seconds, Meters(server.pid, settings.redis_client())))
+        ctx.progress("floor %s at 2000/s: p50 %.2f ms, p99 %.2f ms, success %.4f", name, result["p50_ms"],
+                     result["p99_ms"], result["success"])
         return result
     finally:
         server.terminate()
@@ -354,7 +400,7 @@ def measure_serving(ctx: BenchContext) -> Outcome:
     """Serving API latency and throughput per route at 500 and 2,000 requests/s, against raw Redis GETs."""
     settings = ctx.settings.model_copy(update={"redis_key_prefix": "bench-serving", "serving_port": free_port()})
     embedded_redis.start(settings)
-    vegeta = _vegeta(settings)
+    generator, vegeta = loadgen.build(settings.cache_dir), _vegeta(settings)
     client = settings.redis_client()
     _clear(settings)
     seconds = 3 if ctx.quick else STEP_SECONDS
@@ -365,23 +411,29 @@ def measure_serving(ctx: BenchContext) -> Outcome:
     # The load generator's key carries its own rate: the default per-key limit would refuse most of the load.
     key = create_key(client, settings.keys, name="bench-load", scopes=["read", "playback"], rate_per_second=1e6)
     routes: dict[str, dict[str, Any]] = {}
-    notes: dict[str, Any] = {"users": USERS, "step_seconds": seconds, "load_generator": f"vegeta {VEGETA_VERSION}",
+    notes: dict[str, Any] = {"users": USERS, "step_seconds": seconds, "load_generator": "bench/loadgen.c (open loop, "
+                             "latency from each request's due time)",
                              "api_workers": 1}
     try:
         ctx.progress("starting the API: %s", API.start(settings))
         redis_get = _redis_get_latency(settings, calls=5_000 if ctx.quick else 20_000)
         ctx.progress("raw redis-py GET: p50 %.3f ms, p99 %.3f ms", redis_get["p50_ms"], redis_get["p99_ms"])
+        stalls = _machine_stalls(3.0 if ctx.quick else 10.0)
+        ctx.progress("machine stalls (a %.1f ms sleep waking over %.1f ms late), idle machine: %d in %.0f s, "
+                     "median %.2f ms, longest %.2f ms, median interval %s s", STALL_NAP_S * 1000, STALL_THRESHOLD_MS,
+                     stalls["stalls"], stalls["seconds"], stalls["stall_ms_p50"], stalls["stall_ms_max"],
+                     stalls["median_interval_s"])
         with tempfile.TemporaryDirectory() as tmp:
             files = {}
             for route in ("resume", "engagement", "trending", "ctr", "authorize"):
                 path = Path(tmp) / f"{route}.jsonl"
                 path.write_text("\n".join(json.dumps(t) for t in _targets(API.url(settings), key, route, seeded)))
                 files[route] = path
-            _attack(vegeta, files["resume"], 200, 2)  # warm-up: connections, caches
+            _attack(generator, files["resume"], 200, 2)  # warm-up: connections, caches
             meters = Meters(API.pid(settings), client)
             for route, path in files.items():
                 for rate in RATES:
-                    result = _figures(_attack(vegeta, path, rate, seconds, meters))
+                    result = _figures(_attack(generator, path, rate, seconds, meters))
                     routes.setdefault(route, {})[str(rate)] = result
                     ctx.progress("%s at %d/s: p50 %.2f ms, p99 %.2f ms, %.0f/s answered, success %.4f; CPU µs per "
                                  "request %s; steal %s ms, CPU pressure %s ms", route, rate, result["p50_ms"],
@@ -392,17 +444,23 @@ def measure_serving(ctx: BenchContext) -> Outcome:
             best = 0
             ramp: dict[str, Any] = {}
             for rate in (*RATES, *RAMP):
-                result = routes["resume"].get(str(rate)) or _figures(_attack(vegeta, files["resume"], rate, seconds,
-                                                                             meters))
+                result = routes["resume"].get(str(rate)) or _figures(_attack(generator, files["resume"], rate,
+                                                                             seconds, meters))
                 ramp[str(rate)] = result
                 if result["p99_ms"] > limit or result["success"] < 0.999 or result["throughput_rps"] < 0.97 * rate:
                     break
                 best = rate
             notes["resume_ramp"] = ramp
+            if vegeta is not None:
+                compared = _figures(_attack(generator, files["resume"], 2000, seconds, meters, vegeta=vegeta))
+                notes["vegeta_resume_2000"] = {**compared, "load_generator": f"vegeta {VEGETA_VERSION}, latency "
+                                               "from each actual send"}
+                ctx.progress("resume at 2000/s driven by vegeta: p50 %.2f ms, p99 %.2f ms; CPU µs per request %s",
+                             compared["p50_ms"], compared["p99_ms"], compared.get("cpu_us_per_request"))
             API.stop(settings)
             notes["redis_aof_rewrites_during_steps"] = _persistence(client)["aof_rewrites"] - \
                 persistence["aof_rewrites"]
-            floors = {name: _floor(ctx, settings, vegeta, key, seeded, Path(tmp), seconds, name) for name in FLOORS}
+            floors = {name: _floor(ctx, settings, generator, key, seeded, Path(tmp), seconds, name) for name in FLOORS}
     finally:
         API.stop(settings)
         _clear(settings)
@@ -413,12 +471,14 @@ def measure_serving(ctx: BenchContext) -> Outcome:
         "get_p99_over_redis_p99_ratio": round(get_p99 / redis_get["p99_ms"], 2),
         "authorize_p99_ms_at_2000rps": routes["authorize"]["2000"]["p99_ms"],
         "max_rps_within_targets": best,
+        "machine_stalls_per_s": stalls["stalls_per_s"],
+        "machine_stall_ms_max": stalls["stall_ms_max"],
         "floor_get_p99_ms_at_2000rps": floors["asgi"]["p99_ms"],
         "floor_get_p99_over_redis_p99_ratio": round(floors["asgi"]["p99_ms"] / redis_get["p99_ms"], 2),
         "floor_protocol_get_p99_ms_at_2000rps": floors["protocol"]["p99_ms"],
         "floor_no_redis_p99_ms_at_2000rps": floors["no_redis"]["p99_ms"],
     }
-    notes.update({"routes": routes, "redis_get": redis_get, "floors": floors,
+    notes.update({"routes": routes, "redis_get": redis_get, "floors": floors, "machine_stalls": stalls,
                   "floor_servers": {name: f"bench/serving_floor.py: {what}; the resume route's targets and rate"
                                     for name, what in FLOORS.items()},
                   "get_route": "GET /v1/users/{user}/resume/{content}: a latest-value read (one HGET after the key "

@@ -2,8 +2,9 @@
 # Installs everything Reelytics needs on a fresh machine, reusing what is already cached:
 #   - a virtualenv keyed by the hash of uv.lock, under the cache dir, linked from ./.venv
 #   - the Kafka broker jars and Spark's Kafka-connector and Delta jars, fetched by Maven from Maven Central
-#   - Redis, Prometheus, wrk and Chromium from Debian's packages, when missing
-#   - chart.js (the dashboard's charts) from the npm registry, vegeta (the serving benchmark) with Go
+#   - Redis, Prometheus, wrk, Chromium and a C compiler (the serving benchmarks' load generator, bench/loadgen.c)
+#     from Debian's packages, when missing
+#   - chart.js (the dashboard's charts) from the npm registry, vegeta (the serving benchmark's comparison) with Go
 # The cache dir is $REELYTICS_CACHE_DIR (default ~/.cache/reelytics); nothing expensive lives in the clone.
 set -euo pipefail
 
@@ -74,9 +75,9 @@ fetch_jars spark-connectors "$cache/jars/spark-connectors"
 step "compiling Reelytics' Spark classes (speed_layer/jvm)"
 (cd "$here" && "$venv/bin/python" -m infra.jvm >/dev/null) || fail "javac could not compile speed_layer/jvm; see the error above."
 
-# --- Debian's packages: Redis, Prometheus, wrk (the serving benchmark), Chromium (the dashboard test) ---------
+# --- Debian's packages: Redis, Prometheus, wrk, Chromium (the dashboard test), gcc (bench/loadgen.c) ---------
 missing=()
-for pair in redis-server:redis-server prometheus:prometheus wrk:wrk chromium:chromium; do
+for pair in redis-server:redis-server prometheus:prometheus wrk:wrk chromium:chromium cc:gcc; do
   command -v "${pair%%:*}" >/dev/null || missing+=("${pair##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -102,7 +103,7 @@ if [ ! -f "$cache/npm/chart.js-$chart_js_version/package/dist/chart.umd.js" ]; t
     || fail "npm could not fetch chart.js@$chart_js_version; check that the npm registry is reachable."
 fi
 
-# --- vegeta (the serving benchmark's constant-rate load generator), from the Go module proxy (pinned) ------------
+# --- vegeta (the load generator the serving benchmark compares with), from the Go module proxy (pinned) ---------
 vegeta_version="v12.13.0"
 if [ ! -x "$cache/tools/vegeta-$vegeta_version/vegeta" ]; then
   if command -v go >/dev/null; then

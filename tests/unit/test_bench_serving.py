@@ -52,3 +52,16 @@ def test_a_server_that_is_gone_is_left_out_rather_than_failing_the_run() -> None
     report = Meters(gone.pid, _RedisInfo(step_s=0.1)).around(lambda: {}, requests=10)
     assert "server" not in report["cpu_us_per_request"]
     assert report["cpu_us_per_request"]["redis"] == 10000.0
+
+
+def test_the_stall_summary_counts_late_wake_ups_and_their_spacing() -> None:
+    from bench.serving import stall_summary
+
+    stalls = [(0.5 + 0.512 * k, 1.0 + k) for k in range(5)]  # every 512 ms, 1 to 5 ms long
+    found = stall_summary(naps=10_000, stalls=stalls, seconds=5.0)
+    assert found["stalls"] == 5 and found["stalls_per_s"] == 1.0
+    assert found["stall_ms_p50"] == 3.0 and found["stall_ms_max"] == 5.0 and found["stall_ms_total"] == 15.0
+    assert found["median_interval_s"] == 0.512
+    assert found["at_s"][:2] == [0.5, 1.012]
+    assert stall_summary(naps=100, stalls=[], seconds=1.0)["median_interval_s"] is None
+
