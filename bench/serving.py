@@ -346,6 +346,39 @@ def _figures(report: dict[str, Any]) -> dict[str, Any]:
             **{name: report[name] for name in ("cpu_us_per_request", "steal_ms", "cpu_pressure_ms") if name in report}}
 
 
+STEAL_SHARE_LIMIT, STEAL_ATTEMPTS = 0.01, 3
+"""A step during which the hypervisor gave this machine's CPU to other guests for more than this share of the step
+(``steal_ms``) is run again, up to :data:`STEAL_ATTEMPTS` times in all."""
+
+
+def _steal_within_limit(attempt: dict[str, Any], seconds: float) -> bool:
+    return attempt.get("steal_ms") is None or attempt["steal_ms"] <= STEAL_SHARE_LIMIT * seconds * 1000
+
+
+def pick_attempt(attempts: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """The step's figures from its attempts: the first whose steal stayed within :data:`STEAL_SHARE_LIMIT` of the
+    step, else the one with the least steal; every attempt's p99 and steal kept beside it when there were several.
+    The choice looks only at steal, which the hypervisor decides, never at the latencies."""
+    clean = [a for a in attempts if _steal_within_limit(a, seconds)]
+    chosen = clean[0] if clean else min(attempts, key=lambda a: a["steal_ms"])
+    if len(attempts) == 1:
+        return chosen
+    return {**chosen, "attempts": [{"p99_ms": a["p99_ms"], "steal_ms": a.get("steal_ms"), "chosen": a is chosen}
+                                   for a in attempts]}
+
+
+def _step(generator: Path, targets: Path, rate: int, seconds: int, meters: Meters, *,
+          vegeta: str | None = None) -> dict[str, Any]:
+    """One measured step (:func:`_attack` with :class:`Meters`), run again while the hypervisor took the machine
+    away during it (:func:`pick_attempt`)."""
+    attempts: list[dict[str, Any]] = []
+    while len(attempts) < STEAL_ATTEMPTS:
+        attempts.append(_figures(_attack(generator, targets, rate, seconds, meters, vegeta=vegeta)))
+        if _steal_within_limit(attempts[-1], seconds):
+            break
+    return pick_attempt(attempts, seconds)
+
+
 FLOORS = {
     "asgi": "a bare ASGI app on the same uvicorn (uvloop, the API's httptools protocol), one HGET on the API's Redis "
             "client",
@@ -386,7 +419,7 @@ def _floor(ctx: BenchContext, settings: Settings, generator: Path, key: str, see
         path = tmp / f"floor-{name}.jsonl"
         path.write_text("\n".join(json.dumps(t) for t in _targets(base, key, "resume", seeded)))
         _attack(generator, path, 200, 2)
-        result = _figures(_attack(generator, path, 2000, seconds, Meters(server.pid, settings.redis_client())))
+        result = _step(generator, path, 2000, seconds, Meters(server.pid, settings.redis_client()))
         ctx.progress("floor %s at 2000/s: p50 %.2f ms, p99 %.2f ms, success %.4f", name, result["p50_ms"],
                      result["p99_ms"], result["success"])
         return result
@@ -433,7 +466,7 @@ def measure_serving(ctx: BenchContext) -> Outcome:
             meters = Meters(API.pid(settings), client)
             for route, path in files.items():
                 for rate in RATES:
-                    result = _figures(_attack(generator, path, rate, seconds, meters))
+                    result = _step(generator, path, rate, seconds, meters)
                     routes.setdefault(route, {})[str(rate)] = result
                     ctx.progress("%s at %d/s: p50 %.2f ms, p99 %.2f ms, %.0f/s answered, success %.4f; CPU µs per "
                                  "request %s; steal %s ms, CPU pressure %s ms", route, rate, result["p50_ms"],
@@ -444,15 +477,14 @@ def measure_serving(ctx: BenchContext) -> Outcome:
             best = 0
             ramp: dict[str, Any] = {}
             for rate in (*RATES, *RAMP):
-                result = routes["resume"].get(str(rate)) or _figures(_attack(generator, files["resume"], rate,
-                                                                             seconds, meters))
+                result = routes["resume"].get(str(rate)) or _step(generator, files["resume"], rate, seconds, meters)
                 ramp[str(rate)] = result
                 if result["p99_ms"] > limit or result["success"] < 0.999 or result["throughput_rps"] < 0.97 * rate:
                     break
                 best = rate
             notes["resume_ramp"] = ramp
             if vegeta is not None:
-                compared = _figures(_attack(generator, files["resume"], 2000, seconds, meters, vegeta=vegeta))
+                compared = _step(generator, files["resume"], 2000, seconds, meters, vegeta=vegeta)
                 notes["vegeta_resume_2000"] = {**compared, "load_generator": f"vegeta {VEGETA_VERSION}, latency "
                                                "from each actual send"}
                 ctx.progress("resume at 2000/s driven by vegeta: p50 %.2f ms, p99 %.2f ms; CPU µs per request %s",

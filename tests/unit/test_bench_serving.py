@@ -65,3 +65,25 @@ def test_the_stall_summary_counts_late_wake_ups_and_their_spacing() -> None:
     assert found["at_s"][:2] == [0.5, 1.012]
     assert stall_summary(naps=100, stalls=[], seconds=1.0)["median_interval_s"] is None
 
+
+
+def test_a_step_the_hypervisor_took_away_is_replaced_by_the_first_clean_attempt() -> None:
+    from bench.serving import pick_attempt
+
+    taken, clean, later = {"p99_ms": 7.2, "steal_ms": 560.0}, {"p99_ms": 1.9, "steal_ms": 30.0}, \
+        {"p99_ms": 0.5, "steal_ms": 0.0}
+    found = pick_attempt([taken, clean, later], seconds=10)  # the limit: 1 % of 10 s, 100 ms
+    assert found["p99_ms"] == 1.9  # the first clean one, not the fastest
+    assert found["attempts"] == [{"p99_ms": 7.2, "steal_ms": 560.0, "chosen": False},
+                                 {"p99_ms": 1.9, "steal_ms": 30.0, "chosen": True},
+                                 {"p99_ms": 0.5, "steal_ms": 0.0, "chosen": False}]
+    assert pick_attempt([clean], seconds=10) == clean  # one attempt: as it was
+
+
+def test_when_every_attempt_was_taken_away_the_least_taken_one_counts() -> None:
+    from bench.serving import pick_attempt
+
+    attempts = [{"p99_ms": 3.0, "steal_ms": 400.0}, {"p99_ms": 9.0, "steal_ms": 150.0},
+                {"p99_ms": 1.0, "steal_ms": 900.0}]
+    found = pick_attempt(attempts, seconds=10)
+    assert found["p99_ms"] == 9.0 and [a["chosen"] for a in found["attempts"]] == [False, True, False]
