@@ -6,6 +6,7 @@ request, answered or not. The machine-stall probe: it sees a pause of its proces
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from collections import Counter
@@ -46,34 +47,35 @@ in chunks, written in pieces. Counts what it got."""
         self.loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                path = head.split(b" ", 2)[1].decode()
-                length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)
-                await reader.readexactly(length)
-                self.received[path] += 1
-                if path == "/close":
-                    break
-                if path == "/slow":
-                    await asyncio.sleep(self.slow_s)
-                if path == "/chunked":  # in pieces, as a streamed answer comes
-                    for piece in (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n",
-                                  b"6\r\n world\r\n", b"0\r\n", b"\r\n"):
-                        writer.write(piece)
-                        await writer.drain()
-                        await asyncio.sleep(0.002)
-                    continue
-                status, body = ("503 Service Unavailable", b'{"error": "busy"}') if path == "/error" else \
-                    ("200 OK", b'{"ok": true}')
-                writer.write(f"HTTP/1.1 {status}\r\ncontent-length: {len(body)}\r\ncontent-type: application/json"
-                             f"\r\n\r\n".encode() + body)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
+        # The client closing, or the test ending, ends the connection's loop.
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            await self._answer(reader, writer)
+        writer.close()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            path = head.split(b" ", 2)[1].decode()
+            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            await reader.readexactly(length)
+            self.received[path] += 1
+            if path == "/close":
+                break
+            if path == "/slow":
+                await asyncio.sleep(self.slow_s)
+            if path == "/chunked":  # in pieces, as a streamed answer comes
+                for piece in (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n",
+                              b"6\r\n world\r\n", b"0\r\n", b"\r\n"):
+                    writer.write(piece)
+                    await writer.drain()
+                    await asyncio.sleep(0.002)
+                continue
+            status, body = ("503 Service Unavailable", b'{"error": "busy"}') if path == "/error" else \
+                ("200 OK", b'{"ok": true}')
+            writer.write(f"HTTP/1.1 {status}\r\ncontent-length: {len(body)}\r\ncontent-type: application/json"
+                         f"\r\n\r\n".encode() + body)
+            await writer.drain()
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
