@@ -89,8 +89,6 @@ static void conn_close(conn_t *c) {
     c->len = 0;
 }
 
-static void conn_idle(int i);
-
 static int conn_write(conn_t *c) {
     const char *data = reqs[c->req % nreqs];
     size_t total = reqlen[c->req % nreqs];

@@ -118,9 +118,9 @@ def report(lines: list[str]) -> dict[str, Any]:
     }
 
 
-def run(binary: Path, targets: Path, rate: int, seconds: float, *, timeout_s: float = TIMEOUT_S,
-        max_connections: int = MAX_CONNECTIONS) -> dict[str, Any]:
-    """Send ``targets`` (JSON lines) at ``rate`` per second for ``seconds``; :func:`report` of the run."""
+def run_lines(binary: Path, targets: Path, rate: int, seconds: float, *, timeout_s: float = TIMEOUT_S,
+              max_connections: int = MAX_CONNECTIONS) -> list[str]:
+    """Send ``targets`` (JSON lines) at ``rate`` per second for ``seconds``; the generator's line per request."""
     with tempfile.TemporaryDirectory() as tmp:
         requests, results = Path(tmp) / "requests.bin", Path(tmp) / "results.txt"
         host, port = requests_file(targets, requests)
@@ -128,4 +128,10 @@ def run(binary: Path, targets: Path, rate: int, seconds: float, *, timeout_s: fl
                                str(timeout_s), str(max_connections)], capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"the load generator failed ({done.returncode}): {done.stderr.strip()}")
-        return report(results.read_text().splitlines())
+        return results.read_text().splitlines()
+
+
+def run(binary: Path, targets: Path, rate: int, seconds: float, *, timeout_s: float = TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS) -> dict[str, Any]:
+    """:func:`report` of :func:`run_lines`."""
+    return report(run_lines(binary, targets, rate, seconds, timeout_s=timeout_s, max_connections=max_connections))

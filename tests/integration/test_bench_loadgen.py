@@ -102,21 +102,14 @@ def _targets(tmp_path: Path, port: int, paths: list[str]) -> Path:
     return path
 
 
-def _lines(generator: Path, targets: Path, tmp_path: Path, rate: int, seconds: float, timeout_s: float) -> list[str]:
-    import subprocess
-
-    host, port = loadgen.requests_file(targets, tmp_path / "r.bin")
-    out = tmp_path / "out.txt"
-    done = subprocess.run([str(generator), host, str(port), str(rate), str(seconds), str(tmp_path / "r.bin"),
-                           str(out), str(timeout_s), "64"], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return out.read_text().splitlines()
+def _lines(generator: Path, targets: Path, rate: int, seconds: float, timeout_s: float) -> list[str]:
+    return loadgen.run_lines(generator, targets, rate, seconds, timeout_s=timeout_s, max_connections=64)
 
 
 def test_every_request_goes_out_once_on_its_schedule_and_is_timed_from_its_due_time(
         generator: Path, server: _Server, tmp_path: Path) -> None:
     targets = _targets(tmp_path, server.port, ["/ok", "/ok-post"])
-    lines = _lines(generator, targets, tmp_path, rate=400, seconds=1, timeout_s=5)
+    lines = _lines(generator, targets, rate=400, seconds=1, timeout_s=5)
     rows = [tuple(int(f) for f in line.split()) for line in lines]
     assert len(rows) == 400
     assert server.received == {"/ok": 200, "/ok-post": 200}  # each request once, bodies read whole
@@ -130,7 +123,7 @@ def test_every_request_goes_out_once_on_its_schedule_and_is_timed_from_its_due_t
 def test_refusals_dropped_connections_and_timeouts_are_reported_not_lost(
         generator: Path, server: _Server, tmp_path: Path) -> None:
     targets = _targets(tmp_path, server.port, ["/ok", "/error", "/close", "/slow", "/chunked"])
-    lines = _lines(generator, targets, tmp_path, rate=50, seconds=1, timeout_s=0.5)
+    lines = _lines(generator, targets, rate=50, seconds=1, timeout_s=0.5)
     assert len(lines) == 50
     found = loadgen.report(lines)
     # 10 each: answered, answered 503, closed without an answer, not answered within the 0.5 s timeout, chunked
@@ -147,7 +140,7 @@ def test_a_port_nobody_listens_on_fails_each_request_and_the_run_still_ends(gene
     with socket.socket() as probe:  # a port that was free a moment ago
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    lines = _lines(generator, _targets(tmp_path, port, ["/ok"]), tmp_path, rate=100, seconds=0.2, timeout_s=1)
+    lines = _lines(generator, _targets(tmp_path, port, ["/ok"]), rate=100, seconds=0.2, timeout_s=1)
     assert loadgen.report(lines)["status_codes"] == {"0": 20}
 
 
