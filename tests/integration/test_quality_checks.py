@@ -13,6 +13,9 @@ with the ids and the title named.
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
+
 
 def test_checks_are_registered_blocking_where_they_guard_and_in_the_jobs():
     from dagster import AssetCheckKey, AssetKey
@@ -87,7 +90,7 @@ def test_corrupted_rows_fail_the_checks_and_block(warehouse, spark, monkeypatch,
     )
     from orchestration.resources import ReelyticsSettingsResource, SparkResource
     from tests.warehouse_support import use_settings
-    from warehouse_models.tables import BRONZE_PLAYBACK, FACT_STREAM_EVENTS, SILVER_EVENTS
+    from warehouse_models.tables import BRONZE_PLAYBACK, FACT_STREAM_EVENTS, SESSION_IDENTITY, SILVER_EVENTS
 
     settings = warehouse.copy(tmp_path)
     use_settings(monkeypatch, settings)
@@ -96,13 +99,17 @@ def test_corrupted_rows_fail_the_checks_and_block(warehouse, spark, monkeypatch,
     hourly = [silver_events, fact_stream_events, silver_events_quality, silver_events_freshness,
               fact_stream_events_quality]
 
-    # A record in bronze that bypassed the collector's validation: a device type outside the envelope.
+    # A record in bronze that bypassed the collector's validation: a device type outside the envelope. It is a
+    # copy of an event that carries every identity field, in a session of its own: in the copied event's session
+    # it could be the earliest event and so lend "toaster" to that session's slimmed events in silver (more than
+    # one bad row), and a slimmed copy alone in its session would leave identity fields empty.
     bronze_path = BRONZE_PLAYBACK.path(settings.delta_root_uri)
+    whole = [F.col(name).isNotNull() for name in SESSION_IDENTITY]
     good = (spark.read.format("delta").load(bronze_path)
             .where(F.col("parse_error").isNull() & (F.date_trunc("hour", "event_timestamp") == F.lit(hour)))
-            .limit(1))
-    good.withColumns({"event_id": F.lit("corrupt-device-1"), "device_type": F.lit("toaster"),
-                      "kafka_offset": F.lit(10**9).cast("long")}) \
+            .where(reduce(operator.and_, whole)).orderBy("event_id").limit(1))
+    good.withColumns({"event_id": F.lit("corrupt-device-1"), "session_id": F.lit("corrupt-session-1"),
+                      "device_type": F.lit("toaster"), "kafka_offset": F.lit(10**9).cast("long")}) \
         .write.format("delta").mode("append").save(bronze_path)
 
     with DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster")) as instance:
