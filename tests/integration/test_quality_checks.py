@@ -13,9 +13,6 @@ with the ids and the title named.
 
 from __future__ import annotations
 
-import operator
-from functools import reduce
-
 
 def test_checks_are_registered_blocking_where_they_guard_and_in_the_jobs():
     from dagster import AssetCheckKey, AssetKey
@@ -104,10 +101,9 @@ def test_corrupted_rows_fail_the_checks_and_block(warehouse, spark, monkeypatch,
     # it could be the earliest event and so lend "toaster" to that session's slimmed events in silver (more than
     # one bad row), and a slimmed copy alone in its session would leave identity fields empty.
     bronze_path = BRONZE_PLAYBACK.path(settings.delta_root_uri)
-    whole = [F.col(name).isNotNull() for name in SESSION_IDENTITY]
     good = (spark.read.format("delta").load(bronze_path)
             .where(F.col("parse_error").isNull() & (F.date_trunc("hour", "event_timestamp") == F.lit(hour)))
-            .where(reduce(operator.and_, whole)).orderBy("event_id").limit(1))
+            .dropna(subset=list(SESSION_IDENTITY)).orderBy("event_id").limit(1))
     good.withColumns({"event_id": F.lit("corrupt-device-1"), "session_id": F.lit("corrupt-session-1"),
                       "device_type": F.lit("toaster"), "kafka_offset": F.lit(10**9).cast("long")}) \
         .write.format("delta").mode("append").save(bronze_path)
