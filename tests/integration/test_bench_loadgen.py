@@ -157,10 +157,13 @@ def test_the_stall_probe_sees_a_pause_of_its_process() -> None:
 
     from bench import serving
 
-    # SIGSTOP, then SIGCONT 50 ms later, of this process from another one: the probe must count that pause.
-    pauser = subprocess.Popen([sys.executable, "-c", f"import os, signal, time\ntime.sleep(0.3)\n"
-                               f"os.kill({os.getpid()}, signal.SIGSTOP)\ntime.sleep(0.05)\n"
-                               f"os.kill({os.getpid()}, signal.SIGCONT)"])
-    found = serving._machine_stalls(0.8)
+    # SIGSTOP, then SIGCONT 50 ms later, of this process from another one: the probe must count that pause. The
+    # probe starts once the other process is up (its start-up alone can take longer than a short probe on a busy
+    # machine) and lasts long enough for the pause to fall inside it.
+    pauser = subprocess.Popen([sys.executable, "-c", f"import os, signal, time\nprint('ready', flush=True)\n"
+                               f"time.sleep(0.3)\nos.kill({os.getpid()}, signal.SIGSTOP)\ntime.sleep(0.05)\n"
+                               f"os.kill({os.getpid()}, signal.SIGCONT)"], stdout=subprocess.PIPE, text=True)
+    assert pauser.stdout is not None and pauser.stdout.readline().strip() == "ready"
+    found = serving._machine_stalls(2.0)
     pauser.wait(10)
     assert found["stalls"] >= 1 and found["stall_ms_max"] >= 40, found
